@@ -1,0 +1,221 @@
+//! The `tidings` command line (clap): every command and its arguments. Raw arguments are turned
+//! into validated values (addresses, slugs, times) by the command handlers in `commands/`
+//! before any work starts.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "tidings", version, about = "A self-hosted newsletter digest bot", long_about = None)]
+pub struct Cli {
+    /// Configuration file (default: config/tidings.toml when present)
+    #[arg(long, global = true, env = "TIDINGS_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Log filter, for example "info" or "tidings=debug" (RUST_LOG works too)
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage subscribers: add, list, remove, import, export
+    #[command(subcommand)]
+    Subscribers(SubscribersCommand),
+    /// List configured topics with their confirmed subscriber counts
+    Topics,
+    /// Apply database migrations
+    Migrate,
+    /// Fetch sources and ingest their articles for the window ending at TIME
+    Fetch(FetchArgs),
+    /// Freeze the digest issue of a topic for the period ending at TIME; prints the issue id
+    Compile(CompileArgs),
+    /// Print the digest that compile would freeze (text, html or a complete .eml)
+    Preview(PreviewArgs),
+    /// Explain why an article is in or out of a topic's digest
+    Explain(ExplainArgs),
+    /// Compile (if needed), enqueue and deliver a topic's issue
+    Send(SendArgs),
+    /// List per-recipient delivery records
+    Deliveries(DeliveriesArgs),
+    /// Re-queue an issue's failed and deferred deliveries for now
+    Retry(RetryArgs),
+    /// The main job: fetch, compile and send every topic
+    Run(RunArgs),
+    /// Run the web app, the scheduler and the delivery workers until SIGTERM or Ctrl-C
+    Serve,
+    /// Show next and last runs, queue depth and subscribers by status
+    Status,
+}
+
+/// A point in time given on the command line: RFC 3339, for example 2026-02-09T08:00:00Z.
+pub fn parse_time(raw: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{raw:?} is not an RFC 3339 time such as 2026-02-09T08:00:00Z ({e})"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscribersCommand {
+    /// Add a subscriber, or add topics to an existing one
+    Add(AddArgs),
+    /// List subscribers (a table, or JSON with --json)
+    List(ListArgs),
+    /// Unsubscribe an address (keeps the consent record); --erase deletes the person's data
+    Remove(RemoveArgs),
+    /// Import subscribers from a CSV file with a header row: email,topics[,status][,timezone]
+    Import(ImportArgs),
+    /// Export subscribers as CSV on stdout (re-importable)
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The address to add
+    pub email: String,
+    /// A topic slug; repeat for several
+    #[arg(long = "topic", value_name = "SLUG", required = true)]
+    pub topics: Vec<String>,
+    /// Record the address as confirmed (consent obtained elsewhere)
+    #[arg(long)]
+    pub confirmed: bool,
+    /// The subscriber's IANA time zone, for example Europe/Berlin
+    #[arg(long, value_name = "TZ")]
+    pub timezone: Option<String>,
+    /// Bring back an unsubscribed, bounced or complained address
+    #[arg(long)]
+    pub resubscribe: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only subscribers of this topic
+    #[arg(long, value_name = "SLUG")]
+    pub topic: Option<String>,
+    /// Only subscribers with this status (pending, confirmed, unsubscribed, bounced, complained)
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Print one JSON array instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// The address to remove
+    pub email: String,
+    /// Delete the person's data; only a hash of the address stays on the suppression list
+    #[arg(long)]
+    pub erase: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// CSV file with a header row naming `email` and `topics` (topics separated by `;`)
+    pub file: PathBuf,
+    /// Import rows without a status column as confirmed
+    #[arg(long)]
+    pub confirmed: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only subscribers of this topic
+    #[arg(long, value_name = "SLUG")]
+    pub topic: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// End of the window to ingest (RFC 3339; default now)
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<DateTime<Utc>>,
+    /// Only this source (by its configured name)
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    #[arg(long, value_name = "SLUG")]
+    pub topic: String,
+    /// A time inside the period (RFC 3339; default now)
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<DateTime<Utc>>,
+    /// Compile again even if the issue exists (refused once deliveries were queued)
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PreviewFormat {
+    Text,
+    Html,
+    Eml,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    #[arg(long, value_name = "SLUG")]
+    pub topic: String,
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<DateTime<Utc>>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: PreviewFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The article's URL (any form; it is canonicalised)
+    pub url: String,
+    #[arg(long, value_name = "SLUG")]
+    pub topic: String,
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[arg(long, value_name = "SLUG")]
+    pub topic: String,
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<DateTime<Utc>>,
+    /// Send this existing issue instead of the period's
+    #[arg(long, value_name = "ID")]
+    pub issue: Option<i64>,
+    /// Send one test copy to this address without recording a delivery
+    #[arg(long, value_name = "EMAIL")]
+    pub to: Option<String>,
+    /// Render everything and report what would be sent
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeliveriesArgs {
+    #[arg(long, value_name = "ID")]
+    pub issue: Option<i64>,
+    /// queued, sending, sent, deferred, failed or skipped
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    #[arg(long, value_name = "ID")]
+    pub issue: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,105 @@
+//! Command handlers: one function per CLI command, each turning raw arguments into validated
+//! values and calling the same library functions the web app and scheduler use. Results go to
+//! stdout, logs and progress to stderr.
+
+mod subscribers;
+
+use chrono::{DateTime, Utc};
+
+use crate::cli::{Cli, Command};
+use crate::config::{ConfigError, Settings};
+use crate::store::{Store, StoreError};
+
+/// Why a command did not succeed; decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Bad usage: an unknown topic, a malformed address, a bad flag value. Exit code 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The configuration is invalid. Exit code 2.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The work failed. Exit code 1.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for CommandError {
+    fn from(e: StoreError) -> Self {
+        CommandError::Failed(e.into())
+    }
+}
+
+impl CommandError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CommandError::Usage(_) | CommandError::Config(_) => 2,
+            CommandError::Failed(_) => 1,
+        }
+    }
+
+    /// The message on one line, with its causes joined by ": ".
+    pub fn one_line(&self) -> String {
+        match self {
+            CommandError::Failed(e) => format!("{e:#}").replace('\n', " "),
+            other => other.to_string().replace('\n', " "),
+        }
+    }
+}
+
+pub type CommandResult = Result<(), CommandError>;
+
+pub fn usage(msg: impl Into<String>) -> CommandError {
+    CommandError::Usage(msg.into())
+}
+
+/// What every command gets: validated settings and an open, migrated store.
+pub struct Context {
+    pub settings: Settings,
+    pub store: Store,
+}
+
+impl Context {
+    pub async fn open(settings: Settings) -> Result<Context, CommandError> {
+        let store = Store::open(&settings.database.url, settings.database.max_connections)
+            .await
+            .map_err(|e| CommandError::Failed(e.into()))?;
+        Ok(Context { settings, store })
+    }
+
+    /// Checks that a topic slug is configured; the error names it and lists the known ones.
+    pub fn topic(&self, slug: &str) -> Result<&crate::config::TopicSettings, CommandError> {
+        self.settings.topic(slug).ok_or_else(|| {
+            let known: Vec<&str> = self.settings.topics.iter().map(|t| t.slug.as_str()).collect();
+            usage(format!(
+                "unknown topic {slug:?} (configured: {})",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            ))
+        })
+    }
+}
+
+/// The current time; commands take `--at` to override it.
+pub fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+/// Runs one command.
+pub async fn dispatch(cli: Cli) -> CommandResult {
+    let settings = Settings::load(cli.config.as_deref())?;
+    let ctx = Context::open(settings).await?;
+    let result = match cli.command {
+        Command::Subscribers(cmd) => subscribers::run(&ctx, cmd).await,
+        Command::Topics => subscribers::topics(&ctx).await,
+        Command::Migrate => {
+            let n = ctx.store.migrate().await?;
+            println!("migrations up to date ({n} applied now)");
+            Ok(())
+        }
+        other => Err(CommandError::Failed(anyhow::anyhow!(
+            "{other:?} is not available in this build yet"
+        ))),
+    };
+    ctx.store.close().await;
+    result
+}

@@ -1,0 +1,10 @@
+//! Pure domain types with no I/O: subscriber addresses, topic slugs, statuses, articles and
+//! digests. Everything that enters tidings from outside is parsed into one of these once.
+
+mod article;
+mod email;
+mod subscriber;
+
+pub use article::{Article, ArticleSource, Digest, DigestEntry, FetchedItem, PageInfo, SourceLine};
+pub use email::{EmailError, SubscriberEmail, parse_mailbox};
+pub use subscriber::{ConsentSource, DeliveryStatus, SubscriberStatus, TopicSlug};

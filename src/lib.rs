@@ -1,0 +1,10 @@
+//! tidings: a self-hosted newsletter digest bot. Sources are fetched, articles ingested and
+//! classified into topics, ranked, summarised and frozen into one digest issue per topic and
+//! period, rendered as email and delivered through an outbox over SMTP.
+
+pub mod config; // typed settings, layered loading, validation naming the key
+pub mod domain; // pure types: SubscriberEmail, TopicSlug, statuses, articles, digests
+pub mod schedule; // pure cron arithmetic in a time zone (next run, latest run)
+pub mod store; // the only place with SQL: SQLite and PostgreSQL behind one Store
+pub mod cli; // clap command definitions
+pub mod commands; // one handler per CLI command; exit-code mapping

@@ -8,3 +8,9 @@ pub mod schedule; // pure cron arithmetic in a time zone (next run, latest run)
 pub mod store; // the only place with SQL: SQLite and PostgreSQL behind one Store
 pub mod cli; // clap command definitions
 pub mod commands; // one handler per CLI command; exit-code mapping
+pub mod delivery; // outbox workers and transports; the only place that talks SMTP
+pub mod pipeline; // ingest, classify, rank, summarize, compile (pure where possible)
+pub mod render; // askama templates -> complete email messages
+pub mod sources; // HTTP client with limits and SSRF guard; hackernews, feed, lobsters
+pub mod tokens; // HMAC-signed link tokens
+pub mod web; // axum router and pages

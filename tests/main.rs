@@ -1,1 +1,7 @@
-fn main(){}
+//! The one integration-test binary (ripgrep's layout): every module below runs against the real
+//! `tidings` library or binary, real SQLite and PostgreSQL, and loopback fixture servers.
+
+mod support;
+
+mod cli;
+mod store;

@@ -2,6 +2,16 @@
 //! values and calling the same library functions the web app and scheduler use. Results go to
 //! stdout, logs and progress to stderr.
 
+mod compile;
+mod deliveries;
+mod explain;
+mod fetch;
+mod preview;
+mod retry;
+mod run;
+mod send;
+mod serve;
+mod status;
 mod subscribers;
 
 use chrono::{DateTime, Utc};
@@ -96,9 +106,16 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
             println!("migrations up to date ({n} applied now)");
             Ok(())
         }
-        other => Err(CommandError::Failed(anyhow::anyhow!(
-            "{other:?} is not available in this build yet"
-        ))),
+        Command::Fetch(a) => fetch::run(&ctx, a).await,
+        Command::Compile(a) => compile::run(&ctx, a).await,
+        Command::Preview(a) => preview::run(&ctx, a).await,
+        Command::Explain(a) => explain::run(&ctx, a).await,
+        Command::Send(a) => send::run(&ctx, a).await,
+        Command::Deliveries(a) => deliveries::run(&ctx, a).await,
+        Command::Retry(a) => retry::run(&ctx, a).await,
+        Command::Run(a) => run::run(&ctx, a).await,
+        Command::Serve => serve::run(&ctx).await,
+        Command::Status => status::run(&ctx).await,
     };
     ctx.store.close().await;
     result

@@ -1,0 +1,1 @@
+//! The article pipeline: ingest (canonical URL, dedupe, merge), classify, rank, summarize, compile.

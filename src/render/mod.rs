@@ -1,0 +1,1 @@
+//! Rendering: askama email templates -> complete messages (subject, HTML with inlined CSS, text, headers, DKIM).

@@ -57,7 +57,7 @@ fn err(msg: impl Into<String>) -> ConfigError {
     ConfigError(msg.into())
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub newsletter: NewsletterSettings,
@@ -436,24 +436,6 @@ fn three() -> usize {
     3
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            newsletter: NewsletterSettings::default(),
-            database: DatabaseSettings::default(),
-            delivery: DeliverySettings::default(),
-            smtp: SmtpSettings::default(),
-            dkim: DkimSettings::default(),
-            web: WebSettings::default(),
-            schedule: ScheduleSettings::default(),
-            fetch: FetchSettings::default(),
-            summarizer: SummarizerSettings::default(),
-            sources: Vec::new(),
-            topics: Vec::new(),
-        }
-    }
-}
-
 impl Settings {
     /// Loads defaults, then the file at `path` (if given, it must exist; otherwise
     /// `config/tidings.toml` when present), then `TIDINGS__SECTION__KEY` variables; validates.
@@ -502,7 +484,9 @@ impl Settings {
         let base = url::Url::parse(&n.base_url)
             .map_err(|e| err(format!("newsletter.base_url is not a URL: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") {
-            return Err(err("newsletter.base_url must start with http:// or https://"));
+            return Err(err(
+                "newsletter.base_url must start with http:// or https://",
+            ));
         }
         crate::domain::parse_mailbox(&n.from)
             .map_err(|e| err(format!("newsletter.from is not a valid mailbox: {e}")))?;
@@ -526,7 +510,9 @@ impl Settings {
             }
         }
         let db = &self.database.url;
-        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://"))
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
         {
             return Err(err(format!(
                 "database.url must start with sqlite: or postgres:// (got {})",
@@ -547,7 +533,9 @@ impl Settings {
             return Err(err("delivery.retry_base_secs must be at least 1"));
         }
         if d.retry_max_secs < d.retry_base_secs {
-            return Err(err("delivery.retry_max_secs must be at least delivery.retry_base_secs"));
+            return Err(err(
+                "delivery.retry_max_secs must be at least delivery.retry_base_secs",
+            ));
         }
         if d.lease_secs == 0 {
             return Err(err("delivery.lease_secs must be at least 1"));
@@ -559,7 +547,9 @@ impl Settings {
             return Err(err("delivery.outbox_dir must not be empty"));
         }
         if d.transport == Some(TransportKind::Smtp) && self.smtp.host.trim().is_empty() {
-            return Err(err("delivery.transport is \"smtp\" but smtp.host is not set"));
+            return Err(err(
+                "delivery.transport is \"smtp\" but smtp.host is not set",
+            ));
         }
         let s = &self.smtp;
         if !s.host.trim().is_empty() && s.port == 0 {
@@ -576,15 +566,20 @@ impl Settings {
         }
         let k = &self.dkim;
         if k.enabled() && (k.domain.trim().is_empty() || k.selector.trim().is_empty()) {
-            return Err(err("dkim.private_key_path is set but dkim.domain or dkim.selector is empty"));
+            return Err(err(
+                "dkim.private_key_path is set but dkim.domain or dkim.selector is empty",
+            ));
         }
         self.web
             .bind
             .parse::<SocketAddr>()
             .map_err(|e| err(format!("web.bind is not an address:port ({e})")))?;
         for p in &self.web.trusted_proxies {
-            p.parse::<IpAddr>()
-                .map_err(|_| err(format!("web.trusted_proxies contains {p:?}, not an IP address")))?;
+            p.parse::<IpAddr>().map_err(|_| {
+                err(format!(
+                    "web.trusted_proxies contains {p:?}, not an IP address"
+                ))
+            })?;
         }
         if self.web.max_body_bytes < 1024 {
             return Err(err("web.max_body_bytes must be at least 1024"));
@@ -593,9 +588,12 @@ impl Settings {
             return Err(err("web.request_timeout_secs must be at least 1"));
         }
         let sch = &self.schedule;
-        sch.timezone
-            .parse::<chrono_tz::Tz>()
-            .map_err(|_| err(format!("schedule.timezone {:?} is not an IANA time zone", sch.timezone)))?;
+        sch.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
+            err(format!(
+                "schedule.timezone {:?} is not an IANA time zone",
+                sch.timezone
+            ))
+        })?;
         for (key, value) in [
             ("schedule.cron", &sch.cron),
             ("schedule.fetch_cron", &sch.fetch_cron),
@@ -608,7 +606,9 @@ impl Settings {
         }
         let f = &self.fetch;
         if f.connect_timeout_secs == 0 || f.timeout_secs == 0 {
-            return Err(err("fetch.connect_timeout_secs and fetch.timeout_secs must be at least 1"));
+            return Err(err(
+                "fetch.connect_timeout_secs and fetch.timeout_secs must be at least 1",
+            ));
         }
         if f.max_bytes < 1024 {
             return Err(err("fetch.max_bytes must be at least 1024"));
@@ -625,10 +625,14 @@ impl Settings {
         let sm = &self.summarizer;
         if sm.kind == SummarizerKind::Openai {
             if sm.base_url.trim().is_empty() {
-                return Err(err("summarizer.base_url must be set when summarizer.kind = \"openai\""));
+                return Err(err(
+                    "summarizer.base_url must be set when summarizer.kind = \"openai\"",
+                ));
             }
             if sm.model.trim().is_empty() {
-                return Err(err("summarizer.model must be set when summarizer.kind = \"openai\""));
+                return Err(err(
+                    "summarizer.model must be set when summarizer.kind = \"openai\"",
+                ));
             }
         }
         let mut names = HashSet::new();
@@ -637,13 +641,18 @@ impl Settings {
                 return Err(err(format!("sources[{i}].name must not be empty")));
             }
             if !names.insert(src.name.as_str()) {
-                return Err(err(format!("sources[{i}].name {:?} is used twice", src.name)));
+                return Err(err(format!(
+                    "sources[{i}].name {:?} is used twice",
+                    src.name
+                )));
             }
             if !(src.weight.is_finite() && src.weight >= 0.0) {
                 return Err(err(format!("sources[{i}].weight must be a number >= 0")));
             }
             if src.kind == SourceKind::Feed && src.url.as_deref().unwrap_or("").trim().is_empty() {
-                return Err(err(format!("sources[{i}].url is required for kind = \"feed\"")));
+                return Err(err(format!(
+                    "sources[{i}].url is required for kind = \"feed\""
+                )));
             }
             for (key, value) in [("url", &src.url), ("base_url", &src.base_url)] {
                 if let Some(v) = value {
@@ -665,19 +674,21 @@ impl Settings {
                 return Err(err(format!("topics[{i}].name must not be empty")));
             }
             if t.window_days == 0 || t.window_days > 366 {
-                return Err(err(format!("topics[{i}].window_days must be between 1 and 366")));
+                return Err(err(format!(
+                    "topics[{i}].window_days must be between 1 and 366"
+                )));
             }
             if t.limit == 0 {
                 return Err(err(format!("topics[{i}].limit must be at least 1")));
             }
             if t.max_per_domain == 0 {
-                return Err(err(format!("topics[{i}].max_per_domain must be at least 1")));
+                return Err(err(format!(
+                    "topics[{i}].max_per_domain must be at least 1"
+                )));
             }
-            if let Some(c) = &t.cron {
-                if !c.trim().is_empty() {
-                    crate::schedule::parse_cron(c)
-                        .map_err(|e| err(format!("topics[{i}].cron: {e}")))?;
-                }
+            if let Some(c) = t.cron.as_deref().filter(|c| !c.trim().is_empty()) {
+                crate::schedule::parse_cron(c)
+                    .map_err(|e| err(format!("topics[{i}].cron: {e}")))?;
             }
             if let Some(at) = &t.deliver_at_local {
                 chrono::NaiveTime::parse_from_str(at, "%H:%M").map_err(|_| {
@@ -738,6 +749,33 @@ mod tests {
         assert!(e.to_string().contains("topics[0].slug"), "{e}");
         let e = Settings::from_toml("[newsletter]\nbogus = 1\n").unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    /// Every key of every section appears in config/tidings.toml (set or commented out), so the
+    /// shipped file documents the whole configuration.
+    #[test]
+    fn shipped_config_names_every_key() {
+        let text = include_str!("../config/tidings.toml");
+        Settings::from_toml(text).unwrap();
+        let defaults = figment::Figment::from(Serialized::defaults(Settings::default()));
+        let value: figment::value::Dict = defaults.extract().unwrap();
+        for (section, inner) in value {
+            let Some(dict) = inner.as_dict() else { continue };
+            assert!(text.contains(&format!("[{section}]")), "section [{section}] is missing");
+            for key in dict.keys() {
+                let named = text
+                    .lines()
+                    .map(|l| l.trim_start_matches('#').trim())
+                    .any(|l| l.starts_with(&format!("{key} =")));
+                assert!(named, "{section}.{key} is not named in config/tidings.toml");
+            }
+        }
+        for key in ["kind", "name", "weight", "base_url", "url", "min_points", "tags"] {
+            assert!(text.contains(key), "sources key {key} is not documented");
+        }
+        for key in ["slug", "keywords", "exclude", "domains", "window_days", "limit", "max_per_domain", "repeat", "cron", "deliver_at_local"] {
+            assert!(text.contains(key), "topics key {key} is not documented");
+        }
     }
 
     #[test]

@@ -503,6 +503,14 @@ fn messages_for_many_subscribers_share_one_rendering() {
 }
 
 #[test]
+fn prepared_digests_and_signers_can_be_shared_between_workers() {
+    fn shared<T: Send + Sync + Clone>() {}
+    shared::<PreparedDigest>();
+    shared::<DkimSigner>();
+    shared::<TokenSigner>();
+}
+
+#[test]
 fn prepare_refuses_a_digest_without_issue_id_or_articles() {
     let mut d = twenty();
     d.issue_id = None;
@@ -792,5 +800,15 @@ fn writes_sample_eml_files() {
     )
     .unwrap();
     std::fs::write(dir.join("confirm.eml"), &out.raw).unwrap();
+    let mut hostile = twenty();
+    hostile.entries[0].title = "<script>alert(1)</script>\r\nBcc: x@example.org".into();
+    hostile.entries[1].title = "\"><img src=x onerror=alert(1)>".into();
+    hostile.entries[1].url = "javascript:alert(1)".into();
+    hostile.entries[2].title = "B".repeat(10 * 1024);
+    let prepared = PreparedDigest::prepare(&settings(), &hostile, Some(dkim())).unwrap();
+    let out = prepared
+        .message_for(&signer(), &recipient(7), now())
+        .unwrap();
+    std::fs::write(dir.join("hostile.eml"), &out.raw).unwrap();
     assert!(dir.join("digest.eml").metadata().unwrap().len() > 10_000);
 }

@@ -405,6 +405,30 @@ impl Store {
         }))
     }
 
+    /// Gives back a claimed row that was not sent (a graceful stop, or a lease about to run
+    /// out): it is queued again as it was, its attempt not counted. Returns false when the lease
+    /// was no longer held.
+    pub async fn release_claim(
+        &self,
+        claim: &ClaimedDelivery,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let n = with_pool!(self, p => {
+            sqlx::query(
+                "UPDATE deliveries SET status = CASE WHEN attempts > 1 THEN 'deferred' ELSE 'queued' END, \
+                 attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = $1, updated_at = $1 \
+                 WHERE id = $2 AND lease_owner = $3 AND status = 'sending'",
+            )
+            .bind(now)
+            .bind(claim.id)
+            .bind(&claim.lease_owner)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
     /// The earliest time a row in `sending` under someone's lease becomes claimable again, if any.
     pub async fn next_lease_expiry(&self) -> StoreResult<Option<DateTime<Utc>>> {
         Ok(with_pool!(self, p => {

@@ -122,7 +122,7 @@ fn progress_reporter(total: u64) -> (Progress, Option<indicatif::ProgressBar>) {
         let step = (total / 10).max(1);
         let progress: Progress = Arc::new(move |_status: DeliveryStatus| {
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if n % step == 0 || n == total {
+            if n.is_multiple_of(step) || n == total {
                 tracing::info!("{n}/{total} messages settled");
             }
         });

@@ -27,17 +27,19 @@ pub struct ArticleUpsert<'a> {
     pub source: &'a ArticleSource,
 }
 
+type IssueTuple = (
+    i64,
+    String,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    String,
+);
+
 impl Store {
     /// TEMP-STUB (owned by the pipeline helper).
     pub async fn get_issue(&self, id: i64) -> StoreResult<Option<StoredIssue>> {
-        let row: Option<(
-            i64,
-            String,
-            DateTime<Utc>,
-            DateTime<Utc>,
-            DateTime<Utc>,
-            String,
-        )> = with_pool!(self, p => {
+        let row: Option<IssueTuple> = with_pool!(self, p => {
             sqlx::query_as("SELECT id, topic, window_start, window_end, compiled_at, content FROM issues WHERE id = $1")
                 .bind(id)
                 .fetch_optional(p)

@@ -1,9 +1,18 @@
-//! `tidings retry`.
+//! `tidings retry --issue ID`: re-queues an issue's failed and deferred deliveries for now.
 
-use super::{CommandResult, Context};
+use super::{CommandResult, Context, usage};
+use crate::cli::RetryArgs;
 
-pub async fn run(_ctx: &Context, _args: crate::cli::RetryArgs) -> CommandResult {
-    Err(super::CommandError::Failed(anyhow::anyhow!(
-        "tidings retry is not available in this build yet"
-    )))
+pub async fn run(ctx: &Context, args: RetryArgs) -> CommandResult {
+    let issue = ctx
+        .store
+        .get_issue(args.issue)
+        .await?
+        .ok_or_else(|| usage(format!("issue {} does not exist", args.issue)))?;
+    let n = ctx.store.requeue_issue(issue.id, super::now()).await?;
+    println!(
+        "re-queued {n} failed or deferred deliveries of issue {}; `tidings send --topic {} --issue {}` delivers them",
+        issue.id, issue.topic, issue.id
+    );
+    Ok(())
 }

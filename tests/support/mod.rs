@@ -1,7 +1,8 @@
-//! Shared test helpers: fresh databases on both backends and running the built binary with a
-//! temporary configuration.
+//! Shared test helpers: fresh databases on both backends, running the built binary with a
+//! temporary configuration, and an SMTP server on loopback with scripted faults.
 
 #![allow(dead_code)]
 
 pub mod cli;
 pub mod db;
+pub mod smtp;

@@ -1,0 +1,472 @@
+//! The outbox: one `deliveries` row per message to send (digests and transactional mail).
+//!
+//! Rows are written in the same transaction as their cause ([`Store::enqueue_issue`] writes one
+//! row per confirmed subscriber of the topic at once), claimed by workers under a lease
+//! ([`Store::claim_due`]: `FOR UPDATE SKIP LOCKED` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite),
+//! and settled by [`Store::record_outcome`] only while the lease is still the claimer's. No
+//! transaction is held while a message is being sent. Failed rows are never deleted.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{Store, StoreError, StoreResult, with_pool};
+use crate::domain::{DeliveryStatus, SubscriberStatus};
+
+/// What a delivery row carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryKind {
+    /// A digest issue, rendered when the row is claimed.
+    Digest,
+    /// A confirmation email (transactional), stored ready to send in `payload`.
+    Confirm,
+}
+
+impl DeliveryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::Digest => "digest",
+            DeliveryKind::Confirm => "confirm",
+        }
+    }
+
+    fn parse(raw: &str) -> StoreResult<DeliveryKind> {
+        match raw {
+            "digest" => Ok(DeliveryKind::Digest),
+            "confirm" => Ok(DeliveryKind::Confirm),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown delivery kind {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A row a worker has claimed: it owns it until `lease_expires_at`.
+#[derive(Clone, Debug)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    pub kind: DeliveryKind,
+    pub issue_id: Option<i64>,
+    pub subscriber_id: Option<i64>,
+    pub email: String,
+    pub topic: Option<String>,
+    /// The outbox key: `digest:{issue}:{subscriber}` for digests, the Message-ID otherwise.
+    pub message_id: String,
+    /// The complete message for transactional mail; `None` for digests.
+    pub payload: Option<Vec<u8>>,
+    /// Attempts including this one.
+    pub attempts: i64,
+    pub created_at: DateTime<Utc>,
+    /// The lease token this claim holds; pass it back to [`Store::record_outcome`].
+    pub lease_owner: String,
+}
+
+/// How one attempt went, with the server's reply (or the error) as text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Accepted (2xx).
+    Sent { reply: String },
+    /// Temporary failure (4xx) or unknown outcome (dropped connection, timeout): retry later.
+    Deferred { reply: String },
+    /// Permanent failure (5xx); `bounce` when the reply says the mailbox is bad (5.1.x).
+    Failed { reply: String, bounce: bool },
+}
+
+/// Backoff and give-up rules (from `[delivery]`).
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    pub base_secs: u64,
+    pub max_secs: u64,
+    pub max_attempts: u32,
+    pub give_up_after: Duration,
+}
+
+impl RetryPolicy {
+    pub fn from_settings(d: &crate::config::DeliverySettings) -> RetryPolicy {
+        RetryPolicy {
+            base_secs: d.retry_base_secs,
+            max_secs: d.retry_max_secs,
+            max_attempts: d.max_attempts,
+            give_up_after: Duration::hours(
+                i64::try_from(d.give_up_after_hours).unwrap_or(i64::MAX / 3_600_000),
+            ),
+        }
+    }
+
+    /// The wait after the `attempts`-th failed attempt: `base * 2^(attempts-1)`, capped at max.
+    pub fn backoff(&self, attempts: i64) -> Duration {
+        let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 62)).unwrap_or(62);
+        let secs = self
+            .base_secs
+            .saturating_mul(1u64.checked_shl(exp).unwrap_or(u64::MAX))
+            .min(self.max_secs);
+        Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
+    }
+}
+
+/// One delivery record, as listed by `tidings deliveries`.
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub kind: String,
+    pub issue_id: Option<i64>,
+    pub subscriber_id: Option<i64>,
+    pub email: String,
+    pub topic: Option<String>,
+    pub message_id: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_reply: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    id: i64,
+    kind: String,
+    issue_id: Option<i64>,
+    subscriber_id: Option<i64>,
+    email: String,
+    topic: Option<String>,
+    message_id: String,
+    payload: Option<Vec<u8>>,
+    attempts: i64,
+    created_at: DateTime<Utc>,
+}
+
+/// Rows a claim may take: queued or deferred and due, or being sent under an expired lease.
+const DUE: &str = "((status IN ('queued','deferred') AND next_attempt_at <= $3 AND not_before <= $3) \
+                   OR (status = 'sending' AND lease_expires_at <= $3))";
+
+const CLAIM_SET: &str = "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, \
+                         lease_owner = $1, lease_expires_at = $2, updated_at = $3";
+
+const RETURNING: &str = "RETURNING id, kind, issue_id, subscriber_id, email, topic, message_id, payload, attempts, created_at";
+
+/// Claimed rows whose subscriber may no longer receive them: a digest needs a confirmed
+/// subscriber still on the row's topic; a confirmation needs a pending or confirmed one.
+const SKIP_INELIGIBLE: &str = "UPDATE deliveries SET status = 'skipped', lease_owner = NULL, lease_expires_at = NULL, \
+     last_reply = 'skipped: the subscriber is no longer subscribed', updated_at = $2 \
+     WHERE lease_owner = $1 AND status = 'sending' AND NOT ( \
+       (kind = 'digest' AND EXISTS (SELECT 1 FROM subscribers s JOIN subscriptions t ON t.subscriber_id = s.id \
+            WHERE s.id = deliveries.subscriber_id AND s.status = 'confirmed' AND t.topic = deliveries.topic)) \
+       OR (kind = 'confirm' AND EXISTS (SELECT 1 FROM subscribers s \
+            WHERE s.id = deliveries.subscriber_id AND s.status IN ('pending','confirmed')))) \
+     RETURNING id";
+
+impl Store {
+    /// Queues one digest delivery per confirmed subscriber of `topic`, in one statement (one
+    /// transaction). Idempotent: rows that exist are left alone. Returns how many were added.
+    pub async fn enqueue_issue(
+        &self,
+        issue_id: i64,
+        topic: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let prefix = format!("digest:{issue_id}:");
+        Ok(with_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO deliveries (kind, issue_id, subscriber_id, email, topic, message_id, payload, status, attempts, \
+                 not_before, next_attempt_at, created_at, updated_at) \
+                 SELECT 'digest', $1, s.id, s.email, $2, $3 || CAST(s.id AS TEXT), NULL, 'queued', 0, $4, $4, $4, $4 \
+                 FROM subscribers s JOIN subscriptions t ON t.subscriber_id = s.id \
+                 WHERE t.topic = $2 AND s.status = 'confirmed' \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(issue_id)
+            .bind(topic)
+            .bind(&prefix)
+            .bind(now)
+            .execute(p)
+            .await?
+            .rows_affected()
+        }))
+    }
+
+    /// Queues one ready-made transactional message (for example a confirmation). Returns the
+    /// row id, or `None` when a row with this Message-ID exists already.
+    pub async fn enqueue_transactional(
+        &self,
+        kind: DeliveryKind,
+        subscriber_id: i64,
+        email: &str,
+        message_id: &str,
+        payload: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<i64>> {
+        Ok(with_pool!(self, p => {
+            sqlx::query_scalar(
+                "INSERT INTO deliveries (kind, issue_id, subscriber_id, email, topic, message_id, payload, status, attempts, \
+                 not_before, next_attempt_at, created_at, updated_at) \
+                 VALUES ($1, NULL, $2, $3, NULL, $4, $5, 'queued', 0, $6, $6, $6, $6) \
+                 ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind(kind.as_str())
+            .bind(subscriber_id)
+            .bind(email)
+            .bind(message_id)
+            .bind(payload)
+            .bind(now)
+            .fetch_optional(p)
+            .await?
+        }))
+    }
+
+    /// Claims up to `limit` due rows for `owner` until `now + lease`. Each claim gets its own
+    /// lease token (`owner/uuid`). Rows whose subscriber left (unsubscribed, bounced, off the
+    /// topic) are marked skipped in the same transaction and not returned.
+    pub async fn claim_due(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let token = format!("{owner}/{}", uuid::Uuid::new_v4().simple());
+        let expires = now + lease;
+        let limit = i64::from(limit.max(1));
+        let (rows, skipped): (Vec<ClaimRow>, Vec<i64>) = match &self.pool {
+            super::Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                let sql = format!(
+                    "{CLAIM_SET} WHERE id IN (SELECT id FROM deliveries WHERE {DUE} ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) {RETURNING}"
+                );
+                let rows: Vec<ClaimRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(&token)
+                    .bind(expires)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let skipped: Vec<i64> = sqlx::query_scalar(SKIP_INELIGIBLE)
+                    .bind(&token)
+                    .bind(now)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                (rows, skipped)
+            }
+            super::Pool::Sqlite(p) => {
+                // BEGIN IMMEDIATE takes the write lock up front, so two claimers never read
+                // the same due rows; the busy timeout queues them.
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                let sql = format!(
+                    "{CLAIM_SET} WHERE id IN (SELECT id FROM deliveries WHERE {DUE} ORDER BY id LIMIT $4) {RETURNING}"
+                );
+                let rows: Vec<ClaimRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(&token)
+                    .bind(expires)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let skipped: Vec<i64> = sqlx::query_scalar(SKIP_INELIGIBLE)
+                    .bind(&token)
+                    .bind(now)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                (rows, skipped)
+            }
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            if skipped.contains(&r.id) {
+                continue;
+            }
+            out.push(ClaimedDelivery {
+                id: r.id,
+                kind: DeliveryKind::parse(&r.kind)?,
+                issue_id: r.issue_id,
+                subscriber_id: r.subscriber_id,
+                email: r.email,
+                topic: r.topic,
+                message_id: r.message_id,
+                payload: r.payload,
+                attempts: r.attempts,
+                created_at: r.created_at,
+                lease_owner: token.clone(),
+            });
+        }
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+
+    /// Records how an attempt went, only while `claim`'s lease is still held (returns `None`
+    /// otherwise: the lease expired and another worker may own the row now). Deferred rows get
+    /// `next_attempt_at = now + backoff`, or become failed after `max_attempts` attempts or
+    /// `give_up_after` since they were queued. A bounce marks the subscriber bounced.
+    pub async fn record_outcome(
+        &self,
+        claim: &ClaimedDelivery,
+        outcome: &DeliveryOutcome,
+        policy: &RetryPolicy,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<DeliveryStatus>> {
+        let (status, reply, next, sent_at) = match outcome {
+            DeliveryOutcome::Sent { reply } => (DeliveryStatus::Sent, reply, now, Some(now)),
+            DeliveryOutcome::Failed { reply, .. } => (DeliveryStatus::Failed, reply, now, None),
+            DeliveryOutcome::Deferred { reply } => {
+                let give_up = claim.attempts >= i64::from(policy.max_attempts)
+                    || now - claim.created_at >= policy.give_up_after;
+                if give_up {
+                    (DeliveryStatus::Failed, reply, now, None)
+                } else {
+                    (
+                        DeliveryStatus::Deferred,
+                        reply,
+                        now + policy.backoff(claim.attempts),
+                        None,
+                    )
+                }
+            }
+        };
+        let reply = truncate_reply(reply);
+        let n = with_pool!(self, p => {
+            sqlx::query(
+                "UPDATE deliveries SET status = $1, last_reply = $2, next_attempt_at = $3, sent_at = $4, \
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $5 \
+                 WHERE id = $6 AND lease_owner = $7 AND status = 'sending'",
+            )
+            .bind(status.as_str())
+            .bind(&reply)
+            .bind(next)
+            .bind(sent_at)
+            .bind(now)
+            .bind(claim.id)
+            .bind(&claim.lease_owner)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        if n == 0 {
+            return Ok(None);
+        }
+        if let (DeliveryOutcome::Failed { bounce: true, .. }, Some(sub)) =
+            (outcome, claim.subscriber_id)
+        {
+            self.set_suppressed_status(sub, SubscriberStatus::Bounced, now)
+                .await?;
+        }
+        Ok(Some(status))
+    }
+
+    /// Delivery records, optionally of one issue and one status, ordered by id.
+    pub async fn list_deliveries(
+        &self,
+        issue_id: Option<i64>,
+        status: Option<DeliveryStatus>,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let status = status.map(|s| s.as_str());
+        Ok(with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT id, kind, issue_id, subscriber_id, email, topic, message_id, status, attempts, next_attempt_at, \
+                 last_reply, created_at, updated_at, sent_at FROM deliveries \
+                 WHERE ($1 IS NULL OR issue_id = $1) AND ($2 IS NULL OR status = $2) ORDER BY id",
+            )
+            .bind(issue_id)
+            .bind(status)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    /// Deliveries per status, of one issue or of all.
+    pub async fn counts_by_status(
+        &self,
+        issue_id: Option<i64>,
+    ) -> StoreResult<BTreeMap<String, i64>> {
+        let rows: Vec<(String, i64)> = with_pool!(self, p => {
+            sqlx::query_as("SELECT status, COUNT(*) FROM deliveries WHERE ($1 IS NULL OR issue_id = $1) GROUP BY status")
+                .bind(issue_id)
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Re-queues an issue's failed and deferred deliveries for `now` (an operator's decision).
+    /// Attempts are kept. Returns how many rows were re-queued.
+    pub async fn requeue_issue(&self, issue_id: i64, now: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(with_pool!(self, p => {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'queued', next_attempt_at = $2, updated_at = $2 \
+                 WHERE issue_id = $1 AND status IN ('failed','deferred')",
+            )
+            .bind(issue_id)
+            .bind(now)
+            .execute(p)
+            .await?
+            .rows_affected()
+        }))
+    }
+
+    /// Gives back a claimed row that was not sent (a graceful stop, or a lease about to run
+    /// out): it is queued again as it was, its attempt not counted. Returns false when the lease
+    /// was no longer held.
+    pub async fn release_claim(
+        &self,
+        claim: &ClaimedDelivery,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let n = with_pool!(self, p => {
+            sqlx::query(
+                "UPDATE deliveries SET status = CASE WHEN attempts > 1 THEN 'deferred' ELSE 'queued' END, \
+                 attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = $1, updated_at = $1 \
+                 WHERE id = $2 AND lease_owner = $3 AND status = 'sending'",
+            )
+            .bind(now)
+            .bind(claim.id)
+            .bind(&claim.lease_owner)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    /// The earliest time a row in `sending` under someone's lease becomes claimable again, if any.
+    pub async fn next_lease_expiry(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        Ok(with_pool!(self, p => {
+            sqlx::query_scalar("SELECT MIN(lease_expires_at) FROM deliveries WHERE status = 'sending'")
+                .fetch_one(p)
+                .await?
+        }))
+    }
+}
+
+/// Keeps replies readable and bounded in the database.
+fn truncate_reply(reply: &str) -> String {
+    let clean: String = reply
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match clean.char_indices().nth(500) {
+        Some((i, _)) => clean[..i].to_string(),
+        None => clean,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = RetryPolicy {
+            base_secs: 300,
+            max_secs: 3600,
+            max_attempts: 8,
+            give_up_after: Duration::hours(120),
+        };
+        assert_eq!(p.backoff(1), Duration::seconds(300));
+        assert_eq!(p.backoff(2), Duration::seconds(600));
+        assert_eq!(p.backoff(4), Duration::seconds(2400));
+        assert_eq!(p.backoff(5), Duration::seconds(3600));
+        assert_eq!(p.backoff(200), Duration::seconds(3600));
+    }
+}

@@ -1,0 +1,841 @@
+//! Delivery against a real SMTP server over TCP on loopback (tests/support/smtp.rs), on SQLite
+//! and, when a test cluster is available, PostgreSQL: exactly-once delivery, retries of 4xx and
+//! of connections dropped after the final ".", bounces, unsubscribes between enqueue and claim,
+//! concurrent claimers, two worker pools, and a `tidings send` killed with SIGKILL mid-batch.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use tidings::config::Settings;
+use tidings::delivery::{self, Clock};
+use tidings::domain::{
+    ArticleSource, ConsentSource, DeliveryStatus, Digest, DigestEntry, SubscriberEmail,
+    SubscriberStatus, TopicSlug,
+};
+use tidings::store::{ArticleUpsert, NewSubscriber, RetryPolicy, Store};
+
+use crate::support::smtp::{Faults, Received, SmtpServer, Stage};
+
+const TOPIC: &str = "rust";
+
+// TEMP: replaced by `support::db::stores()` once main's test harness is merged.
+mod db {
+    use tidings::store::Store;
+
+    pub async fn sqlite() -> Store {
+        let dir = tempfile::tempdir().unwrap().keep();
+        Store::open(&format!("sqlite://{}", dir.join("t.db").display()), 5)
+            .await
+            .unwrap()
+    }
+
+    pub async fn postgres_url() -> Option<String> {
+        use sqlx::Connection;
+        let admin = std::env::var("TIDINGS_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty());
+        let Some(admin) = admin else {
+            eprintln!(
+                "!!!!!!!! TIDINGS_TEST_POSTGRES_URL is not set: PostgreSQL delivery tests are SKIPPED"
+            );
+            assert!(
+                std::env::var("TIDINGS_REQUIRE_ALL").as_deref() != Ok("1"),
+                "PostgreSQL required"
+            );
+            return None;
+        };
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&format!("/{name}"));
+        Some(url.to_string())
+    }
+
+    pub async fn stores() -> Vec<(&'static str, Store)> {
+        let mut out = vec![("sqlite", sqlite().await)];
+        if let Some(url) = postgres_url().await {
+            out.push(("postgres", Store::open(&url, 10).await.unwrap()));
+        }
+        out
+    }
+}
+
+fn settings(port: u16, extra_delivery: &str) -> Settings {
+    let concurrency = if extra_delivery.contains("concurrency") {
+        ""
+    } else {
+        "concurrency = 4"
+    };
+    let outbox = tempfile::tempdir().unwrap().keep();
+    Settings::from_toml(&format!(
+        r#"
+[newsletter]
+base_url = "http://127.0.0.1:9"
+from = "Tidings <news@example.com>"
+
+[delivery]
+transport = "smtp"
+outbox_dir = "{}"
+{concurrency}
+retry_base_secs = 60
+retry_max_secs = 600
+lease_secs = 30
+batch_size = 5
+{extra_delivery}
+
+[smtp]
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+timeout_secs = 5
+
+[[topics]]
+slug = "rust"
+name = "Rust"
+description = "The Rust language."
+
+[[topics]]
+slug = "go"
+name = "Go"
+"#,
+        outbox.display()
+    ))
+    .unwrap()
+}
+
+/// A clock that tests move forward by hand.
+struct TestClock(Arc<AtomicI64>);
+
+impl TestClock {
+    fn new() -> TestClock {
+        TestClock(Arc::new(AtomicI64::new(0)))
+    }
+    fn clock(&self) -> Clock {
+        let offset = self.0.clone();
+        Arc::new(move || Utc::now() + chrono::Duration::seconds(offset.load(Ordering::SeqCst)))
+    }
+    fn advance(&self, secs: i64) {
+        self.0.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 2, 2, 8, 0, 0).unwrap()
+}
+
+async fn add(store: &Store, email: &str, topics: &[&str], status: SubscriberStatus) -> i64 {
+    let new = NewSubscriber {
+        email: SubscriberEmail::parse(email).unwrap(),
+        topics: topics
+            .iter()
+            .map(|t| TopicSlug::parse(t).unwrap())
+            .collect(),
+        status,
+        timezone: None,
+        source: ConsentSource::Cli,
+        consent_version: "v1".into(),
+        resubscribe: false,
+        ip: None,
+        user_agent: None,
+    };
+    match store.add_subscriber(&new, Utc::now()).await.unwrap() {
+        tidings::store::AddOutcome::Created { id } => id,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Freezes an issue of `topic` with `n` articles.
+async fn issue(store: &Store, topic: &str, n: u32) -> i64 {
+    let mut entries = Vec::new();
+    for i in 1..=n {
+        let url = format!("https://example.com/{topic}/{i}");
+        let source = ArticleSource {
+            source_name: "hn".into(),
+            source_kind: "hackernews".into(),
+            external_id: format!("{topic}{i}"),
+            points: Some(100 - i64::from(i)),
+            comments: Some(5),
+            discussion_url: None,
+            text: None,
+            tags: vec![],
+            published_at: t0(),
+        };
+        let title = format!("Article {i} about {topic}");
+        let id = store
+            .upsert_article(
+                &ArticleUpsert {
+                    canonical_url: &url,
+                    url: &url,
+                    domain: "example.com",
+                    title: &title,
+                    source: &source,
+                },
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        entries.push(DigestEntry {
+            position: i,
+            article_id: id,
+            title,
+            url,
+            domain: "example.com".into(),
+            published_at: t0(),
+            summary: format!("Summary of article {i}."),
+            score: 1.0,
+            sources: vec![],
+        });
+    }
+    let digest = Digest {
+        issue_id: None,
+        topic_slug: topic.into(),
+        topic_name: topic.to_uppercase(),
+        topic_description: "About it.".into(),
+        window_start: t0() - chrono::Duration::days(7),
+        window_end: t0(),
+        window_days: 7,
+        entries,
+    };
+    store.insert_issue(&digest, Utc::now()).await.unwrap().0.id
+}
+
+/// Checks one captured message the way a mailbox provider would, returning its Message-ID.
+fn check_message(m: &Received) -> String {
+    let text = String::from_utf8(m.raw.clone()).expect("UTF-8 message");
+    let head = text.split("\r\n\r\n").next().unwrap();
+    for name in ["From", "To", "Date", "Subject", "Message-ID"] {
+        let n = head
+            .split("\r\n")
+            .filter(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+            })
+            .count();
+        assert_eq!(n, 1, "{name} appears {n} times in\n{head}");
+    }
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&m.raw)
+        .expect("parses as MIME");
+    let plain = parsed
+        .parts
+        .iter()
+        .position(|p| p.is_text() && !p.is_text_html())
+        .expect("a text/plain part");
+    let html = parsed
+        .parts
+        .iter()
+        .position(|p| p.is_text_html())
+        .expect("a text/html part");
+    assert!(plain < html, "text/plain must come before text/html");
+    let to = parsed
+        .to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap()
+        .to_string();
+    assert_eq!(vec![to], m.to, "To header matches the envelope");
+    parsed.message_id().expect("Message-ID").to_string()
+}
+
+fn recipients(msgs: &[Received]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for m in msgs {
+        for r in &m.to {
+            *out.entry(r.clone()).or_default() += 1;
+        }
+    }
+    out
+}
+
+async fn status_of(store: &Store, issue: i64) -> BTreeMap<String, i64> {
+    store.counts_by_status(Some(issue)).await.unwrap()
+}
+
+#[tokio::test]
+async fn each_confirmed_subscriber_gets_exactly_one_message_and_a_second_run_sends_nothing() {
+    for (label, store) in db::stores().await {
+        let server = SmtpServer::start(Faults::default()).await;
+        let settings = settings(server.port, "");
+        let mut confirmed = HashSet::new();
+        for i in 0..12 {
+            let e = format!("reader{i}@example.org");
+            add(&store, &e, &[TOPIC], SubscriberStatus::Confirmed).await;
+            confirmed.insert(e);
+        }
+        add(
+            &store,
+            "pending@example.org",
+            &[TOPIC],
+            SubscriberStatus::Pending,
+        )
+        .await;
+        add(
+            &store,
+            "other-topic@example.org",
+            &["go"],
+            SubscriberStatus::Confirmed,
+        )
+        .await;
+        let gone = add(
+            &store,
+            "gone@example.org",
+            &[TOPIC],
+            SubscriberStatus::Confirmed,
+        )
+        .await;
+        store.unsubscribe_all(gone, Utc::now()).await.unwrap();
+        let issue = issue(&store, TOPIC, 3).await;
+
+        assert_eq!(
+            store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap(),
+            12,
+            "{label}"
+        );
+        assert_eq!(
+            store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap(),
+            0,
+            "{label}: idempotent"
+        );
+        let clock = TestClock::new();
+        let report = delivery::deliver_until_idle(&settings, &store, "w1", clock.clock())
+            .await
+            .unwrap();
+        assert_eq!(report.sent, 12, "{label}: {report:?}");
+
+        let got = server.received();
+        let by_rcpt = recipients(&got);
+        assert_eq!(
+            by_rcpt.keys().cloned().collect::<HashSet<_>>(),
+            confirmed,
+            "{label}"
+        );
+        assert!(by_rcpt.values().all(|n| *n == 1), "{label}: {by_rcpt:?}");
+        let ids: HashSet<String> = got.iter().map(check_message).collect();
+        assert_eq!(
+            ids.len(),
+            12,
+            "{label}: Message-IDs are unique per subscriber"
+        );
+
+        // A second run (even an hour later) sends nothing: no row is due.
+        clock.advance(3600);
+        store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap();
+        let again = delivery::deliver_until_idle(&settings, &store, "w2", clock.clock())
+            .await
+            .unwrap();
+        assert_eq!(again.attempted(), 0, "{label}: {again:?}");
+        assert_eq!(server.received().len(), 12, "{label}");
+        assert_eq!(
+            status_of(&store, issue).await.get("sent"),
+            Some(&12),
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn temporary_failures_mid_batch_are_retried_after_backoff_and_delivered_once() {
+    for (label, store) in db::stores().await {
+        let server = SmtpServer::start(Faults {
+            replies: vec![
+                (
+                    2,
+                    Stage::Mail,
+                    "421 4.3.2 shutting down, come back later".into(),
+                ),
+                (4, Stage::Rcpt, "450 4.2.1 mailbox busy".into()),
+                (6, Stage::Data, "451 4.3.0 local error".into()),
+            ],
+            ..Faults::default()
+        })
+        .await;
+        let settings = settings(server.port, "");
+        for i in 0..10 {
+            add(
+                &store,
+                &format!("r{i}@example.org"),
+                &[TOPIC],
+                SubscriberStatus::Confirmed,
+            )
+            .await;
+        }
+        let issue = issue(&store, TOPIC, 2).await;
+        store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap();
+        let clock = TestClock::new();
+        let first = delivery::deliver_until_idle(&settings, &store, "w", clock.clock())
+            .await
+            .unwrap();
+        assert_eq!((first.sent, first.deferred), (7, 3), "{label}: {first:?}");
+        let deferred = store
+            .list_deliveries(Some(issue), Some(DeliveryStatus::Deferred))
+            .await
+            .unwrap();
+        assert_eq!(deferred.len(), 3, "{label}");
+        assert!(
+            deferred
+                .iter()
+                .all(|d| d.last_reply.as_deref().is_some_and(|r| r.contains("4."))),
+            "{label}: {deferred:?}"
+        );
+
+        // Not yet due: nothing happens.
+        let early = delivery::deliver_until_idle(&settings, &store, "w", clock.clock())
+            .await
+            .unwrap();
+        assert_eq!(early.attempted(), 0, "{label}");
+        // After the backoff (60 s for a first failure) they go out.
+        clock.advance(61);
+        let second = delivery::deliver_until_idle(&settings, &store, "w", clock.clock())
+            .await
+            .unwrap();
+        assert_eq!(second.sent, 3, "{label}: {second:?}");
+        let by_rcpt = recipients(&server.received());
+        assert_eq!(by_rcpt.len(), 10, "{label}");
+        assert!(by_rcpt.values().all(|n| *n == 1), "{label}: {by_rcpt:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_mailbox_fails_the_delivery_and_marks_the_subscriber_bounced() {
+    for (label, store) in db::stores().await {
+        let server = SmtpServer::start(Faults {
+            bad_mailboxes: HashSet::from(["nobody@example.org".to_string()]),
+            ..Faults::default()
+        })
+        .await;
+        let settings = settings(server.port, "");
+        let bad = add(
+            &store,
+            "nobody@example.org",
+            &[TOPIC],
+            SubscriberStatus::Confirmed,
+        )
+        .await;
+        add(
+            &store,
+            "somebody@example.org",
+            &[TOPIC],
+            SubscriberStatus::Confirmed,
+        )
+        .await;
+        let issue = issue(&store, TOPIC, 1).await;
+        store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap();
+        let report = delivery::deliver_until_idle(&settings, &store, "w", TestClock::new().clock())
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.sent, report.failed, report.bounced),
+            (1, 1, 1),
+            "{label}: {report:?}"
+        );
+        let failed = store
+            .list_deliveries(Some(issue), Some(DeliveryStatus::Failed))
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 1, "{label}");
+        assert!(
+            failed[0]
+                .last_reply
+                .as_deref()
+                .unwrap_or("")
+                .contains("5.1.1"),
+            "{label}: {failed:?}"
+        );
+        let sub = store.get_subscriber(bad).await.unwrap().unwrap();
+        assert_eq!(sub.status, SubscriberStatus::Bounced, "{label}");
+        assert!(
+            store
+                .suppression_reason(&SubscriberEmail::parse("nobody@example.org").unwrap())
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_connection_dropped_after_the_final_dot_is_retried_with_the_same_message_id() {
+    for (label, store) in db::stores().await {
+        let server = SmtpServer::start(Faults {
+            drop_after_data: HashSet::from([1]),
+            ..Faults::default()
+        })
+        .await;
+        let settings = settings(server.port, "concurrency = 1");
+        add(
+            &store,
+            "only@example.org",
+            &[TOPIC],
+            SubscriberStatus::Confirmed,
+        )
+        .await;
+        let issue = issue(&store, TOPIC, 1).await;
+        store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap();
+        let clock = TestClock::new();
+        let first = delivery::deliver_until_idle(&settings, &store, "w", clock.clock())
+            .await
+            .unwrap();
+        assert_eq!(
+            (first.sent, first.deferred, first.unknown),
+            (0, 1, 1),
+            "{label}: {first:?}"
+        );
+        assert_eq!(server.dropped().len(), 1, "{label}");
+        clock.advance(61);
+        let second = delivery::deliver_until_idle(&settings, &store, "w", clock.clock())
+            .await
+            .unwrap();
+        assert_eq!(second.sent, 1, "{label}: {second:?}");
+        let dropped_id = check_message(&server.dropped()[0]);
+        let got = server.wait_for(1, Duration::from_secs(10)).await;
+        assert_eq!(
+            check_message(&got[0]),
+            dropped_id,
+            "{label}: same Message-ID on the retry"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unsubscribe_between_enqueue_and_claim_stops_the_message() {
+    for (label, store) in db::stores().await {
+        let server = SmtpServer::start(Faults::default()).await;
+        let settings = settings(server.port, "");
+        let leaver = add(
+            &store,
+            "leaver@example.org",
+            &[TOPIC, "go"],
+            SubscriberStatus::Confirmed,
+        )
+        .await;
+        let quitter = add(
+            &store,
+            "quitter@example.org",
+            &[TOPIC],
+            SubscriberStatus::Confirmed,
+        )
+        .await;
+        add(
+            &store,
+            "stayer@example.org",
+            &[TOPIC],
+            SubscriberStatus::Confirmed,
+        )
+        .await;
+        let issue = issue(&store, TOPIC, 1).await;
+        assert_eq!(
+            store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap(),
+            3
+        );
+        store.leave_topic(leaver, TOPIC, Utc::now()).await.unwrap();
+        store.unsubscribe_all(quitter, Utc::now()).await.unwrap();
+        let report = delivery::deliver_until_idle(&settings, &store, "w", TestClock::new().clock())
+            .await
+            .unwrap();
+        assert_eq!(report.sent, 1, "{label}: {report:?}");
+        assert_eq!(
+            recipients(&server.received()).keys().collect::<Vec<_>>(),
+            vec!["stayer@example.org"]
+        );
+        assert_eq!(
+            status_of(&store, issue).await.get("skipped"),
+            Some(&2),
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn retry_requeues_failed_and_deferred_deliveries_keeping_attempts() {
+    for (label, store) in db::stores().await {
+        let server = SmtpServer::start(Faults {
+            replies: vec![
+                (1, Stage::Rcpt, "554 5.7.1 relay denied".into()),
+                (2, Stage::Mail, "421 4.3.2 later".into()),
+            ],
+            ..Faults::default()
+        })
+        .await;
+        let settings = settings(server.port, "concurrency = 1");
+        add(
+            &store,
+            "a@example.org",
+            &[TOPIC],
+            SubscriberStatus::Confirmed,
+        )
+        .await;
+        add(
+            &store,
+            "b@example.org",
+            &[TOPIC],
+            SubscriberStatus::Confirmed,
+        )
+        .await;
+        let issue = issue(&store, TOPIC, 1).await;
+        store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap();
+        let clock = TestClock::new();
+        let first = delivery::deliver_until_idle(&settings, &store, "w", clock.clock())
+            .await
+            .unwrap();
+        assert_eq!(
+            (first.failed, first.deferred, first.bounced),
+            (1, 1, 0),
+            "{label}: {first:?}"
+        );
+        assert_eq!(
+            store.requeue_issue(issue, clock.clock()()).await.unwrap(),
+            2,
+            "{label}"
+        );
+        let second = delivery::deliver_until_idle(&settings, &store, "w", clock.clock())
+            .await
+            .unwrap();
+        assert_eq!(second.sent, 2, "{label}: {second:?}");
+        let rows = store.list_deliveries(Some(issue), None).await.unwrap();
+        assert!(
+            rows.iter().all(|r| r.attempts == 2 && r.status == "sent"),
+            "{label}: {rows:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn deferred_deliveries_fail_after_max_attempts() {
+    let store = db::sqlite().await;
+    let server = SmtpServer::start(Faults {
+        replies: (1..=10)
+            .map(|n| (n, Stage::Mail, "450 4.7.1 greylisted".to_string()))
+            .collect(),
+        ..Faults::default()
+    })
+    .await;
+    let settings = settings(server.port, "max_attempts = 3");
+    add(
+        &store,
+        "grey@example.org",
+        &[TOPIC],
+        SubscriberStatus::Confirmed,
+    )
+    .await;
+    let issue = issue(&store, TOPIC, 1).await;
+    store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap();
+    let clock = TestClock::new();
+    for _ in 0..3 {
+        delivery::deliver_until_idle(&settings, &store, "w", clock.clock())
+            .await
+            .unwrap();
+        clock.advance(3600);
+    }
+    let rows = store.list_deliveries(Some(issue), None).await.unwrap();
+    assert_eq!(
+        (rows[0].status.as_str(), rows[0].attempts),
+        ("failed", 3),
+        "{rows:?}"
+    );
+    let policy = RetryPolicy::from_settings(&settings.delivery);
+    assert_eq!(policy.backoff(2), chrono::Duration::seconds(120));
+}
+
+#[tokio::test]
+async fn many_concurrent_claimers_claim_every_row_exactly_once() {
+    for (label, store) in db::stores().await {
+        for i in 0..200 {
+            add(
+                &store,
+                &format!("c{i}@example.org"),
+                &[TOPIC],
+                SubscriberStatus::Confirmed,
+            )
+            .await;
+        }
+        let issue = issue(&store, TOPIC, 1).await;
+        store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..8 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let batch = store
+                        .claim_due(
+                            &format!("claimer{w}"),
+                            Utc::now(),
+                            chrono::Duration::seconds(60),
+                            7,
+                        )
+                        .await
+                        .unwrap();
+                    if batch.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(batch.into_iter().map(|c| c.id));
+                }
+            });
+        }
+        let mut all = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            all.extend(r.unwrap());
+        }
+        let unique: HashSet<i64> = all.iter().copied().collect();
+        assert_eq!(all.len(), 200, "{label}: claimed {} rows", all.len());
+        assert_eq!(unique.len(), 200, "{label}: a row was claimed twice");
+    }
+}
+
+#[tokio::test]
+async fn two_worker_pools_on_postgres_deliver_every_message_exactly_once_and_share_the_work() {
+    let Some(url) = db::postgres_url().await else {
+        return;
+    };
+    let a = Store::open(&url, 10).await.unwrap();
+    let b = Store::open(&url, 10).await.unwrap();
+    let server = SmtpServer::start(Faults {
+        delay: Some(Duration::from_millis(5)),
+        ..Faults::default()
+    })
+    .await;
+    let settings = settings(server.port, "");
+    for i in 0..120 {
+        add(
+            &a,
+            &format!("p{i}@example.org"),
+            &[TOPIC],
+            SubscriberStatus::Confirmed,
+        )
+        .await;
+    }
+    let issue = issue(&a, TOPIC, 2).await;
+    a.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap();
+    let (ra, rb) = tokio::join!(
+        delivery::deliver_until_idle(&settings, &a, "pool-a", delivery::system_clock()),
+        delivery::deliver_until_idle(&settings, &b, "pool-b", delivery::system_clock()),
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.sent + rb.sent, 120, "{ra:?} {rb:?}");
+    assert!(
+        ra.sent > 0 && rb.sent > 0,
+        "both pools send some: {ra:?} {rb:?}"
+    );
+    let by_rcpt = recipients(&server.received());
+    assert_eq!(by_rcpt.len(), 120);
+    assert!(by_rcpt.values().all(|n| *n == 1), "{by_rcpt:?}");
+}
+
+#[tokio::test]
+async fn a_send_killed_mid_batch_resumes_and_reaches_everyone_with_at_most_concurrency_duplicates()
+{
+    let mut urls = vec![("sqlite", {
+        let dir = tempfile::tempdir().unwrap().keep();
+        format!("sqlite://{}", dir.join("t.db").display())
+    })];
+    if let Some(pg) = db::postgres_url().await {
+        urls.push(("postgres", pg));
+    }
+    for (label, url) in urls {
+        let server = SmtpServer::start(Faults {
+            delay: Some(Duration::from_millis(20)),
+            ..Faults::default()
+        })
+        .await;
+        let store = Store::open(&url, 5).await.unwrap();
+        let total = 60;
+        for i in 0..total {
+            add(
+                &store,
+                &format!("k{i}@example.org"),
+                &[TOPIC],
+                SubscriberStatus::Confirmed,
+            )
+            .await;
+        }
+        let issue = issue(&store, TOPIC, 2).await;
+        let dir = tempfile::tempdir().unwrap().keep();
+        let config = dir.join("tidings.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[database]
+url = "{url}"
+[newsletter]
+from = "Tidings <news@example.com>"
+[delivery]
+transport = "smtp"
+outbox_dir = "{}"
+concurrency = 3
+batch_size = 4
+lease_secs = 2
+[smtp]
+host = "127.0.0.1"
+port = {}
+tls = "none"
+timeout_secs = 5
+[[topics]]
+slug = "rust"
+name = "Rust"
+"#,
+                dir.join("outbox").display(),
+                server.port
+            ),
+        )
+        .unwrap();
+        let command = || {
+            let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
+            c.arg("--config").arg(&config).args([
+                "send",
+                "--topic",
+                TOPIC,
+                "--issue",
+                &issue.to_string(),
+            ]);
+            c.current_dir(&dir)
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            for (k, _) in std::env::vars() {
+                if k.starts_with("TIDINGS__") {
+                    c.env_remove(k);
+                }
+            }
+            c
+        };
+        let mut child = command().spawn().unwrap();
+        server.wait_for(10, Duration::from_secs(60)).await;
+        child.start_kill().unwrap(); // SIGKILL
+        let _ = child.wait().await;
+        let before_restart = server.received().len();
+        assert!(
+            before_restart < total,
+            "{label}: killed too late ({before_restart})"
+        );
+
+        let out = command().output().await.unwrap();
+        assert!(
+            out.status.success(),
+            "{label}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = server.received();
+        let by_rcpt = recipients(&got);
+        assert_eq!(by_rcpt.len(), total, "{label}: everyone reached");
+        let duplicates: usize = by_rcpt.values().map(|n| n - 1).sum();
+        assert!(
+            duplicates <= 3,
+            "{label}: {duplicates} duplicates with concurrency 3"
+        );
+        assert_eq!(
+            status_of(&store, issue).await.get("sent"),
+            Some(&(total as i64)),
+            "{label}"
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("totals: sent 60"), "{label}: {stdout}");
+    }
+}

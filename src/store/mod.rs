@@ -6,6 +6,8 @@
 //! applied by [`Store::migrate`]. Times are bound from Rust (never `now()` in SQL) so callers and
 //! tests control the clock.
 
+mod articles;
+mod issues;
 mod subscribers;
 
 use std::path::Path;
@@ -16,6 +18,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use articles::{ArticleUpsert, FeedState};
+pub use issues::{IssueSummary, StoredIssue};
 pub use subscribers::{
     AddOutcome, ImportOutcome, NewSubscriber, SubscriberFilter, SubscriberRecord, email_hash,
 };

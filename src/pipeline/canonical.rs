@@ -37,15 +37,22 @@ pub fn canonical_link(raw: &str) -> Option<CanonicalLink> {
         return None;
     }
     url.set_fragment(None);
-    let shown = url.to_string();
-
-    // The url crate already lower-cases scheme and host and drops default ports.
-    let domain = host.strip_prefix("www.").unwrap_or(&host).to_string();
     let pairs: Vec<(String, String)> = url
         .query_pairs()
         .filter(|(k, _)| !is_tracking_param(k))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
+    if url.query().is_some() && pairs.len() != url.query_pairs().count() {
+        if pairs.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(&pairs);
+        }
+    }
+    let shown = url.to_string();
+
+    // The url crate already lower-cases scheme and host and drops default ports.
+    let domain = host.strip_prefix("www.").unwrap_or(&host).to_string();
     let mut path = url.path().to_string();
     while path.len() > 1 && path.ends_with('/') {
         path.pop();
@@ -140,5 +147,7 @@ mod tests {
         let l = canonical_link("https://www.Blog.Example.org/a?b=1#c").unwrap();
         assert_eq!(l.domain, "blog.example.org");
         assert_eq!(l.url, "https://www.blog.example.org/a?b=1");
+        let t = canonical_link("https://www.e.org/a/?utm_source=x&id=2#f").unwrap();
+        assert_eq!(t.url, "https://www.e.org/a/?id=2");
     }
 }

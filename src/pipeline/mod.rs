@@ -309,6 +309,20 @@ async fn fetch_pages(
     let todo = store
         .articles_without_page(window.start, window.end, MAX_PAGES_PER_RUN)
         .await?;
+    let (discussions, todo): (Vec<_>, Vec<_>) = todo
+        .into_iter()
+        .partition(|(_, url)| is_discussion_page(url));
+    for (id, _) in discussions {
+        // A story without a link: its discussion page carries no article text to extract.
+        store
+            .save_page(
+                id,
+                &Default::default(),
+                Some("discussion page, not fetched"),
+                now,
+            )
+            .await?;
+    }
     let results: Vec<(i64, Result<crate::domain::PageInfo, String>)> = futures::stream::iter(todo)
         .map(|(id, url)| async move {
             let r = match http
@@ -353,6 +367,11 @@ async fn fetch_pages(
         }
     }
     Ok((ok, failed))
+}
+
+fn is_discussion_page(url: &str) -> bool {
+    canonical_link(url)
+        .is_some_and(|l| matches!(l.domain.as_str(), "news.ycombinator.com" | "lobste.rs"))
 }
 
 /// A frozen issue as `compile` returns it.

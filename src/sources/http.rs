@@ -67,7 +67,7 @@ impl FetchedBody {
     }
 }
 
-type ResolveFuture = Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>>;
+pub type ResolveFuture = Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>>;
 
 /// Name resolution, injectable so tests can make a name resolve to any address.
 pub trait HostResolver: Send + Sync {

@@ -1,14 +1,380 @@
-//! The article pipeline: ingest (canonical URL, dedupe, merge), classify, rank, summarize, compile.
-//!
-//! TEMP-STUB (owned by the pipeline helper): only `compile_issue`'s signature, so `send` builds.
+//! The article pipeline: fetch sources, ingest (canonical URL, dedupe, merge), then per topic
+//! classify, rank, summarise and compile one digest per period. The scoring modules
+//! ([`canonical`], [`classify`], [`rank`], [`select`], [`summarize`]) are pure; this module wires
+//! them to the store and the sources.
 
-use chrono::{DateTime, Utc};
+pub mod abstractive;
+pub mod canonical;
+pub mod classify;
+pub mod rank;
+pub mod select;
+pub mod summarize;
 
-use crate::config::{Settings, TopicSettings};
-use crate::domain::Digest;
-use crate::store::Store;
+use std::collections::HashMap;
+use std::fmt;
 
-/// A frozen issue. TEMP-STUB (owned by the pipeline helper).
+use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
+
+use crate::config::{Settings, SourceKind, SourceSettings, TopicSettings};
+use crate::domain::{Article, ArticleSource, Digest, FetchedItem};
+use crate::schedule::Schedule;
+use crate::sources::http::HttpClient;
+use crate::sources::{FetchWindow, SourceBatch, feed, hacker_news, lobsters, page};
+use crate::store::{ArticleUpsert, Store};
+use canonical::canonical_link;
+use classify::TopicMatch;
+use rank::Weights;
+use select::{Verdict, Window};
+
+/// How many article pages one fetch run retrieves at most.
+pub const MAX_PAGES_PER_RUN: i64 = 500;
+/// Pages fetched at the same time (each host is further limited by `per_host_concurrency`).
+const PAGE_CONCURRENCY: usize = 8;
+
+/// The half-open period `[end - window_days, end)` of a topic's digest, where `end` is the latest
+/// scheduled send time at or before `at` (the topic's cron, else `[schedule] cron`, in
+/// `[schedule] timezone`).
+pub fn period(
+    settings: &Settings,
+    topic: &TopicSettings,
+    at: DateTime<Utc>,
+) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
+    let cron = topic
+        .cron
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+        .unwrap_or(&settings.schedule.cron);
+    anyhow::ensure!(
+        !cron.trim().is_empty(),
+        "topic {:?} has no schedule: set schedule.cron or the topic's cron",
+        topic.slug
+    );
+    let schedule = Schedule::new(cron, &settings.schedule.timezone)
+        .map_err(|e| anyhow::anyhow!("schedule of topic {:?}: {e}", topic.slug))?;
+    let end = schedule
+        .latest_at_or_before(at)
+        .ok_or_else(|| anyhow::anyhow!("no scheduled time of {cron:?} at or before {at}"))?;
+    Ok((end - Duration::days(i64::from(topic.window_days)), end))
+}
+
+/// One source's part of a fetch run.
+#[derive(Clone, Debug, Default)]
+pub struct SourceReport {
+    pub name: String,
+    pub kind: String,
+    /// Items the source returned.
+    pub fetched: usize,
+    /// Items stored (new or updated).
+    pub stored: usize,
+    pub skipped: usize,
+    pub not_modified: bool,
+    /// Set when the source failed as a whole.
+    pub error: Option<String>,
+}
+
+/// What `tidings fetch` did.
+#[derive(Clone, Debug, Default)]
+pub struct FetchReport {
+    pub window_start: Option<DateTime<Utc>>,
+    pub window_end: Option<DateTime<Utc>>,
+    pub sources: Vec<SourceReport>,
+    pub pages_fetched: usize,
+    pub page_errors: usize,
+    pub warnings: Vec<String>,
+}
+
+impl FetchReport {
+    pub fn source(&self, name: &str) -> Option<&SourceReport> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+impl fmt::Display for FetchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let (Some(s), Some(e)) = (self.window_start, self.window_end) {
+            writeln!(f, "window {} .. {}", s.to_rfc3339(), e.to_rfc3339())?;
+        }
+        for s in &self.sources {
+            match &s.error {
+                Some(err) => writeln!(f, "{:<24} {:<10} FAILED: {err}", s.name, s.kind)?,
+                None if s.not_modified => {
+                    writeln!(f, "{:<24} {:<10} not modified", s.name, s.kind)?
+                }
+                None => writeln!(
+                    f,
+                    "{:<24} {:<10} {} fetched, {} stored, {} skipped",
+                    s.name, s.kind, s.fetched, s.stored, s.skipped
+                )?,
+            }
+        }
+        writeln!(
+            f,
+            "pages: {} fetched, {} failed",
+            self.pages_fetched, self.page_errors
+        )?;
+        if !self.warnings.is_empty() {
+            writeln!(f, "warnings:")?;
+            for w in &self.warnings {
+                writeln!(f, "  {w}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The window a fetch at `at` covers: from the earliest period start of any topic to `at`.
+pub fn fetch_window(settings: &Settings, at: DateTime<Utc>) -> FetchWindow {
+    let start = settings
+        .topics
+        .iter()
+        .filter_map(|t| period(settings, t, at).ok().map(|p| p.0))
+        .min()
+        .unwrap_or(at - Duration::days(7));
+    FetchWindow {
+        start,
+        end: at + Duration::seconds(1),
+    }
+}
+
+/// Fetches every configured source (or only `only_source`), ingests what they return and
+/// fetches the pages of new articles. A broken source is reported and logged, never fatal.
+pub async fn fetch_all(
+    settings: &Settings,
+    store: &Store,
+    at: DateTime<Utc>,
+    only_source: Option<&str>,
+) -> anyhow::Result<FetchReport> {
+    let http = HttpClient::new(&settings.fetch)?;
+    fetch_all_with(settings, store, &http, at, only_source).await
+}
+
+/// [`fetch_all`] with a given client (tests inject a resolver through it).
+pub async fn fetch_all_with(
+    settings: &Settings,
+    store: &Store,
+    http: &HttpClient,
+    at: DateTime<Utc>,
+    only_source: Option<&str>,
+) -> anyhow::Result<FetchReport> {
+    let sources: Vec<&SourceSettings> = match only_source {
+        Some(name) => vec![
+            settings
+                .sources
+                .iter()
+                .find(|s| s.name == name)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "unknown source {name:?} (configured: {})",
+                        settings
+                            .sources
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?,
+        ],
+        None => settings.sources.iter().collect(),
+    };
+    let window = fetch_window(settings, at);
+    let mut report = FetchReport {
+        window_start: Some(window.start),
+        window_end: Some(at),
+        ..FetchReport::default()
+    };
+    let max_entries = settings.fetch.max_entries;
+    let results = futures::future::join_all(
+        sources
+            .iter()
+            .map(|s| fetch_source(http, store, s, window, max_entries)),
+    )
+    .await;
+    for (source, result) in sources.iter().zip(results) {
+        let mut sr = SourceReport {
+            name: source.name.clone(),
+            kind: source.kind.as_str().into(),
+            ..SourceReport::default()
+        };
+        match result {
+            Ok(batch) => {
+                sr.fetched = batch.items.len();
+                sr.not_modified = batch.not_modified;
+                sr.skipped = batch.warnings.len();
+                report.warnings.extend(batch.warnings);
+                for item in &batch.items {
+                    match ingest(store, item, at).await {
+                        Ok(Some(_)) => sr.stored += 1,
+                        Ok(None) => {
+                            sr.skipped += 1;
+                            report.warnings.push(format!(
+                                "{}: {:?} has no http(s) link, skipped",
+                                source.name, item.title
+                            ));
+                        }
+                        Err(e) => {
+                            return Err(e.context(format!("storing items of {}", source.name)));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                tracing::warn!(source = %source.name, error = %msg, "source failed; continuing with the others");
+                sr.error = Some(msg);
+            }
+        }
+        report.sources.push(sr);
+    }
+    if settings.fetch.fetch_pages {
+        let (ok, failed) = fetch_pages(store, http, window, at).await?;
+        report.pages_fetched = ok;
+        report.page_errors = failed;
+    }
+    Ok(report)
+}
+
+async fn fetch_source(
+    http: &HttpClient,
+    store: &Store,
+    source: &SourceSettings,
+    window: FetchWindow,
+    max_entries: usize,
+) -> anyhow::Result<SourceBatch> {
+    match source.kind {
+        SourceKind::Hackernews => hacker_news::fetch(http, source, window, max_entries).await,
+        SourceKind::Lobsters => lobsters::fetch(http, source, max_entries).await,
+        SourceKind::Feed => {
+            let state = store.feed_state(&source.name).await?;
+            let (batch, new_state) = feed::fetch(http, source, &state, max_entries).await?;
+            if new_state != state {
+                store
+                    .save_feed_state(&source.name, &new_state, Utc::now())
+                    .await?;
+            }
+            Ok(batch)
+        }
+    }
+}
+
+/// Stores one item: the article under its canonical URL (the discussion page when the story has
+/// no link) and this source's view of it. `None` when it has no usable link.
+pub async fn ingest(
+    store: &Store,
+    item: &FetchedItem,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<i64>> {
+    let link = item
+        .url
+        .as_deref()
+        .and_then(canonical_link)
+        .or_else(|| item.discussion_url.as_deref().and_then(canonical_link));
+    let Some(link) = link else {
+        return Ok(None);
+    };
+    let source = ArticleSource {
+        source_name: item.source_name.clone(),
+        source_kind: item.source_kind.clone(),
+        external_id: item.external_id.clone(),
+        points: item.points,
+        comments: item.comments,
+        discussion_url: item.discussion_url.clone(),
+        text: item.text.clone(),
+        tags: item.tags.clone(),
+        // Whole seconds: periods are compared at second precision on both backends.
+        published_at: DateTime::from_timestamp(item.published_at.timestamp(), 0)
+            .unwrap_or(item.published_at),
+    };
+    let id = store
+        .upsert_article(
+            &ArticleUpsert {
+                canonical_url: &link.canonical,
+                url: &link.url,
+                domain: &link.domain,
+                title: &item.title,
+                source: &source,
+            },
+            now,
+        )
+        .await?;
+    Ok(Some(id))
+}
+
+async fn fetch_pages(
+    store: &Store,
+    http: &HttpClient,
+    window: FetchWindow,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(usize, usize)> {
+    let todo = store
+        .articles_without_page(window.start, window.end, MAX_PAGES_PER_RUN)
+        .await?;
+    let (discussions, todo): (Vec<_>, Vec<_>) = todo
+        .into_iter()
+        .partition(|(_, url)| is_discussion_page(url));
+    for (id, _) in discussions {
+        // A story without a link: its discussion page carries no article text to extract.
+        store
+            .save_page(
+                id,
+                &Default::default(),
+                Some("discussion page, not fetched"),
+                now,
+            )
+            .await?;
+    }
+    let results: Vec<(i64, Result<crate::domain::PageInfo, String>)> = futures::stream::iter(todo)
+        .map(|(id, url)| async move {
+            let r = match http
+                .get(
+                    &url,
+                    &[("accept", "text/html,application/xhtml+xml".to_string())],
+                )
+                .await
+            {
+                Ok(body) => {
+                    let ct = body
+                        .header("content-type")
+                        .unwrap_or_default()
+                        .to_ascii_lowercase();
+                    if ct.is_empty() || ct.contains("html") {
+                        Ok(page::extract(&String::from_utf8_lossy(&body.body)))
+                    } else {
+                        Err(format!("{url}: not an HTML page ({ct})"))
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            (id, r)
+        })
+        .buffer_unordered(PAGE_CONCURRENCY)
+        .collect()
+        .await;
+    let (mut ok, mut failed) = (0, 0);
+    for (id, r) in results {
+        match r {
+            Ok(p) => {
+                store.save_page(id, &p, None, now).await?;
+                ok += 1;
+            }
+            Err(e) => {
+                tracing::debug!(article = id, error = %e, "page not fetched");
+                store
+                    .save_page(id, &Default::default(), Some(&e), now)
+                    .await?;
+                failed += 1;
+            }
+        }
+    }
+    Ok((ok, failed))
+}
+
+fn is_discussion_page(url: &str) -> bool {
+    canonical_link(url)
+        .is_some_and(|l| matches!(l.domain.as_str(), "news.ycombinator.com" | "lobste.rs"))
+}
+
+/// A frozen issue as `compile` returns it.
 #[derive(Clone, Debug)]
 pub struct CompiledIssue {
     pub issue_id: i64,
@@ -16,16 +382,193 @@ pub struct CompiledIssue {
     pub newly_compiled: bool,
 }
 
-/// TEMP-STUB (owned by the pipeline helper): compiling is not available in this branch.
-pub async fn compile_issue(
-    _settings: &Settings,
-    _store: &Store,
+/// Builds the digest `compile` would freeze for the period containing `at` (issue_id `None`).
+async fn build_digest(
+    settings: &Settings,
+    store: &Store,
     topic: &TopicSettings,
-    _at: DateTime<Utc>,
-    _force: bool,
+    window: Window,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Digest> {
+    let articles = store.articles_between(window.start, window.end).await?;
+    let earlier = store
+        .articles_in_earlier_issues(&topic.slug, window.end)
+        .await?;
+    let weights = Weights::from_sources(&settings.sources);
+    let (selection, _) = select::select(topic, window, &articles, &earlier, &weights, false)?;
+    let chosen: Vec<&Article> = selection.chosen.iter().map(|r| r.article).collect();
+    let summaries = abstractive::summaries(settings, store, &chosen, now).await;
+    let mut by_id: HashMap<i64, String> = summaries;
+    Ok(select::build_digest(
+        topic,
+        window,
+        &selection.chosen,
+        |a| {
+            by_id
+                .remove(&a.id)
+                .unwrap_or_else(|| summarize::extractive_summary(a))
+        },
+    ))
+}
+
+/// Freezes (or returns the already frozen) issue of `topic` for the period containing `at`.
+/// `force` re-freezes the same issue id, refused once the issue has deliveries.
+pub async fn compile_issue(
+    settings: &Settings,
+    store: &Store,
+    topic: &TopicSettings,
+    at: DateTime<Utc>,
+    force: bool,
 ) -> anyhow::Result<CompiledIssue> {
-    anyhow::bail!(
-        "compiling topic {} is not available in this build (pass --issue)",
-        topic.slug
-    )
+    let (start, end) = period(settings, topic, at)?;
+    let window = Window { start, end };
+    let existing = store.find_issue(&topic.slug, end).await?;
+    if let Some(issue) = &existing {
+        if !force {
+            return Ok(CompiledIssue {
+                issue_id: issue.id,
+                digest: issue.digest.clone(),
+                newly_compiled: false,
+            });
+        }
+        let n = store.issue_delivery_count(issue.id).await?;
+        anyhow::ensure!(
+            n == 0,
+            "issue {} of topic {:?} already has {n} deliveries queued or sent; it cannot be compiled again with --force",
+            issue.id,
+            topic.slug
+        );
+    }
+    let now = Utc::now();
+    let digest = build_digest(settings, store, topic, window, now).await?;
+    let (issue, fresh) = match existing {
+        Some(issue) => (store.refreeze_issue(issue.id, &digest, now).await?, true),
+        None => store.insert_issue(&digest, now).await?,
+    };
+    Ok(CompiledIssue {
+        issue_id: issue.id,
+        digest: issue.digest,
+        newly_compiled: fresh,
+    })
+}
+
+/// The digest `compile` would freeze now for the period containing `at`; stores nothing but
+/// fetched data (cached summaries).
+pub async fn preview_digest(
+    settings: &Settings,
+    store: &Store,
+    topic: &TopicSettings,
+    at: DateTime<Utc>,
+) -> anyhow::Result<Digest> {
+    let (start, end) = period(settings, topic, at)?;
+    build_digest(settings, store, topic, Window { start, end }, Utc::now()).await
+}
+
+/// Why one article is or is not in a topic's digest for the period containing `at`.
+#[derive(Clone, Debug)]
+pub struct Explanation {
+    pub topic: String,
+    pub canonical_url: String,
+    pub window: Window,
+    pub article: Option<Article>,
+    pub matched: Option<TopicMatch>,
+    pub score: Option<f64>,
+    pub verdict: Option<Verdict>,
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "topic:     {}", self.topic)?;
+        writeln!(f, "url:       {}", self.canonical_url)?;
+        writeln!(
+            f,
+            "period:    {} .. {} (end excluded)",
+            self.window.start.to_rfc3339(),
+            self.window.end.to_rfc3339()
+        )?;
+        let Some(a) = &self.article else {
+            return writeln!(
+                f,
+                "verdict:   out: no stored article has this URL (run `tidings fetch` first)"
+            );
+        };
+        writeln!(f, "title:     {}", a.title)?;
+        writeln!(f, "published: {}", a.published_at.to_rfc3339())?;
+        for s in &a.sources {
+            writeln!(
+                f,
+                "source:    {} points={} comments={}",
+                s.source_name,
+                s.points.map_or("-".into(), |p| p.to_string()),
+                s.comments.map_or("-".into(), |c| c.to_string())
+            )?;
+        }
+        if let Some(m) = &self.matched {
+            let list = |v: &[String]| {
+                if v.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
+            writeln!(f, "title keywords: {}", list(&m.title_keywords))?;
+            writeln!(f, "body keywords:  {}", list(&m.body_keywords))?;
+            writeln!(f, "tags:           {}", list(&m.tags))?;
+            writeln!(
+                f,
+                "domain:         {}",
+                m.domain.as_deref().unwrap_or("none")
+            )?;
+            writeln!(f, "excluded by:    {}", list(&m.excluded_by))?;
+            writeln!(f, "relevance:      {}", m.relevance())?;
+        }
+        if let Some(s) = self.score {
+            writeln!(f, "score:     {s}")?;
+        }
+        match &self.verdict {
+            Some(v) => writeln!(f, "verdict:   {v}"),
+            None => writeln!(f, "verdict:   unknown"),
+        }
+    }
+}
+
+/// Explains the decision for `url` in `topic`'s digest for the period containing `at`.
+pub async fn explain(
+    settings: &Settings,
+    store: &Store,
+    topic: &TopicSettings,
+    url: &str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<Explanation> {
+    let canonical = canonical::canonicalize(url)
+        .ok_or_else(|| anyhow::anyhow!("{url:?} is not an absolute http(s) URL"))?;
+    let (start, end) = period(settings, topic, at)?;
+    let window = Window { start, end };
+    let mut out = Explanation {
+        topic: topic.slug.clone(),
+        canonical_url: canonical.clone(),
+        window,
+        article: None,
+        matched: None,
+        score: None,
+        verdict: None,
+    };
+    let Some(article) = store.article_by_canonical_url(&canonical).await? else {
+        return Ok(out);
+    };
+    let weights = Weights::from_sources(&settings.sources);
+    out.score = Some(rank::score(&article, &weights));
+    let earlier = store.articles_in_earlier_issues(&topic.slug, end).await?;
+    let articles = if window.contains(article.published_at) {
+        store.articles_between(start, end).await?
+    } else {
+        vec![article.clone()]
+    };
+    let (selection, matches) = select::select(topic, window, &articles, &earlier, &weights, true)?;
+    if let Some(i) = articles.iter().position(|a| a.id == article.id) {
+        out.matched = matches.get(i).cloned();
+    }
+    out.verdict = selection.verdicts.get(&article.id).cloned();
+    out.article = Some(article);
+    Ok(out)
 }

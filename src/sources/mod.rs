@@ -1,1 +1,91 @@
-//! Sources: one file per kind (hacker_news, feed, lobsters) and the shared HTTP client with its limits and SSRF guard.
+//! Where articles come from: the shared HTTP client with its limits and SSRF guard
+//! ([`http`]), the Hacker News Algolia API, RSS/Atom/JSON feeds, Lobsters JSON, and the
+//! extraction of an article page's description and main text. Every source returns
+//! [`FetchedItem`]s with absolute http(s) links only; ingest happens in `crate::pipeline`.
+
+pub mod feed;
+pub mod hacker_news;
+pub mod http;
+pub mod lobsters;
+pub mod page;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::FetchedItem;
+
+/// What one source fetch produced.
+#[derive(Debug, Default)]
+pub struct SourceBatch {
+    pub items: Vec<FetchedItem>,
+    /// Entries skipped with the reason (bad link, missing date, over the entry cap).
+    pub warnings: Vec<String>,
+    /// The feed answered 304 Not Modified.
+    pub not_modified: bool,
+}
+
+/// The period a fetch asks sources for: `[start, end)`.
+#[derive(Clone, Copy, Debug)]
+pub struct FetchWindow {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// Plain text for storage: control characters removed, white space collapsed, at most `max`
+/// characters.
+pub fn clean_text(s: &str, max: usize) -> String {
+    let collapsed = s
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if collapsed.chars().count() <= max {
+        collapsed
+    } else {
+        let mut t: String = collapsed.chars().take(max).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// The visible text of an HTML fragment (script and style content dropped), cleaned.
+pub fn html_to_text(html: &str, max: usize) -> String {
+    if !html.contains('<') && !html.contains('&') {
+        return clean_text(html, max);
+    }
+    let frag = scraper::Html::parse_fragment(html);
+    let mut out = String::new();
+    for node in frag.tree.nodes() {
+        if let scraper::Node::Text(t) = node.value() {
+            let hidden = node.ancestors().any(|a| {
+                a.value().as_element().is_some_and(|e| {
+                    matches!(e.name(), "script" | "style" | "noscript" | "template")
+                })
+            });
+            if !hidden {
+                out.push_str(t);
+                out.push(' ');
+            }
+        }
+    }
+    clean_text(&out, max)
+}
+
+/// Maximum stored lengths.
+pub const MAX_TITLE_CHARS: usize = 300;
+pub const MAX_TEXT_CHARS: usize = 4000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_text_drops_scripts_and_controls() {
+        let t = html_to_text(
+            "<p>Hello <b>world</b></p><script>alert(1)</script>\u{7}ok",
+            100,
+        );
+        assert_eq!(t, "Hello world ok");
+        assert_eq!(clean_text("a\r\nb\u{0}c", 100), "a b c");
+        assert_eq!(clean_text("abcdef", 3), "abc…");
+    }
+}

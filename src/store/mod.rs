@@ -6,8 +6,9 @@
 //! applied by [`Store::migrate`]. Times are bound from Rust (never `now()` in SQL) so callers and
 //! tests control the clock.
 
+mod articles;
 mod deliveries;
-mod stub_pipeline; // TEMP-STUB (owned by the pipeline helper)
+mod issues;
 mod subscribers;
 
 use std::path::Path;
@@ -18,8 +19,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use articles::{ArticleUpsert, FeedState};
+pub use issues::{IssueSummary, StoredIssue};
 pub use deliveries::{ClaimedDelivery, DeliveryKind, DeliveryOutcome, DeliveryRecord, RetryPolicy};
-pub use stub_pipeline::{ArticleUpsert, StoredIssue}; // TEMP-STUB (owned by the pipeline helper)
 pub use subscribers::{
     AddOutcome, ImportOutcome, NewSubscriber, SubscriberFilter, SubscriberRecord, email_hash,
 };

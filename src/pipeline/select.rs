@@ -1,0 +1,386 @@
+//! Choosing a topic's digest from in-memory articles: window filter, membership, no repeats of
+//! earlier issues, ranking, the per-domain cap and the limit; then freezing the chosen articles
+//! into a [`Digest`]. Pure: no I/O, so `compile`, `preview`, `explain` and the benchmark share it.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+use super::classify::{ArticleText, Classifier, TopicMatch};
+use super::rank::{self, Weights};
+use crate::config::TopicSettings;
+use crate::domain::{Article, Digest, DigestEntry, SourceLine};
+
+/// A period `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Window {
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.start <= t && t < self.end
+    }
+}
+
+/// Why an article is in or out of a topic's digest.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    Included { position: usize },
+    OutsideWindow,
+    NotOnTopic,
+    Excluded { terms: Vec<String> },
+    InEarlierIssue { issue_id: i64 },
+    DomainCap { domain: String, cap: usize },
+    BeyondLimit { rank: usize, limit: usize },
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Included { position } => write!(f, "in the digest at position {position}"),
+            Verdict::OutsideWindow => write!(f, "out: published outside the period"),
+            Verdict::NotOnTopic => write!(f, "out: no keyword, tag or domain of the topic matched"),
+            Verdict::Excluded { terms } => {
+                write!(f, "out: exclude term(s) matched: {}", terms.join(", "))
+            }
+            Verdict::InEarlierIssue { issue_id } => {
+                write!(
+                    f,
+                    "out: already in the topic's earlier issue #{issue_id} (repeat = false)"
+                )
+            }
+            Verdict::DomainCap { domain, cap } => {
+                write!(
+                    f,
+                    "out: {cap} higher-ranked articles from {domain} already (max_per_domain)"
+                )
+            }
+            Verdict::BeyondLimit { rank, limit } => {
+                write!(f, "out: ranked {rank}, beyond the topic's limit of {limit}")
+            }
+        }
+    }
+}
+
+/// An article chosen for a digest, with its score and match.
+#[derive(Clone, Debug)]
+pub struct Ranked<'a> {
+    pub article: &'a Article,
+    pub score: f64,
+    pub matched: TopicMatch,
+}
+
+/// The outcome of selecting one topic's digest.
+#[derive(Debug, Default)]
+pub struct Selection<'a> {
+    pub chosen: Vec<Ranked<'a>>,
+    /// Per article id, when verdicts were asked for.
+    pub verdicts: HashMap<i64, Verdict>,
+}
+
+/// Selects from articles already classified for this topic (`candidates` pairs each article with
+/// its match). `earlier` maps article ids to an earlier issue of this topic that carried them.
+pub fn select_matched<'a>(
+    topic: &TopicSettings,
+    window: Window,
+    candidates: Vec<(&'a Article, TopicMatch)>,
+    earlier: &HashMap<i64, i64>,
+    weights: &Weights,
+    keep_verdicts: bool,
+) -> Selection<'a> {
+    let mut verdicts = HashMap::new();
+    let mut ranked: Vec<Ranked<'a>> = Vec::with_capacity(candidates.len());
+    for (article, matched) in candidates {
+        let verdict = if !window.contains(article.published_at) {
+            Some(Verdict::OutsideWindow)
+        } else if !matched.excluded_by.is_empty() {
+            Some(Verdict::Excluded {
+                terms: matched.excluded_by.clone(),
+            })
+        } else if !matched.is_member() {
+            Some(Verdict::NotOnTopic)
+        } else if let (false, Some(issue_id)) = (topic.repeat, earlier.get(&article.id)) {
+            Some(Verdict::InEarlierIssue {
+                issue_id: *issue_id,
+            })
+        } else {
+            None
+        };
+        match verdict {
+            Some(v) => {
+                if keep_verdicts {
+                    verdicts.insert(article.id, v);
+                }
+            }
+            None => ranked.push(Ranked {
+                article,
+                score: rank::score(article, weights),
+                matched,
+            }),
+        }
+    }
+    ranked.sort_by(|a, b| rank::compare((a.article, a.score), (b.article, b.score)));
+    let mut per_domain: HashMap<&str, usize> = HashMap::new();
+    let mut chosen = Vec::with_capacity(topic.limit.min(ranked.len()));
+    for (i, r) in ranked.into_iter().enumerate() {
+        let count = per_domain.entry(r.article.domain.as_str()).or_insert(0);
+        let verdict = if *count >= topic.max_per_domain {
+            Verdict::DomainCap {
+                domain: r.article.domain.clone(),
+                cap: topic.max_per_domain,
+            }
+        } else if chosen.len() >= topic.limit {
+            Verdict::BeyondLimit {
+                rank: i + 1,
+                limit: topic.limit,
+            }
+        } else {
+            *count += 1;
+            chosen.push(r.clone());
+            Verdict::Included {
+                position: chosen.len(),
+            }
+        };
+        if keep_verdicts {
+            verdicts.insert(r.article.id, verdict);
+        } else if chosen.len() >= topic.limit {
+            break;
+        }
+    }
+    Selection { chosen, verdicts }
+}
+
+/// Classifies `articles` for one topic and selects its digest.
+pub fn select<'a>(
+    topic: &TopicSettings,
+    window: Window,
+    articles: &'a [Article],
+    earlier: &HashMap<i64, i64>,
+    weights: &Weights,
+    keep_verdicts: bool,
+) -> anyhow::Result<(Selection<'a>, Vec<TopicMatch>)> {
+    let classifier = Classifier::new(std::slice::from_ref(topic))?;
+    let mut matches = Vec::with_capacity(articles.len());
+    let candidates: Vec<(&Article, TopicMatch)> = articles
+        .iter()
+        .map(|a| {
+            let m = classifier.classify_topic(&ArticleText::of(a), 0);
+            if keep_verdicts {
+                matches.push(m.clone());
+            }
+            (a, m)
+        })
+        .collect();
+    Ok((
+        select_matched(topic, window, candidates, earlier, weights, keep_verdicts),
+        matches,
+    ))
+}
+
+/// Freezes chosen articles into a digest; `summary` gives each article's paragraph.
+pub fn build_digest(
+    topic: &TopicSettings,
+    window: Window,
+    chosen: &[Ranked<'_>],
+    mut summary: impl FnMut(&Article) -> String,
+) -> Digest {
+    let entries = chosen
+        .iter()
+        .enumerate()
+        .map(|(i, r)| DigestEntry {
+            position: u32::try_from(i + 1).unwrap_or(u32::MAX),
+            article_id: r.article.id,
+            title: r.article.title.clone(),
+            url: r.article.url.clone(),
+            domain: r.article.domain.clone(),
+            published_at: r.article.published_at,
+            summary: summary(r.article),
+            score: r.score,
+            sources: r
+                .article
+                .sources
+                .iter()
+                .map(|s| SourceLine {
+                    name: s.source_name.clone(),
+                    points: s.points,
+                    comments: s.comments,
+                    discussion_url: s.discussion_url.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    Digest {
+        issue_id: None,
+        topic_slug: topic.slug.clone(),
+        topic_name: topic.name.clone(),
+        topic_description: topic.description.clone(),
+        window_start: window.start,
+        window_end: window.end,
+        window_days: topic.window_days,
+        entries,
+    }
+}
+
+/// Classify + rank + compile for many topics over one set of in-memory articles: each article
+/// is scanned once for all topics. Summaries are extractive. This is what the benchmark measures.
+pub fn compile_all(
+    topics: &[TopicSettings],
+    windows: &[Window],
+    articles: &[Article],
+    earlier: &[HashMap<i64, i64>],
+    weights: &Weights,
+) -> anyhow::Result<Vec<Digest>> {
+    anyhow::ensure!(
+        topics.len() == windows.len() && topics.len() == earlier.len(),
+        "compile_all needs one window and one earlier-issue map per topic"
+    );
+    let classifier = Classifier::new(topics)?;
+    let mut buckets: Vec<Vec<(&Article, TopicMatch)>> = vec![Vec::new(); topics.len()];
+    for a in articles {
+        if !windows.iter().any(|w| w.contains(a.published_at)) {
+            continue;
+        }
+        for m in classifier.classify(&ArticleText::of(a)) {
+            if m.is_member() && windows[m.topic].contains(a.published_at) {
+                buckets[m.topic].push((a, m));
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(topics.len());
+    for (i, bucket) in buckets.into_iter().enumerate() {
+        let sel = select_matched(&topics[i], windows[i], bucket, &earlier[i], weights, false);
+        out.push(build_digest(
+            &topics[i],
+            windows[i],
+            &sel.chosen,
+            super::summarize::extractive_summary,
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ArticleSource;
+    use chrono::TimeZone;
+
+    fn topic() -> TopicSettings {
+        TopicSettings {
+            slug: "dist".into(),
+            name: "Distributed".into(),
+            description: "d".into(),
+            keywords: vec!["raft".into()],
+            exclude: vec!["crypto".into()],
+            tags: vec![],
+            domains: vec![],
+            window_days: 7,
+            limit: 3,
+            max_per_domain: 2,
+            repeat: false,
+            cron: None,
+            deliver_at_local: None,
+        }
+    }
+
+    fn art(id: i64, title: &str, domain: &str, points: i64, at: DateTime<Utc>) -> Article {
+        Article {
+            id,
+            canonical_url: format!("https://{domain}/{id}"),
+            url: format!("https://{domain}/{id}"),
+            title: title.into(),
+            domain: domain.into(),
+            published_at: at,
+            sources: vec![ArticleSource {
+                source_name: "Hacker News".into(),
+                source_kind: "hackernews".into(),
+                external_id: id.to_string(),
+                points: Some(points),
+                comments: Some(1),
+                discussion_url: None,
+                text: None,
+                tags: vec![],
+                published_at: at,
+            }],
+            page: None,
+        }
+    }
+
+    #[test]
+    fn window_is_half_open_and_every_rule_applies() {
+        let end = Utc.with_ymd_and_hms(2026, 2, 9, 8, 0, 0).unwrap();
+        let start = end - chrono::Duration::days(7);
+        let w = Window { start, end };
+        let mid = start + chrono::Duration::days(2);
+        let arts = vec![
+            art(1, "Raft at the start", "a.com", 10, start),
+            art(2, "Raft at the end", "a.com", 500, end),
+            art(3, "Raft crypto", "b.com", 400, mid),
+            art(4, "Off topic", "b.com", 300, mid),
+            art(5, "Raft repeat", "c.com", 200, mid),
+            art(6, "Raft a", "d.com", 90, mid),
+            art(7, "Raft b", "d.com", 80, mid),
+            art(8, "Raft c", "d.com", 70, mid),
+            art(9, "Raft e", "e.com", 5, mid),
+        ];
+        let earlier = HashMap::from([(5, 11)]);
+        let (sel, _) = select(&topic(), w, &arts, &earlier, &Weights::default(), true).unwrap();
+        let ids: Vec<i64> = sel.chosen.iter().map(|r| r.article.id).collect();
+        assert_eq!(ids, vec![6, 7, 1]);
+        assert_eq!(sel.verdicts[&2], Verdict::OutsideWindow);
+        assert!(matches!(sel.verdicts[&3], Verdict::Excluded { .. }));
+        assert_eq!(sel.verdicts[&4], Verdict::NotOnTopic);
+        assert_eq!(sel.verdicts[&5], Verdict::InEarlierIssue { issue_id: 11 });
+        assert!(matches!(sel.verdicts[&8], Verdict::DomainCap { .. }));
+        assert!(matches!(sel.verdicts[&9], Verdict::BeyondLimit { .. }));
+        let mut t = topic();
+        t.repeat = true;
+        let (sel, _) = select(&t, w, &arts, &earlier, &Weights::default(), false).unwrap();
+        assert_eq!(sel.chosen[0].article.id, 5);
+    }
+
+    #[test]
+    fn compile_all_matches_single_topic_select() {
+        let end = Utc.with_ymd_and_hms(2026, 2, 9, 8, 0, 0).unwrap();
+        let w = Window {
+            start: end - chrono::Duration::days(7),
+            end,
+        };
+        let mid = end - chrono::Duration::days(1);
+        let arts: Vec<Article> = (0..20)
+            .map(|i| {
+                art(
+                    i,
+                    if i % 2 == 0 { "Raft" } else { "Other" },
+                    &format!("d{i}.com"),
+                    i * 3,
+                    mid,
+                )
+            })
+            .collect();
+        let ds = compile_all(
+            &[topic()],
+            &[w],
+            &arts,
+            &[HashMap::new()],
+            &Weights::default(),
+        )
+        .unwrap();
+        let (sel, _) = select(
+            &topic(),
+            w,
+            &arts,
+            &HashMap::new(),
+            &Weights::default(),
+            false,
+        )
+        .unwrap();
+        let a: Vec<i64> = ds[0].entries.iter().map(|e| e.article_id).collect();
+        let b: Vec<i64> = sel.chosen.iter().map(|r| r.article.id).collect();
+        assert_eq!(a, b);
+        assert_eq!(a, vec![18, 16, 14]);
+    }
+}

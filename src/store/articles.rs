@@ -1,0 +1,360 @@
+//! Articles (one per canonical URL), each source's view of them, extracted pages, cached
+//! summaries and feeds' conditional-GET state.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{Store, StoreError, StoreResult, with_pool};
+use crate::domain::{Article, ArticleSource, PageInfo};
+
+/// An article to insert or update, with one source's view of it.
+#[derive(Clone, Debug)]
+pub struct ArticleUpsert<'a> {
+    pub canonical_url: &'a str,
+    pub url: &'a str,
+    pub domain: &'a str,
+    pub title: &'a str,
+    pub source: &'a ArticleSource,
+}
+
+/// A feed's validators for conditional GET.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FeedState {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ArticleRow {
+    id: i64,
+    canonical_url: String,
+    url: String,
+    title: String,
+    domain: String,
+    published_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SourceRow {
+    article_id: i64,
+    source_name: String,
+    source_kind: String,
+    external_id: String,
+    points: Option<i64>,
+    comments: Option<i64>,
+    discussion_url: Option<String>,
+    text: Option<String>,
+    tags: String,
+    published_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    article_id: i64,
+    description: Option<String>,
+    text: Option<String>,
+}
+
+impl SourceRow {
+    fn into_source(self) -> StoreResult<ArticleSource> {
+        let tags: Vec<String> = serde_json::from_str(&self.tags)
+            .map_err(|e| StoreError::Corrupt(format!("article_sources.tags: {e}")))?;
+        Ok(ArticleSource {
+            source_name: self.source_name,
+            source_kind: self.source_kind,
+            external_id: self.external_id,
+            points: self.points,
+            comments: self.comments,
+            discussion_url: self.discussion_url,
+            text: self.text,
+            tags,
+            published_at: self.published_at,
+        })
+    }
+}
+
+const ARTICLE_COLS: &str = "a.id, a.canonical_url, a.url, a.title, a.domain, a.published_at";
+const SOURCE_COLS: &str = "s.article_id, s.source_name, s.source_kind, s.external_id, s.points, s.comments, s.discussion_url, s.text, s.tags, s.published_at";
+
+fn assemble(
+    rows: Vec<ArticleRow>,
+    sources: Vec<SourceRow>,
+    pages: Vec<PageRow>,
+) -> StoreResult<Vec<Article>> {
+    let mut by_id: HashMap<i64, Vec<ArticleSource>> = HashMap::new();
+    for s in sources {
+        let id = s.article_id;
+        by_id.entry(id).or_default().push(s.into_source()?);
+    }
+    let mut page_by_id: HashMap<i64, PageInfo> = pages
+        .into_iter()
+        .map(|p| {
+            (
+                p.article_id,
+                PageInfo {
+                    description: p.description,
+                    text: p.text,
+                },
+            )
+        })
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let mut sources = by_id.remove(&r.id).unwrap_or_default();
+            sources.sort_by(|a, b| a.source_name.cmp(&b.source_name));
+            Article {
+                id: r.id,
+                canonical_url: r.canonical_url,
+                url: r.url,
+                title: r.title,
+                domain: r.domain,
+                published_at: r.published_at,
+                sources,
+                page: page_by_id.remove(&r.id),
+            }
+        })
+        .collect())
+}
+
+impl Store {
+    /// Inserts the article or updates it (title, earliest publication time), and inserts or
+    /// updates this source's row (points and comments move, never duplicate). Returns the id.
+    pub async fn upsert_article(
+        &self,
+        a: &ArticleUpsert<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        let tags = serde_json::to_string(&a.source.tags)
+            .map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO articles (canonical_url, url, title, domain, published_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)
+                 ON CONFLICT (canonical_url) DO UPDATE SET
+                   title = excluded.title,
+                   published_at = CASE WHEN excluded.published_at < articles.published_at
+                                       THEN excluded.published_at ELSE articles.published_at END,
+                   updated_at = excluded.updated_at
+                 RETURNING id",
+            )
+            .bind(a.canonical_url)
+            .bind(a.url)
+            .bind(a.title)
+            .bind(a.domain)
+            .bind(a.source.published_at)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO article_sources (article_id, source_name, source_kind, external_id, points, comments, discussion_url, text, tags, published_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (article_id, source_name) DO UPDATE SET
+                   external_id = excluded.external_id,
+                   points = excluded.points,
+                   comments = excluded.comments,
+                   discussion_url = excluded.discussion_url,
+                   text = excluded.text,
+                   tags = excluded.tags,
+                   updated_at = excluded.updated_at",
+            )
+            .bind(id)
+            .bind(&a.source.source_name)
+            .bind(&a.source.source_kind)
+            .bind(&a.source.external_id)
+            .bind(a.source.points)
+            .bind(a.source.comments)
+            .bind(&a.source.discussion_url)
+            .bind(&a.source.text)
+            .bind(&tags)
+            .bind(a.source.published_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    /// Every article published in `[start, end)`, with its sources and cached page.
+    pub async fn articles_between(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> StoreResult<Vec<Article>> {
+        with_pool!(self, p => {
+            let rows: Vec<ArticleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {ARTICLE_COLS} FROM articles a WHERE a.published_at >= $1 AND a.published_at < $2 ORDER BY a.id"
+            )))
+            .bind(start)
+            .bind(end)
+            .fetch_all(p)
+            .await?;
+            let sources: Vec<SourceRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {SOURCE_COLS} FROM article_sources s JOIN articles a ON a.id = s.article_id
+                 WHERE a.published_at >= $1 AND a.published_at < $2"
+            )))
+            .bind(start)
+            .bind(end)
+            .fetch_all(p)
+            .await?;
+            let pages: Vec<PageRow> = sqlx::query_as(
+                "SELECT g.article_id, g.description, g.text FROM pages g JOIN articles a ON a.id = g.article_id
+                 WHERE a.published_at >= $1 AND a.published_at < $2 AND g.error IS NULL",
+            )
+            .bind(start)
+            .bind(end)
+            .fetch_all(p)
+            .await?;
+            assemble(rows, sources, pages)
+        })
+    }
+
+    /// One article by its canonical URL.
+    pub async fn article_by_canonical_url(&self, canonical: &str) -> StoreResult<Option<Article>> {
+        with_pool!(self, p => {
+            let rows: Vec<ArticleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {ARTICLE_COLS} FROM articles a WHERE a.canonical_url = $1"
+            )))
+            .bind(canonical)
+            .fetch_all(p)
+            .await?;
+            let Some(id) = rows.first().map(|r| r.id) else {
+                return Ok(None);
+            };
+            let sources: Vec<SourceRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {SOURCE_COLS} FROM article_sources s WHERE s.article_id = $1"
+            )))
+            .bind(id)
+            .fetch_all(p)
+            .await?;
+            let pages: Vec<PageRow> = sqlx::query_as(
+                "SELECT article_id, description, text FROM pages WHERE article_id = $1 AND error IS NULL",
+            )
+            .bind(id)
+            .fetch_all(p)
+            .await?;
+            Ok(assemble(rows, sources, pages)?.pop())
+        })
+    }
+
+    /// Articles in `[start, end)` whose page was never fetched: (id, url), newest first.
+    pub async fn articles_without_page(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, String)>> {
+        with_pool!(self, p => {
+            Ok(sqlx::query_as(
+                "SELECT a.id, a.url FROM articles a LEFT JOIN pages g ON g.article_id = a.id
+                 WHERE g.article_id IS NULL AND a.published_at >= $1 AND a.published_at < $2
+                 ORDER BY a.published_at DESC LIMIT $3",
+            )
+            .bind(start)
+            .bind(end)
+            .bind(limit)
+            .fetch_all(p)
+            .await?)
+        })
+    }
+
+    /// Caches a page's extraction (or the reason it failed, so it is not fetched again).
+    pub async fn save_page(
+        &self,
+        article_id: i64,
+        page: &PageInfo,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        with_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO pages (article_id, description, text, error, fetched_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (article_id) DO UPDATE SET description = excluded.description,
+                   text = excluded.text, error = excluded.error, fetched_at = excluded.fetched_at",
+            )
+            .bind(article_id)
+            .bind(&page.description)
+            .bind(&page.text)
+            .bind(error)
+            .bind(now)
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn feed_state(&self, source_name: &str) -> StoreResult<FeedState> {
+        with_pool!(self, p => {
+            let row: Option<(Option<String>, Option<String>)> =
+                sqlx::query_as("SELECT etag, last_modified FROM feed_state WHERE source_name = $1")
+                    .bind(source_name)
+                    .fetch_optional(p)
+                    .await?;
+            Ok(row
+                .map(|(etag, last_modified)| FeedState { etag, last_modified })
+                .unwrap_or_default())
+        })
+    }
+
+    pub async fn save_feed_state(
+        &self,
+        source_name: &str,
+        state: &FeedState,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        with_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO feed_state (source_name, etag, last_modified, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (source_name) DO UPDATE SET etag = excluded.etag,
+                   last_modified = excluded.last_modified, updated_at = excluded.updated_at",
+            )
+            .bind(source_name)
+            .bind(&state.etag)
+            .bind(&state.last_modified)
+            .bind(now)
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// A cached abstractive summary for (article, model).
+    pub async fn cached_summary(
+        &self,
+        article_id: i64,
+        model: &str,
+    ) -> StoreResult<Option<String>> {
+        with_pool!(self, p => {
+            Ok(sqlx::query_scalar("SELECT summary FROM summaries WHERE article_id = $1 AND model = $2")
+                .bind(article_id)
+                .bind(model)
+                .fetch_optional(p)
+                .await?)
+        })
+    }
+
+    pub async fn save_summary(
+        &self,
+        article_id: i64,
+        model: &str,
+        summary: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        with_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO summaries (article_id, model, summary, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (article_id, model) DO UPDATE SET summary = excluded.summary, created_at = excluded.created_at",
+            )
+            .bind(article_id)
+            .bind(model)
+            .bind(summary)
+            .bind(now)
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+}

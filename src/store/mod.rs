@@ -6,7 +6,10 @@
 //! applied by [`Store::migrate`]. Times are bound from Rust (never `now()` in SQL) so callers and
 //! tests control the clock.
 
+mod deliveries; // TEMP-STUB file (owned by the delivery helper)
+mod issues; // TEMP-STUB file (owned by the pipeline helper)
 mod subscribers;
+mod web;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -16,6 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use issues::{IssueSummary, StoredIssue};
 pub use subscribers::{
     AddOutcome, ImportOutcome, NewSubscriber, SubscriberFilter, SubscriberRecord, email_hash,
 };

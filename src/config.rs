@@ -502,7 +502,9 @@ impl Settings {
         let base = url::Url::parse(&n.base_url)
             .map_err(|e| err(format!("newsletter.base_url is not a URL: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") {
-            return Err(err("newsletter.base_url must start with http:// or https://"));
+            return Err(err(
+                "newsletter.base_url must start with http:// or https://",
+            ));
         }
         crate::domain::parse_mailbox(&n.from)
             .map_err(|e| err(format!("newsletter.from is not a valid mailbox: {e}")))?;
@@ -526,7 +528,9 @@ impl Settings {
             }
         }
         let db = &self.database.url;
-        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://"))
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
         {
             return Err(err(format!(
                 "database.url must start with sqlite: or postgres:// (got {})",
@@ -547,7 +551,9 @@ impl Settings {
             return Err(err("delivery.retry_base_secs must be at least 1"));
         }
         if d.retry_max_secs < d.retry_base_secs {
-            return Err(err("delivery.retry_max_secs must be at least delivery.retry_base_secs"));
+            return Err(err(
+                "delivery.retry_max_secs must be at least delivery.retry_base_secs",
+            ));
         }
         if d.lease_secs == 0 {
             return Err(err("delivery.lease_secs must be at least 1"));
@@ -559,7 +565,9 @@ impl Settings {
             return Err(err("delivery.outbox_dir must not be empty"));
         }
         if d.transport == Some(TransportKind::Smtp) && self.smtp.host.trim().is_empty() {
-            return Err(err("delivery.transport is \"smtp\" but smtp.host is not set"));
+            return Err(err(
+                "delivery.transport is \"smtp\" but smtp.host is not set",
+            ));
         }
         let s = &self.smtp;
         if !s.host.trim().is_empty() && s.port == 0 {
@@ -576,15 +584,20 @@ impl Settings {
         }
         let k = &self.dkim;
         if k.enabled() && (k.domain.trim().is_empty() || k.selector.trim().is_empty()) {
-            return Err(err("dkim.private_key_path is set but dkim.domain or dkim.selector is empty"));
+            return Err(err(
+                "dkim.private_key_path is set but dkim.domain or dkim.selector is empty",
+            ));
         }
         self.web
             .bind
             .parse::<SocketAddr>()
             .map_err(|e| err(format!("web.bind is not an address:port ({e})")))?;
         for p in &self.web.trusted_proxies {
-            p.parse::<IpAddr>()
-                .map_err(|_| err(format!("web.trusted_proxies contains {p:?}, not an IP address")))?;
+            p.parse::<IpAddr>().map_err(|_| {
+                err(format!(
+                    "web.trusted_proxies contains {p:?}, not an IP address"
+                ))
+            })?;
         }
         if self.web.max_body_bytes < 1024 {
             return Err(err("web.max_body_bytes must be at least 1024"));
@@ -593,9 +606,12 @@ impl Settings {
             return Err(err("web.request_timeout_secs must be at least 1"));
         }
         let sch = &self.schedule;
-        sch.timezone
-            .parse::<chrono_tz::Tz>()
-            .map_err(|_| err(format!("schedule.timezone {:?} is not an IANA time zone", sch.timezone)))?;
+        sch.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
+            err(format!(
+                "schedule.timezone {:?} is not an IANA time zone",
+                sch.timezone
+            ))
+        })?;
         for (key, value) in [
             ("schedule.cron", &sch.cron),
             ("schedule.fetch_cron", &sch.fetch_cron),
@@ -608,7 +624,9 @@ impl Settings {
         }
         let f = &self.fetch;
         if f.connect_timeout_secs == 0 || f.timeout_secs == 0 {
-            return Err(err("fetch.connect_timeout_secs and fetch.timeout_secs must be at least 1"));
+            return Err(err(
+                "fetch.connect_timeout_secs and fetch.timeout_secs must be at least 1",
+            ));
         }
         if f.max_bytes < 1024 {
             return Err(err("fetch.max_bytes must be at least 1024"));
@@ -625,10 +643,14 @@ impl Settings {
         let sm = &self.summarizer;
         if sm.kind == SummarizerKind::Openai {
             if sm.base_url.trim().is_empty() {
-                return Err(err("summarizer.base_url must be set when summarizer.kind = \"openai\""));
+                return Err(err(
+                    "summarizer.base_url must be set when summarizer.kind = \"openai\"",
+                ));
             }
             if sm.model.trim().is_empty() {
-                return Err(err("summarizer.model must be set when summarizer.kind = \"openai\""));
+                return Err(err(
+                    "summarizer.model must be set when summarizer.kind = \"openai\"",
+                ));
             }
         }
         let mut names = HashSet::new();
@@ -637,13 +659,18 @@ impl Settings {
                 return Err(err(format!("sources[{i}].name must not be empty")));
             }
             if !names.insert(src.name.as_str()) {
-                return Err(err(format!("sources[{i}].name {:?} is used twice", src.name)));
+                return Err(err(format!(
+                    "sources[{i}].name {:?} is used twice",
+                    src.name
+                )));
             }
             if !(src.weight.is_finite() && src.weight >= 0.0) {
                 return Err(err(format!("sources[{i}].weight must be a number >= 0")));
             }
             if src.kind == SourceKind::Feed && src.url.as_deref().unwrap_or("").trim().is_empty() {
-                return Err(err(format!("sources[{i}].url is required for kind = \"feed\"")));
+                return Err(err(format!(
+                    "sources[{i}].url is required for kind = \"feed\""
+                )));
             }
             for (key, value) in [("url", &src.url), ("base_url", &src.base_url)] {
                 if let Some(v) = value {
@@ -665,13 +692,17 @@ impl Settings {
                 return Err(err(format!("topics[{i}].name must not be empty")));
             }
             if t.window_days == 0 || t.window_days > 366 {
-                return Err(err(format!("topics[{i}].window_days must be between 1 and 366")));
+                return Err(err(format!(
+                    "topics[{i}].window_days must be between 1 and 366"
+                )));
             }
             if t.limit == 0 {
                 return Err(err(format!("topics[{i}].limit must be at least 1")));
             }
             if t.max_per_domain == 0 {
-                return Err(err(format!("topics[{i}].max_per_domain must be at least 1")));
+                return Err(err(format!(
+                    "topics[{i}].max_per_domain must be at least 1"
+                )));
             }
             if let Some(c) = &t.cron {
                 if !c.trim().is_empty() {

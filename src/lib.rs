@@ -2,15 +2,15 @@
 //! classified into topics, ranked, summarised and frozen into one digest issue per topic and
 //! period, rendered as email and delivered through an outbox over SMTP.
 
-pub mod config; // typed settings, layered loading, validation naming the key
-pub mod domain; // pure types: SubscriberEmail, TopicSlug, statuses, articles, digests
-pub mod schedule; // pure cron arithmetic in a time zone (next run, latest run)
-pub mod store; // the only place with SQL: SQLite and PostgreSQL behind one Store
 pub mod cli; // clap command definitions
 pub mod commands; // one handler per CLI command; exit-code mapping
+pub mod config; // typed settings, layered loading, validation naming the key
 pub mod delivery; // outbox workers and transports; the only place that talks SMTP
+pub mod domain; // pure types: SubscriberEmail, TopicSlug, statuses, articles, digests
 pub mod pipeline; // ingest, classify, rank, summarize, compile (pure where possible)
 pub mod render; // askama templates -> complete email messages
+pub mod schedule; // pure cron arithmetic in a time zone (next run, latest run)
 pub mod sources; // HTTP client with limits and SSRF guard; hackernews, feed, lobsters
+pub mod store; // the only place with SQL: SQLite and PostgreSQL behind one Store
 pub mod tokens; // HMAC-signed link tokens
 pub mod web; // axum router and pages

@@ -103,10 +103,22 @@ mod tests {
     fn new_york_daily_across_both_changes() {
         // America/New_York: DST from 2026-03-08 to 2026-11-01.
         let s = Schedule::new("0 30 7 * * *", "America/New_York").unwrap();
-        assert_eq!(s.next_after(utc("2026-03-07T13:00:00Z")).unwrap(), utc("2026-03-08T11:30:00Z"));
-        assert_eq!(s.next_after(utc("2026-03-06T13:00:00Z")).unwrap(), utc("2026-03-07T12:30:00Z"));
-        assert_eq!(s.next_after(utc("2026-10-31T12:00:00Z")).unwrap(), utc("2026-11-01T12:30:00Z"));
-        assert_eq!(s.next_after(utc("2026-10-30T12:00:00Z")).unwrap(), utc("2026-10-31T11:30:00Z"));
+        assert_eq!(
+            s.next_after(utc("2026-03-07T13:00:00Z")).unwrap(),
+            utc("2026-03-08T11:30:00Z")
+        );
+        assert_eq!(
+            s.next_after(utc("2026-03-06T13:00:00Z")).unwrap(),
+            utc("2026-03-07T12:30:00Z")
+        );
+        assert_eq!(
+            s.next_after(utc("2026-10-31T12:00:00Z")).unwrap(),
+            utc("2026-11-01T12:30:00Z")
+        );
+        assert_eq!(
+            s.next_after(utc("2026-10-30T12:00:00Z")).unwrap(),
+            utc("2026-10-31T11:30:00Z")
+        );
     }
 
     #[test]

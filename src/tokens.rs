@@ -65,7 +65,12 @@ impl std::fmt::Debug for TokenSigner {
 impl TokenSigner {
     pub fn from_settings(settings: &NewsletterSettings) -> TokenSigner {
         let mut keys = vec![settings.secret.expose().as_bytes().to_vec()];
-        keys.extend(settings.previous_secrets.iter().map(|s| s.expose().as_bytes().to_vec()));
+        keys.extend(
+            settings
+                .previous_secrets
+                .iter()
+                .map(|s| s.expose().as_bytes().to_vec()),
+        );
         TokenSigner { keys }
     }
 
@@ -89,14 +94,29 @@ impl TokenSigner {
 
     fn sign(&self, purpose: Purpose, id: i64, topic: &str, at: DateTime<Utc>) -> String {
         let payload = format!("{}.{id}.{topic}.{}", purpose.tag(), at.timestamp());
-        let tag = Self::mac(&self.keys[0], payload.as_bytes()).finalize().into_bytes();
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(payload), URL_SAFE_NO_PAD.encode(&tag[..16]))
+        let tag = Self::mac(&self.keys[0], payload.as_bytes())
+            .finalize()
+            .into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(payload),
+            URL_SAFE_NO_PAD.encode(&tag[..16])
+        )
     }
 
-    pub fn verify(&self, token: &str, purpose: Purpose, now: DateTime<Utc>) -> Result<Claims, TokenError> {
+    pub fn verify(
+        &self,
+        token: &str,
+        purpose: Purpose,
+        now: DateTime<Utc>,
+    ) -> Result<Claims, TokenError> {
         let (p, t) = token.split_once('.').ok_or(TokenError::Malformed)?;
-        let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| TokenError::Malformed)?;
-        let tag = URL_SAFE_NO_PAD.decode(t).map_err(|_| TokenError::Malformed)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(p)
+            .map_err(|_| TokenError::Malformed)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(t)
+            .map_err(|_| TokenError::Malformed)?;
         if tag.len() != 16 {
             return Err(TokenError::Malformed);
         }
@@ -109,7 +129,9 @@ impl TokenSigner {
         }
         let text = String::from_utf8(payload).map_err(|_| TokenError::Malformed)?;
         let parts: Vec<&str> = text.split('.').collect();
-        let [tag, id, topic, at] = parts[..] else { return Err(TokenError::Malformed) };
+        let [tag, id, topic, at] = parts[..] else {
+            return Err(TokenError::Malformed);
+        };
         if tag != purpose.tag() {
             return Err(TokenError::WrongPurpose);
         }

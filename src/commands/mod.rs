@@ -80,10 +80,19 @@ impl Context {
     /// Checks that a topic slug is configured; the error names it and lists the known ones.
     pub fn topic(&self, slug: &str) -> Result<&crate::config::TopicSettings, CommandError> {
         self.settings.topic(slug).ok_or_else(|| {
-            let known: Vec<&str> = self.settings.topics.iter().map(|t| t.slug.as_str()).collect();
+            let known: Vec<&str> = self
+                .settings
+                .topics
+                .iter()
+                .map(|t| t.slug.as_str())
+                .collect();
             usage(format!(
                 "unknown topic {slug:?} (configured: {})",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             ))
         })
     }

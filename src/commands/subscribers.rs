@@ -37,7 +37,12 @@ fn parse_timezone(raw: &str) -> Result<String, String> {
     raw.trim()
         .parse::<chrono_tz::Tz>()
         .map(|tz| tz.name().to_string())
-        .map_err(|_| format!("{} is not an IANA time zone such as Europe/Berlin", printable(raw)))
+        .map_err(|_| {
+            format!(
+                "{} is not an IANA time zone such as Europe/Berlin",
+                printable(raw)
+            )
+        })
 }
 
 fn parse_topics<'a>(
@@ -78,11 +83,20 @@ async fn add(ctx: &Context, a: AddArgs) -> CommandResult {
     if topics.is_empty() {
         return Err(usage("at least one --topic is required"));
     }
-    let timezone = a.timezone.as_deref().map(parse_timezone).transpose().map_err(usage)?;
+    let timezone = a
+        .timezone
+        .as_deref()
+        .map(parse_timezone)
+        .transpose()
+        .map_err(usage)?;
     let new = NewSubscriber {
         email: email.clone(),
         topics,
-        status: if a.confirmed { SubscriberStatus::Confirmed } else { SubscriberStatus::Pending },
+        status: if a.confirmed {
+            SubscriberStatus::Confirmed
+        } else {
+            SubscriberStatus::Pending
+        },
         timezone,
         source: ConsentSource::Cli,
         consent_version: ctx.settings.newsletter.consent_version.clone(),
@@ -92,7 +106,11 @@ async fn add(ctx: &Context, a: AddArgs) -> CommandResult {
     };
     match ctx.store.add_subscriber(&new, now()).await? {
         AddOutcome::Created { id } => println!("added {email} (id {id}, {})", new.status),
-        AddOutcome::Updated { id, added_topics, confirmed } => {
+        AddOutcome::Updated {
+            id,
+            added_topics,
+            confirmed,
+        } => {
             let mut what = vec![format!("{added_topics} new topic(s)")];
             if confirmed {
                 what.push("now confirmed".into());
@@ -120,15 +138,22 @@ async fn list(ctx: &Context, a: ListArgs) -> CommandResult {
         .map_err(usage)?;
     let rows = ctx
         .store
-        .list_subscribers(&SubscriberFilter { topic: a.topic.clone(), status })
+        .list_subscribers(&SubscriberFilter {
+            topic: a.topic.clone(),
+            status,
+        })
         .await?;
     let mut out = std::io::stdout().lock();
     if a.json {
         serde_json::to_writer_pretty(&mut out, &rows).context("writing JSON")?;
         writeln!(out).context("writing to stdout")?;
     } else {
-        writeln!(out, "{:<40} {:<13} {:<30} CREATED", "EMAIL", "STATUS", "TOPICS")
-            .context("writing to stdout")?;
+        writeln!(
+            out,
+            "{:<40} {:<13} {:<30} CREATED",
+            "EMAIL", "STATUS", "TOPICS"
+        )
+        .context("writing to stdout")?;
         for r in &rows {
             writeln!(
                 out,
@@ -147,7 +172,9 @@ async fn list(ctx: &Context, a: ListArgs) -> CommandResult {
 async fn remove(ctx: &Context, a: RemoveArgs) -> CommandResult {
     let email = parse_email(&a.email)?;
     let Some(sub) = ctx.store.find_subscriber(&email).await? else {
-        return Err(CommandError::Failed(anyhow::anyhow!("{email} is not a subscriber")));
+        return Err(CommandError::Failed(anyhow::anyhow!(
+            "{email} is not a subscriber"
+        )));
     };
     if a.erase {
         ctx.store.erase_subscriber(sub.id, now()).await?;
@@ -175,7 +202,12 @@ async fn import(ctx: &Context, a: ImportArgs) -> CommandResult {
         .from_reader(std::io::BufReader::new(file));
     let headers = reader
         .headers()
-        .map_err(|e| usage(format!("{}: cannot read the header row: {e}", a.file.display())))?
+        .map_err(|e| {
+            usage(format!(
+                "{}: cannot read the header row: {e}",
+                a.file.display()
+            ))
+        })?
         .clone();
     let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let (Some(email_col), Some(topics_col)) = (col("email"), col("topics")) else {
@@ -198,7 +230,10 @@ async fn import(ctx: &Context, a: ImportArgs) -> CommandResult {
             Ok(more) => more,
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
-                bad.push(BadRow { line, reason: format!("unreadable CSV: {e}") });
+                bad.push(BadRow {
+                    line,
+                    reason: format!("unreadable CSV: {e}"),
+                });
                 if matches!(e.kind(), csv::ErrorKind::Io(_)) {
                     break;
                 }
@@ -210,15 +245,36 @@ async fn import(ctx: &Context, a: ImportArgs) -> CommandResult {
         }
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         progress.set_position(record.position().map(|p| p.byte()).unwrap_or(0));
-        match parse_row(ctx, &record, headers.len(), email_col, topics_col, status_col, tz_col, a.confirmed) {
+        match parse_row(
+            ctx,
+            &record,
+            headers.len(),
+            email_col,
+            topics_col,
+            status_col,
+            tz_col,
+            a.confirmed,
+        ) {
             Ok(row) => batch.push((line, row)),
             Err(reason) => bad.push(BadRow { line, reason }),
         }
         if batch.len() >= IMPORT_BATCH {
-            flush(ctx, &mut batch, &mut bad, [&mut created, &mut updated, &mut unchanged, &mut suppressed]).await?;
+            flush(
+                ctx,
+                &mut batch,
+                &mut bad,
+                [&mut created, &mut updated, &mut unchanged, &mut suppressed],
+            )
+            .await?;
         }
     }
-    flush(ctx, &mut batch, &mut bad, [&mut created, &mut updated, &mut unchanged, &mut suppressed]).await?;
+    flush(
+        ctx,
+        &mut batch,
+        &mut bad,
+        [&mut created, &mut updated, &mut unchanged, &mut suppressed],
+    )
+    .await?;
     progress.finish_and_clear();
 
     bad.sort_by_key(|b| b.line);
@@ -236,7 +292,10 @@ async fn import(ctx: &Context, a: ImportArgs) -> CommandResult {
         Err(CommandError::Failed(anyhow::anyhow!(
             "{} row(s) rejected (lines {}); the other rows were imported",
             bad.len(),
-            bad.iter().map(|b| b.line.to_string()).collect::<Vec<_>>().join(", ")
+            bad.iter()
+                .map(|b| b.line.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         )))
     }
 }
@@ -259,7 +318,9 @@ fn parse_row(
     let email = SubscriberEmail::parse(field(email_col)).map_err(|e| format!("email: {e}"))?;
     let topics = parse_topics(ctx, field(topics_col).split(';'))?;
     let status = match status_col.map(field).filter(|s| !s.is_empty()) {
-        Some(s) => s.parse::<SubscriberStatus>().map_err(|e| format!("status: {e}"))?,
+        Some(s) => s
+            .parse::<SubscriberStatus>()
+            .map_err(|e| format!("status: {e}"))?,
         None if confirmed => SubscriberStatus::Confirmed,
         None => SubscriberStatus::Pending,
     };
@@ -299,10 +360,17 @@ async fn flush(
     for ((line, _), outcome) in batch.iter().zip(outcomes) {
         match outcome {
             Ok(AddOutcome::Created { .. }) => *created += 1,
-            Ok(AddOutcome::Updated { added_topics: 0, confirmed: false, .. }) => *unchanged += 1,
+            Ok(AddOutcome::Updated {
+                added_topics: 0,
+                confirmed: false,
+                ..
+            }) => *unchanged += 1,
             Ok(AddOutcome::Updated { .. }) => *updated += 1,
             Ok(AddOutcome::Suppressed { .. }) => *suppressed += 1,
-            Err(e) => bad.push(BadRow { line: *line, reason: e.to_string() }),
+            Err(e) => bad.push(BadRow {
+                line: *line,
+                reason: e.to_string(),
+            }),
         }
     }
     tracing::debug!(rows = batch.len(), "import batch written");
@@ -331,7 +399,10 @@ async fn export(ctx: &Context, a: ExportArgs) -> CommandResult {
     }
     let rows = ctx
         .store
-        .list_subscribers(&SubscriberFilter { topic: a.topic.clone(), status: None })
+        .list_subscribers(&SubscriberFilter {
+            topic: a.topic.clone(),
+            status: None,
+        })
         .await?;
     let mut w = csv::Writer::from_writer(std::io::stdout().lock());
     w.write_record(["email", "status", "topics", "timezone", "created_at"])

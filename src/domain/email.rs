@@ -121,7 +121,9 @@ pub fn parse_mailbox(raw: &str) -> Result<lettre::message::Mailbox, String> {
     if raw.chars().any(|c| c.is_control()) {
         return Err("contains a control character".into());
     }
-    raw.trim().parse::<lettre::message::Mailbox>().map_err(|e| e.to_string())
+    raw.trim()
+        .parse::<lettre::message::Mailbox>()
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -160,7 +162,10 @@ mod tests {
             assert_eq!(SubscriberEmail::parse(input), Err(want), "{input:?}");
         }
         let long = format!("{}@example.com", "a".repeat(250));
-        assert_eq!(SubscriberEmail::parse(&long), Err(BadLocalPart).or(Err(TooLong)));
+        assert_eq!(
+            SubscriberEmail::parse(&long),
+            Err(BadLocalPart).or(Err(TooLong))
+        );
         let long_domain = format!("bob@{}.com", "a".repeat(260));
         assert_eq!(SubscriberEmail::parse(&long_domain), Err(TooLong));
     }

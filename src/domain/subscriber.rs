@@ -12,7 +12,9 @@ impl TopicSlug {
     pub fn parse(raw: &str) -> Result<TopicSlug, String> {
         let ok = !raw.is_empty()
             && raw.len() <= 64
-            && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !raw.starts_with('-');
         if ok {
             Ok(TopicSlug(raw.to_string()))
@@ -85,7 +87,9 @@ impl SubscriberStatus {
     pub fn is_suppressed(self) -> bool {
         matches!(
             self,
-            SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced | SubscriberStatus::Complained
+            SubscriberStatus::Unsubscribed
+                | SubscriberStatus::Bounced
+                | SubscriberStatus::Complained
         )
     }
 }
@@ -120,7 +124,12 @@ mod tests {
         for s in SubscriberStatus::ALL {
             assert_eq!(s.as_str().parse::<SubscriberStatus>().unwrap(), *s);
         }
-        assert!("nope".parse::<SubscriberStatus>().unwrap_err().contains("pending"));
+        assert!(
+            "nope"
+                .parse::<SubscriberStatus>()
+                .unwrap_err()
+                .contains("pending")
+        );
     }
 
     #[test]

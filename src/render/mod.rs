@@ -54,7 +54,8 @@ pub fn confirmation_message(
         settings.newsletter.base_url.trim_end_matches('/'),
         tokens.confirm(recipient.subscriber_id, now)
     );
-    let from = crate::domain::parse_mailbox(&settings.newsletter.from).map_err(RenderError::Message)?;
+    let from =
+        crate::domain::parse_mailbox(&settings.newsletter.from).map_err(RenderError::Message)?;
     let to = recipient
         .email
         .as_str()
@@ -69,7 +70,10 @@ pub fn confirmation_message(
     let msg = lettre::Message::builder()
         .from(from.clone())
         .to(to)
-        .subject(format!("Confirm your subscription to {}", settings.newsletter.title))
+        .subject(format!(
+            "Confirm your subscription to {}",
+            settings.newsletter.title
+        ))
         .message_id(Some(message_id.clone()))
         .date(now.into())
         .body(text)
@@ -98,5 +102,8 @@ pub fn archive_html(_settings: &Settings, digest: &Digest) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

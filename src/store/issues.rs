@@ -30,7 +30,14 @@ pub struct StoredIssue {
 impl Store {
     /// Issues, newest first, of one topic or all.
     pub async fn list_issues(&self, topic: Option<&str>) -> StoreResult<Vec<IssueSummary>> {
-        let rows: Vec<(i64, String, DateTime<Utc>, DateTime<Utc>, DateTime<Utc>, i64)> = with_pool!(self, p => {
+        let rows: Vec<(
+            i64,
+            String,
+            DateTime<Utc>,
+            DateTime<Utc>,
+            DateTime<Utc>,
+            i64,
+        )> = with_pool!(self, p => {
             sqlx::query_as("SELECT id, topic, window_start, window_end, compiled_at, article_count FROM issues \
                             WHERE ($1 IS NULL OR topic = $1) ORDER BY window_end DESC, id DESC")
                 .bind(topic)
@@ -39,14 +46,16 @@ impl Store {
         });
         Ok(rows
             .into_iter()
-            .map(|(id, topic, window_start, window_end, compiled_at, article_count)| IssueSummary {
-                id,
-                topic,
-                window_start,
-                window_end,
-                compiled_at,
-                article_count,
-            })
+            .map(
+                |(id, topic, window_start, window_end, compiled_at, article_count)| IssueSummary {
+                    id,
+                    topic,
+                    window_start,
+                    window_end,
+                    compiled_at,
+                    article_count,
+                },
+            )
             .collect())
     }
 
@@ -64,7 +73,12 @@ impl Store {
                 let mut digest: Digest = serde_json::from_str(&content)
                     .map_err(|e| StoreError::Corrupt(format!("issue {id}: {e}")))?;
                 digest.issue_id = Some(id);
-                Ok(Some(StoredIssue { id, topic, compiled_at, digest }))
+                Ok(Some(StoredIssue {
+                    id,
+                    topic,
+                    compiled_at,
+                    digest,
+                }))
             }
         }
     }

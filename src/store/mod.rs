@@ -123,7 +123,9 @@ impl Store {
                 pool: Pool::Postgres(pool),
             })
         } else {
-            Err(open_err("the URL must start with sqlite: or postgres://".into()))
+            Err(open_err(
+                "the URL must start with sqlite: or postgres://".into(),
+            ))
         }
     }
 

@@ -27,11 +27,19 @@ pub struct NewSubscriber {
 /// What adding one subscriber did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AddOutcome {
-    Created { id: i64 },
+    Created {
+        id: i64,
+    },
     /// The address existed; `added_topics` new topics were added (0 means nothing changed).
-    Updated { id: i64, added_topics: usize, confirmed: bool },
+    Updated {
+        id: i64,
+        added_topics: usize,
+        confirmed: bool,
+    },
     /// The address is unsubscribed, bounced, complained or erased and was left alone.
-    Suppressed { reason: String },
+    Suppressed {
+        reason: String,
+    },
 }
 
 /// The outcome of an import batch: one entry per row given, in order.

@@ -57,7 +57,7 @@ fn err(msg: impl Into<String>) -> ConfigError {
     ConfigError(msg.into())
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub newsletter: NewsletterSettings,
@@ -436,24 +436,6 @@ fn three() -> usize {
     3
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            newsletter: NewsletterSettings::default(),
-            database: DatabaseSettings::default(),
-            delivery: DeliverySettings::default(),
-            smtp: SmtpSettings::default(),
-            dkim: DkimSettings::default(),
-            web: WebSettings::default(),
-            schedule: ScheduleSettings::default(),
-            fetch: FetchSettings::default(),
-            summarizer: SummarizerSettings::default(),
-            sources: Vec::new(),
-            topics: Vec::new(),
-        }
-    }
-}
-
 impl Settings {
     /// Loads defaults, then the file at `path` (if given, it must exist; otherwise
     /// `config/tidings.toml` when present), then `TIDINGS__SECTION__KEY` variables; validates.
@@ -704,11 +686,9 @@ impl Settings {
                     "topics[{i}].max_per_domain must be at least 1"
                 )));
             }
-            if let Some(c) = &t.cron {
-                if !c.trim().is_empty() {
-                    crate::schedule::parse_cron(c)
-                        .map_err(|e| err(format!("topics[{i}].cron: {e}")))?;
-                }
+            if let Some(c) = t.cron.as_deref().filter(|c| !c.trim().is_empty()) {
+                crate::schedule::parse_cron(c)
+                    .map_err(|e| err(format!("topics[{i}].cron: {e}")))?;
             }
             if let Some(at) = &t.deliver_at_local {
                 chrono::NaiveTime::parse_from_str(at, "%H:%M").map_err(|_| {
@@ -769,6 +749,33 @@ mod tests {
         assert!(e.to_string().contains("topics[0].slug"), "{e}");
         let e = Settings::from_toml("[newsletter]\nbogus = 1\n").unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    /// Every key of every section appears in config/tidings.toml (set or commented out), so the
+    /// shipped file documents the whole configuration.
+    #[test]
+    fn shipped_config_names_every_key() {
+        let text = include_str!("../config/tidings.toml");
+        Settings::from_toml(text).unwrap();
+        let defaults = figment::Figment::from(Serialized::defaults(Settings::default()));
+        let value: figment::value::Dict = defaults.extract().unwrap();
+        for (section, inner) in value {
+            let Some(dict) = inner.as_dict() else { continue };
+            assert!(text.contains(&format!("[{section}]")), "section [{section}] is missing");
+            for key in dict.keys() {
+                let named = text
+                    .lines()
+                    .map(|l| l.trim_start_matches('#').trim())
+                    .any(|l| l.starts_with(&format!("{key} =")));
+                assert!(named, "{section}.{key} is not named in config/tidings.toml");
+            }
+        }
+        for key in ["kind", "name", "weight", "base_url", "url", "min_points", "tags"] {
+            assert!(text.contains(key), "sources key {key} is not documented");
+        }
+        for key in ["slug", "keywords", "exclude", "domains", "window_days", "limit", "max_per_domain", "repeat", "cron", "deliver_at_local"] {
+            assert!(text.contains(key), "topics key {key} is not documented");
+        }
     }
 
     #[test]

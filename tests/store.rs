@@ -1,1 +1,412 @@
-//! Store suite.
+//! The store contract, run against every available backend (SQLite always, PostgreSQL when
+//! `scripts/test` started a cluster).
+
+use chrono::{Duration, TimeZone, Utc};
+use tidings::domain::{ConsentSource, SubscriberEmail, SubscriberStatus, TopicSlug};
+use tidings::store::{AddOutcome, NewSubscriber, Store, SubscriberFilter};
+
+use crate::support::db;
+
+fn t0() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 2, 2, 8, 0, 0).unwrap()
+}
+
+fn new(email: &str, topics: &[&str], status: SubscriberStatus) -> NewSubscriber {
+    NewSubscriber {
+        email: SubscriberEmail::parse(email).unwrap(),
+        topics: topics
+            .iter()
+            .map(|t| TopicSlug::parse(t).unwrap())
+            .collect(),
+        status,
+        timezone: None,
+        source: ConsentSource::Cli,
+        consent_version: "v1".into(),
+        resubscribe: false,
+        ip: None,
+        user_agent: None,
+    }
+}
+
+async fn emails(store: &Store, filter: SubscriberFilter) -> Vec<String> {
+    store
+        .list_subscribers(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.email)
+        .collect()
+}
+
+#[tokio::test]
+async fn migrations_apply_once() {
+    for (label, store) in db::stores().await {
+        assert_eq!(
+            store.migrate().await.unwrap(),
+            0,
+            "{label}: second migrate applies nothing"
+        );
+        store.ping().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn addresses_are_unique_case_insensitively_and_keep_the_local_part() {
+    for (label, store) in db::stores().await {
+        let first = store
+            .add_subscriber(
+                &new(" Bob@Example.COM ", &["rust"], SubscriberStatus::Confirmed),
+                t0(),
+            )
+            .await
+            .unwrap();
+        let AddOutcome::Created { id } = first else {
+            panic!("{label}: {first:?}")
+        };
+        let again = store
+            .add_subscriber(
+                &new(
+                    "BOB@example.com",
+                    &["rust", "go"],
+                    SubscriberStatus::Pending,
+                ),
+                t0(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            AddOutcome::Updated {
+                id,
+                added_topics: 1,
+                confirmed: false
+            },
+            "{label}"
+        );
+        let all = store
+            .list_subscribers(&SubscriberFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 1, "{label}");
+        assert_eq!(all[0].email, "Bob@example.com", "{label}");
+        assert_eq!(all[0].status, SubscriberStatus::Confirmed, "{label}");
+        assert_eq!(
+            all[0].topics,
+            vec!["go".to_string(), "rust".to_string()],
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn filters_by_topic_and_status() {
+    for (label, store) in db::stores().await {
+        store
+            .add_subscriber(
+                &new("a@example.com", &["rust"], SubscriberStatus::Confirmed),
+                t0(),
+            )
+            .await
+            .unwrap();
+        store
+            .add_subscriber(
+                &new("b@example.com", &["rust", "go"], SubscriberStatus::Pending),
+                t0(),
+            )
+            .await
+            .unwrap();
+        store
+            .add_subscriber(
+                &new("c@example.com", &["go"], SubscriberStatus::Confirmed),
+                t0(),
+            )
+            .await
+            .unwrap();
+        let rust = emails(
+            &store,
+            SubscriberFilter {
+                topic: Some("rust".into()),
+                status: None,
+            },
+        )
+        .await;
+        assert_eq!(rust, ["a@example.com", "b@example.com"], "{label}");
+        let confirmed_go = emails(
+            &store,
+            SubscriberFilter {
+                topic: Some("go".into()),
+                status: Some(SubscriberStatus::Confirmed),
+            },
+        )
+        .await;
+        assert_eq!(confirmed_go, ["c@example.com"], "{label}");
+        let counts = store.confirmed_counts_by_topic().await.unwrap();
+        assert_eq!(counts.get("rust"), Some(&1), "{label}");
+        assert_eq!(counts.get("go"), Some(&1), "{label}");
+    }
+}
+
+#[tokio::test]
+async fn unsubscribed_addresses_stay_out_unless_resubscribed() {
+    for (label, store) in db::stores().await {
+        let AddOutcome::Created { id } = store
+            .add_subscriber(
+                &new("a@example.com", &["rust"], SubscriberStatus::Confirmed),
+                t0(),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert!(store.unsubscribe_all(id, t0()).await.unwrap());
+        let rec = store.get_subscriber(id).await.unwrap().unwrap();
+        assert_eq!(rec.status, SubscriberStatus::Unsubscribed, "{label}");
+        assert!(rec.unsubscribed_at.is_some(), "{label}");
+        assert!(rec.topics.is_empty(), "{label}");
+        let again = store
+            .add_subscriber(
+                &new("A@example.com", &["rust"], SubscriberStatus::Confirmed),
+                t0(),
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(again, AddOutcome::Suppressed { .. }),
+            "{label}: {again:?}"
+        );
+        let mut back = new("a@example.com", &["rust"], SubscriberStatus::Confirmed);
+        back.resubscribe = true;
+        let back = store.add_subscriber(&back, t0()).await.unwrap();
+        assert!(
+            matches!(back, AddOutcome::Updated { id: same, .. } if same == id),
+            "{label}: {back:?}"
+        );
+        let rec = store.get_subscriber(id).await.unwrap().unwrap();
+        assert_eq!(rec.status, SubscriberStatus::Confirmed, "{label}");
+        assert_eq!(rec.topics, ["rust"], "{label}");
+    }
+}
+
+#[tokio::test]
+async fn leaving_the_last_topic_unsubscribes() {
+    for (label, store) in db::stores().await {
+        let AddOutcome::Created { id } = store
+            .add_subscriber(
+                &new(
+                    "a@example.com",
+                    &["rust", "go"],
+                    SubscriberStatus::Confirmed,
+                ),
+                t0(),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            store.leave_topic(id, "rust", t0()).await.unwrap(),
+            ["go"],
+            "{label}"
+        );
+        assert_eq!(
+            store.leave_topic(id, "rust", t0()).await.unwrap(),
+            ["go"],
+            "{label}: idempotent"
+        );
+        assert_eq!(
+            store.get_subscriber(id).await.unwrap().unwrap().status,
+            SubscriberStatus::Confirmed
+        );
+        assert!(store.leave_topic(id, "go", t0()).await.unwrap().is_empty());
+        assert_eq!(
+            store.get_subscriber(id).await.unwrap().unwrap().status,
+            SubscriberStatus::Unsubscribed,
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn erase_keeps_only_a_hash_on_the_suppression_list() {
+    for (label, store) in db::stores().await {
+        let email = SubscriberEmail::parse("gone@example.com").unwrap();
+        let AddOutcome::Created { id } = store
+            .add_subscriber(
+                &new("gone@example.com", &["rust"], SubscriberStatus::Confirmed),
+                t0(),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert!(store.erase_subscriber(id, t0()).await.unwrap());
+        assert!(store.get_subscriber(id).await.unwrap().is_none(), "{label}");
+        assert!(
+            store.find_subscriber(&email).await.unwrap().is_none(),
+            "{label}"
+        );
+        assert_eq!(
+            store.suppression_reason(&email).await.unwrap().as_deref(),
+            Some("erased"),
+            "{label}"
+        );
+        let again = store
+            .add_subscriber(
+                &new("gone@example.com", &["rust"], SubscriberStatus::Confirmed),
+                t0(),
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(again, AddOutcome::Suppressed { .. }),
+            "{label}: {again:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn confirming_records_consent_once() {
+    for (label, store) in db::stores().await {
+        let AddOutcome::Created { id } = store
+            .add_subscriber(
+                &new("p@example.com", &["rust"], SubscriberStatus::Pending),
+                t0(),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert!(
+            store
+                .confirm_subscriber(id, &[], t0(), Some("192.0.2.1"), Some("UA"))
+                .await
+                .unwrap(),
+            "{label}"
+        );
+        assert!(
+            !store
+                .confirm_subscriber(id, &[], t0(), None, None)
+                .await
+                .unwrap(),
+            "{label}: second confirm is a no-op"
+        );
+        let rec = store.get_subscriber(id).await.unwrap().unwrap();
+        assert_eq!(rec.status, SubscriberStatus::Confirmed);
+        assert_eq!(rec.confirmed_at, Some(t0()), "{label}");
+    }
+}
+
+#[tokio::test]
+async fn one_confirmation_slot_per_window() {
+    for (label, store) in db::stores().await {
+        let AddOutcome::Created { id } = store
+            .add_subscriber(
+                &new("p@example.com", &["rust"], SubscriberStatus::Pending),
+                t0(),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        let hour = Duration::hours(1);
+        assert!(
+            store.claim_confirmation_slot(id, t0(), hour).await.unwrap(),
+            "{label}"
+        );
+        assert!(
+            !store
+                .claim_confirmation_slot(id, t0() + Duration::minutes(59), hour)
+                .await
+                .unwrap(),
+            "{label}"
+        );
+        assert!(
+            store
+                .claim_confirmation_slot(id, t0() + Duration::minutes(61), hour)
+                .await
+                .unwrap(),
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn batch_import_is_idempotent() {
+    for (label, store) in db::stores().await {
+        let rows: Vec<NewSubscriber> = (0..50)
+            .map(|i| {
+                new(
+                    &format!("user{i}@example.com"),
+                    &["rust"],
+                    SubscriberStatus::Confirmed,
+                )
+            })
+            .collect();
+        let first = store.add_subscribers(&rows, t0()).await.unwrap();
+        assert!(
+            first
+                .iter()
+                .all(|o| matches!(o, Ok(AddOutcome::Created { .. }))),
+            "{label}"
+        );
+        let second = store.add_subscribers(&rows, t0()).await.unwrap();
+        assert!(
+            second.iter().all(|o| matches!(
+                o,
+                Ok(AddOutcome::Updated {
+                    added_topics: 0,
+                    confirmed: false,
+                    ..
+                })
+            )),
+            "{label}: {second:?}"
+        );
+        assert_eq!(
+            store
+                .list_subscribers(&SubscriberFilter::default())
+                .await
+                .unwrap()
+                .len(),
+            50
+        );
+    }
+}
+
+#[tokio::test]
+async fn purges_only_old_unconfirmed() {
+    for (label, store) in db::stores().await {
+        store
+            .add_subscriber(
+                &new("old@example.com", &["rust"], SubscriberStatus::Pending),
+                t0(),
+            )
+            .await
+            .unwrap();
+        store
+            .add_subscriber(
+                &new("new@example.com", &["rust"], SubscriberStatus::Pending),
+                t0() + Duration::days(20),
+            )
+            .await
+            .unwrap();
+        store
+            .add_subscriber(
+                &new("ok@example.com", &["rust"], SubscriberStatus::Confirmed),
+                t0(),
+            )
+            .await
+            .unwrap();
+        let n = store
+            .purge_unconfirmed(t0() + Duration::days(1))
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "{label}");
+        let left = emails(&store, SubscriberFilter::default()).await;
+        assert_eq!(left, ["new@example.com", "ok@example.com"], "{label}");
+    }
+}

@@ -96,11 +96,12 @@ impl Store {
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
             let file = opts.get_filename();
-            if let Some(dir) = file.parent() {
-                if !dir.as_os_str().is_empty() && file != Path::new(":memory:") {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| open_err(format!("cannot create {}: {e}", dir.display())))?;
-                }
+            if let Some(dir) = file
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty() && file != Path::new(":memory:"))
+            {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| open_err(format!("cannot create {}: {e}", dir.display())))?;
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(1))

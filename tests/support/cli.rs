@@ -1,0 +1,79 @@
+//! Runs the built `tidings` binary against a temporary directory with its own config file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary working directory with `config/tidings.toml` for one test.
+pub struct TestEnv {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub database_url: String,
+}
+
+pub const TOPICS: &str = r#"
+[[topics]]
+slug = "distributed-systems"
+name = "Distributed Systems"
+description = "Consensus, fault tolerance and architecture."
+
+[[topics]]
+slug = "rust"
+name = "Rust"
+description = "The Rust language."
+"#;
+
+impl TestEnv {
+    /// A config with two topics and `extra` TOML appended, on the given database URL.
+    pub fn new(database_url: &str, extra: &str) -> TestEnv {
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        std::fs::create_dir_all(dir.join("config")).expect("config dir");
+        let config = dir.join("config/tidings.toml");
+        let text = format!(
+            "[database]\nurl = \"{database_url}\"\n\n[delivery]\noutbox_dir = \"{}\"\n\n{extra}\n{TOPICS}",
+            dir.join("outbox").display()
+        );
+        std::fs::write(&config, text).expect("write config");
+        TestEnv {
+            dir,
+            config,
+            database_url: database_url.to_string(),
+        }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidings"));
+        cmd.current_dir(&self.dir)
+            .arg("--config")
+            .arg(&self.config)
+            .env_remove("TIDINGS_CONFIG")
+            .env("RUST_LOG", "warn");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TIDINGS__") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run tidings")
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+}
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write file");
+}

@@ -1,0 +1,70 @@
+//! Fresh databases for tests: a temporary SQLite file, and a new database on the throwaway
+//! PostgreSQL cluster that `scripts/test` starts (its admin URL arrives in
+//! `TIDINGS_TEST_POSTGRES_URL`). Without that variable the PostgreSQL half is skipped loudly,
+//! and `TIDINGS_REQUIRE_ALL=1` turns the skip into a failure.
+
+use std::sync::Once;
+
+use sqlx::Connection;
+use tidings::store::Store;
+
+static SKIP_WARNING: Once = Once::new();
+
+/// A migrated store on a new temporary SQLite file (the directory is kept for the test's life).
+pub async fn sqlite() -> Store {
+    Store::open(&sqlite_url(), 5)
+        .await
+        .expect("open SQLite store")
+}
+
+/// A URL for a new, empty SQLite database file.
+pub fn sqlite_url() -> String {
+    let dir = tempfile::tempdir().expect("temp dir").keep();
+    format!("sqlite://{}", dir.join("tidings.db").display())
+}
+
+/// The URL of a new, empty PostgreSQL database, or None when no cluster is available.
+pub async fn postgres_url() -> Option<String> {
+    let admin = match std::env::var("TIDINGS_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            SKIP_WARNING.call_once(|| {
+                eprintln!(
+                    "!!!!!!!! TIDINGS_TEST_POSTGRES_URL is not set: PostgreSQL tests are SKIPPED (run scripts/test)"
+                );
+            });
+            assert!(
+                std::env::var("TIDINGS_REQUIRE_ALL").as_deref() != Ok("1"),
+                "TIDINGS_REQUIRE_ALL=1 but no PostgreSQL is available (run scripts/test)"
+            );
+            return None;
+        }
+    };
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("connect to the test cluster");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let _ = conn.close().await;
+    let mut url = url::Url::parse(&admin).expect("admin URL");
+    url.set_path(&format!("/{name}"));
+    Some(url.to_string())
+}
+
+/// A migrated store on a new PostgreSQL database, when a cluster is available.
+pub async fn postgres() -> Option<Store> {
+    let url = postgres_url().await?;
+    Some(Store::open(&url, 5).await.expect("open PostgreSQL store"))
+}
+
+/// One fresh store per available backend, labelled for assertion messages.
+pub async fn stores() -> Vec<(&'static str, Store)> {
+    let mut out = vec![("sqlite", sqlite().await)];
+    if let Some(pg) = postgres().await {
+        out.push(("postgres", pg));
+    }
+    out
+}

@@ -10,6 +10,7 @@ mod deliveries; // TEMP-STUB file (owned by the delivery helper)
 mod issues; // TEMP-STUB file (owned by the pipeline helper)
 mod subscribers;
 mod web;
+pub use web::QueuedMessage;
 
 use std::path::Path;
 use std::str::FromStr;

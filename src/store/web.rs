@@ -87,3 +87,34 @@ impl Store {
         })
     }
 }
+
+/// One transactional message in the outbox, as queued.
+#[derive(Clone, Debug)]
+pub struct QueuedMessage {
+    pub id: i64,
+    pub kind: String,
+    pub status: String,
+    pub payload: Vec<u8>,
+}
+
+impl Store {
+    /// Transactional messages (confirmations, preference links) queued for an address, oldest
+    /// first: for operators answering "did my confirmation go out?" and for tests.
+    pub async fn transactional_messages_to(&self, email: &str) -> StoreResult<Vec<QueuedMessage>> {
+        let rows: Vec<(i64, String, String, Option<Vec<u8>>)> = with_pool!(self, p => {
+            sqlx::query_as("SELECT id, kind, status, payload FROM deliveries WHERE issue_id IS NULL AND email = $1 ORDER BY id")
+                .bind(email)
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, kind, status, payload)| QueuedMessage {
+                id,
+                kind,
+                status,
+                payload: payload.unwrap_or_default(),
+            })
+            .collect())
+    }
+}

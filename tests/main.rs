@@ -5,4 +5,5 @@ mod support;
 
 mod cli;
 mod store;
+mod browser;
 mod web;

@@ -183,12 +183,18 @@ impl Application {
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .with_context(|| format!("cannot listen on web.bind {bind}"))?;
+        Ok(Application::from_listener(state, listener))
+    }
+
+    /// Serves on a listener bound elsewhere (tests that must know the port before the settings
+    /// are final, since `newsletter.base_url` names it).
+    pub fn from_listener(state: AppState, listener: tokio::net::TcpListener) -> Application {
         let router = router(state.clone());
-        Ok(Application {
+        Application {
             listener,
             router,
             state,
-        })
+        }
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -32,7 +32,9 @@ async fn spawn_smtp() -> (u16, Inbox) {
     let keep = inbox.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let keep = keep.clone();
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
@@ -58,7 +60,11 @@ async fn spawn_smtp() -> (u16, Inbox) {
                                 if l == b".\r\n" {
                                     break;
                                 }
-                                let l = if l.starts_with(b"..") { l[1..].to_vec() } else { l };
+                                let l = if l.starts_with(b"..") {
+                                    l[1..].to_vec()
+                                } else {
+                                    l
+                                };
                                 data.extend_from_slice(&l);
                             }
                             keep.lock().unwrap().push(data);
@@ -120,7 +126,11 @@ fn axe_source() -> Option<String> {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Driver(std::process::Child);
@@ -179,7 +189,10 @@ struct Pages {
 impl Pages {
     /// Runs axe-core on the current page (failing on any violation) and saves a screenshot.
     async fn check(&mut self, name: &str) {
-        self.client.execute(&self.axe, vec![]).await.expect("inject axe-core");
+        self.client
+            .execute(&self.axe, vec![])
+            .await
+            .expect("inject axe-core");
         let result = self
             .client
             .execute_async(
@@ -192,7 +205,10 @@ impl Pages {
             .await
             .expect("run axe-core");
         let text = result.as_str().unwrap_or("").to_string();
-        assert_eq!(text, "[]", "accessibility violations on the {name} page: {text}");
+        assert_eq!(
+            text, "[]",
+            "accessibility violations on the {name} page: {text}"
+        );
         let png = self.client.screenshot().await.expect("screenshot");
         self.count += 1;
         let file = self.shots.join(format!("{:02}-{name}.png", self.count));
@@ -205,13 +221,13 @@ impl Pages {
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut last = String::new();
         while Instant::now() < deadline {
-            if let Ok(main) = self.client.find(Locator::Css("main")).await {
-                if let Ok(text) = main.text().await {
-                    if text.contains(needle) {
-                        return;
-                    }
-                    last = text;
+            if let Ok(main) = self.client.find(Locator::Css("main")).await
+                && let Ok(text) = main.text().await
+            {
+                if text.contains(needle) {
+                    return;
                 }
+                last = text;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -231,16 +247,22 @@ async fn wait_for_mail(inbox: &Inbox, count: usize) -> Vec<u8> {
 }
 
 fn link(raw: &[u8], base: &str, prefix: &str) -> String {
-    let message = mail_parser::MessageParser::default().parse(raw).expect("parse email");
+    let message = mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("parse email");
     let text = message.body_text(0).expect("text part").into_owned();
-    let start = text.find(&format!("{base}{prefix}")).unwrap_or_else(|| panic!("no {prefix} link in {text}"));
+    let start = text
+        .find(&format!("{base}{prefix}"))
+        .unwrap_or_else(|| panic!("no {prefix} link in {text}"));
     text[start..].split_whitespace().next().unwrap().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_confirm_and_unsubscribe_in_a_real_browser() {
     let (Some(chromium), Some(chromedriver)) = (which("chromium"), which("chromedriver")) else {
-        skip_or_fail("chromium or chromedriver is not installed (apt-get install chromium chromium-driver)");
+        skip_or_fail(
+            "chromium or chromedriver is not installed (apt-get install chromium chromium-driver)",
+        );
         return;
     };
     let Some(axe) = axe_source() else {
@@ -286,36 +308,87 @@ name = "Databases"
     let tokens = state.tokens.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut web_stop = stop_rx.clone();
-    let web = tokio::spawn(Application::from_listener(state, listener).run_until(async move {
-        let _ = web_stop.wait_for(|s| *s).await;
-    }));
-    let workers = tokio::spawn(tidings::delivery::run_workers(settings.clone(), store.clone(), stop_rx));
+    let web = tokio::spawn(
+        Application::from_listener(state, listener).run_until(async move {
+            let _ = web_stop.wait_for(|s| *s).await;
+        }),
+    );
+    let workers = tokio::spawn(tidings::delivery::run_workers(
+        settings.clone(),
+        store.clone(),
+        stop_rx,
+    ));
 
     let profile = tempfile::tempdir().unwrap();
     let (_driver, client) = start_browser(&chromedriver, &chromium, profile.path()).await;
-    let shots = tempfile::Builder::new().prefix("tidings-screens-").tempdir().unwrap().keep();
+    let shots = tempfile::Builder::new()
+        .prefix("tidings-screens-")
+        .tempdir()
+        .unwrap()
+        .keep();
     eprintln!("browser test: screenshots in {}", shots.display());
-    let mut pages = Pages { client: client.clone(), axe, shots, count: 0 };
+    let mut pages = Pages {
+        client: client.clone(),
+        axe,
+        shots,
+        count: 0,
+    };
 
     // The subscribe form.
     client.goto(&format!("{base}/")).await.unwrap();
     pages.check("subscribe").await;
-    client.find(Locator::Id("email")).await.unwrap().send_keys("reader@example.com").await.unwrap();
-    client.find(Locator::Id("topic-rust")).await.unwrap().click().await.unwrap();
-    client.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Id("email"))
+        .await
+        .unwrap()
+        .send_keys("reader@example.com")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("topic-rust"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     pages.wait_for_text("Check your inbox").await;
     pages.check("check-inbox").await;
 
     // A bad address shows the form again with the problem stated.
     client.goto(&format!("{base}/")).await.unwrap();
-    client.find(Locator::Id("email")).await.unwrap().send_keys("not-an-address@").await.unwrap();
-    client.find(Locator::Id("topic-rust")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Id("email"))
+        .await
+        .unwrap()
+        .send_keys("not-an-address@")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("topic-rust"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     // The browser's own check would stop an invalid type=email field; submit a value it accepts
     // but the server refuses (no dot in the domain).
     let email = client.find(Locator::Id("email")).await.unwrap();
     email.clear().await.unwrap();
     email.send_keys("bob@localhost").await.unwrap();
-    client.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     pages.wait_for_text("check the email address").await;
     pages.check("subscribe-error").await;
 
@@ -326,8 +399,18 @@ name = "Databases"
     pages.check("confirm").await;
     let who = SubscriberEmail::parse("reader@example.com").unwrap();
     let pending = store.find_subscriber(&who).await.unwrap().unwrap();
-    assert_eq!(pending.status, SubscriberStatus::Pending, "opening the link changes nothing");
-    client.find(Locator::Css("main form button")).await.unwrap().click().await.unwrap();
+    assert_eq!(
+        pending.status,
+        SubscriberStatus::Pending,
+        "opening the link changes nothing"
+    );
+    client
+        .find(Locator::Css("main form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     pages.wait_for_text("You are subscribed").await;
     pages.check("confirmed").await;
     let confirmed = store.find_subscriber(&who).await.unwrap().unwrap();
@@ -335,14 +418,32 @@ name = "Databases"
     assert_eq!(confirmed.topics, vec!["rust".to_string()]);
 
     // Preferences, reached from the confirmed page.
-    client.find(Locator::LinkText("Change topics or time zone")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::LinkText("Change topics or time zone"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     pages.wait_for_text("Your preferences").await;
     pages.check("preferences").await;
 
     // The digest's unsubscribe link (the digest itself comes from the pipeline and delivery).
-    client.goto(&format!("{base}/unsubscribe/{}", tokens.unsubscribe(confirmed.id, "rust"))).await.unwrap();
+    client
+        .goto(&format!(
+            "{base}/unsubscribe/{}",
+            tokens.unsubscribe(confirmed.id, "rust")
+        ))
+        .await
+        .unwrap();
     pages.check("unsubscribe").await;
-    client.find(Locator::Css("main form button")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Css("main form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     pages.wait_for_text("You are unsubscribed").await;
     pages.check("unsubscribed").await;
     let gone = store.find_subscriber(&who).await.unwrap().unwrap();
@@ -351,7 +452,10 @@ name = "Databases"
     // The archive, a forged link and an unknown page.
     client.goto(&format!("{base}/archive")).await.unwrap();
     pages.check("archive").await;
-    client.goto(&format!("{base}/unsubscribe/forged.token")).await.unwrap();
+    client
+        .goto(&format!("{base}/unsubscribe/forged.token"))
+        .await
+        .unwrap();
     pages.wait_for_text("not valid").await;
     pages.check("invalid-link").await;
     client.goto(&format!("{base}/no-such-page")).await.unwrap();
@@ -361,5 +465,9 @@ name = "Databases"
     stop_tx.send(true).unwrap();
     web.await.unwrap().unwrap();
     workers.await.unwrap().unwrap();
-    assert_eq!(inbox.lock().unwrap().len(), 1, "exactly one email: the confirmation");
+    assert_eq!(
+        inbox.lock().unwrap().len(),
+        1,
+        "exactly one email: the confirmation"
+    );
 }

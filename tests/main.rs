@@ -3,7 +3,7 @@
 
 mod support;
 
+mod browser;
 mod cli;
 mod store;
-mod browser;
 mod web;

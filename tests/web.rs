@@ -87,7 +87,9 @@ impl TestApp {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
         Answer {
             status,
             headers,
@@ -96,7 +98,8 @@ impl TestApp {
     }
 
     pub async fn get(&self, uri: &str) -> Answer {
-        self.send(Request::get(uri).body(Body::empty()).unwrap(), local()).await
+        self.send(Request::get(uri).body(Body::empty()).unwrap(), local())
+            .await
     }
 
     pub async fn post_form(&self, uri: &str, body: &str) -> Answer {
@@ -123,7 +126,10 @@ impl TestApp {
     pub async fn add_confirmed(&self, email: &str, topics: &[&str]) -> i64 {
         let new = NewSubscriber {
             email: SubscriberEmail::parse(email).unwrap(),
-            topics: topics.iter().map(|t| TopicSlug::parse(t).unwrap()).collect(),
+            topics: topics
+                .iter()
+                .map(|t| TopicSlug::parse(t).unwrap())
+                .collect(),
             status: SubscriberStatus::Confirmed,
             timezone: None,
             source: ConsentSource::Cli,
@@ -132,7 +138,12 @@ impl TestApp {
             ip: None,
             user_agent: None,
         };
-        match self.store.add_subscriber(&new, chrono::Utc::now()).await.unwrap() {
+        match self
+            .store
+            .add_subscriber(&new, chrono::Utc::now())
+            .await
+            .unwrap()
+        {
             tidings::store::AddOutcome::Created { id } => id,
             other => panic!("{other:?}"),
         }

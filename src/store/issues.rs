@@ -27,17 +27,19 @@ pub struct StoredIssue {
     pub digest: Digest,
 }
 
+type IssueRow = (
+    i64,
+    String,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    i64,
+);
+
 impl Store {
     /// Issues, newest first, of one topic or all.
     pub async fn list_issues(&self, topic: Option<&str>) -> StoreResult<Vec<IssueSummary>> {
-        let rows: Vec<(
-            i64,
-            String,
-            DateTime<Utc>,
-            DateTime<Utc>,
-            DateTime<Utc>,
-            i64,
-        )> = with_pool!(self, p => {
+        let rows: Vec<IssueRow> = with_pool!(self, p => {
             sqlx::query_as("SELECT id, topic, window_start, window_end, compiled_at, article_count FROM issues \
                             WHERE ($1 IS NULL OR topic = $1) ORDER BY window_end DESC, id DESC")
                 .bind(topic)

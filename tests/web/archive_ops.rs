@@ -13,11 +13,25 @@ async fn archive_lists_topics_and_the_feed_parses() {
         assert!(index.body.contains("Rust") && index.body.contains("/archive/rust/feed.xml"));
         let feed = app.get("/archive/rust/feed.xml").await;
         assert_eq!(feed.status, StatusCode::OK);
-        assert!(feed.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/atom+xml"));
+        assert!(
+            feed.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/atom+xml")
+        );
         let parsed = feed_rs::parser::parse(feed.body.as_bytes()).expect("a valid Atom feed");
         assert_eq!(parsed.title.unwrap().content, "Tidings: Rust");
-        for missing in ["/archive/cooking/feed.xml", "/archive/rust/999", "/archive/rust/abc", "/nope"] {
-            assert_eq!(app.get(missing).await.status, StatusCode::NOT_FOUND, "{missing}");
+        for missing in [
+            "/archive/cooking/feed.xml",
+            "/archive/rust/999",
+            "/archive/rust/abc",
+            "/nope",
+        ] {
+            assert_eq!(
+                app.get(missing).await.status,
+                StatusCode::NOT_FOUND,
+                "{missing}"
+            );
         }
     }
 }
@@ -32,7 +46,10 @@ async fn healthz_answers_and_metrics_need_the_bearer_token() {
             .header(header::AUTHORIZATION, "Bearer nope")
             .body(Body::empty())
             .unwrap();
-        assert_eq!(app.send(wrong, local()).await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            app.send(wrong, local()).await.status,
+            StatusCode::UNAUTHORIZED
+        );
         let right = Request::get("/metrics")
             .header(header::AUTHORIZATION, "Bearer s3cret-metrics")
             .body(Body::empty())
@@ -40,7 +57,12 @@ async fn healthz_answers_and_metrics_need_the_bearer_token() {
         let a = app.send(right, local()).await;
         assert_eq!(a.status, StatusCode::OK, "{}", app.label);
         assert!(a.body.contains("# TYPE tidings_subscribers gauge"));
-        assert!(a.body.contains("tidings_subscribers{status=\"confirmed\"} 1"), "{}", a.body);
+        assert!(
+            a.body
+                .contains("tidings_subscribers{status=\"confirmed\"} 1"),
+            "{}",
+            a.body
+        );
         assert!(a.body.contains("tidings_deliveries{status=\"queued\"} 0"));
         assert!(a.body.contains("tidings_issues{topic=\"rust\"} 0"));
     }

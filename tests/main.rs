@@ -3,7 +3,9 @@
 
 mod support;
 
+mod browser;
 mod cli;
 mod delivery;
 mod store;
 mod pipeline;
+mod web;

@@ -10,6 +10,7 @@ mod articles;
 mod deliveries;
 mod issues;
 mod subscribers;
+mod web;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -21,6 +22,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use articles::{ArticleUpsert, FeedState};
 pub use issues::{IssueSummary, StoredIssue};
+pub use web::QueuedMessage;
 pub use deliveries::{ClaimedDelivery, DeliveryKind, DeliveryOutcome, DeliveryRecord, RetryPolicy};
 pub use subscribers::{
     AddOutcome, ImportOutcome, NewSubscriber, SubscriberFilter, SubscriberRecord, email_hash,

@@ -1,1 +1,236 @@
 //! The web app: subscribe, confirm, preferences, unsubscribe (RFC 8058), archive, health and metrics.
+//!
+//! [`router`] builds the whole app from an [`AppState`] (handlers are testable with tower's
+//! `oneshot`); [`Application`] binds the listener from `[web] bind` and serves it until a
+//! shutdown future resolves. One file per page; [`error::WebError`] maps failures to status codes
+//! and pages that never show internals. No page needs JavaScript and no GET changes state.
+
+mod archive;
+mod client_ip;
+mod confirm;
+mod error;
+mod mail;
+mod ops;
+mod pages;
+mod preferences;
+mod subscribe;
+mod unsubscribe;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use client_ip::ClientIp;
+pub use error::WebError;
+
+use crate::config::Settings;
+use crate::render::DkimSigner;
+use crate::store::Store;
+use crate::tokens::TokenSigner;
+
+/// The content security policy of every page: no script at all, styles only from our stylesheet.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' https: data:; \
+     form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Where the time comes from; tests substitute a fixed clock.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub tokens: TokenSigner,
+    pub dkim: Option<DkimSigner>,
+    pub clock: Clock,
+    /// Per-client-IP limit on `POST /subscribe`; `None` when `[web] subscribe_per_minute = 0`.
+    pub subscribe_limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    /// `[web] trusted_proxies`, parsed.
+    pub trusted_proxies: Arc<Vec<IpAddr>>,
+}
+
+impl AppState {
+    /// Builds the state from validated settings and an open store, on the system clock.
+    pub fn new(settings: Arc<Settings>, store: Store) -> anyhow::Result<AppState> {
+        let tokens = TokenSigner::from_settings(&settings.newsletter);
+        let dkim = DkimSigner::from_settings(&settings.dkim).context("loading the DKIM key")?;
+        let subscribe_limiter =
+            NonZeroU32::new(settings.web.subscribe_per_minute).map(|per_minute| {
+                let burst = NonZeroU32::new(settings.web.subscribe_burst).unwrap_or(per_minute);
+                Arc::new(RateLimiter::keyed(
+                    Quota::per_minute(per_minute).allow_burst(burst),
+                ))
+            });
+        let trusted_proxies = settings
+            .web
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<IpAddr>()
+                    .with_context(|| format!("web.trusted_proxies: {p:?}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(AppState {
+            settings,
+            store,
+            tokens,
+            dkim,
+            clock: Arc::new(Utc::now),
+            subscribe_limiter,
+            trusted_proxies: Arc::new(trusted_proxies),
+        })
+    }
+
+    /// Replaces the clock (tests).
+    pub fn with_clock(mut self, clock: Clock) -> AppState {
+        self.clock = clock;
+        self
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// `newsletter.base_url` without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        self.settings.newsletter.base_url.trim_end_matches('/')
+    }
+}
+
+/// The whole web app as a router, with its middleware.
+pub fn router(state: AppState) -> Router {
+    let web = &state.settings.web;
+    let timeout = Duration::from_secs(web.request_timeout_secs);
+    let body_limit = web.max_body_bytes;
+    Router::new()
+        .route("/", get(subscribe::form))
+        .route("/subscribe", post(subscribe::submit))
+        .route("/confirm/{token}", get(confirm::show).post(confirm::submit))
+        .route(
+            "/preferences/{token}",
+            get(preferences::show).post(preferences::submit),
+        )
+        .route(
+            "/unsubscribe/{token}",
+            get(unsubscribe::show).post(unsubscribe::submit),
+        )
+        .route("/archive", get(archive::index))
+        .route("/archive/{topic}/feed.xml", get(archive::feed))
+        .route("/archive/{topic}/{issue}", get(archive::issue))
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/static/style.css", get(ops::stylesheet))
+        .fallback(error::not_found)
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// The web app bound to its listener, ready to serve.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds `[web] bind` (port 0 picks a free port) and builds the router.
+    pub async fn build(settings: Arc<Settings>, store: Store) -> anyhow::Result<Application> {
+        let state = AppState::new(settings, store)?;
+        Application::from_state(state).await
+    }
+
+    /// Like [`Application::build`] with a prepared state (tests use a fixed clock).
+    pub async fn from_state(state: AppState) -> anyhow::Result<Application> {
+        let bind = &state.settings.web.bind;
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on web.bind {bind}"))?;
+        Ok(Application::from_listener(state, listener))
+    }
+
+    /// Serves on a listener bound elsewhere (tests that must know the port before the settings
+    /// are final, since `newsletter.base_url` names it).
+    pub fn from_listener(state: AppState, listener: tokio::net::TcpListener) -> Application {
+        let router = router(state.clone());
+        Application {
+            listener,
+            router,
+            state,
+        }
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let limiter = self.state.subscribe_limiter.clone();
+        // Forget idle clients now and then so the limiter's memory stays bounded.
+        let sweeper = tokio::spawn(async move {
+            let Some(limiter) = limiter else { return };
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+            }
+        });
+        let result = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("the web server failed");
+        sweeper.abort();
+        result
+    }
+}

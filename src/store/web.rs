@@ -1,0 +1,120 @@
+//! Queries the web app needs beyond the shared subscriber methods: counts for `/metrics` and
+//! bringing back an unsubscribed reader who asked to return through an emailed link.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{Store, StoreResult, email_hash, with_pool};
+use crate::domain::{ConsentSource, SubscriberEmail, TopicSlug};
+
+impl Store {
+    /// Outbox rows per status.
+    pub async fn delivery_counts_by_status(&self) -> StoreResult<BTreeMap<String, i64>> {
+        let rows: Vec<(String, i64)> = with_pool!(self, p => {
+            sqlx::query_as("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Compiled issues per topic.
+    pub async fn issue_counts_by_topic(&self) -> StoreResult<BTreeMap<String, i64>> {
+        let rows: Vec<(String, i64)> = with_pool!(self, p => {
+            sqlx::query_as("SELECT topic, COUNT(*) FROM issues GROUP BY topic")
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Brings an unsubscribed reader back (they chose topics on the preferences page reached
+    /// through a link mailed to their address, which proves consent): status confirmed, topics
+    /// replaced, the address taken off the suppression list and a new consent record written.
+    /// Does nothing and returns false unless the subscriber is currently unsubscribed.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn resubscribe_from_web(
+        &self,
+        id: i64,
+        email: &SubscriberEmail,
+        topics: &[TopicSlug],
+        consent_version: &str,
+        now: DateTime<Utc>,
+        ip: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> StoreResult<bool> {
+        let hash = email_hash(email);
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let r = sqlx::query("UPDATE subscribers SET status = 'confirmed', confirmed_at = $1, unsubscribed_at = NULL, updated_at = $1 \
+                                 WHERE id = $2 AND status = 'unsubscribed'")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if r.rows_affected() == 0 {
+                return Ok(false);
+            }
+            sqlx::query("DELETE FROM suppressions WHERE email_hash = $1 AND reason = 'unsubscribed'")
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for t in topics {
+                sqlx::query("INSERT INTO subscriptions (subscriber_id, topic, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                    .bind(id)
+                    .bind(t.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("INSERT INTO consents (subscriber_id, source, wording_version, asked_at, confirmed_at, ip, user_agent) \
+                         VALUES ($1, $2, $3, $4, $4, $5, $6)")
+                .bind(id)
+                .bind(ConsentSource::Web.as_str())
+                .bind(consent_version)
+                .bind(now)
+                .bind(ip)
+                .bind(user_agent)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+}
+
+/// One transactional message in the outbox, as queued.
+#[derive(Clone, Debug)]
+pub struct QueuedMessage {
+    pub id: i64,
+    pub kind: String,
+    pub status: String,
+    pub payload: Vec<u8>,
+}
+
+impl Store {
+    /// Transactional messages (confirmations, preference links) queued for an address, oldest
+    /// first: for operators answering "did my confirmation go out?" and for tests.
+    pub async fn transactional_messages_to(&self, email: &str) -> StoreResult<Vec<QueuedMessage>> {
+        let rows: Vec<(i64, String, String, Option<Vec<u8>>)> = with_pool!(self, p => {
+            sqlx::query_as("SELECT id, kind, status, payload FROM deliveries WHERE issue_id IS NULL AND email = $1 ORDER BY id")
+                .bind(email)
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, kind, status, payload)| QueuedMessage {
+                id,
+                kind,
+                status,
+                payload: payload.unwrap_or_default(),
+            })
+            .collect())
+    }
+}

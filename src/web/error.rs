@@ -1,0 +1,121 @@
+//! Handler failures and the status codes and pages they become. Users see a short page that
+//! names the problem in their terms; internals (the cause chain) only go to the log.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::pages::{ErrorPage, Site, render_page};
+use crate::store::StoreError;
+use crate::tokens::TokenError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// A tampered, truncated, expired or wrong-purpose link token.
+    #[error("invalid link: {0}")]
+    InvalidLink(#[from] TokenError),
+    /// The request itself is wrong; the message is shown to the user.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("not found")]
+    NotFound,
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("too many requests; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// Anything else: logged with its cause chain, shown as a plain 500 page.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for WebError {
+    fn from(e: StoreError) -> Self {
+        WebError::Unexpected(e.into())
+    }
+}
+
+impl From<askama::Error> for WebError {
+    fn from(e: askama::Error) -> Self {
+        WebError::Unexpected(anyhow::Error::new(e).context("rendering a page"))
+    }
+}
+
+impl WebError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            WebError::InvalidLink(_) | WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::NotFound => StatusCode::NOT_FOUND,
+            WebError::Unauthorized => StatusCode::UNAUTHORIZED,
+            WebError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            WebError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn page(&self) -> ErrorPage {
+        let (heading, message) = match self {
+            WebError::InvalidLink(TokenError::Expired) => (
+                "This link has expired",
+                "Confirmation links work for 7 days. Subscribe again to get a new one.".to_string(),
+            ),
+            WebError::InvalidLink(_) => (
+                "This link is not valid",
+                "The link may have been cut off or changed. Copy the whole link from the email and try again.".to_string(),
+            ),
+            WebError::BadRequest(msg) => ("Something is wrong with the request", msg.clone()),
+            WebError::NotFound => ("Page not found", "There is nothing at this address.".to_string()),
+            WebError::Unauthorized => ("Not allowed", "This page needs a valid token.".to_string()),
+            WebError::RateLimited { .. } => (
+                "Too many requests",
+                "Please wait a minute and try again.".to_string(),
+            ),
+            WebError::Unexpected(_) => (
+                "Something went wrong",
+                "The problem is on our side and has been logged. Please try again later.".to_string(),
+            ),
+        };
+        ErrorPage {
+            site: Site::generic(),
+            heading: heading.to_string(),
+            message,
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        match &self {
+            WebError::Unexpected(e) => tracing::error!(error = format!("{e:#}"), "request failed"),
+            WebError::InvalidLink(e) => tracing::info!(reason = %e, "rejected a link token"),
+            other => tracing::debug!(error = %other, "request refused"),
+        }
+        let status = self.status();
+        let body = render_page(&self.page()).unwrap_or_else(|_| {
+            Html(format!(
+                "<!doctype html><title>{status}</title><p>{status}</p>"
+            ))
+        });
+        let mut response = (status, body).into_response();
+        match self {
+            WebError::RateLimited { retry_after_secs } => {
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.max(1).to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            WebError::Unauthorized => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+/// The fallback for unknown paths.
+pub async fn not_found() -> WebError {
+    WebError::NotFound
+}

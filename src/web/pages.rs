@@ -1,0 +1,76 @@
+//! What every page shares: the site header and footer ([`Site`]), the error page, topic
+//! checkboxes, and rendering a template into an HTML response.
+
+use askama::Template;
+use axum::response::Html;
+
+use crate::config::Settings;
+
+/// The newsletter's name and postal address shown on every page.
+#[derive(Clone, Debug)]
+pub struct Site {
+    pub title: String,
+    pub postal_address: String,
+}
+
+impl Site {
+    pub fn from_settings(settings: &Settings) -> Site {
+        Site {
+            title: settings.newsletter.title.clone(),
+            postal_address: settings.newsletter.postal_address.clone(),
+        }
+    }
+
+    /// For pages rendered without the settings at hand (errors).
+    pub fn generic() -> Site {
+        Site {
+            title: String::new(),
+            postal_address: String::new(),
+        }
+    }
+}
+
+/// One topic checkbox.
+#[derive(Clone, Debug)]
+pub struct TopicChoice {
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub checked: bool,
+}
+
+impl TopicChoice {
+    /// Every configured topic, checked when `is_checked` says so.
+    pub fn all(settings: &Settings, is_checked: impl Fn(&str) -> bool) -> Vec<TopicChoice> {
+        settings
+            .topics
+            .iter()
+            .map(|t| TopicChoice {
+                slug: t.slug.clone(),
+                name: t.name.clone(),
+                description: t.description.clone(),
+                checked: is_checked(&t.slug),
+            })
+            .collect()
+    }
+}
+
+/// A topic's display name, or the slug when it is no longer configured.
+pub fn topic_name(settings: &Settings, slug: &str) -> String {
+    settings
+        .topic(slug)
+        .map(|t| t.name.clone())
+        .unwrap_or_else(|| slug.to_string())
+}
+
+#[derive(Template)]
+#[template(path = "web/error.html")]
+pub struct ErrorPage {
+    pub site: Site,
+    pub heading: String,
+    pub message: String,
+}
+
+pub fn render_page<T: Template>(page: &T) -> Result<Html<String>, askama::Error> {
+    page.render().map(Html)
+}

@@ -1,0 +1,291 @@
+//! `GET /` (the subscribe form) and `POST /subscribe`.
+//!
+//! The answer to a valid POST is the same page whatever the address's history, so the form
+//! cannot be used to learn who subscribes. Nothing about a known address changes here: a new
+//! address becomes pending and gets a confirmation link; a pending one gets the link again; a
+//! confirmed or unsubscribed one gets a link to its preferences. Every email is queued in the
+//! outbox, at most one per address per hour, and the form is rate-limited per client IP.
+
+use std::collections::BTreeSet;
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock as _, DefaultClock};
+
+use super::AppState;
+use super::client_ip::{ClientIp, user_agent};
+use super::error::WebError;
+use super::mail;
+use super::pages::{Site, TopicChoice, render_page, topic_name};
+use crate::domain::{ConsentSource, SubscriberEmail, SubscriberStatus, TopicSlug};
+use crate::render::{self, Recipient};
+use crate::store::{AddOutcome, NewSubscriber};
+
+/// At most one email per address in this window (subscription bombing).
+pub const CONFIRMATION_GAP: chrono::Duration = chrono::Duration::hours(1);
+
+#[derive(Template)]
+#[template(path = "web/subscribe.html")]
+pub struct SubscribePage {
+    pub site: Site,
+    pub topics: Vec<TopicChoice>,
+    pub email: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "web/subscribed.html")]
+pub struct SubscribedPage {
+    pub site: Site,
+    pub email: String,
+}
+
+/// The fields of the subscribe form, as sent.
+#[derive(Debug, Default)]
+struct SubscribeForm {
+    email: String,
+    topics: Vec<String>,
+    /// The hidden honeypot; people leave it empty.
+    website: String,
+}
+
+fn parse_form(body: &[u8]) -> SubscribeForm {
+    let mut form = SubscribeForm::default();
+    for (key, value) in url::form_urlencoded::parse(body) {
+        match key.as_ref() {
+            "email" => form.email = value.into_owned(),
+            "topic" => form.topics.push(value.into_owned()),
+            "website" => form.website = value.into_owned(),
+            _ => {}
+        }
+    }
+    form
+}
+
+/// `GET /`
+pub async fn form(State(state): State<AppState>) -> Result<Response, WebError> {
+    let single = state.settings.topics.len() == 1;
+    let page = SubscribePage {
+        site: Site::from_settings(&state.settings),
+        topics: TopicChoice::all(&state.settings, |_| single),
+        email: String::new(),
+        error: None,
+    };
+    Ok(render_page(&page)?.into_response())
+}
+
+/// `POST /subscribe`
+pub async fn submit(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    if let Some(limiter) = &state.subscribe_limiter
+        && let Err(not_until) = limiter.check_key(&ip)
+    {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        return Err(WebError::RateLimited {
+            retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        });
+    }
+    let form = parse_form(&body);
+    let (email, topics) = match validate(&state, &form) {
+        Ok(valid) => valid,
+        Err(message) => return form_with_error(&state, &form, message),
+    };
+    if !form.website.is_empty() {
+        tracing::info!(%ip, "subscribe form honeypot filled; ignored");
+    } else {
+        let record_ip = state.settings.web.record_consent_ip;
+        let ip_text = record_ip.then(|| ip.to_string());
+        let ua = if record_ip {
+            user_agent(&headers)
+        } else {
+            None
+        };
+        subscribe(&state, &email, &topics, ip_text, ua).await?;
+    }
+    let page = SubscribedPage {
+        site: Site::from_settings(&state.settings),
+        email: email.to_string(),
+    };
+    Ok(render_page(&page)?.into_response())
+}
+
+/// Checks the address and topics; the error is a sentence for the form.
+fn validate(
+    state: &AppState,
+    form: &SubscribeForm,
+) -> Result<(SubscriberEmail, Vec<TopicSlug>), String> {
+    let email = SubscriberEmail::parse(&form.email)
+        .map_err(|e| format!("Please check the email address: {e}."))?;
+    let mut topics = BTreeSet::new();
+    for raw in &form.topics {
+        let known = state.settings.topic(raw).is_some();
+        let slug = TopicSlug::parse(raw)
+            .ok()
+            .filter(|_| known)
+            .ok_or_else(|| {
+                "One of the chosen topics does not exist. Please choose from the list.".to_string()
+            })?;
+        topics.insert(slug);
+    }
+    if topics.is_empty() {
+        return Err("Please choose at least one topic.".into());
+    }
+    Ok((email, topics.into_iter().collect()))
+}
+
+fn form_with_error(
+    state: &AppState,
+    form: &SubscribeForm,
+    message: String,
+) -> Result<Response, WebError> {
+    let chosen: Vec<&str> = form.topics.iter().map(String::as_str).collect();
+    let page = SubscribePage {
+        site: Site::from_settings(&state.settings),
+        topics: TopicChoice::all(&state.settings, |slug| chosen.contains(&slug)),
+        // Shown back in the field, but never more than an address can be.
+        email: form
+            .email
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(254)
+            .collect(),
+        error: Some(message),
+    };
+    Ok((StatusCode::BAD_REQUEST, render_page(&page)?).into_response())
+}
+
+async fn subscribe(
+    state: &AppState,
+    email: &SubscriberEmail,
+    topics: &[TopicSlug],
+    ip: Option<String>,
+    user_agent: Option<String>,
+) -> Result<(), WebError> {
+    let now = state.now();
+    let store = &state.store;
+    let Some(known) = store.find_subscriber(email).await? else {
+        let new = NewSubscriber {
+            email: email.clone(),
+            topics: topics.to_vec(),
+            status: SubscriberStatus::Pending,
+            timezone: None,
+            source: ConsentSource::Web,
+            consent_version: state.settings.newsletter.consent_version.clone(),
+            resubscribe: false,
+            ip,
+            user_agent,
+        };
+        return match store.add_subscriber(&new, now).await? {
+            AddOutcome::Created { id } => {
+                let names: Vec<String> = topics
+                    .iter()
+                    .map(|t| topic_name(&state.settings, t.as_str()))
+                    .collect();
+                send_confirmation(state, id, email, &names).await
+            }
+            // Created by a concurrent request a moment ago: that request sends the link.
+            AddOutcome::Updated { .. } => Ok(()),
+            // An erased address: it stays quiet.
+            AddOutcome::Suppressed { .. } => Ok(()),
+        };
+    };
+    match known.status {
+        SubscriberStatus::Pending => {
+            let names: Vec<String> = known
+                .topics
+                .iter()
+                .map(|t| topic_name(&state.settings, t))
+                .collect();
+            send_confirmation(state, known.id, email, &names).await
+        }
+        SubscriberStatus::Confirmed | SubscriberStatus::Unsubscribed => {
+            send_preferences_link(state, known.id, email).await
+        }
+        SubscriberStatus::Bounced | SubscriberStatus::Complained => Ok(()),
+    }
+}
+
+async fn send_confirmation(
+    state: &AppState,
+    id: i64,
+    email: &SubscriberEmail,
+    topic_names: &[String],
+) -> Result<(), WebError> {
+    let now = state.now();
+    if !state
+        .store
+        .claim_confirmation_slot(id, now, CONFIRMATION_GAP)
+        .await?
+    {
+        tracing::debug!(
+            subscriber = id,
+            "confirmation sent within the hour; not again"
+        );
+        return Ok(());
+    }
+    let recipient = Recipient {
+        subscriber_id: id,
+        email: email.clone(),
+    };
+    let msg = render::confirmation_message(
+        &state.settings,
+        &state.tokens,
+        state.dkim.as_ref(),
+        &recipient,
+        topic_names,
+        now,
+    )
+    .map_err(|e| anyhow::Error::new(e).context("rendering the confirmation email"))?;
+    state
+        .store
+        .enqueue_transactional(
+            crate::store::DeliveryKind::Confirm,
+            id,
+            msg.to.as_str(),
+            &msg.message_id,
+            &msg.raw,
+            now,
+        )
+        .await?;
+    tracing::info!(subscriber = id, "confirmation email queued");
+    Ok(())
+}
+
+async fn send_preferences_link(
+    state: &AppState,
+    id: i64,
+    email: &SubscriberEmail,
+) -> Result<(), WebError> {
+    let now = state.now();
+    if !state
+        .store
+        .claim_confirmation_slot(id, now, CONFIRMATION_GAP)
+        .await?
+    {
+        return Ok(());
+    }
+    let msg = mail::preferences_link_message(state, id, email, now)?;
+    state
+        .store
+        .enqueue_transactional(
+            crate::store::DeliveryKind::Confirm,
+            id,
+            msg.to.as_str(),
+            &msg.message_id,
+            &msg.raw,
+            now,
+        )
+        .await?;
+    tracing::info!(
+        subscriber = id,
+        "preferences link queued for a known address"
+    );
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! `GET /unsubscribe/{token}` (a page with a button; changes nothing) and
+//! `POST /unsubscribe/{token}`, which is also the RFC 8058 one-click endpoint: mailbox providers
+//! POST `List-Unsubscribe=One-Click` as multipart/form-data or urlencoded, with no cookie, CSRF
+//! token or Origin. The signed token is the only credential, so any POST with a valid token
+//! leaves the token's topic (or everything, with `scope=all` from our own page), answers 200
+//! without a redirect, and repeating it changes nothing more.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::WebError;
+use super::pages::{Site, render_page, topic_name};
+use crate::tokens::Purpose;
+
+#[derive(Template)]
+#[template(path = "web/unsubscribe.html")]
+pub struct UnsubscribePage {
+    pub site: Site,
+    pub token: String,
+    pub topic_name: Option<String>,
+    pub preferences_path: String,
+}
+
+#[derive(Template)]
+#[template(path = "web/unsubscribed.html")]
+pub struct UnsubscribedPage {
+    pub site: Site,
+    pub left: Option<String>,
+    pub remaining: Vec<String>,
+    pub preferences_path: String,
+}
+
+/// `GET /unsubscribe/{token}`
+pub async fn show(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Response, WebError> {
+    let claims = state
+        .tokens
+        .verify(&token, Purpose::Unsubscribe, state.now())?;
+    let page = UnsubscribePage {
+        site: Site::from_settings(&state.settings),
+        token,
+        topic_name: claims
+            .topic
+            .as_deref()
+            .map(|t| topic_name(&state.settings, t)),
+        preferences_path: format!(
+            "/preferences/{}",
+            state.tokens.preferences(claims.subscriber_id)
+        ),
+    };
+    Ok(render_page(&page)?.into_response())
+}
+
+/// Whether our own page asked to leave everything (`scope=all`, urlencoded). One-click bodies,
+/// in either encoding, never carry it.
+fn wants_everything(headers: &HeaderMap, body: &[u8]) -> bool {
+    let urlencoded = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    urlencoded && url::form_urlencoded::parse(body).any(|(k, v)| k == "scope" && v == "all")
+}
+
+/// `POST /unsubscribe/{token}`
+pub async fn submit(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let now = state.now();
+    let claims = state.tokens.verify(&token, Purpose::Unsubscribe, now)?;
+    let id = claims.subscriber_id;
+    let everything = wants_everything(&headers, &body);
+    match claims.topic.as_deref().filter(|_| !everything) {
+        Some(topic) => {
+            let remaining = state.store.leave_topic(id, topic, now).await?;
+            tracing::info!(subscriber = id, topic, "left a topic");
+            let remaining: Vec<String> = remaining
+                .iter()
+                .map(|t| topic_name(&state.settings, t))
+                .collect();
+            unsubscribed_page(
+                &state,
+                id,
+                Some(topic_name(&state.settings, topic)),
+                &remaining,
+            )
+        }
+        None => {
+            state.store.unsubscribe_all(id, now).await?;
+            tracing::info!(subscriber = id, "unsubscribed from everything");
+            unsubscribed_page(&state, id, None, &[])
+        }
+    }
+}
+
+/// The "you are unsubscribed" page (also used by the preferences page).
+pub fn unsubscribed_page(
+    state: &AppState,
+    id: i64,
+    left: Option<String>,
+    remaining: &[String],
+) -> Result<Response, WebError> {
+    let page = UnsubscribedPage {
+        site: Site::from_settings(&state.settings),
+        left,
+        remaining: remaining.to_vec(),
+        preferences_path: format!("/preferences/{}", state.tokens.preferences(id)),
+    };
+    Ok(render_page(&page)?.into_response())
+}

@@ -1,0 +1,178 @@
+//! The web app through its router (tower `oneshot`, no server): subscribe, confirm, preferences,
+//! one-click unsubscribe, archive and operations, on SQLite and PostgreSQL.
+
+mod archive_ops;
+mod links;
+mod subscribe;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use tidings::config::Settings;
+use tidings::domain::{ConsentSource, SubscriberEmail, SubscriberStatus, TopicSlug};
+use tidings::store::{NewSubscriber, Store, SubscriberRecord};
+use tidings::web::{AppState, router};
+use tower::ServiceExt as _;
+
+pub const BASE_URL: &str = "http://news.test";
+
+/// Settings with two topics and the given extra TOML.
+pub fn settings(extra: &str) -> Settings {
+    Settings::from_toml(&format!(
+        r#"
+[newsletter]
+base_url = "{BASE_URL}"
+from = "Tidings <news@example.org>"
+secret = "a-test-secret-that-is-long-enough-0123456789"
+{extra}
+[[topics]]
+slug = "rust"
+name = "Rust"
+description = "The Rust language"
+[[topics]]
+slug = "databases"
+name = "Databases"
+"#
+    ))
+    .unwrap()
+}
+
+pub struct TestApp {
+    pub label: &'static str,
+    pub store: Store,
+    pub state: AppState,
+    pub router: Router,
+}
+
+/// A response, read whole.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl TestApp {
+    pub fn new(label: &'static str, store: Store, settings: Settings) -> TestApp {
+        let state = AppState::new(std::sync::Arc::new(settings), store.clone()).unwrap();
+        TestApp {
+            label,
+            store,
+            router: router(state.clone()),
+            state,
+        }
+    }
+
+    /// One app per available backend with default web settings.
+    pub async fn all() -> Vec<TestApp> {
+        Self::all_with("").await
+    }
+
+    /// One app per available backend; `extra` goes into the TOML (e.g. a `[web]` section).
+    pub async fn all_with(extra: &str) -> Vec<TestApp> {
+        let mut apps = Vec::new();
+        for (label, store) in crate::support::db::stores().await {
+            apps.push(TestApp::new(label, store, settings(extra)));
+        }
+        apps
+    }
+
+    pub async fn send(&self, request: Request<Body>, peer: IpAddr) -> Answer {
+        let mut request = request;
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(peer, 40000)));
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    pub async fn get(&self, uri: &str) -> Answer {
+        self.send(Request::get(uri).body(Body::empty()).unwrap(), local())
+            .await
+    }
+
+    pub async fn post_form(&self, uri: &str, body: &str) -> Answer {
+        self.post_form_from(uri, body, local()).await
+    }
+
+    pub async fn post_form_from(&self, uri: &str, body: &str, peer: IpAddr) -> Answer {
+        let request = Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::USER_AGENT, "web-tests/1.0")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        self.send(request, peer).await
+    }
+
+    pub async fn subscriber(&self, email: &str) -> Option<SubscriberRecord> {
+        self.store
+            .find_subscriber(&SubscriberEmail::parse(email).unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Adds a confirmed subscriber directly (as the CLI would).
+    pub async fn add_confirmed(&self, email: &str, topics: &[&str]) -> i64 {
+        let new = NewSubscriber {
+            email: SubscriberEmail::parse(email).unwrap(),
+            topics: topics
+                .iter()
+                .map(|t| TopicSlug::parse(t).unwrap())
+                .collect(),
+            status: SubscriberStatus::Confirmed,
+            timezone: None,
+            source: ConsentSource::Cli,
+            consent_version: "test".into(),
+            resubscribe: false,
+            ip: None,
+            user_agent: None,
+        };
+        match self
+            .store
+            .add_subscriber(&new, chrono::Utc::now())
+            .await
+            .unwrap()
+        {
+            tidings::store::AddOutcome::Created { id } => id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The payloads of transactional messages queued for an address.
+    pub async fn mails_to(&self, email: &str) -> Vec<Vec<u8>> {
+        self.store
+            .transactional_messages_to(email)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.payload)
+            .collect()
+    }
+}
+
+pub fn local() -> IpAddr {
+    "127.0.0.1".parse().unwrap()
+}
+
+/// The path of the first link under `BASE_URL` starting with `prefix` in a message's text part.
+pub fn link_in(raw: &[u8], prefix: &str) -> Option<String> {
+    let message = mail_parser::MessageParser::default().parse(raw)?;
+    let text = message.body_text(0)?.into_owned();
+    let start = text.find(&format!("{BASE_URL}{prefix}"))?;
+    let link: String = text[start + BASE_URL.len()..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '<' && *c != '>')
+        .collect();
+    Some(link)
+}

@@ -1,0 +1,69 @@
+//! The archive pages and Atom feed, `/healthz`, `/metrics` and unknown paths.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+
+use super::{TestApp, local};
+
+#[tokio::test]
+async fn archive_lists_topics_and_the_feed_parses() {
+    for app in TestApp::all().await {
+        let index = app.get("/archive").await;
+        assert_eq!(index.status, StatusCode::OK, "{}", app.label);
+        assert!(index.body.contains("Rust") && index.body.contains("/archive/rust/feed.xml"));
+        let feed = app.get("/archive/rust/feed.xml").await;
+        assert_eq!(feed.status, StatusCode::OK);
+        assert!(
+            feed.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/atom+xml")
+        );
+        let parsed = feed_rs::parser::parse(feed.body.as_bytes()).expect("a valid Atom feed");
+        assert_eq!(parsed.title.unwrap().content, "Tidings: Rust");
+        for missing in [
+            "/archive/cooking/feed.xml",
+            "/archive/rust/999",
+            "/archive/rust/abc",
+            "/nope",
+        ] {
+            assert_eq!(
+                app.get(missing).await.status,
+                StatusCode::NOT_FOUND,
+                "{missing}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn healthz_answers_and_metrics_need_the_bearer_token() {
+    for app in TestApp::all_with("[web]\nmetrics_token = \"s3cret-metrics\"\n").await {
+        assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+        app.add_confirmed("ops@example.com", &["rust"]).await;
+        assert_eq!(app.get("/metrics").await.status, StatusCode::UNAUTHORIZED);
+        let wrong = Request::get("/metrics")
+            .header(header::AUTHORIZATION, "Bearer nope")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(
+            app.send(wrong, local()).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        let right = Request::get("/metrics")
+            .header(header::AUTHORIZATION, "Bearer s3cret-metrics")
+            .body(Body::empty())
+            .unwrap();
+        let a = app.send(right, local()).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", app.label);
+        assert!(a.body.contains("# TYPE tidings_subscribers gauge"));
+        assert!(
+            a.body
+                .contains("tidings_subscribers{status=\"confirmed\"} 1"),
+            "{}",
+            a.body
+        );
+        assert!(a.body.contains("tidings_deliveries{status=\"queued\"} 0"));
+        assert!(a.body.contains("tidings_issues{topic=\"rust\"} 0"));
+    }
+}

@@ -61,7 +61,10 @@ fn run(label: &str, settings: &Settings, dkim: Option<DkimSigner>, n: i64) {
         let Ok(email) = SubscriberEmail::parse(&format!("reader{id}@example.net")) else {
             continue;
         };
-        let recipient = Recipient { subscriber_id: id, email };
+        let recipient = Recipient {
+            subscriber_id: id,
+            email,
+        };
         match prepared.message_for(&tokens, &recipient, now) {
             Ok(m) => bytes += m.raw.len(),
             Err(e) => eprintln!("message_for failed: {e}"),

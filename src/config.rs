@@ -760,8 +760,13 @@ mod tests {
         let defaults = figment::Figment::from(Serialized::defaults(Settings::default()));
         let value: figment::value::Dict = defaults.extract().unwrap();
         for (section, inner) in value {
-            let Some(dict) = inner.as_dict() else { continue };
-            assert!(text.contains(&format!("[{section}]")), "section [{section}] is missing");
+            let Some(dict) = inner.as_dict() else {
+                continue;
+            };
+            assert!(
+                text.contains(&format!("[{section}]")),
+                "section [{section}] is missing"
+            );
             for key in dict.keys() {
                 let named = text
                     .lines()
@@ -770,10 +775,29 @@ mod tests {
                 assert!(named, "{section}.{key} is not named in config/tidings.toml");
             }
         }
-        for key in ["kind", "name", "weight", "base_url", "url", "min_points", "tags"] {
+        for key in [
+            "kind",
+            "name",
+            "weight",
+            "base_url",
+            "url",
+            "min_points",
+            "tags",
+        ] {
             assert!(text.contains(key), "sources key {key} is not documented");
         }
-        for key in ["slug", "keywords", "exclude", "domains", "window_days", "limit", "max_per_domain", "repeat", "cron", "deliver_at_local"] {
+        for key in [
+            "slug",
+            "keywords",
+            "exclude",
+            "domains",
+            "window_days",
+            "limit",
+            "max_per_domain",
+            "repeat",
+            "cron",
+            "deliver_at_local",
+        ] {
             assert!(text.contains(key), "topics key {key} is not documented");
         }
     }

@@ -6,7 +6,9 @@
 //! applied by [`Store::migrate`]. Times are bound from Rust (never `now()` in SQL) so callers and
 //! tests control the clock.
 
+mod jobs;
 mod subscribers;
+mod temp_stubs; // TEMP-STUB (owned by the delivery and pipeline helpers): delete at merge
 
 use std::path::Path;
 use std::str::FromStr;
@@ -16,6 +18,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use jobs::{ClaimHolder, JobRunRecord};
 pub use subscribers::{
     AddOutcome, ImportOutcome, NewSubscriber, SubscriberFilter, SubscriberRecord, email_hash,
 };

@@ -98,6 +98,8 @@ pub struct JobOutcome {
     pub slot: DateTime<Utc>,
     pub kind: OutcomeKind,
     pub summary: String,
+    /// The issue a digest run compiled or found.
+    pub issue_id: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -129,6 +131,7 @@ struct Attempt {
     recheck_at: Option<DateTime<Utc>>,
     /// A digest claim to finish (after recording success) or release (after failure).
     claim: Option<String>,
+    issue_id: Option<i64>,
 }
 
 impl Attempt {
@@ -139,12 +142,14 @@ impl Attempt {
                 summary,
                 recheck_at: None,
                 claim: None,
+                issue_id: None,
             },
             Err(e) => Attempt {
                 kind: OutcomeKind::Failed,
                 summary: format!("failed: {e:#}"),
                 recheck_at: None,
                 claim: None,
+                issue_id: None,
             },
         }
     }
@@ -286,6 +291,7 @@ impl Scheduler {
                             slot,
                             kind: OutcomeKind::SkippedTooOld,
                             summary,
+                            issue_id: None,
                         });
                     }
                 }
@@ -390,6 +396,7 @@ impl Scheduler {
             slot: item.slot,
             kind: attempt.kind,
             summary: attempt.summary,
+            issue_id: attempt.issue_id,
         }
     }
 
@@ -473,6 +480,7 @@ impl Scheduler {
                 summary: too_old_summary(slot, self.plan.catch_up),
                 recheck_at: None,
                 claim: None,
+                issue_id: None,
             };
         }
         let key = digest_claim_key(slug, slot);
@@ -484,6 +492,7 @@ impl Scheduler {
                 summary: format!("failed: {e:#}"),
                 recheck_at: (retry - slot <= self.plan.catch_up).then_some(retry),
                 claim,
+                issue_id: None,
             }
         };
         let claimed = match self
@@ -510,6 +519,7 @@ impl Scheduler {
                 summary: "already done".into(),
                 recheck_at: None,
                 claim: None,
+                issue_id: None,
             };
         }
         if !claimed {
@@ -529,20 +539,26 @@ impl Scheduler {
                 ),
                 recheck_at: Some(until),
                 claim: None,
+                issue_id: None,
             };
         }
         match self.compile_and_queue(slug, slot).await {
-            Ok(summary) => Attempt {
+            Ok((issue_id, summary)) => Attempt {
                 kind: OutcomeKind::Ran,
                 summary,
                 recheck_at: None,
                 claim: Some(key),
+                issue_id: Some(issue_id),
             },
             Err(e) => failed(e, Some(key)),
         }
     }
 
-    async fn compile_and_queue(&self, slug: &str, slot: DateTime<Utc>) -> anyhow::Result<String> {
+    async fn compile_and_queue(
+        &self,
+        slug: &str,
+        slot: DateTime<Utc>,
+    ) -> anyhow::Result<(i64, String)> {
         let topic = self
             .settings
             .topic(slug)
@@ -562,7 +578,7 @@ impl Scheduler {
                 .await?
                 .map(|l| format!(", {l}"))
                 .unwrap_or_default();
-        Ok(format!(
+        let summary = format!(
             "ok: issue #{} ({} articles, {}), {queued} deliveries queued{local}",
             compiled.issue_id,
             compiled.digest.entries.len(),
@@ -571,7 +587,8 @@ impl Scheduler {
             } else {
                 "compiled earlier"
             },
-        ))
+        );
+        Ok((compiled.issue_id, summary))
     }
 }
 

@@ -307,4 +307,22 @@ impl Store {
             Ok(updated)
         })
     }
+
+    /// Each queued or sent delivery of `issue_id` with its subscriber's zone and earliest send
+    /// time, ordered by address (for checking local delivery times).
+    pub async fn issue_delivery_schedule(
+        &self,
+        issue_id: i64,
+    ) -> StoreResult<Vec<(String, Option<String>, DateTime<Utc>)>> {
+        Ok(with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT d.email, s.timezone, d.not_before FROM deliveries d \
+                 LEFT JOIN subscribers s ON s.id = d.subscriber_id \
+                 WHERE d.issue_id = $1 ORDER BY d.email",
+            )
+            .bind(issue_id)
+            .fetch_all(p)
+            .await?
+        }))
+    }
 }

@@ -119,7 +119,7 @@ async fn claim_run_is_won_exactly_once_by_many_concurrent_claimers() {
             }
         }
         assert_eq!(wins, 1, "{label}: exactly one claimer wins");
-        let holder = store.claim_holder(&key).await.unwrap().unwrap();
+        let holder = store.run_claim_holder(&key).await.unwrap().unwrap();
         assert_eq!(holder.expires_at, now + Duration::minutes(10), "{label}");
 
         // Still held a minute later; free once the lease has expired.
@@ -142,14 +142,14 @@ async fn claim_run_is_won_exactly_once_by_many_concurrent_claimers() {
         // A finished claim is held until its hold ends, whoever asks.
         assert!(
             store
-                .finish_claim(&key, "after-expiry", now + Duration::days(2))
+                .finish_run(&key, "after-expiry", now + Duration::days(2))
                 .await
                 .unwrap(),
             "{label}"
         );
         assert!(
             !store
-                .finish_claim(&key, &holder.owner, now + Duration::days(3))
+                .finish_run(&key, &holder.owner, now + Duration::days(3))
                 .await
                 .unwrap(),
             "{label}: a former holder cannot finish it"
@@ -162,9 +162,9 @@ async fn claim_run_is_won_exactly_once_by_many_concurrent_claimers() {
             "{label}"
         );
         // Release only by the holder.
-        assert!(!store.release_claim(&key, "x").await.unwrap(), "{label}");
+        assert!(!store.release_run(&key, "x").await.unwrap(), "{label}");
         assert!(
-            store.release_claim(&key, "after-expiry").await.unwrap(),
+            store.release_run(&key, "after-expiry").await.unwrap(),
             "{label}"
         );
         assert!(
@@ -177,13 +177,16 @@ async fn claim_run_is_won_exactly_once_by_many_concurrent_claimers() {
         // Housekeeping removes claims whose hold ended.
         assert_eq!(
             store
-                .delete_expired_claims(now + Duration::hours(1))
+                .delete_expired_run_claims(now + Duration::hours(1))
                 .await
                 .unwrap(),
             1,
             "{label}"
         );
-        assert!(store.claim_holder(&key).await.unwrap().is_none(), "{label}");
+        assert!(
+            store.run_claim_holder(&key).await.unwrap().is_none(),
+            "{label}"
+        );
     }
 }
 
@@ -470,7 +473,7 @@ async fn a_dead_claimants_digest_is_repaired_when_its_lease_expires() {
             Some(&1),
             "{label}"
         );
-        let holder = store.claim_holder(&key).await.unwrap().unwrap();
+        let holder = store.run_claim_holder(&key).await.unwrap().unwrap();
         assert_eq!(holder.owner, "survivor", "{label}");
         assert!(
             holder.expires_at > monday_slot() + Duration::hours(24),

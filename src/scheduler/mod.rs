@@ -417,7 +417,7 @@ impl Scheduler {
                     // Held past any catch-up, so the slot is never claimed again.
                     let hold = slot + self.plan.catch_up + chrono::Duration::days(1);
                     self.store
-                        .finish_claim(key, &self.options.owner, hold.max(now))
+                        .finish_run(key, &self.options.owner, hold.max(now))
                         .await?;
                 }
             }
@@ -426,7 +426,7 @@ impl Scheduler {
                     .record_job_run(job, None, &attempt.summary, next, now)
                     .await?;
                 if let Some(key) = &attempt.claim {
-                    self.store.release_claim(key, &self.options.owner).await?;
+                    self.store.release_run(key, &self.options.owner).await?;
                 }
             }
             OutcomeKind::HeldElsewhere | OutcomeKind::AlreadyDone => {
@@ -462,7 +462,7 @@ impl Scheduler {
         let cutoff = now - chrono::Duration::days(HOUSEKEEPING_AGE_DAYS);
         let purged = self.store.purge_unconfirmed(cutoff).await?;
         let pages = self.store.delete_pages_older_than(cutoff).await?;
-        let claims = self.store.delete_expired_claims(now).await?;
+        let claims = self.store.delete_expired_run_claims(now).await?;
         Ok(format!(
             "ok: {purged} unconfirmed subscribers purged, {pages} cached pages deleted, {claims} old claims removed"
         ))
@@ -510,7 +510,7 @@ impl Scheduler {
         if done {
             if claimed {
                 let hold = slot + self.plan.catch_up + chrono::Duration::days(1);
-                if let Err(e) = self.store.finish_claim(&key, owner, hold.max(now)).await {
+                if let Err(e) = self.store.finish_run(&key, owner, hold.max(now)).await {
                     tracing::warn!(claim = %key, error = %e, "cannot finish the claim");
                 }
             }
@@ -523,7 +523,7 @@ impl Scheduler {
             };
         }
         if !claimed {
-            let holder = self.store.claim_holder(&key).await.ok().flatten();
+            let holder = self.store.run_claim_holder(&key).await.ok().flatten();
             let until = holder
                 .as_ref()
                 .map(|h| h.expires_at)
@@ -641,14 +641,15 @@ impl fmt::Display for LocalTimes {
 
 /// For a topic with `deliver_at_local`, holds `issue_id`'s queued deliveries until that time in
 /// each subscriber's zone (the schedule's zone for those without one or with an unknown one),
-/// counted from the issue's `compiled_at` so a repeated call gives the same times. Call right
-/// after `Store::enqueue_issue`. Returns None when the topic has no local delivery time.
+/// counted from `compiled_at` (the caller's clock right after compiling). Call right after
+/// `Store::enqueue_issue`; only queued, never-attempted rows change. Returns None when the topic
+/// has no local delivery time.
 pub async fn apply_local_delivery_time(
     settings: &Settings,
     store: &Store,
     topic: &TopicSettings,
     issue_id: i64,
-    now: DateTime<Utc>,
+    compiled_at: DateTime<Utc>,
 ) -> anyhow::Result<Option<LocalTimes>> {
     let Some(raw) = topic.deliver_at_local.as_deref() else {
         return Ok(None);
@@ -665,7 +666,6 @@ pub async fn apply_local_delivery_time(
             settings.schedule.timezone
         )
     })?;
-    let compiled_at = store.issue_compiled_at(issue_id).await?.unwrap_or(now);
     let zones = store.issue_delivery_timezones(issue_id).await?;
     let per_zone: Vec<(Option<String>, DateTime<Utc>)> = zones
         .into_iter()

@@ -131,7 +131,7 @@ impl Store {
 
     /// Claims `key` for `owner` until `now + lease`, in one statement: true when the claim is
     /// new or the previous holder's lease had expired; false while someone else holds it (or
-    /// after it was finished with [`Store::finish_claim`] until that hold ends). Exactly one of
+    /// after it was finished with [`Store::finish_run`] until that hold ends). Exactly one of
     /// many concurrent claimers wins.
     pub async fn claim_run(
         &self,
@@ -160,7 +160,7 @@ impl Store {
 
     /// Marks `owner`'s claim on `key` as done by holding it until `hold_until` (long after the
     /// run's lease). Returns false when `owner` no longer holds the claim.
-    pub async fn finish_claim(
+    pub async fn finish_run(
         &self,
         key: &str,
         owner: &str,
@@ -179,7 +179,7 @@ impl Store {
     }
 
     /// Gives up `owner`'s claim on `key` (after a failed run) so the next attempt can claim it.
-    pub async fn release_claim(&self, key: &str, owner: &str) -> StoreResult<bool> {
+    pub async fn release_run(&self, key: &str, owner: &str) -> StoreResult<bool> {
         let n = with_pool!(self, p => {
             sqlx::query("DELETE FROM locks WHERE name = $1 AND owner = $2")
                 .bind(key)
@@ -192,7 +192,7 @@ impl Store {
     }
 
     /// Who holds `key`, if anyone (expired holds included).
-    pub async fn claim_holder(&self, key: &str) -> StoreResult<Option<ClaimHolder>> {
+    pub async fn run_claim_holder(&self, key: &str) -> StoreResult<Option<ClaimHolder>> {
         let row: Option<(String, DateTime<Utc>)> = with_pool!(self, p => {
             sqlx::query_as("SELECT owner, expires_at FROM locks WHERE name = $1")
                 .bind(key)
@@ -203,7 +203,7 @@ impl Store {
     }
 
     /// Deletes claims whose hold ended before `cutoff`; returns how many.
-    pub async fn delete_expired_claims(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+    pub async fn delete_expired_run_claims(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
         Ok(with_pool!(self, p => {
             sqlx::query("DELETE FROM locks WHERE expires_at < $1")
                 .bind(cutoff)
@@ -249,16 +249,6 @@ impl Store {
             .await?
         });
         Ok(row)
-    }
-
-    /// When an issue was compiled (its frozen `compiled_at`), if it exists.
-    pub async fn issue_compiled_at(&self, issue_id: i64) -> StoreResult<Option<DateTime<Utc>>> {
-        Ok(with_pool!(self, p => {
-            sqlx::query_scalar("SELECT compiled_at FROM issues WHERE id = $1")
-                .bind(issue_id)
-                .fetch_optional(p)
-                .await?
-        }))
     }
 
     /// The distinct time zones (as stored, None for none) of the subscribers with a queued,

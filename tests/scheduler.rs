@@ -672,3 +672,48 @@ async fn status_report_shows_the_last_result_with_counts() {
     assert!(text.contains("next 2026-02-09 08:00:00 CET"), "{text}");
     assert!(text.contains("deliveries: queued 1 (total 1)"), "{text}");
 }
+
+/// The long-running form on the wall clock: a digest every second is compiled and queued by
+/// `tidings::scheduler::run`, which stops promptly when shutdown flips.
+#[tokio::test]
+async fn run_on_the_system_clock_runs_due_jobs_and_stops_on_shutdown() {
+    let store = db::sqlite().await;
+    let s = settings("cron = \"* * * * * *\"\nretry_cron = \"*/2 * * * * *\"", "");
+    subscribe(&store, "a@example.com", None, SubscriberStatus::Confirmed).await;
+    let (stop, shutdown) = watch::channel(false);
+    let clock: Arc<dyn Clock> = Arc::new(tidings::scheduler::SystemClock);
+    let handle = tokio::spawn(tidings::scheduler::run(
+        s.clone(),
+        store.clone(),
+        clock,
+        shutdown,
+    ));
+    let deadline = tokio::time::Instant::now() + StdDuration::from_secs(30);
+    let mut seen_ok = false;
+    while !seen_ok {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no digest ran within 30 s"
+        );
+        let digest = store.job_run("digest:rust").await.unwrap();
+        let retry = store.job_run("retry").await.unwrap();
+        seen_ok = digest
+            .is_some_and(|r| r.last_result.is_some_and(|t| t.starts_with("ok: issue #")))
+            && retry.is_some_and(|r| r.last_result.is_some_and(|t| t.contains("deliveries due")));
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    assert!(
+        store
+            .delivery_status_counts()
+            .await
+            .unwrap()
+            .get("queued")
+            .is_some_and(|n| *n >= 1)
+    );
+    stop.send(true).unwrap();
+    tokio::time::timeout(StdDuration::from_secs(10), handle)
+        .await
+        .expect("the scheduler stops on shutdown")
+        .unwrap()
+        .unwrap();
+}

@@ -10,6 +10,7 @@ pub mod domain; // pure types: SubscriberEmail, TopicSlug, statuses, articles, d
 pub mod pipeline; // ingest, classify, rank, summarize, compile (pure where possible)
 pub mod render; // askama templates -> complete email messages
 pub mod schedule; // pure cron arithmetic in a time zone (next run, latest run)
+pub mod scheduler; // the serve-side job loop: fetch, digests, retry sweep, housekeeping; status
 pub mod sources; // HTTP client with limits and SSRF guard; hackernews, feed, lobsters
 pub mod store; // the only place with SQL: SQLite and PostgreSQL behind one Store
 pub mod tokens; // HMAC-signed link tokens

@@ -6,6 +6,7 @@ mod support;
 mod browser;
 mod cli;
 mod delivery;
-mod store;
 mod pipeline;
+mod scheduler;
+mod store;
 mod web;

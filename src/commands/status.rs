@@ -1,9 +1,10 @@
-//! `tidings status`.
+//! `tidings status`: next and last run per job and topic, queue depth by delivery status, and
+//! subscribers by status.
 
 use super::{CommandResult, Context};
 
-pub async fn run(_ctx: &Context) -> CommandResult {
-    Err(super::CommandError::Failed(anyhow::anyhow!(
-        "tidings status is not available in this build yet"
-    )))
+pub async fn run(ctx: &Context) -> CommandResult {
+    let report = crate::scheduler::status_report(&ctx.settings, &ctx.store, super::now()).await?;
+    print!("{report}");
+    Ok(())
 }

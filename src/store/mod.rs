@@ -9,6 +9,7 @@
 mod articles;
 mod deliveries;
 mod issues;
+mod jobs;
 mod subscribers;
 mod web;
 
@@ -21,12 +22,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use articles::{ArticleUpsert, FeedState};
-pub use issues::{IssueSummary, StoredIssue};
-pub use web::QueuedMessage;
 pub use deliveries::{ClaimedDelivery, DeliveryKind, DeliveryOutcome, DeliveryRecord, RetryPolicy};
+pub use issues::{IssueSummary, StoredIssue};
+pub use jobs::{ClaimHolder, JobRunRecord};
 pub use subscribers::{
     AddOutcome, ImportOutcome, NewSubscriber, SubscriberFilter, SubscriberRecord, email_hash,
 };
+pub use web::QueuedMessage;
 
 use crate::config::redact_url;
 

@@ -1,0 +1,802 @@
+//! The scheduler that `tidings serve` runs: fetch sources, compile and queue each topic's digest
+//! when due, sweep for deliveries due again, and keep house, each on its own cron in
+//! `[schedule] timezone`.
+//!
+//! A hand-written loop over the pure next-run function of [`crate::schedule`] (the one the DST
+//! tests exercise) rather than tokio-cron-scheduler, which fixes a zone's UTC offset when a job
+//! is created. The loop keeps a queue of (job, scheduled time) pairs, runs those due, and sleeps
+//! until the earliest next one (at most `max_idle`, so a clock jump is noticed) or shutdown.
+//!
+//! Exactly once across instances: a digest run for (topic, scheduled time) is claimed through a
+//! lease row in `locks` ([`Store::claim_run`]); only the winner compiles and queues. Compiling is
+//! idempotent per period and queueing is idempotent, so a claimant that dies mid-run is
+//! repaired by whoever claims after its lease expires; losers re-check at that moment. The
+//! result goes to `job_runs`, whose `last_run_at` (the scheduled time handled) also drives
+//! catch-up on start: a missed digest within `[schedule] catch_up_hours` runs once, an older
+//! one is recorded as skipped.
+
+mod clock;
+mod local_time;
+mod plan;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::{DateTime, NaiveTime, Utc};
+use chrono_tz::Tz;
+use tokio::sync::{Notify, mpsc, watch};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use local_time::{local_not_before, parse_timezone};
+pub use plan::{CatchUp, JobKind, JobPlan, PlannedJob, catch_up_decision, following_slot};
+
+use crate::config::{Settings, TopicSettings};
+use crate::store::{JobRunRecord, Store};
+
+/// Pending subscribers who never confirmed, and cached pages, are deleted after this long.
+pub const HOUSEKEEPING_AGE_DAYS: i64 = 30;
+
+/// Runs the scheduler until `shutdown` becomes true (or its sender is dropped). A job running at
+/// that moment is abandoned; its claim's lease expires and another instance, or this one on its
+/// next start, repairs it.
+pub async fn run(
+    settings: Arc<Settings>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    Scheduler::new(settings, store, clock)?.run(shutdown).await
+}
+
+/// Tunables that are not configuration: who this instance is and how long it holds claims.
+#[derive(Clone, Debug)]
+pub struct SchedulerOptions {
+    /// This instance's name in claims; unique per process.
+    pub owner: String,
+    /// How long a digest claim is held before others may take over (longer than a compile).
+    pub claim_lease: chrono::Duration,
+    /// After a failed digest run, try the same slot again this much later (within the grace).
+    pub retry_failed_after: chrono::Duration,
+    /// The longest the loop sleeps before looking at the clock again.
+    pub max_idle: std::time::Duration,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        SchedulerOptions {
+            owner: format!("{host}:{}:{}", std::process::id(), &id[..8]),
+            claim_lease: chrono::Duration::minutes(15),
+            retry_failed_after: chrono::Duration::minutes(5),
+            max_idle: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+/// How one attempt at a (job, scheduled time) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutcomeKind {
+    /// This instance did the work.
+    Ran,
+    /// The work failed; recorded, and for a digest retried later within the grace period.
+    Failed,
+    /// A missed digest older than `catch_up_hours`: recorded as skipped, never sent.
+    SkippedTooOld,
+    /// Another instance holds the claim; this one re-checks when its lease ends.
+    HeldElsewhere,
+    /// Another instance (or an earlier run) already did it.
+    AlreadyDone,
+}
+
+/// What the scheduler did about one (job, scheduled time); sent to the outcome channel.
+#[derive(Clone, Debug)]
+pub struct JobOutcome {
+    pub job: String,
+    pub slot: DateTime<Utc>,
+    pub kind: OutcomeKind,
+    pub summary: String,
+    /// The issue a digest run compiled or found.
+    pub issue_id: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    job: usize,
+    slot: DateTime<Utc>,
+    run_at: DateTime<Utc>,
+    /// A regular slot schedules the following one when done; catch-ups and re-checks do not.
+    regular: bool,
+}
+
+/// The scheduler loop and its state. [`Scheduler::run`] is the long-running form;
+/// [`Scheduler::start`] and [`Scheduler::run_due`] let tests drive it step by step.
+pub struct Scheduler {
+    settings: Arc<Settings>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    plan: JobPlan,
+    options: SchedulerOptions,
+    outcomes: Option<mpsc::UnboundedSender<JobOutcome>>,
+    nudge: Option<Arc<Notify>>,
+    queue: Vec<Pending>,
+}
+
+/// The result of one job body, before it is recorded.
+struct Attempt {
+    kind: OutcomeKind,
+    summary: String,
+    recheck_at: Option<DateTime<Utc>>,
+    /// A digest claim to finish (after recording success) or release (after failure).
+    claim: Option<String>,
+    issue_id: Option<i64>,
+}
+
+impl Attempt {
+    fn simple(result: anyhow::Result<String>) -> Attempt {
+        match result {
+            Ok(summary) => Attempt {
+                kind: OutcomeKind::Ran,
+                summary,
+                recheck_at: None,
+                claim: None,
+                issue_id: None,
+            },
+            Err(e) => Attempt {
+                kind: OutcomeKind::Failed,
+                summary: format!("failed: {e:#}"),
+                recheck_at: None,
+                claim: None,
+                issue_id: None,
+            },
+        }
+    }
+}
+
+/// The claim key of a digest run: one per topic and scheduled time.
+pub fn digest_claim_key(topic: &str, slot: DateTime<Utc>) -> String {
+    format!(
+        "digest:{topic}:{}",
+        slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+}
+
+impl Scheduler {
+    /// Builds the job plan from the settings; errors name the bad key.
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Scheduler> {
+        let plan = JobPlan::from_settings(&settings).map_err(anyhow::Error::msg)?;
+        Ok(Scheduler {
+            settings,
+            store,
+            clock,
+            plan,
+            options: SchedulerOptions::default(),
+            outcomes: None,
+            nudge: None,
+            queue: Vec::new(),
+        })
+    }
+
+    pub fn with_options(mut self, options: SchedulerOptions) -> Scheduler {
+        self.options = options;
+        self
+    }
+
+    /// Sends every [`JobOutcome`] to `sender` (for tests and metrics).
+    pub fn with_outcomes(mut self, sender: mpsc::UnboundedSender<JobOutcome>) -> Scheduler {
+        self.outcomes = Some(sender);
+        self
+    }
+
+    /// The retry sweep calls `notify_waiters` on this when deliveries are due, to wake
+    /// delivery workers that wait on it.
+    pub fn with_delivery_nudge(mut self, nudge: Arc<Notify>) -> Scheduler {
+        self.nudge = Some(nudge);
+        self
+    }
+
+    pub fn plan(&self) -> &JobPlan {
+        &self.plan
+    }
+
+    pub fn options(&self) -> &SchedulerOptions {
+        &self.options
+    }
+
+    /// Runs until `shutdown` becomes true or its sender is dropped.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        if *shutdown.borrow_and_update() {
+            return Ok(());
+        }
+        tokio::select! {
+            started = self.start() => started?,
+            () = shutdown_signalled(&mut shutdown) => return Ok(()),
+        }
+        loop {
+            while let Some(item) = self.pop_due(self.clock.now()) {
+                tokio::select! {
+                    outcome = self.run_item(item) => self.emit(outcome),
+                    () = shutdown_signalled(&mut shutdown) => {
+                        tracing::info!("scheduler stopping during a job; its claim's lease will expire");
+                        return Ok(());
+                    }
+                }
+            }
+            let now = self.clock.now();
+            let wait = self
+                .next_wake()
+                .map(|t| (t - now).to_std().unwrap_or_default())
+                .unwrap_or(self.options.max_idle)
+                .min(self.options.max_idle);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown_signalled(&mut shutdown) => break,
+            }
+        }
+        tracing::info!("scheduler stopped");
+        Ok(())
+    }
+
+    /// Plans the first run of every job from the clock, catches up missed digests within the
+    /// grace period (queued to run now) and records older ones as skipped. Call once.
+    pub async fn start(&mut self) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        self.queue.clear();
+        if self.plan.jobs.is_empty() {
+            tracing::warn!("scheduler: every job is disabled (all crons are blank)");
+        }
+        for idx in 0..self.plan.jobs.len() {
+            let job = self.plan.jobs[idx].clone();
+            let next = job.schedule.next_after(now);
+            if let Some(next) = next {
+                self.queue.push(Pending {
+                    job: idx,
+                    slot: next,
+                    run_at: next,
+                    regular: true,
+                });
+            }
+            if let JobKind::Digest { .. } = job.kind {
+                let last = self
+                    .store
+                    .job_run(&job.name)
+                    .await
+                    .with_context(|| format!("reading the last run of {}", job.name))?
+                    .and_then(|r| r.last_run_at);
+                match catch_up_decision(&job.schedule, last, now, self.plan.catch_up) {
+                    CatchUp::Nothing => {}
+                    CatchUp::Run(slot) => {
+                        tracing::info!(job = %job.name, slot = %slot, "catching up a missed run");
+                        self.queue.push(Pending {
+                            job: idx,
+                            slot,
+                            run_at: now,
+                            regular: false,
+                        });
+                    }
+                    CatchUp::TooOld(slot) => {
+                        let summary = too_old_summary(slot, self.plan.catch_up);
+                        tracing::warn!(job = %job.name, slot = %slot, "{summary}");
+                        self.store
+                            .record_job_run(&job.name, Some(slot), &summary, next, now)
+                            .await?;
+                        self.emit(JobOutcome {
+                            job: job.name.clone(),
+                            slot,
+                            kind: OutcomeKind::SkippedTooOld,
+                            summary,
+                            issue_id: None,
+                        });
+                    }
+                }
+            }
+            self.store.set_next_run(&job.name, next, now).await?;
+            tracing::info!(job = %job.name, cron = job.schedule.expression(), next_run = ?next.map(|t| self.local(t)), "job scheduled");
+        }
+        Ok(())
+    }
+
+    /// Runs every queued (job, slot) due at the clock's time, in order, and returns what
+    /// happened. Follow-up slots and re-checks are queued as it goes.
+    pub async fn run_due(&mut self) -> Vec<JobOutcome> {
+        let mut out = Vec::new();
+        while let Some(item) = self.pop_due(self.clock.now()) {
+            let outcome = self.run_item(item).await;
+            self.emit(outcome.clone());
+            out.push(outcome);
+        }
+        out
+    }
+
+    /// When the loop next has something to do.
+    pub fn next_wake(&self) -> Option<DateTime<Utc>> {
+        self.queue.iter().map(|p| p.run_at).min()
+    }
+
+    fn pop_due(&mut self, now: DateTime<Utc>) -> Option<Pending> {
+        let (pos, _) = self
+            .queue
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.run_at <= now)
+            .min_by_key(|(_, p)| (p.run_at, p.job, p.slot))?;
+        Some(self.queue.swap_remove(pos))
+    }
+
+    fn emit(&self, outcome: JobOutcome) {
+        if let Some(tx) = &self.outcomes {
+            let _ = tx.send(outcome);
+        }
+    }
+
+    fn local(&self, t: DateTime<Utc>) -> String {
+        t.with_timezone(&self.plan.timezone)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string()
+    }
+
+    async fn run_item(&mut self, item: Pending) -> JobOutcome {
+        let job = self.plan.jobs[item.job].clone();
+        tracing::info!(job = %job.name, slot = %self.local(item.slot), "job starting");
+        let attempt = match &job.kind {
+            JobKind::Fetch => Attempt::simple(self.fetch().await),
+            JobKind::Digest { topic } => self.digest(topic, item.slot).await,
+            JobKind::RetrySweep => Attempt::simple(self.retry_sweep().await),
+            JobKind::Housekeeping => Attempt::simple(self.housekeeping().await),
+        };
+        let now = self.clock.now();
+        if item.regular {
+            let grace = match job.kind {
+                JobKind::Digest { .. } => self.plan.catch_up,
+                // Run a missed fetch or sweep once, late, rather than wait a whole period.
+                _ => chrono::Duration::days(3650),
+            };
+            if let Some(next) = following_slot(&job.schedule, item.slot, now, grace) {
+                self.queue.push(Pending {
+                    job: item.job,
+                    slot: next,
+                    run_at: next,
+                    regular: true,
+                });
+            }
+        }
+        if let Some(at) = attempt.recheck_at {
+            self.queue.push(Pending {
+                job: item.job,
+                slot: item.slot,
+                run_at: at,
+                regular: false,
+            });
+        }
+        let next = self
+            .queue
+            .iter()
+            .filter(|p| p.job == item.job)
+            .map(|p| p.slot.max(p.run_at))
+            .min();
+        if let Err(e) = self.record(&job.name, item.slot, &attempt, next, now).await {
+            tracing::error!(job = %job.name, error = %format!("{e:#}"), "cannot record the job's run");
+        }
+        match attempt.kind {
+            OutcomeKind::Failed => {
+                tracing::error!(job = %job.name, slot = %self.local(item.slot), result = %attempt.summary, next_run = ?next.map(|t| self.local(t)), "job failed")
+            }
+            _ => {
+                tracing::info!(job = %job.name, slot = %self.local(item.slot), result = %attempt.summary, next_run = ?next.map(|t| self.local(t)), "job finished")
+            }
+        }
+        JobOutcome {
+            job: job.name,
+            slot: item.slot,
+            kind: attempt.kind,
+            summary: attempt.summary,
+            issue_id: attempt.issue_id,
+        }
+    }
+
+    async fn record(
+        &self,
+        job: &str,
+        slot: DateTime<Utc>,
+        attempt: &Attempt,
+        next: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        match attempt.kind {
+            OutcomeKind::Ran | OutcomeKind::SkippedTooOld => {
+                self.store
+                    .record_job_run(job, Some(slot), &attempt.summary, next, now)
+                    .await?;
+                if let Some(key) = &attempt.claim {
+                    // Held past any catch-up, so the slot is never claimed again.
+                    let hold = slot + self.plan.catch_up + chrono::Duration::days(1);
+                    self.store
+                        .finish_run(key, &self.options.owner, hold.max(now))
+                        .await?;
+                }
+            }
+            OutcomeKind::Failed => {
+                self.store
+                    .record_job_run(job, None, &attempt.summary, next, now)
+                    .await?;
+                if let Some(key) = &attempt.claim {
+                    self.store.release_run(key, &self.options.owner).await?;
+                }
+            }
+            OutcomeKind::HeldElsewhere | OutcomeKind::AlreadyDone => {
+                self.store.set_next_run(job, next, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn fetch(&self) -> anyhow::Result<String> {
+        let now = self.clock.now();
+        let report = crate::pipeline::fetch_all(&self.settings, &self.store, now, None).await?;
+        Ok(format!("ok: {report}"))
+    }
+
+    async fn retry_sweep(&self) -> anyhow::Result<String> {
+        let now = self.clock.now();
+        let (due, stale) = self.store.deliveries_due(now).await?;
+        let nudged = match &self.nudge {
+            Some(n) if due + stale > 0 => {
+                n.notify_waiters();
+                ", workers nudged"
+            }
+            _ => "",
+        };
+        Ok(format!(
+            "ok: {due} deliveries due, {stale} with expired leases{nudged}"
+        ))
+    }
+
+    async fn housekeeping(&self) -> anyhow::Result<String> {
+        let now = self.clock.now();
+        let cutoff = now - chrono::Duration::days(HOUSEKEEPING_AGE_DAYS);
+        let purged = self.store.purge_unconfirmed(cutoff).await?;
+        let pages = self.store.delete_pages_older_than(cutoff).await?;
+        let claims = self.store.delete_expired_run_claims(now).await?;
+        Ok(format!(
+            "ok: {purged} unconfirmed subscribers purged, {pages} cached pages deleted, {claims} old claims removed"
+        ))
+    }
+
+    async fn digest(&self, slug: &str, slot: DateTime<Utc>) -> Attempt {
+        let now = self.clock.now();
+        let job = JobKind::Digest {
+            topic: slug.to_string(),
+        }
+        .name();
+        if now - slot > self.plan.catch_up {
+            return Attempt {
+                kind: OutcomeKind::SkippedTooOld,
+                summary: too_old_summary(slot, self.plan.catch_up),
+                recheck_at: None,
+                claim: None,
+                issue_id: None,
+            };
+        }
+        let key = digest_claim_key(slug, slot);
+        let owner = &self.options.owner;
+        let failed = |e: anyhow::Error, claim: Option<String>| {
+            let retry = now + self.options.retry_failed_after;
+            Attempt {
+                kind: OutcomeKind::Failed,
+                summary: format!("failed: {e:#}"),
+                recheck_at: (retry - slot <= self.plan.catch_up).then_some(retry),
+                claim,
+                issue_id: None,
+            }
+        };
+        let claimed = match self
+            .store
+            .claim_run(&key, owner, now, self.options.claim_lease)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return failed(e.into(), None),
+        };
+        let done = match self.store.job_run(&job).await {
+            Ok(r) => r.and_then(|r| r.last_run_at).is_some_and(|t| t >= slot),
+            Err(e) => return failed(e.into(), claimed.then(|| key.clone())),
+        };
+        if done {
+            if claimed {
+                let hold = slot + self.plan.catch_up + chrono::Duration::days(1);
+                if let Err(e) = self.store.finish_run(&key, owner, hold.max(now)).await {
+                    tracing::warn!(claim = %key, error = %e, "cannot finish the claim");
+                }
+            }
+            return Attempt {
+                kind: OutcomeKind::AlreadyDone,
+                summary: "already done".into(),
+                recheck_at: None,
+                claim: None,
+                issue_id: None,
+            };
+        }
+        if !claimed {
+            let holder = self.store.run_claim_holder(&key).await.ok().flatten();
+            let until = holder
+                .as_ref()
+                .map(|h| h.expires_at)
+                .unwrap_or(now)
+                .max(now + chrono::Duration::seconds(1));
+            return Attempt {
+                kind: OutcomeKind::HeldElsewhere,
+                summary: format!(
+                    "claimed by {} until {until}; re-checking then",
+                    holder
+                        .map(|h| h.owner)
+                        .unwrap_or_else(|| "another instance".into())
+                ),
+                recheck_at: Some(until),
+                claim: None,
+                issue_id: None,
+            };
+        }
+        match self.compile_and_queue(slug, slot).await {
+            Ok((issue_id, summary)) => Attempt {
+                kind: OutcomeKind::Ran,
+                summary,
+                recheck_at: None,
+                claim: Some(key),
+                issue_id: Some(issue_id),
+            },
+            Err(e) => failed(e, Some(key)),
+        }
+    }
+
+    async fn compile_and_queue(
+        &self,
+        slug: &str,
+        slot: DateTime<Utc>,
+    ) -> anyhow::Result<(i64, String)> {
+        let topic = self
+            .settings
+            .topic(slug)
+            .with_context(|| format!("topic {slug:?} is no longer configured"))?;
+        let compiled =
+            crate::pipeline::compile_issue(&self.settings, &self.store, topic, slot, false)
+                .await
+                .with_context(|| format!("compiling {slug}"))?;
+        let now = self.clock.now();
+        let queued = self
+            .store
+            .enqueue_issue(compiled.issue_id, slug, now)
+            .await
+            .with_context(|| format!("queueing issue #{}", compiled.issue_id))?;
+        let local =
+            apply_local_delivery_time(&self.settings, &self.store, topic, compiled.issue_id, now)
+                .await?
+                .map(|l| format!(", {l}"))
+                .unwrap_or_default();
+        let summary = format!(
+            "ok: issue #{} ({} articles, {}), {queued} deliveries queued{local}",
+            compiled.issue_id,
+            compiled.digest.entries.len(),
+            if compiled.newly_compiled {
+                "compiled now"
+            } else {
+                "compiled earlier"
+            },
+        );
+        Ok((compiled.issue_id, summary))
+    }
+}
+
+fn too_old_summary(slot: DateTime<Utc>, grace: chrono::Duration) -> String {
+    format!(
+        "skipped: the run due at {} was missed and is older than catch_up_hours ({} h)",
+        slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        grace.num_hours()
+    )
+}
+
+async fn shutdown_signalled(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// What [`apply_local_delivery_time`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalTimes {
+    pub zones: usize,
+    pub rows: u64,
+    pub earliest: Option<DateTime<Utc>>,
+    pub latest: Option<DateTime<Utc>>,
+}
+
+impl fmt::Display for LocalTimes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} held for local delivery in {} zones",
+            self.rows, self.zones
+        )?;
+        if let (Some(a), Some(b)) = (self.earliest, self.latest) {
+            write!(
+                f,
+                " ({} to {})",
+                a.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                b.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// For a topic with `deliver_at_local`, holds `issue_id`'s queued deliveries until that time in
+/// each subscriber's zone (the schedule's zone for those without one or with an unknown one),
+/// counted from `compiled_at` (the caller's clock right after compiling). Call right after
+/// `Store::enqueue_issue`; only queued, never-attempted rows change. Returns None when the topic
+/// has no local delivery time.
+pub async fn apply_local_delivery_time(
+    settings: &Settings,
+    store: &Store,
+    topic: &TopicSettings,
+    issue_id: i64,
+    compiled_at: DateTime<Utc>,
+) -> anyhow::Result<Option<LocalTimes>> {
+    let Some(raw) = topic.deliver_at_local.as_deref() else {
+        return Ok(None);
+    };
+    let deliver_at = NaiveTime::parse_from_str(raw.trim(), "%H:%M").with_context(|| {
+        format!(
+            "topics.{}.deliver_at_local {raw:?} is not HH:MM",
+            topic.slug
+        )
+    })?;
+    let default_tz: Tz = settings.schedule.timezone.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "schedule.timezone {:?} is not an IANA time zone",
+            settings.schedule.timezone
+        )
+    })?;
+    let zones = store.issue_delivery_timezones(issue_id).await?;
+    let per_zone: Vec<(Option<String>, DateTime<Utc>)> = zones
+        .into_iter()
+        .map(|zone| {
+            let tz = parse_timezone(zone.as_deref());
+            if zone.is_some() && tz.is_none() {
+                tracing::warn!(timezone = ?zone, "unknown subscriber time zone; using the schedule's");
+            }
+            let at = local_not_before(deliver_at, tz, default_tz, compiled_at);
+            (zone, at)
+        })
+        .collect();
+    let rows = store.set_local_not_before(issue_id, &per_zone).await?;
+    Ok(Some(LocalTimes {
+        zones: per_zone.len(),
+        rows,
+        earliest: per_zone.iter().map(|(_, t)| *t).min(),
+        latest: per_zone.iter().map(|(_, t)| *t).max(),
+    }))
+}
+
+/// One job's line in `tidings status`.
+#[derive(Clone, Debug)]
+pub struct JobStatus {
+    pub name: String,
+    /// None when the job is disabled (blank cron).
+    pub cron: Option<String>,
+    pub next_run: Option<DateTime<Utc>>,
+    pub last: Option<JobRunRecord>,
+}
+
+/// What `tidings status` shows.
+#[derive(Clone, Debug)]
+pub struct StatusReport {
+    pub now: DateTime<Utc>,
+    pub timezone: Tz,
+    pub jobs: Vec<JobStatus>,
+    pub deliveries: BTreeMap<String, i64>,
+    pub subscribers: BTreeMap<String, i64>,
+}
+
+/// Gathers next and last runs per job and topic, queue depth and subscribers by status.
+pub async fn status_report(
+    settings: &Settings,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> anyhow::Result<StatusReport> {
+    let plan = JobPlan::from_settings(settings).map_err(anyhow::Error::msg)?;
+    let mut last: BTreeMap<String, JobRunRecord> = store
+        .last_runs()
+        .await?
+        .into_iter()
+        .map(|r| (r.job.clone(), r))
+        .collect();
+    let mut names = vec![JobKind::Fetch.name()];
+    names.extend(settings.topics.iter().map(|t| {
+        JobKind::Digest {
+            topic: t.slug.clone(),
+        }
+        .name()
+    }));
+    names.push(JobKind::RetrySweep.name());
+    names.push(JobKind::Housekeeping.name());
+    let jobs = names
+        .into_iter()
+        .map(|name| {
+            let planned = plan.job(&name);
+            JobStatus {
+                cron: planned.map(|j| j.schedule.expression().to_string()),
+                next_run: planned.and_then(|j| j.schedule.next_after(now)),
+                last: last.remove(&name),
+                name,
+            }
+        })
+        .collect();
+    Ok(StatusReport {
+        now,
+        timezone: plan.timezone,
+        jobs,
+        deliveries: store.delivery_status_counts().await?,
+        subscribers: store.subscriber_counts_by_status().await?,
+    })
+}
+
+impl fmt::Display for StatusReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let local = |t: DateTime<Utc>| {
+            t.with_timezone(&self.timezone)
+                .format("%Y-%m-%d %H:%M:%S %Z")
+                .to_string()
+        };
+        writeln!(
+            f,
+            "now: {} (schedule time zone {})",
+            local(self.now),
+            self.timezone
+        )?;
+        writeln!(f, "jobs:")?;
+        for job in &self.jobs {
+            match (&job.cron, job.next_run) {
+                (None, _) => writeln!(f, "  {}: disabled (blank cron)", job.name)?,
+                (Some(cron), Some(next)) => {
+                    writeln!(f, "  {}: cron \"{cron}\", next {}", job.name, local(next))?
+                }
+                (Some(cron), None) => writeln!(f, "  {}: cron \"{cron}\", no next run", job.name)?,
+            }
+            match &job.last {
+                Some(r) => {
+                    let when = r
+                        .last_run_at
+                        .map(local)
+                        .unwrap_or_else(|| "never completed".into());
+                    writeln!(
+                        f,
+                        "    last: {when}; {}",
+                        r.last_result.as_deref().unwrap_or("no result yet")
+                    )?;
+                }
+                None => writeln!(f, "    last: never")?,
+            }
+        }
+        let counts = |m: &BTreeMap<String, i64>| {
+            if m.is_empty() {
+                "none".to_string()
+            } else {
+                let total: i64 = m.values().sum();
+                let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                format!("{} (total {total})", parts.join(", "))
+            }
+        };
+        writeln!(f, "deliveries: {}", counts(&self.deliveries))?;
+        writeln!(f, "subscribers: {}", counts(&self.subscribers))
+    }
+}

@@ -17,7 +17,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn below(&mut self, n: usize) -> usize {
@@ -26,11 +29,16 @@ impl Lcg {
 }
 
 fn vocabulary(rng: &mut Lcg, n: usize) -> Vec<String> {
-    const SYL: &[&str] = &["ra", "ft", "pa", "xo", "con", "sen", "sus", "dis", "tri", "bu", "ted", "lo", "gi", "cal", "ne", "tor", "ver", "ma", "ki", "zen"];
+    const SYL: &[&str] = &[
+        "ra", "ft", "pa", "xo", "con", "sen", "sus", "dis", "tri", "bu", "ted", "lo", "gi", "cal",
+        "ne", "tor", "ver", "ma", "ki", "zen",
+    ];
     (0..n)
         .map(|_| {
             let k = 2 + rng.below(3);
-            (0..k).map(|_| SYL[rng.below(SYL.len())]).collect::<String>()
+            (0..k)
+                .map(|_| SYL[rng.below(SYL.len())])
+                .collect::<String>()
         })
         .collect()
 }
@@ -44,7 +52,10 @@ fn vm_hwm_kib() -> Option<u64> {
 }
 
 fn main() {
-    let articles_n: usize = std::env::var("BENCH_ARTICLES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let articles_n: usize = std::env::var("BENCH_ARTICLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let mut rng = Lcg(42);
     let vocab = vocabulary(&mut rng, 20_000);
     let end = Utc.with_ymd_and_hms(2026, 2, 9, 8, 0, 0).unwrap();
@@ -57,7 +68,11 @@ fn main() {
             keywords: (0..30)
                 .map(|k| {
                     if k % 5 == 0 {
-                        format!("{} {}", vocab[(t * 97 + k * 13) % vocab.len()], vocab[(t * 31 + k * 7 + 1) % vocab.len()])
+                        format!(
+                            "{} {}",
+                            vocab[(t * 97 + k * 13) % vocab.len()],
+                            vocab[(t * 31 + k * 7 + 1) % vocab.len()]
+                        )
                     } else {
                         vocab[(t * 97 + k * 13) % vocab.len()].clone()
                     }
@@ -77,7 +92,9 @@ fn main() {
     let gen_started = Instant::now();
     let articles: Vec<Article> = (0..articles_n)
         .map(|i| {
-            let title: Vec<&str> = (0..8).map(|_| vocab[rng.below(vocab.len())].as_str()).collect();
+            let title: Vec<&str> = (0..8)
+                .map(|_| vocab[rng.below(vocab.len())].as_str())
+                .collect();
             let mut text = String::with_capacity(2100);
             while text.len() < 2048 {
                 text.push_str(&vocab[rng.below(vocab.len())]);
@@ -121,15 +138,23 @@ fn main() {
     let mut entries = 0;
     for _ in 0..5 {
         let t = Instant::now();
-        let digests = compile_all(&topics, &windows, &articles, &earlier, &weights).expect("compile_all");
+        let digests =
+            compile_all(&topics, &windows, &articles, &earlier, &weights).expect("compile_all");
         times.push(t.elapsed());
         entries = digests.iter().map(|d| d.entries.len()).sum::<usize>();
         std::hint::black_box(&digests);
     }
     times.sort();
-    println!("articles: {articles_n} (generated in {:.2?}), topics: {}, keywords per topic: 30", gen_time, topics.len());
+    println!(
+        "articles: {articles_n} (generated in {:.2?}), topics: {}, keywords per topic: 30",
+        gen_time,
+        topics.len()
+    );
     println!("digest entries: {entries}");
-    println!("classify+rank+compile: median {:.3?}, min {:.3?}, max {:.3?}", times[2], times[0], times[4]);
+    println!(
+        "classify+rank+compile: median {:.3?}, min {:.3?}, max {:.3?}",
+        times[2], times[0], times[4]
+    );
     println!(
         "peak RSS (VmHWM): {} KiB after generating the articles, {} KiB after compiling",
         hwm_after_gen.map_or("?".into(), |v| v.to_string()),

@@ -245,7 +245,7 @@ async fn hn(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
         .iter()
         .filter(|s| s.at.timestamp() >= start && s.at.timestamp() < end && s.points >= min_points)
         .collect();
-    matching.sort_by(|a, b| b.at.cmp(&a.at));
+    matching.sort_by_key(|s| std::cmp::Reverse(s.at));
     let total = matching.len();
     // Like Algolia: at most 1000 hits are reachable however many match.
     let reachable = total.min(1000) as u64;

@@ -1,9 +1,116 @@
-//! `tidings run`.
+//! `tidings run [--at TIME]`: the main job. Fetch every source, then for every topic compile
+//! the period's issue, queue it for the topic's confirmed subscribers (or, with none yet, write
+//! one sample message into the outbox folder), and deliver everything that is due.
 
-use super::{CommandResult, Context};
+use std::io::IsTerminal;
 
-pub async fn run(_ctx: &Context, _args: crate::cli::RunArgs) -> CommandResult {
-    Err(super::CommandError::Failed(anyhow::anyhow!(
-        "tidings run is not available in this build yet"
-    )))
+use anyhow::Context as _;
+
+use super::{CommandError, CommandResult, Context, now};
+use crate::cli::RunArgs;
+use crate::scheduler::{Published, compile_unless_empty, publish_issue};
+
+pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
+    let settings = &ctx.settings;
+    let at = args.at.unwrap_or_else(now);
+    if settings.topics.is_empty() {
+        return Err(super::usage(
+            "no [[topics]] are configured; add one to the configuration file",
+        ));
+    }
+
+    let fetched = crate::pipeline::fetch_all(settings, &ctx.store, at, None)
+        .await
+        .context("fetching sources")?;
+    eprintln!("{fetched}");
+
+    let counts = ctx.store.confirmed_counts_by_topic().await?;
+    let mut issues = Vec::new();
+    for topic in &settings.topics {
+        let compiled = match compile_unless_empty(settings, &ctx.store, topic, at)
+            .await
+            .with_context(|| format!("compiling {}", topic.slug))?
+        {
+            Ok(compiled) => compiled,
+            Err(empty) => {
+                println!(
+                    "{}: no articles on topic from {} to {}: no issue compiled, nothing to send",
+                    topic.slug,
+                    empty.window_start.format("%Y-%m-%d %H:%M UTC"),
+                    empty.window_end.format("%Y-%m-%d %H:%M UTC"),
+                );
+                continue;
+            }
+        };
+        let published = publish_issue(settings, &ctx.store, topic, &compiled, now()).await?;
+        match &published {
+            Published::Empty => println!(
+                "{}: issue {} has no articles for {} to {}: nothing to send",
+                topic.slug,
+                compiled.issue_id,
+                compiled.digest.window_start.format("%Y-%m-%d %H:%M UTC"),
+                compiled.digest.window_end.format("%Y-%m-%d %H:%M UTC"),
+            ),
+            Published::Queued { queued, .. } => {
+                if counts.get(&topic.slug).copied().unwrap_or(0) == 0 {
+                    let path = crate::delivery::write_sample(
+                        settings,
+                        &compiled.digest,
+                        &settings.delivery.outbox_dir,
+                    )
+                    .await
+                    .with_context(|| format!("writing the sample message of {}", topic.slug))?;
+                    println!(
+                        "{}: issue {} ({} article(s)) has no subscribers yet; sample message written to {}",
+                        topic.slug,
+                        compiled.issue_id,
+                        compiled.digest.entries.len(),
+                        path.display()
+                    );
+                } else {
+                    println!(
+                        "{}: issue {} ({} article(s)), {queued} new deliveries queued",
+                        topic.slug,
+                        compiled.issue_id,
+                        compiled.digest.entries.len()
+                    );
+                    issues.push((topic.slug.clone(), compiled.issue_id));
+                }
+            }
+        }
+    }
+
+    if issues.is_empty() {
+        return Ok(());
+    }
+    if std::io::stderr().is_terminal() {
+        eprintln!("delivering...");
+    }
+    let owner = crate::delivery::worker_owner("run");
+    let report = crate::delivery::deliver_until_idle(
+        settings,
+        &ctx.store,
+        &owner,
+        crate::delivery::system_clock(),
+    )
+    .await?;
+    for (slug, issue_id) in &issues {
+        let c = ctx.store.counts_by_status(Some(*issue_id)).await?;
+        let n = |s: &str| c.get(s).copied().unwrap_or(0);
+        println!(
+            "{slug}: issue {issue_id}: sent {}, deferred {}, failed {}, skipped {}, waiting {}",
+            n("sent"),
+            n("deferred"),
+            n("failed"),
+            n("skipped"),
+            n("queued") + n("sending")
+        );
+    }
+    if report.unreachable() || report.aborted {
+        return Err(CommandError::Failed(anyhow::anyhow!(
+            "could not deliver: no message got an answer from the mail server ({})",
+            report.last_error.unwrap_or_else(|| "no reply".into())
+        )));
+    }
+    Ok(())
 }

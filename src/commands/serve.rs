@@ -1,6 +1,7 @@
-//! `tidings serve`: the web app on `[web] bind` plus the delivery workers, so a confirmation
-//! email leaves within seconds. SIGTERM or Ctrl-C stops accepting work, lets in-flight requests
-//! and sends finish, then exits.
+//! `tidings serve`: the web app on `[web] bind`, the scheduler and the delivery workers in one
+//! process, so digests go out on schedule and a confirmation email leaves within seconds.
+//! SIGTERM or Ctrl-C stops accepting work, lets in-flight requests and sends finish, then exits;
+//! rows a worker had claimed but not sent are retaken when their lease expires.
 
 use std::sync::Arc;
 
@@ -17,6 +18,12 @@ pub async fn run(ctx: &Context) -> CommandResult {
     eprintln!("tidings serve: listening on http://{addr}");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(crate::scheduler::run(
+        settings.clone(),
+        ctx.store.clone(),
+        Arc::new(crate::scheduler::SystemClock),
+        stop_rx.clone(),
+    ));
     let worker_store = ctx.store.clone();
     let worker_stop = stop_rx.clone();
     let workers = tokio::spawn(async move {
@@ -32,8 +39,10 @@ pub async fn run(ctx: &Context) -> CommandResult {
     let _ = stop_tx.send(true);
     let web_result = web.await.context("the web task panicked")?;
     let worker_result = workers.await.context("the delivery workers panicked")?;
+    let scheduler_result = scheduler.await.context("the scheduler panicked")?;
     web_result?;
     worker_result.context("the delivery workers failed")?;
+    scheduler_result.context("the scheduler failed")?;
     Ok(())
 }
 

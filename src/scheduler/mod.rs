@@ -548,7 +548,7 @@ impl Scheduler {
                 summary,
                 recheck_at: None,
                 claim: Some(key),
-                issue_id: Some(issue_id),
+                issue_id,
             },
             Err(e) => failed(e, Some(key)),
         }
@@ -558,37 +558,53 @@ impl Scheduler {
         &self,
         slug: &str,
         slot: DateTime<Utc>,
-    ) -> anyhow::Result<(i64, String)> {
+    ) -> anyhow::Result<(Option<i64>, String)> {
         let topic = self
             .settings
             .topic(slug)
             .with_context(|| format!("topic {slug:?} is no longer configured"))?;
-        let compiled =
-            crate::pipeline::compile_issue(&self.settings, &self.store, topic, slot, false)
-                .await
-                .with_context(|| format!("compiling {slug}"))?;
-        let now = self.clock.now();
-        let queued = self
-            .store
-            .enqueue_issue(compiled.issue_id, slug, now)
+        let compiled = match compile_unless_empty(&self.settings, &self.store, topic, slot)
             .await
-            .with_context(|| format!("queueing issue #{}", compiled.issue_id))?;
-        let local =
-            apply_local_delivery_time(&self.settings, &self.store, topic, compiled.issue_id, now)
-                .await?
-                .map(|l| format!(", {l}"))
-                .unwrap_or_default();
-        let summary = format!(
-            "ok: issue #{} ({} articles, {}), {queued} deliveries queued{local}",
-            compiled.issue_id,
-            compiled.digest.entries.len(),
-            if compiled.newly_compiled {
-                "compiled now"
-            } else {
-                "compiled earlier"
-            },
-        );
-        Ok((compiled.issue_id, summary))
+            .with_context(|| format!("compiling {slug}"))?
+        {
+            Ok(compiled) => compiled,
+            Err(empty) => {
+                return Ok((
+                    None,
+                    format!(
+                        "ok: no articles on topic from {} to {}: no issue, nothing queued",
+                        empty
+                            .window_start
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        empty
+                            .window_end
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                ));
+            }
+        };
+        let now = self.clock.now();
+        let summary = match publish_issue(&self.settings, &self.store, topic, &compiled, now)
+            .await
+            .with_context(|| format!("queueing issue #{}", compiled.issue_id))?
+        {
+            Published::Empty => format!(
+                "ok: issue #{} has no articles: nothing queued",
+                compiled.issue_id
+            ),
+            Published::Queued { queued, local } => format!(
+                "ok: issue #{} ({} articles, {}), {queued} deliveries queued{}",
+                compiled.issue_id,
+                compiled.digest.entries.len(),
+                if compiled.newly_compiled {
+                    "compiled now"
+                } else {
+                    "compiled earlier"
+                },
+                local.map(|l| format!(", {l}")).unwrap_or_default(),
+            ),
+        };
+        Ok((Some(compiled.issue_id), summary))
     }
 }
 
@@ -637,6 +653,60 @@ impl fmt::Display for LocalTimes {
         }
         Ok(())
     }
+}
+
+/// Compiles the period's issue unless that would freeze an empty digest: when no issue exists
+/// for the period yet and nothing in the window is on topic (for example because every source
+/// was down), nothing is stored and `None` comes back, so a later run can still compile it.
+pub async fn compile_unless_empty(
+    settings: &Settings,
+    store: &Store,
+    topic: &TopicSettings,
+    at: DateTime<Utc>,
+) -> anyhow::Result<Result<crate::pipeline::CompiledIssue, crate::domain::Digest>> {
+    let (_, end) = crate::pipeline::period(settings, topic, at)?;
+    if store.find_issue(&topic.slug, end).await?.is_none() {
+        let preview = crate::pipeline::preview_digest(settings, store, topic, at).await?;
+        if preview.entries.is_empty() {
+            return Ok(Err(preview));
+        }
+    }
+    Ok(Ok(crate::pipeline::compile_issue(
+        settings, store, topic, at, false,
+    )
+    .await?))
+}
+
+/// What [`publish_issue`] did with a compiled issue.
+#[derive(Debug)]
+pub enum Published {
+    /// The issue has no articles; nothing was queued (an empty digest is never sent).
+    Empty,
+    /// Deliveries were queued (`queued` new ones; 0 when they existed already).
+    Queued {
+        queued: u64,
+        local: Option<LocalTimes>,
+    },
+}
+
+/// Queues a compiled issue for its topic's confirmed subscribers, holding each delivery until
+/// the topic's local delivery time when it has one. Idempotent: running it again for the same
+/// issue queues nothing new. Shared by the scheduler and `tidings run`.
+pub async fn publish_issue(
+    settings: &Settings,
+    store: &Store,
+    topic: &TopicSettings,
+    compiled: &crate::pipeline::CompiledIssue,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Published> {
+    if compiled.digest.entries.is_empty() {
+        return Ok(Published::Empty);
+    }
+    let queued = store
+        .enqueue_issue(compiled.issue_id, &topic.slug, now)
+        .await?;
+    let local = apply_local_delivery_time(settings, store, topic, compiled.issue_id, now).await?;
+    Ok(Published::Queued { queued, local })
 }
 
 /// For a topic with `deliver_at_local`, holds `issue_id`'s queued deliveries until that time in

@@ -6,6 +6,7 @@ mod support;
 mod browser;
 mod cli;
 mod delivery;
+mod e2e;
 mod pipeline;
 mod scheduler;
 mod store;

@@ -5,4 +5,5 @@
 
 pub mod cli;
 pub mod db;
+pub mod feed;
 pub mod smtp;

@@ -36,6 +36,8 @@ pub struct Faults {
 /// One accepted message.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// The name the client gave in EHLO/HELO (tells several sending instances apart).
+    pub helo: String,
     pub from: String,
     pub to: Vec<String>,
     pub raw: Vec<u8>,
@@ -118,6 +120,7 @@ impl SmtpServer {
         write
             .write_all(b"220 localhost test SMTP ready\r\n")
             .await?;
+        let mut helo = String::new();
         let mut from = String::new();
         let mut to: Vec<String> = Vec::new();
         let mut number = 0u64;
@@ -136,6 +139,9 @@ impl SmtpServer {
                     .find(|(m, s, _)| *m == n && *s == stage)
                     .map(|(_, _, r)| format!("{r}\r\n"))
             };
+            if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                helo = cmd.get(5..).unwrap_or("").trim().to_string();
+            }
             let reply: String = if upper.starts_with("EHLO") {
                 "250-localhost\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n".into()
             } else if upper.starts_with("HELO") {
@@ -170,6 +176,7 @@ impl SmtpServer {
                         .await?;
                     let raw = read_data(&mut reader).await?;
                     let msg = Received {
+                        helo: helo.clone(),
                         from: from.clone(),
                         to: std::mem::take(&mut to),
                         raw,

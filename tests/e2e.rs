@@ -382,6 +382,17 @@ async fn run_writes_one_checked_message_per_confirmed_subscriber_and_topic() {
             .collect();
         assert_eq!(ids.len(), files.len(), "{label}: unique Message-IDs");
 
+        let mut cmd = env.command();
+        if let Some(url) = &pg {
+            cmd.env("TIDINGS__DATABASE__URL", url);
+        }
+        let status = stdout(&cmd.arg("status").output().unwrap());
+        assert!(
+            status.contains("digest:distributed-systems")
+                && status.contains("tidings run: issue #"),
+            "{label}: {status}"
+        );
+
         // A second run finds the same issues and delivers nothing new.
         let mut cmd = env.command();
         if let Some(url) = &pg {

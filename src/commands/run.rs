@@ -43,6 +43,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
             }
         };
         let published = publish_issue(settings, &ctx.store, topic, &compiled, now()).await?;
+        record_digest_run(ctx, topic, &compiled).await?;
         match &published {
             Published::Empty => println!(
                 "{}: issue {} has no articles for {} to {}: nothing to send",
@@ -112,5 +113,39 @@ pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
             report.last_error.unwrap_or_else(|| "no reply".into())
         )));
     }
+    Ok(())
+}
+
+/// Records the handled period as the topic's last digest run, so `tidings status` shows it and
+/// a `serve` started later does not treat the period as missed (queueing again would be a no-op
+/// anyway: deliveries are unique per issue and subscriber).
+async fn record_digest_run(
+    ctx: &Context,
+    topic: &crate::config::TopicSettings,
+    compiled: &crate::pipeline::CompiledIssue,
+) -> CommandResult {
+    let settings = &ctx.settings;
+    let cron = topic
+        .cron
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+        .unwrap_or(&settings.schedule.cron);
+    let next = crate::schedule::Schedule::new(cron, &settings.schedule.timezone)
+        .ok()
+        .and_then(|s| s.next_after(now()));
+    let summary = format!(
+        "tidings run: issue #{} ({} article(s))",
+        compiled.issue_id,
+        compiled.digest.entries.len()
+    );
+    ctx.store
+        .record_job_run(
+            &format!("digest:{}", topic.slug),
+            Some(compiled.digest.window_end),
+            &summary,
+            next,
+            now(),
+        )
+        .await?;
     Ok(())
 }

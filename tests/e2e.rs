@@ -619,15 +619,26 @@ async fn serve_sends_the_scheduled_digest_once_and_stops_on_sigterm() {
     assert!(log.contains("next"), "jobs log their next run: {log}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_serve_instances_on_postgres_deliver_each_issue_exactly_once() {
-    let Some(pg) = db::postgres_url().await else {
-        return;
-    };
-    let now = Utc::now();
-    let feed = FeedServer::start(posts_around(now)).await;
+/// Two `serve` instances (EHLO names instance-a/instance-b) on one PostgreSQL database with
+/// `readers` confirmed subscribers, fetched articles and a digest due every 3 seconds.
+struct TwoInstances {
+    _feed: FeedServer,
+    smtp: SmtpServer,
+    store: tidings::store::Store,
+    readers: Vec<String>,
+    a: Serve,
+    b: Serve,
+}
+
+async fn two_instances(
+    pg: &str,
+    delay_ms: u64,
+    readers: usize,
+    extra_delivery: &str,
+) -> TwoInstances {
+    let feed = FeedServer::start(posts_around(Utc::now())).await;
     let smtp = SmtpServer::start(Faults {
-        delay: Some(Duration::from_millis(15)),
+        delay: Some(Duration::from_millis(delay_ms)),
         ..Faults::default()
     })
     .await;
@@ -636,16 +647,15 @@ async fn two_serve_instances_on_postgres_deliver_each_issue_exactly_once() {
     write_config(
         &env,
         &Setup {
-            database_url: &pg,
+            database_url: pg,
             feed_url: &feed_url,
             smtp_port: Some(smtp.port),
             cron: "*/3 * * * * *",
-            extra_delivery: "concurrency = 2\nbatch_size = 4",
+            extra_delivery,
         },
     );
-    let readers = import_subscribers(&env, &None, 120);
+    let readers = import_subscribers(&env, &None, readers);
     assert!(env.run(&["fetch"]).status.success());
-
     let a = Serve::start(
         &env,
         &None,
@@ -658,26 +668,48 @@ async fn two_serve_instances_on_postgres_deliver_each_issue_exactly_once() {
         "b",
         &[("TIDINGS__SMTP__HELO_NAME", "instance-b.example")],
     );
-    smtp.wait_for(readers.len(), Duration::from_secs(90)).await;
-    let store = tidings::store::Store::open(&pg, 2).await.unwrap();
-    wait_until_all_sent(&store, readers.len() as i64, Duration::from_secs(30)).await;
-    assert!(a.terminate(Duration::from_secs(30)).success());
-    assert!(b.terminate(Duration::from_secs(30)).success());
+    let store = tidings::store::Store::open(pg, 2).await.unwrap();
+    TwoInstances {
+        _feed: feed,
+        smtp,
+        store,
+        readers,
+        a,
+        b,
+    }
+}
 
-    let got = smtp.received();
-    assert_eq!(got.len(), readers.len(), "each reader exactly once");
+fn sent_by(got: &[crate::support::smtp::Received], instance: &str) -> usize {
+    got.iter().filter(|r| r.helo == instance).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_instances_on_postgres_deliver_each_issue_exactly_once() {
+    let Some(pg) = db::postgres_url().await else {
+        return;
+    };
+    let t = two_instances(&pg, 15, 120, "concurrency = 2\nbatch_size = 4").await;
+    t.smtp
+        .wait_for(t.readers.len(), Duration::from_secs(90))
+        .await;
+    wait_until_all_sent(&t.store, t.readers.len() as i64, Duration::from_secs(30)).await;
+    assert!(t.a.terminate(Duration::from_secs(30)).success());
+    assert!(t.b.terminate(Duration::from_secs(30)).success());
+
+    let got = t.smtp.received();
+    assert_eq!(got.len(), t.readers.len(), "each reader exactly once");
     let to: HashSet<String> = got.iter().flat_map(|r| r.to.clone()).collect();
-    assert_eq!(to.len(), readers.len());
-    let by_instance = |name: &str| got.iter().filter(|r| r.helo == name).count();
+    assert_eq!(to.len(), t.readers.len());
     assert!(
-        by_instance("instance-a.example") > 0,
+        sent_by(&got, "instance-a.example") > 0,
         "instance a sent some"
     );
     assert!(
-        by_instance("instance-b.example") > 0,
+        sent_by(&got, "instance-b.example") > 0,
         "instance b sent some"
     );
-    let issues = store
+    let issues = t
+        .store
         .list_issues(Some("distributed-systems"))
         .await
         .unwrap();
@@ -689,65 +721,32 @@ async fn a_serve_instance_killed_mid_send_leaves_its_work_to_the_other() {
     let Some(pg) = db::postgres_url().await else {
         return;
     };
-    let now = Utc::now();
-    let feed = FeedServer::start(posts_around(now)).await;
-    let smtp = SmtpServer::start(Faults {
-        delay: Some(Duration::from_millis(30)),
-        ..Faults::default()
-    })
-    .await;
-    let env = TestEnv::new(&db::sqlite_url(), "");
-    let feed_url = feed.feed_url();
     let concurrency = 2usize;
-    write_config(
-        &env,
-        &Setup {
-            database_url: &pg,
-            feed_url: &feed_url,
-            smtp_port: Some(smtp.port),
-            cron: "*/3 * * * * *",
-            extra_delivery: "concurrency = 2\nbatch_size = 4\nlease_secs = 3",
-        },
-    );
-    let readers = import_subscribers(&env, &None, 100);
-    assert!(env.run(&["fetch"]).status.success());
-
-    let mut a = Serve::start(
-        &env,
-        &None,
-        "a",
-        &[("TIDINGS__SMTP__HELO_NAME", "instance-a.example")],
-    );
-    let b = Serve::start(
-        &env,
-        &None,
-        "b",
-        &[("TIDINGS__SMTP__HELO_NAME", "instance-b.example")],
-    );
+    let mut t = two_instances(
+        &pg,
+        30,
+        100,
+        "concurrency = 2\nbatch_size = 4\nlease_secs = 3",
+    )
+    .await;
     // Kill a once it has sent some (it is then mid-batch: it claims 4 at a time).
     let end = Instant::now() + Duration::from_secs(90);
-    while smtp
-        .received()
-        .iter()
-        .filter(|r| r.helo == "instance-a.example")
-        .count()
-        < 5
-    {
+    while sent_by(&t.smtp.received(), "instance-a.example") < 5 {
         assert!(Instant::now() < end, "instance a never sent");
-        smtp.wait_for(smtp.received().len() + 1, Duration::from_secs(60))
+        t.smtp
+            .wait_for(t.smtp.received().len() + 1, Duration::from_secs(60))
             .await;
     }
-    a.child.kill().unwrap();
-    a.child.wait().unwrap();
+    t.a.child.kill().unwrap();
+    t.a.child.wait().unwrap();
 
-    let store = tidings::store::Store::open(&pg, 2).await.unwrap();
-    wait_until_all_sent(&store, readers.len() as i64, Duration::from_secs(90)).await;
-    assert!(b.terminate(Duration::from_secs(30)).success());
-    let got = smtp.received();
+    wait_until_all_sent(&t.store, t.readers.len() as i64, Duration::from_secs(90)).await;
+    assert!(t.b.terminate(Duration::from_secs(30)).success());
+    let got = t.smtp.received();
     let to: HashSet<String> = got.iter().flat_map(|r| r.to.clone()).collect();
     assert_eq!(
         to,
-        readers.iter().cloned().collect::<HashSet<_>>(),
+        t.readers.iter().cloned().collect::<HashSet<_>>(),
         "everyone still receives it"
     );
     let duplicates = got.len() - to.len();

@@ -597,12 +597,19 @@ async fn cli_fetch_then_preview_prints_the_digest() {
         "preview".into(),
         "--topic".into(),
         "distributed".into(),
+        "--at".into(),
+        at.clone(),
         "--format".into(),
         "html".into(),
     ])
     .await
     .unwrap();
-    assert_eq!(html.status.code(), Some(2));
+    assert!(
+        html.status.success(),
+        "{}",
+        String::from_utf8_lossy(&html.stderr)
+    );
+    assert!(String::from_utf8_lossy(&html.stdout).contains("<table"));
     let compile = run(vec![
         "compile".into(),
         "--topic".into(),

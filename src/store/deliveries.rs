@@ -167,12 +167,24 @@ impl Store {
         topic: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
+        self.enqueue_issue_held(issue_id, topic, now, now).await
+    }
+
+    /// [`Store::enqueue_issue`] with the new rows held until `not_before` (a local delivery
+    /// time): they are written held, in the same statement, so no worker can claim one early.
+    pub async fn enqueue_issue_held(
+        &self,
+        issue_id: i64,
+        topic: &str,
+        now: DateTime<Utc>,
+        not_before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
         let prefix = format!("digest:{issue_id}:");
         Ok(with_pool!(self, p => {
             sqlx::query(
                 "INSERT INTO deliveries (kind, issue_id, subscriber_id, email, topic, message_id, payload, status, attempts, \
                  not_before, next_attempt_at, created_at, updated_at) \
-                 SELECT 'digest', $1, s.id, s.email, $2, $3 || CAST(s.id AS TEXT), NULL, 'queued', 0, $4, $4, $4, $4 \
+                 SELECT 'digest', $1, s.id, s.email, $2, $3 || CAST(s.id AS TEXT), NULL, 'queued', 0, $5, $4, $4, $4 \
                  FROM subscribers s JOIN subscriptions t ON t.subscriber_id = s.id \
                  WHERE t.topic = $2 AND s.status = 'confirmed' \
                  ON CONFLICT DO NOTHING",
@@ -181,6 +193,7 @@ impl Store {
             .bind(topic)
             .bind(&prefix)
             .bind(now)
+            .bind(not_before)
             .execute(p)
             .await?
             .rows_affected()

@@ -1,90 +1,42 @@
 //! End to end in headless Chromium (Debian's chromium + chromium-driver, driven over WebDriver
-//! by fantoccini): subscribe through the form, read the confirmation email from an SMTP server
-//! on loopback, open the link, click Confirm, then use the unsubscribe page. Every page is
-//! checked with axe-core and photographed (phone-sized) into a temp folder.
+//! by fantoccini), with the real web app, the real delivery workers and the SMTP server of
+//! tests/support/smtp.rs on loopback: subscribe through the form, read the confirmation email,
+//! open its link, click Confirm, receive a digest compiled by the pipeline, follow the digest's
+//! unsubscribe link (also checked against its List-Unsubscribe header), click the button, and
+//! receive no further digest: the row queued before the click is skipped at claim time and an
+//! issue compiled afterwards queues nothing for the reader. Every page is checked with axe-core
+//! and photographed at phone (375 px) and desktop width into a `tidings-screens-*` temp folder.
 //!
-//! Without chromium/chromedriver the test prints a loud SKIPPED and passes, unless
+//! Without chromium/chromedriver/axe-core the test prints a loud SKIPPED and passes, unless
 //! `TIDINGS_REQUIRE_ALL=1`. axe-core comes from `TIDINGS_AXE_JS`, else
-//! `target/axe/node_modules/axe-core/axe.min.js`, installed there with npm when missing.
+//! `target/axe/node_modules/axe-core/axe.min.js`, installed there once with npm (the only
+//! network use, the npm registry) and reused by later runs.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use fantoccini::{Client, ClientBuilder, Locator};
 use tidings::config::Settings;
-use tidings::domain::{SubscriberEmail, SubscriberStatus};
-use tidings::store::Store;
+use tidings::domain::{ConsentSource, FetchedItem, SubscriberEmail, SubscriberStatus, TopicSlug};
+use tidings::pipeline;
+use tidings::store::{AddOutcome, NewSubscriber, Store};
 use tidings::web::{AppState, Application};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-/// Mail received by [`spawn_smtp`].
-type Inbox = Arc<Mutex<Vec<Vec<u8>>>>;
+use crate::support::smtp::{Faults, Received, SmtpServer};
 
-/// A minimal SMTP server on loopback: accepts every message and keeps its DATA.
-async fn spawn_smtp() -> (u16, Inbox) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let inbox: Inbox = Arc::default();
-    let keep = inbox.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let keep = keep.clone();
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut lines = BufReader::new(read);
-                let _ = write.write_all(b"220 test.local ESMTP\r\n").await;
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
-                    let reply: &[u8] = match verb.as_str() {
-                        "EHLO" => b"250-test.local\r\n250 8BITMIME\r\n",
-                        "DATA" => {
-                            let _ = write.write_all(b"354 go ahead\r\n").await;
-                            let mut data = Vec::new();
-                            loop {
-                                let mut l = Vec::new();
-                                if lines.read_until(b'\n', &mut l).await.unwrap_or(0) == 0 {
-                                    return;
-                                }
-                                if l == b".\r\n" {
-                                    break;
-                                }
-                                let l = if l.starts_with(b"..") {
-                                    l[1..].to_vec()
-                                } else {
-                                    l
-                                };
-                                data.extend_from_slice(&l);
-                            }
-                            keep.lock().unwrap().push(data);
-                            b"250 queued\r\n"
-                        }
-                        "QUIT" => {
-                            let _ = write.write_all(b"221 bye\r\n").await;
-                            return;
-                        }
-                        _ => b"250 ok\r\n",
-                    };
-                    if write.write_all(reply).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (port, inbox)
-}
+/// The axe-core release the test installs (pinned so every run checks the same rules).
+const AXE_VERSION: &str = "4.14.1";
+const READER: &str = "reader@example.com";
+const STAYER: &str = "stayer@example.com";
+const MAIL_WAIT: Duration = Duration::from_secs(30);
 
 fn skip_or_fail(why: &str) {
     eprintln!("!!!!!!!! browser end-to-end test SKIPPED: {why}");
@@ -102,27 +54,52 @@ fn which(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The axe-core source, installing it with npm under target/ when needed.
-fn axe_source() -> Option<String> {
+/// The axe-core source: `TIDINGS_AXE_JS`, else the copy cached under target/axe, installed there
+/// with npm when missing (into a scratch folder first, renamed into place when complete, so an
+/// interrupted install is never mistaken for a cached one). A cached copy of another version
+/// is replaced.
+fn axe_source() -> Result<String, String> {
     if let Ok(path) = std::env::var("TIDINGS_AXE_JS") {
-        return std::fs::read_to_string(path).ok();
+        return std::fs::read_to_string(&path).map_err(|e| format!("TIDINGS_AXE_JS={path}: {e}"));
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/axe");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("axe");
     let file = dir.join("node_modules/axe-core/axe.min.js");
-    if !file.is_file() {
-        std::fs::create_dir_all(&dir).ok()?;
-        let status = std::process::Command::new(which("npm")?)
-            .args(["install", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .arg("axe-core@4")
+    let cached = std::fs::read_to_string(dir.join("node_modules/axe-core/package.json"))
+        .ok()
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok())
+        .is_some_and(|p| p["version"] == AXE_VERSION);
+    if !cached || !file.is_file() {
+        let npm = which("npm").ok_or("npm is not installed (apt-get install npm)")?;
+        std::fs::create_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
+        let scratch = target.join(format!("axe.partial-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&scratch);
+        std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+        let status = std::process::Command::new(npm)
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                "--prefix",
+            ])
+            .arg(&scratch)
+            .arg(format!("axe-core@{AXE_VERSION}"))
             .stdout(Stdio::null())
             .status()
-            .ok()?;
+            .map_err(|e| format!("cannot run npm: {e}"))?;
         if !status.success() {
-            return None;
+            let _ = std::fs::remove_dir_all(&scratch);
+            return Err(format!(
+                "npm install axe-core@{AXE_VERSION} failed ({status})"
+            ));
         }
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&scratch, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    std::fs::read_to_string(file).ok()
+    std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))
 }
 
 fn free_port() -> u16 {
@@ -159,7 +136,8 @@ async fn start_browser(chromedriver: &Path, chromium: &Path, profile: &Path) -> 
             "args": [
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-quic", "--no-first-run",
-                "--disable-component-update", "--disable-sync", "--window-size=412,915",
+                "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                "--window-size=375,812",
                 format!("--user-data-dir={}", profile.display()),
             ]
         }),
@@ -187,7 +165,8 @@ struct Pages {
 }
 
 impl Pages {
-    /// Runs axe-core on the current page (failing on any violation) and saves a screenshot.
+    /// Runs axe-core on the current page (failing on any violation), checks that nothing is
+    /// wider than a 375 px phone screen, and saves a screenshot at phone and at desktop width.
     async fn check(&mut self, name: &str) {
         self.client
             .execute(&self.axe, vec![])
@@ -209,10 +188,30 @@ impl Pages {
             text, "[]",
             "accessibility violations on the {name} page: {text}"
         );
-        let png = self.client.screenshot().await.expect("screenshot");
         self.count += 1;
-        let file = self.shots.join(format!("{:02}-{name}.png", self.count));
-        std::fs::write(&file, png).unwrap();
+        self.client.set_window_size(375, 812).await.unwrap();
+        let overflow = self
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            overflow.as_i64().unwrap_or(1) <= 0,
+            "the {name} page is wider than a 375 px phone screen by {overflow} px"
+        );
+        self.shoot(&format!("{:02}-{name}-phone", self.count)).await;
+        self.client.set_window_size(1280, 900).await.unwrap();
+        self.shoot(&format!("{:02}-{name}-desktop", self.count))
+            .await;
+        self.client.set_window_size(375, 812).await.unwrap();
+    }
+
+    async fn shoot(&self, file: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        std::fs::write(self.shots.join(format!("{file}.png")), png).unwrap();
     }
 
     /// Waits until the page's main text contains `needle` (a click starts a navigation that
@@ -233,23 +232,26 @@ impl Pages {
         }
         panic!("the page never said {needle:?}; it says: {last}");
     }
-}
 
-async fn wait_for_mail(inbox: &Inbox, count: usize) -> Vec<u8> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(m) = inbox.lock().unwrap().get(count - 1) {
-            return m.clone();
-        }
-        assert!(Instant::now() < deadline, "no email #{count} within 20 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn type_into(&self, id: &str, text: &str) {
+        let field = self.client.find(Locator::Id(id)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
     }
 }
 
-fn link(raw: &[u8], base: &str, prefix: &str) -> String {
-    let message = mail_parser::MessageParser::default()
-        .parse(raw)
-        .expect("parse email");
+/// The first link in a message's text part that starts with `base` + `prefix`.
+fn link_in_text(message: &mail_parser::Message<'_>, base: &str, prefix: &str) -> String {
     let text = message.body_text(0).expect("text part").into_owned();
     let start = text
         .find(&format!("{base}{prefix}"))
@@ -257,26 +259,130 @@ fn link(raw: &[u8], base: &str, prefix: &str) -> String {
     text[start..].split_whitespace().next().unwrap().to_string()
 }
 
+fn parse(raw: &[u8]) -> mail_parser::Message<'_> {
+    mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("parse email")
+}
+
+fn header(message: &mail_parser::Message<'_>, name: &str) -> Option<String> {
+    message
+        .header_raw(name)
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+fn sent_to<'a>(received: &'a [Received], who: &str) -> Vec<&'a Received> {
+    received.iter().filter(|m| m.to == [who]).collect()
+}
+
+/// The delivery workers of `tidings serve`, stoppable so the test can queue an issue while no
+/// worker is claiming.
+struct Workers {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<tidings::delivery::DeliveryReport>>,
+}
+
+impl Workers {
+    fn start(settings: &Arc<Settings>, store: &Store) -> Workers {
+        let (stop, stop_rx) = watch::channel(false);
+        let (settings, store) = (settings.clone(), store.clone());
+        let task = tokio::spawn(async move {
+            tidings::delivery::run_workers(&settings, &store, stop_rx).await
+        });
+        Workers { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Stores three Rust stories published an hour before `before` (as a fetch would), then freezes
+/// the issue of the period containing `at` with the pipeline and returns its id.
+async fn compile(
+    settings: &Settings,
+    store: &Store,
+    round: u32,
+    before: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> i64 {
+    for i in 1..=3 {
+        let item = FetchedItem {
+            source_name: "hn".into(),
+            source_kind: "hackernews".into(),
+            external_id: format!("{round}-{i}"),
+            title: format!("Rust story {i} of round {round}"),
+            url: Some(format!("https://example.org/rust/{round}/{i}")),
+            discussion_url: None,
+            published_at: before - chrono::Duration::hours(1),
+            points: Some(100 + i64::from(i)),
+            comments: Some(10),
+            text: Some("A Rust release with faster compile times.".into()),
+            tags: vec![],
+        };
+        pipeline::ingest(store, &item, Utc::now())
+            .await
+            .unwrap()
+            .expect("the story has a link");
+    }
+    let topic = settings.topics.iter().find(|t| t.slug == "rust").unwrap();
+    let compiled = pipeline::compile_issue(settings, store, topic, at, false)
+        .await
+        .unwrap();
+    assert!(compiled.newly_compiled, "round {round}: a new issue");
+    assert_eq!(
+        compiled.digest.entries.len(),
+        3,
+        "round {round}: the digest holds this round's stories"
+    );
+    compiled.issue_id
+}
+
+/// Waits until no delivery of `issue` is queued or in flight, and returns its rows by status.
+async fn wait_for_issue_done(store: &Store, issue: i64) -> BTreeMap<String, i64> {
+    let deadline = Instant::now() + MAIL_WAIT;
+    loop {
+        let counts = store.counts_by_status(Some(issue)).await.unwrap();
+        if counts
+            .iter()
+            .all(|(status, n)| *n == 0 || matches!(status.as_str(), "sent" | "skipped" | "failed"))
+        {
+            return counts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the workers did not finish issue {issue}: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subscribe_confirm_and_unsubscribe_in_a_real_browser() {
+async fn subscribe_confirm_receive_a_digest_and_unsubscribe_in_a_real_browser() {
     let (Some(chromium), Some(chromedriver)) = (which("chromium"), which("chromedriver")) else {
         skip_or_fail(
             "chromium or chromedriver is not installed (apt-get install chromium chromium-driver)",
         );
         return;
     };
-    let Some(axe) = axe_source() else {
-        skip_or_fail("axe-core is not available (npm install axe-core failed)");
-        return;
+    let axe = match axe_source() {
+        Ok(axe) => axe,
+        Err(why) => {
+            skip_or_fail(&format!("axe-core is not available: {why}"));
+            return;
+        }
     };
 
-    let (smtp_port, inbox) = spawn_smtp().await;
+    let smtp = SmtpServer::start(Faults::default()).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
     let db = tempfile::tempdir().unwrap();
-    let settings = Settings::from_toml(&format!(
-        r#"
+    // Hourly issues, so the second issue is simply the next hour's.
+    let settings = Arc::new(
+        Settings::from_toml(&format!(
+            r#"
 [newsletter]
 base_url = "{base}"
 from = "Tidings <news@example.org>"
@@ -287,36 +393,53 @@ url = "sqlite://{db}/tidings.db"
 transport = "smtp"
 [smtp]
 host = "127.0.0.1"
-port = {smtp_port}
+port = {port}
 tls = "none"
+timeout_secs = 5
 [web]
 bind = "{addr}"
 [[topics]]
 slug = "rust"
 name = "Rust"
 description = "The Rust language and its ecosystem"
+keywords = ["rust"]
+cron = "0 0 * * * *"
 [[topics]]
 slug = "databases"
 name = "Databases"
+keywords = ["postgres", "sqlite"]
 "#,
-        db = db.path().display()
-    ))
-    .unwrap();
-    let settings = Arc::new(settings);
+            db = db.path().display(),
+            port = smtp.port,
+        ))
+        .unwrap(),
+    );
     let store = Store::open(&settings.database.url, 4).await.unwrap();
+    // Another confirmed reader of the same topic: the proof that later digests are sent at all.
+    let stayer = NewSubscriber {
+        email: SubscriberEmail::parse(STAYER).unwrap(),
+        topics: vec![TopicSlug::parse("rust").unwrap()],
+        status: SubscriberStatus::Confirmed,
+        timezone: None,
+        source: ConsentSource::Cli,
+        consent_version: "test".into(),
+        resubscribe: false,
+        ip: None,
+        user_agent: None,
+    };
+    assert!(matches!(
+        store.add_subscriber(&stayer, Utc::now()).await.unwrap(),
+        AddOutcome::Created { .. }
+    ));
+
     let state = AppState::new(settings.clone(), store.clone()).unwrap();
-    let tokens = state.tokens.clone();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut web_stop = stop_rx.clone();
+    let (web_stop, mut web_stop_rx) = watch::channel(false);
     let web = tokio::spawn(
         Application::from_listener(state, listener).run_until(async move {
-            let _ = web_stop.wait_for(|s| *s).await;
+            let _ = web_stop_rx.wait_for(|s| *s).await;
         }),
     );
-    let (worker_settings, worker_store) = (settings.clone(), store.clone());
-    let workers = tokio::spawn(async move {
-        tidings::delivery::run_workers(&worker_settings, &worker_store, stop_rx).await
-    });
+    let workers = Workers::start(&settings, &store);
 
     let profile = tempfile::tempdir().unwrap();
     let (_driver, client) = start_browser(&chromedriver, &chromium, profile.path()).await;
@@ -336,80 +459,35 @@ name = "Databases"
     // The subscribe form.
     client.goto(&format!("{base}/")).await.unwrap();
     pages.check("subscribe").await;
-    client
-        .find(Locator::Id("email"))
-        .await
-        .unwrap()
-        .send_keys("reader@example.com")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Id("topic-rust"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    pages.type_into("email", READER).await;
+    pages.click("#topic-rust").await;
+    pages.click("form button[type=submit]").await;
     pages.wait_for_text("Check your inbox").await;
     pages.check("check-inbox").await;
 
-    // A bad address shows the form again with the problem stated.
+    // An address the browser accepts but the server refuses (no dot in the domain) shows the
+    // form again with the problem stated.
     client.goto(&format!("{base}/")).await.unwrap();
-    client
-        .find(Locator::Id("email"))
-        .await
-        .unwrap()
-        .send_keys("not-an-address@")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Id("topic-rust"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    // The browser's own check would stop an invalid type=email field; submit a value it accepts
-    // but the server refuses (no dot in the domain).
-    let email = client.find(Locator::Id("email")).await.unwrap();
-    email.clear().await.unwrap();
-    email.send_keys("bob@localhost").await.unwrap();
-    client
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    pages.type_into("email", "bob@localhost").await;
+    pages.click("#topic-rust").await;
+    pages.click("form button[type=submit]").await;
     pages.wait_for_text("check the email address").await;
     pages.check("subscribe-error").await;
 
     // The confirmation email arrives over SMTP; its link shows a page with a button.
-    let mail = wait_for_mail(&inbox, 1).await;
-    let confirm = link(&mail, &base, "/confirm/");
+    let got = smtp.wait_for(1, MAIL_WAIT).await;
+    assert_eq!(got[0].to, [READER], "the first email is the confirmation");
+    let confirm = link_in_text(&parse(&got[0].raw), &base, "/confirm/");
     client.goto(&confirm).await.unwrap();
     pages.check("confirm").await;
-    let who = SubscriberEmail::parse("reader@example.com").unwrap();
+    let who = SubscriberEmail::parse(READER).unwrap();
     let pending = store.find_subscriber(&who).await.unwrap().unwrap();
     assert_eq!(
         pending.status,
         SubscriberStatus::Pending,
         "opening the link changes nothing"
     );
-    client
-        .find(Locator::Css("main form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    pages.click("main form button").await;
     pages.wait_for_text("You are subscribed").await;
     pages.check("confirmed").await;
     let confirmed = store.find_subscriber(&who).await.unwrap().unwrap();
@@ -427,46 +505,120 @@ name = "Databases"
     pages.wait_for_text("Your preferences").await;
     pages.check("preferences").await;
 
-    // The digest's unsubscribe link (the digest itself comes from the pipeline and delivery).
-    client
-        .goto(&format!(
-            "{base}/unsubscribe/{}",
-            tokens.unsubscribe(confirmed.id, "rust")
-        ))
-        .await
-        .unwrap();
+    // A digest: compiled by the pipeline, queued, sent by the running workers.
+    let now = Utc::now();
+    let first = compile(&settings, &store, 1, now, now).await;
+    assert_eq!(
+        store.enqueue_issue(first, "rust", now).await.unwrap(),
+        2,
+        "the reader and the other subscriber"
+    );
+    let got = smtp.wait_for(3, MAIL_WAIT).await;
+    let digests = sent_to(&got, READER);
+    assert_eq!(digests.len(), 2, "the confirmation and one digest");
+    let digest = parse(&digests[1].raw);
+    assert!(
+        digest.subject().unwrap_or("").contains("Rust"),
+        "a Rust digest: {:?}",
+        digest.subject()
+    );
+    let unsubscribe = link_in_text(&digest, &base, "/unsubscribe/");
+    assert_eq!(
+        header(&digest, "List-Unsubscribe").as_deref(),
+        Some(format!("<{unsubscribe}>").as_str()),
+        "List-Unsubscribe names the link in the text"
+    );
+    assert_eq!(
+        header(&digest, "List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let archived = link_in_text(&digest, &base, "/archive/");
+    assert_eq!(
+        wait_for_issue_done(&store, first).await.get("sent"),
+        Some(&2)
+    );
+
+    // The archive and the digest as a web page (the email's "view in browser" link).
+    client.goto(&format!("{base}/archive")).await.unwrap();
+    pages.check("archive").await;
+    client.goto(&archived).await.unwrap();
+    pages.wait_for_text("Rust story 1 of round 1").await;
+    pages.check("archive-issue").await;
+
+    // The next issue is queued while no worker runs, so the reader's row exists when they
+    // unsubscribe; it must be skipped when claimed.
+    workers.stop().await;
+    let next_hour = now + chrono::Duration::hours(1);
+    let second = compile(&settings, &store, 2, next_hour, next_hour).await;
+    assert_eq!(store.enqueue_issue(second, "rust", now).await.unwrap(), 2);
+
+    // The digest's unsubscribe link: a page with a button; opening it changes nothing.
+    client.goto(&unsubscribe).await.unwrap();
+    pages.wait_for_text("Unsubscribe").await;
     pages.check("unsubscribe").await;
-    client
-        .find(Locator::Css("main form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    assert_eq!(
+        store.find_subscriber(&who).await.unwrap().unwrap().status,
+        SubscriberStatus::Confirmed,
+        "opening the unsubscribe link changes nothing"
+    );
+    pages.click("main form button").await;
     pages.wait_for_text("You are unsubscribed").await;
     pages.check("unsubscribed").await;
     let gone = store.find_subscriber(&who).await.unwrap().unwrap();
-    assert_eq!(gone.status, SubscriberStatus::Unsubscribed);
+    assert_eq!(
+        gone.status,
+        SubscriberStatus::Unsubscribed,
+        "Rust was the reader's only topic"
+    );
 
-    // The archive, a forged link and an unknown page.
-    client.goto(&format!("{base}/archive")).await.unwrap();
-    pages.check("archive").await;
+    // An issue compiled after the click queues nothing for the reader.
+    let later = now + chrono::Duration::hours(2);
+    let third = compile(&settings, &store, 3, later, later).await;
+    assert_eq!(
+        store.enqueue_issue(third, "rust", now).await.unwrap(),
+        1,
+        "only the other subscriber"
+    );
+
+    // The workers come back and finish the queue: the reader's row of the second issue is
+    // skipped, the other subscriber gets both issues, the reader gets nothing more.
+    let workers = Workers::start(&settings, &store);
+    let second_rows = wait_for_issue_done(&store, second).await;
+    assert_eq!(second_rows.get("skipped"), Some(&1), "{second_rows:?}");
+    assert_eq!(second_rows.get("sent"), Some(&1), "{second_rows:?}");
+    let third_rows = wait_for_issue_done(&store, third).await;
+    assert_eq!(third_rows.get("sent"), Some(&1), "{third_rows:?}");
+    let got = smtp.wait_for(5, MAIL_WAIT).await;
+    assert_eq!(
+        sent_to(&got, STAYER).len(),
+        3,
+        "three digests for the stayer"
+    );
+    assert_eq!(
+        sent_to(&got, READER).len(),
+        2,
+        "the reader got only the confirmation and the first digest"
+    );
+
+    // A forged link and an unknown page.
     client
         .goto(&format!("{base}/unsubscribe/forged.token"))
         .await
         .unwrap();
     pages.wait_for_text("not valid").await;
     pages.check("invalid-link").await;
+    let footer = client.find(Locator::Css("footer")).await.unwrap();
+    assert_eq!(
+        footer.text().await.unwrap(),
+        settings.newsletter.postal_address,
+        "error pages carry the site's footer too"
+    );
     client.goto(&format!("{base}/no-such-page")).await.unwrap();
     pages.check("not-found").await;
 
     client.close().await.unwrap();
-    stop_tx.send(true).unwrap();
+    workers.stop().await;
+    web_stop.send(true).unwrap();
     web.await.unwrap().unwrap();
-    workers.await.unwrap().unwrap();
-    assert_eq!(
-        inbox.lock().unwrap().len(),
-        1,
-        "exactly one email: the confirmation"
-    );
+    assert_eq!(smtp.received().len(), 5, "no other email left the outbox");
 }

@@ -3,6 +3,7 @@
 
 mod archive_ops;
 mod links;
+mod one_click;
 mod subscribe;
 
 use std::net::{IpAddr, SocketAddr};

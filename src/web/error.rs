@@ -1,9 +1,12 @@
 //! Handler failures and the status codes and pages they become. Users see a short page that
 //! names the problem in their terms; internals (the cause chain) only go to the log.
 
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use super::AppState;
 use super::pages::{ErrorPage, Site, render_page};
 use crate::store::StoreError;
 use crate::tokens::TokenError;
@@ -89,12 +92,16 @@ impl IntoResponse for WebError {
             other => tracing::debug!(error = %other, "request refused"),
         }
         let status = self.status();
-        let body = render_page(&self.page()).unwrap_or_else(|_| {
+        let page = self.page();
+        let body = render_page(&page).unwrap_or_else(|_| {
             Html(format!(
                 "<!doctype html><title>{status}</title><p>{status}</p>"
             ))
         });
         let mut response = (status, body).into_response();
+        // `IntoResponse` has no settings at hand: keep the page so `brand_error_page` can render
+        // it again with the site's name and postal address.
+        response.extensions_mut().insert(page);
         match self {
             WebError::RateLimited { retry_after_secs } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after_secs.max(1).to_string()) {
@@ -118,4 +125,21 @@ impl IntoResponse for WebError {
 /// The fallback for unknown paths.
 pub async fn not_found() -> WebError {
     WebError::NotFound
+}
+
+/// Response middleware: re-renders error pages with the newsletter's name and postal address
+/// (an error page looks like every other page of the site).
+pub async fn brand_error_page(State(state): State<AppState>, mut response: Response) -> Response {
+    let Some(mut page) = response.extensions_mut().remove::<ErrorPage>() else {
+        return response;
+    };
+    page.site = Site::from_settings(&state.settings);
+    match render_page(&page) {
+        Ok(Html(html)) => {
+            let (mut parts, _) = response.into_parts();
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(html))
+        }
+        Err(_) => response,
+    }
 }

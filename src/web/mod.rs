@@ -134,6 +134,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/static/style.css", get(ops::stylesheet))
         .fallback(error::not_found)
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            error::brand_error_page,
+        ))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TimeoutLayer::with_status_code(

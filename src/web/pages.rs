@@ -21,7 +21,8 @@ impl Site {
         }
     }
 
-    /// For pages rendered without the settings at hand (errors).
+    /// For pages rendered without the settings at hand (errors; [`super::error::brand_error_page`]
+    /// fills in the real one on the way out).
     pub fn generic() -> Site {
         Site {
             title: String::new(),
@@ -63,7 +64,7 @@ pub fn topic_name(settings: &Settings, slug: &str) -> String {
         .unwrap_or_else(|| slug.to_string())
 }
 
-#[derive(Template)]
+#[derive(Clone, Template)]
 #[template(path = "web/error.html")]
 pub struct ErrorPage {
     pub site: Site,

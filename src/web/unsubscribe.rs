@@ -4,6 +4,14 @@
 //! token or Origin. The signed token is the only credential, so any POST with a valid token
 //! leaves the token's topic (or everything, with `scope=all` from our own page), answers 200
 //! without a redirect, and repeating it changes nothing more.
+//!
+//! A POST whose body is neither `List-Unsubscribe=One-Click` nor our page's form (empty, another
+//! content type, other fields, malformed multipart) is treated as one-click too, by choice: the
+//! token already proves the link came from our email and a POST is the intent; refusing odd
+//! bodies would risk ignoring a real unsubscribe from a provider that words it differently,
+//! and it would protect nothing, since whoever holds the token can send the exact body. Such a
+//! POST never does more than leave the token's topic: only an urlencoded `scope=all` (our own
+//! page) leaves everything. Bodies over `[web] max_body_bytes` get 413 and change nothing.
 
 use askama::Template;
 use axum::body::Bytes;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, StoreError, StoreResult, with_pool};
+use super::{BeginWrite, Store, StoreError, StoreResult, with_pool};
 use crate::domain::{Article, ArticleSource, PageInfo};
 
 /// An article to insert or update, with one source's view of it.
@@ -129,7 +129,7 @@ impl Store {
         let tags = serde_json::to_string(&a.source.tags)
             .map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO articles (canonical_url, url, title, domain, published_at, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $6)

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, StoreError, StoreResult, with_pool};
+use super::{BeginWrite, Store, StoreError, StoreResult, with_pool};
 use crate::domain::Digest;
 
 /// A frozen issue with its digest.
@@ -163,7 +163,7 @@ impl Store {
         compiled_at: DateTime<Utc>,
     ) -> StoreResult<(StoredIssue, bool)> {
         let inserted: Option<i64> = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO issues (topic, window_start, window_end, compiled_at, article_count, content)
                  VALUES ($1, $2, $3, $4, $5, '{}') ON CONFLICT (topic, window_end) DO NOTHING RETURNING id",
@@ -229,7 +229,7 @@ impl Store {
         d.issue_id = Some(id);
         let json = to_json(&d)?;
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             // Take the write lock first (SQLite) so the delivery check and the update are atomic.
             let updated = sqlx::query(
                 "UPDATE issues SET compiled_at = $1, article_count = $2, content = $3 WHERE id = $4",

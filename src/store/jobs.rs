@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, StoreResult, with_pool};
+use super::{BeginWrite, Store, StoreResult, with_pool};
 
 /// One `job_runs` row: what a job last did and when it runs next.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -277,7 +277,7 @@ impl Store {
         per_timezone: &[(Option<String>, DateTime<Utc>)],
     ) -> StoreResult<u64> {
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let mut updated = 0u64;
             for (timezone, not_before) in per_timezone {
                 updated += sqlx::query(

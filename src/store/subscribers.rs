@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
 
-use super::{Store, StoreError, StoreResult, with_pool};
+use super::{BeginWrite, Store, StoreError, StoreResult, with_pool};
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberStatus, TopicSlug};
 
 /// A subscriber to add or import.
@@ -123,7 +123,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> StoreResult<ImportOutcome> {
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let mut outcomes = Vec::with_capacity(rows.len());
             for new in rows {
                 let key = new.email.key();
@@ -352,7 +352,7 @@ impl Store {
     ) -> StoreResult<bool> {
         debug_assert!(status.is_suppressed());
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let email: Option<String> = sqlx::query_scalar("SELECT email FROM subscribers WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
@@ -394,7 +394,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<String>> {
         let remaining: Vec<String> = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1 AND topic = $2")
                 .bind(id)
                 .bind(topic)
@@ -422,7 +422,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
@@ -460,7 +460,7 @@ impl Store {
         user_agent: Option<&str>,
     ) -> StoreResult<bool> {
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let r = sqlx::query("UPDATE subscribers SET status = 'confirmed', confirmed_at = $1, updated_at = $1, unsubscribed_at = NULL WHERE id = $2 AND status = 'pending'")
                 .bind(now)
                 .bind(id)
@@ -494,7 +494,7 @@ impl Store {
     /// past delivery records lose the address.
     pub async fn erase_subscriber(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let email: Option<String> = sqlx::query_scalar("SELECT email FROM subscribers WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, StoreResult, email_hash, with_pool};
+use super::{BeginWrite, Store, StoreResult, email_hash, with_pool};
 use crate::domain::{ConsentSource, SubscriberEmail, TopicSlug};
 
 impl Store {
@@ -46,7 +46,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let hash = email_hash(email);
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let r = sqlx::query("UPDATE subscribers SET status = 'confirmed', confirmed_at = $1, unsubscribed_at = NULL, updated_at = $1 \
                                  WHERE id = $2 AND status = 'unsubscribed'")
                 .bind(now)

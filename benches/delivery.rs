@@ -150,7 +150,8 @@ async fn send(url: &str, transport: &str, target: &str, concurrency: usize) -> a
         cron: None,
         deliver_at_local: None,
     });
-    let store = Store::open(url, u32::try_from(concurrency + 2)?).await?;
+    // The same pool size as `tidings send` (`[database] max_connections`, default 8).
+    let store = Store::open(url, settings.database.max_connections).await?;
     let issue = 1;
     let size = message_size(&settings, &store, issue).await?;
     let queued = store.enqueue_issue(issue, "rust", Utc::now()).await?;

@@ -6,6 +6,10 @@
 //!   cargo bench --bench delivery -- seed DB_URL N
 //!   cargo bench --bench delivery -- send DB_URL smtp PORT CONCURRENCY
 //!   cargo bench --bench delivery -- send DB_URL file OUTBOX_DIR CONCURRENCY
+//!
+//! With `SMTP_SOURCE=/path/to/smtp-source` in the environment, an SMTP `send` is followed by
+//! Postfix's smtp-source sending as many messages of the same size at the same concurrency to
+//! the same port, and both rates are printed.
 
 use std::time::Instant;
 
@@ -146,22 +150,62 @@ async fn send(url: &str, transport: &str, target: &str, concurrency: usize) -> a
         cron: None,
         deliver_at_local: None,
     });
-    let store = Store::open(url, u32::try_from(concurrency + 2)?).await?;
+    // The same pool size as `tidings send` (`[database] max_connections`, default 8).
+    let store = Store::open(url, settings.database.max_connections).await?;
     let issue = 1;
+    let size = message_size(&settings, &store, issue).await?;
     let queued = store.enqueue_issue(issue, "rust", Utc::now()).await?;
     let started = Instant::now();
     let report =
         delivery::deliver_until_idle(&settings, &store, "bench", delivery::system_clock()).await?;
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "queued {queued}, sent {} (deferred {}, failed {}) in {secs:.2} s = {:.0} msg/s; VmHWM {} KiB",
+        "tidings: queued {queued}, sent {} (deferred {}, failed {}) in {secs:.2} s = {:.0} msg/s; \
+         message {size} bytes; concurrency {concurrency}; VmHWM {} KiB",
         report.sent,
         report.deferred,
         report.failed,
         report.sent as f64 / secs,
         vm_hwm_kib()
     );
+    // The same number of same-sized messages at the same concurrency from Postfix's C load
+    // generator, to the same sink, right after: the practical upper bound on this machine.
+    if let (Ok(source), "smtp") = (std::env::var("SMTP_SOURCE"), transport) {
+        let started = Instant::now();
+        let status = std::process::Command::new(&source)
+            .args(["-s", &concurrency.to_string()])
+            .args(["-m", &report.sent.to_string()])
+            .args(["-l", &size.to_string()])
+            .args(["-f", "news@example.com", "-t", "reader@example.org"])
+            .arg(format!("127.0.0.1:{target}"))
+            .status()?;
+        let secs = started.elapsed().as_secs_f64();
+        anyhow::ensure!(status.success(), "{source} failed: {status}");
+        println!(
+            "smtp-source: {} messages of {size} bytes, {concurrency} sessions, in {secs:.2} s = {:.0} msg/s",
+            report.sent,
+            report.sent as f64 / secs
+        );
+    }
     Ok(())
+}
+
+/// The size of one rendered message of `issue` (they differ by a few bytes per subscriber).
+async fn message_size(settings: &Settings, store: &Store, issue: i64) -> anyhow::Result<usize> {
+    let stored = store
+        .get_issue(issue)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("issue {issue} is missing: run `seed` first"))?;
+    let prepared = tidings::render::PreparedDigest::prepare(settings, &stored.digest, None)?;
+    let tokens = tidings::tokens::TokenSigner::from_settings(&settings.newsletter);
+    let recipient = tidings::render::Recipient {
+        subscriber_id: 1,
+        email: SubscriberEmail::parse("reader1@example.org")?,
+    };
+    Ok(prepared
+        .message_for(&tokens, &recipient, Utc::now())?
+        .raw
+        .len())
 }
 
 fn main() -> anyhow::Result<()> {

@@ -17,55 +17,12 @@ use tidings::domain::{
 };
 use tidings::store::{ArticleUpsert, NewSubscriber, RetryPolicy, Store};
 
+use crate::support::db;
 use crate::support::smtp::{Faults, Received, SmtpServer, Stage};
 
+mod cli;
+
 const TOPIC: &str = "rust";
-
-// TEMP: replaced by `support::db::stores()` once main's test harness is merged.
-mod db {
-    use tidings::store::Store;
-
-    pub async fn sqlite() -> Store {
-        let dir = tempfile::tempdir().unwrap().keep();
-        Store::open(&format!("sqlite://{}", dir.join("t.db").display()), 5)
-            .await
-            .unwrap()
-    }
-
-    pub async fn postgres_url() -> Option<String> {
-        use sqlx::Connection;
-        let admin = std::env::var("TIDINGS_TEST_POSTGRES_URL")
-            .ok()
-            .filter(|u| !u.is_empty());
-        let Some(admin) = admin else {
-            eprintln!(
-                "!!!!!!!! TIDINGS_TEST_POSTGRES_URL is not set: PostgreSQL delivery tests are SKIPPED"
-            );
-            assert!(
-                std::env::var("TIDINGS_REQUIRE_ALL").as_deref() != Ok("1"),
-                "PostgreSQL required"
-            );
-            return None;
-        };
-        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let mut url = url::Url::parse(&admin).unwrap();
-        url.set_path(&format!("/{name}"));
-        Some(url.to_string())
-    }
-
-    pub async fn stores() -> Vec<(&'static str, Store)> {
-        let mut out = vec![("sqlite", sqlite().await)];
-        if let Some(url) = postgres_url().await {
-            out.push(("postgres", Store::open(&url, 10).await.unwrap()));
-        }
-        out
-    }
-}
 
 fn settings(port: u16, extra_delivery: &str) -> Settings {
     let concurrency = if extra_delivery.contains("concurrency") {

@@ -14,8 +14,9 @@ use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
     DkimSigningKey,
 };
+use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::{Address, Message};
 
 use super::RenderError;
@@ -209,12 +210,39 @@ pub(crate) struct Envelope<'a> {
     pub unsubscribe_url: Option<&'a str>,
 }
 
+/// The two parts of a message: plain text for lettre to encode, or bodies already
+/// quoted-printable encoded (see `super::qp`), which lettre copies as they are.
+pub(crate) enum Parts {
+    Plain { text: String, html: String },
+    QuotedPrintable { text: String, html: String },
+}
+
+impl Parts {
+    fn into_multipart(self) -> MultiPart {
+        match self {
+            Parts::Plain { text, html } => MultiPart::alternative_plain_html(text, html),
+            Parts::QuotedPrintable { text, html } => {
+                let part = |content_type: ContentType, encoded: String| {
+                    SinglePart::builder()
+                        .header(content_type)
+                        .body(Body::dangerous_pre_encoded(
+                            encoded.into_bytes(),
+                            ContentTransferEncoding::QuotedPrintable,
+                        ))
+                };
+                MultiPart::alternative()
+                    .singlepart(part(ContentType::TEXT_PLAIN, text))
+                    .singlepart(part(ContentType::TEXT_HTML, html))
+            }
+        }
+    }
+}
+
 /// Builds, signs (when `dkim` is given) and formats one multipart/alternative message with
 /// text/plain first and text/html last.
 pub(crate) fn build_message(
     env: &Envelope<'_>,
-    text: String,
-    html: String,
+    parts: Parts,
     dkim: Option<&DkimSigner>,
 ) -> Result<Vec<u8>, RenderError> {
     let to: Address = env.to.parse().map_err(|e| RenderError::Address {
@@ -240,7 +268,7 @@ pub(crate) fn build_message(
             .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));
     }
     let mut message = builder
-        .multipart(MultiPart::alternative_plain_html(text, html))
+        .multipart(parts.into_multipart())
         .map_err(|e| RenderError::Build(e.to_string()))?;
     if let Some(signer) = dkim {
         signer.sign(&mut message);

@@ -11,6 +11,7 @@
 //! absolute http(s) URLs become links ([`text::safe_url`]).
 
 mod message;
+mod qp;
 pub mod text;
 
 use askama::Template;
@@ -22,7 +23,7 @@ use crate::domain::{Digest, SubscriberEmail};
 use crate::tokens::{CONFIRM_VALIDITY_DAYS, TokenSigner};
 
 pub use message::{DKIM_SIGNED_HEADERS, DkimSigner};
-use message::{Envelope, build_message, config_mailbox, mailbox_domain};
+use message::{Envelope, Parts, build_message, config_mailbox, mailbox_domain};
 use text::{
     MAX_NAME_CHARS, MAX_SUMMARY_CHARS, MAX_TITLE_CHARS, clean_line, long_date, ordered_entries,
     safe_url, source_label, subject_line, window_label,
@@ -312,6 +313,45 @@ impl Pieces {
         Pieces { parts, literal_len }
     }
 
+    /// The same pieces with every literal quoted-printable encoded (once per issue).
+    fn encoded(&self) -> Pieces {
+        let parts: Vec<Piece> = self
+            .parts
+            .iter()
+            .map(|p| match p {
+                Piece::Literal(s) => Piece::Literal(qp::encode(s)),
+                Piece::Unsubscribe => Piece::Unsubscribe,
+                Piece::Preferences => Piece::Preferences,
+            })
+            .collect();
+        let literal_len = parts
+            .iter()
+            .map(|p| match p {
+                Piece::Literal(s) => s.len() + qp::SOFT_BREAK.len(),
+                _ => qp::SOFT_BREAK.len(),
+            })
+            .sum();
+        Pieces { parts, literal_len }
+    }
+
+    /// Joins encoded pieces (from [`Pieces::encoded`]) and the encoded personal links with soft
+    /// line breaks: a quoted-printable body whose decoded text is `fill`'s.
+    fn fill_encoded(&self, unsubscribe: &str, preferences: &str) -> String {
+        let mut out =
+            String::with_capacity(self.literal_len + 4 * (unsubscribe.len() + preferences.len()));
+        for (i, part) in self.parts.iter().enumerate() {
+            if i > 0 {
+                out.push_str(qp::SOFT_BREAK);
+            }
+            match part {
+                Piece::Literal(s) => out.push_str(s),
+                Piece::Unsubscribe => out.push_str(unsubscribe),
+                Piece::Preferences => out.push_str(preferences),
+            }
+        }
+        out
+    }
+
     fn fill(&self, unsubscribe: &str, preferences: &str) -> String {
         let mut out = String::with_capacity(self.literal_len + 4 * (unsubscribe.len() + 64));
         for part in &self.parts {
@@ -333,6 +373,9 @@ pub struct PreparedDigest {
     subject: String,
     html: Pieces,
     text: Pieces,
+    /// `html` and `text` with their literal pieces quoted-printable encoded once per issue.
+    html_qp: Pieces,
+    text_qp: Pieces,
     base_url: String,
     from: Mailbox,
     reply_to: Option<Mailbox>,
@@ -415,12 +458,16 @@ impl PreparedDigest {
 
         let day = digest.window_start.format("%Y%m%d");
         let slug = url_segment(&digest.topic_slug);
+        let html = Pieces::split(&html);
+        let text = Pieces::split(&text);
         Ok(PreparedDigest {
             issue_id,
             topic_slug: digest.topic_slug.clone(),
             subject,
-            html: Pieces::split(&html),
-            text: Pieces::split(&text),
+            html_qp: html.encoded(),
+            text_qp: text.encoded(),
+            html,
+            text,
             base_url: base_url(settings),
             list_id: format!("<{slug}.{domain}>"),
             message_id_prefix: format!("tidings.{slug}.{day}.{issue_id}"),
@@ -470,10 +517,13 @@ impl PreparedDigest {
         now: DateTime<Utc>,
     ) -> Result<OutgoingMessage, RenderError> {
         let (unsubscribe, preferences) = self.personal_urls(tokens, recipient.subscriber_id);
-        let html = self
-            .html
-            .fill(&escape_html(&unsubscribe), &escape_html(&preferences));
-        let text = self.text.fill(&unsubscribe, &preferences);
+        let html = self.html_qp.fill_encoded(
+            &qp::encode(&escape_html(&unsubscribe)),
+            &qp::encode(&escape_html(&preferences)),
+        );
+        let text = self
+            .text_qp
+            .fill_encoded(&qp::encode(&unsubscribe), &qp::encode(&preferences));
         let message_id = self.message_id(recipient.subscriber_id);
         let envelope = Envelope {
             from: &self.from,
@@ -485,7 +535,11 @@ impl PreparedDigest {
             list_id: Some(&self.list_id),
             unsubscribe_url: Some(&unsubscribe),
         };
-        let raw = build_message(&envelope, text, html, self.dkim.as_ref())?;
+        let raw = build_message(
+            &envelope,
+            Parts::QuotedPrintable { text, html },
+            self.dkim.as_ref(),
+        )?;
         Ok(OutgoingMessage {
             message_id,
             to: recipient.email.clone(),
@@ -611,7 +665,7 @@ pub fn confirmation_message(
         list_id: None,
         unsubscribe_url: None,
     };
-    let raw = build_message(&envelope, text, html, dkim)?;
+    let raw = build_message(&envelope, Parts::Plain { text, html }, dkim)?;
     Ok(OutgoingMessage {
         message_id,
         to: recipient.email.clone(),

@@ -138,9 +138,23 @@ struct ClaimRow {
     created_at: DateTime<Utc>,
 }
 
-/// Rows a claim may take: queued or deferred and due, or being sent under an expired lease.
-const DUE: &str = "((status IN ('queued','deferred') AND next_attempt_at <= $3 AND not_before <= $3) \
-                   OR (status = 'sending' AND lease_expires_at <= $3))";
+/// The ids of up to `$4` rows a claim may take: queued or deferred and due, or being sent under
+/// an expired lease. One index range per status (`deliveries_due (status, next_attempt_at)`),
+/// each stopping at `$4` rows, so a claim costs the same at 1,000 or 1,000,000 queued rows (an
+/// `OR` over the statuses with `ORDER BY id` made every claim read and sort all due rows while
+/// holding SQLite's write lock). `{lock}` is PostgreSQL's `FOR UPDATE SKIP LOCKED`.
+fn due_ids(lock: &str) -> String {
+    format!(
+        "SELECT id FROM (\
+           SELECT id FROM (SELECT id FROM deliveries WHERE status = 'queued' AND next_attempt_at <= $3 \
+             AND not_before <= $3 ORDER BY next_attempt_at LIMIT $4 {lock}) q \
+           UNION ALL SELECT id FROM (SELECT id FROM deliveries WHERE status = 'deferred' AND next_attempt_at <= $3 \
+             AND not_before <= $3 ORDER BY next_attempt_at LIMIT $4 {lock}) d \
+           UNION ALL SELECT id FROM (SELECT id FROM deliveries WHERE status = 'sending' AND lease_expires_at <= $3 \
+             LIMIT $4 {lock}) s\
+         ) due LIMIT $4"
+    )
+}
 
 const CLAIM_SET: &str = "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, \
                          lease_owner = $1, lease_expires_at = $2, updated_at = $3";
@@ -246,7 +260,8 @@ impl Store {
             super::Pool::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 let sql = format!(
-                    "{CLAIM_SET} WHERE id IN (SELECT id FROM deliveries WHERE {DUE} ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) {RETURNING}"
+                    "{CLAIM_SET} WHERE id IN ({}) {RETURNING}",
+                    due_ids("FOR UPDATE SKIP LOCKED")
                 );
                 let rows: Vec<ClaimRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(&token)
@@ -267,9 +282,7 @@ impl Store {
                 // BEGIN IMMEDIATE takes the write lock up front, so two claimers never read
                 // the same due rows; the busy timeout queues them.
                 let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                let sql = format!(
-                    "{CLAIM_SET} WHERE id IN (SELECT id FROM deliveries WHERE {DUE} ORDER BY id LIMIT $4) {RETURNING}"
-                );
+                let sql = format!("{CLAIM_SET} WHERE id IN ({}) {RETURNING}", due_ids(""));
                 let rows: Vec<ClaimRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(&token)
                     .bind(expires)

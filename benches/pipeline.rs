@@ -51,6 +51,17 @@ fn vm_hwm_kib() -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// This thread's user + system CPU time from /proc (clock ticks of 10 ms), so runs can be
+/// compared on a machine shared with other work, where wall time includes waiting for the core.
+fn thread_cpu_time() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = &s[s.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 fn main() {
     let articles_n: usize = std::env::var("BENCH_ARTICLES")
         .ok()
@@ -135,16 +146,22 @@ fn main() {
     let earlier = vec![HashMap::new(); topics.len()];
     let weights = Weights::default();
     let mut times: Vec<Duration> = Vec::new();
+    let mut cpu_times: Vec<Duration> = Vec::new();
     let mut entries = 0;
     for _ in 0..5 {
+        let cpu = thread_cpu_time();
         let t = Instant::now();
         let digests =
             compile_all(&topics, &windows, &articles, &earlier, &weights).expect("compile_all");
         times.push(t.elapsed());
+        if let (Some(before), Some(after)) = (cpu, thread_cpu_time()) {
+            cpu_times.push(after.saturating_sub(before));
+        }
         entries = digests.iter().map(|d| d.entries.len()).sum::<usize>();
         std::hint::black_box(&digests);
     }
     times.sort();
+    cpu_times.sort();
     println!(
         "articles: {articles_n} (generated in {:.2?}), topics: {}, keywords per topic: 30",
         gen_time,
@@ -155,6 +172,12 @@ fn main() {
         "classify+rank+compile: median {:.3?}, min {:.3?}, max {:.3?}",
         times[2], times[0], times[4]
     );
+    if cpu_times.len() == 5 {
+        println!(
+            "CPU time of the same runs (10 ms ticks): median {:.2?}, min {:.2?}, max {:.2?}",
+            cpu_times[2], cpu_times[0], cpu_times[4]
+        );
+    }
     println!(
         "peak RSS (VmHWM): {} KiB after generating the articles, {} KiB after compiling",
         hwm_after_gen.map_or("?".into(), |v| v.to_string()),

@@ -2,14 +2,17 @@
 //! a whole word (case-insensitive) in the title, a source's text or the page description/text, or
 //! a source tag or the domain is listed, and no exclude term occurs anywhere. Pure: no I/O.
 //!
-//! All keywords and exclude terms of all topics go into one Aho-Corasick automaton, so each
-//! article's text is scanned once whatever the number of topics and keywords. "Whole word" means
-//! the characters around a match are not alphanumeric (or are the ends of the text), so
-//! `fault-tolerant` and `node.js` match as written; there is no stemming.
+//! "Whole word" means the characters around a match are not alphanumeric (or are the ends of the
+//! text), so `fault-tolerant` and `node.js` match as written; there is no stemming.
+//!
+//! All keywords and exclude terms of all topics go into one byte trie, so each article's text is
+//! scanned once whatever the number of topics and keywords. Since a whole-word match can only
+//! start where the previous character is not alphanumeric, the trie is walked only from those
+//! positions (mostly word starts), and most walks end after a byte or two; ASCII text is matched
+//! case-insensitively in place, other text is lower-cased once into a reused buffer. A
+//! [`Scanner`] keeps its buffers across articles, so deciding membership allocates nothing.
 
 use std::collections::HashMap;
-
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
 use crate::config::TopicSettings;
 use crate::domain::Article;
@@ -89,32 +92,233 @@ impl TopicMatch {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Role {
-    Keyword(usize),
-    Exclude(usize),
-}
-
 struct TopicRules {
     keywords: Vec<String>,
+    /// The term id of each keyword (same order as `keywords`).
+    keyword_terms: Vec<u32>,
     exclude: Vec<String>,
+    exclude_terms: Vec<u32>,
     tags: Vec<String>,
     domains: Vec<String>,
+}
+
+impl TopicRules {
+    fn tag_matches(&self, text: &ArticleText<'_>) -> Vec<String> {
+        self.tags
+            .iter()
+            .filter(|t| text.tags.iter().any(|s| s.trim().eq_ignore_ascii_case(t)))
+            .cloned()
+            .collect()
+    }
+
+    fn has_tag<'t>(&self, mut tags: impl Iterator<Item = &'t str>) -> bool {
+        !self.tags.is_empty()
+            && tags.any(|s| {
+                let s = s.trim();
+                self.tags.iter().any(|t| s.eq_ignore_ascii_case(t))
+            })
+    }
+
+    /// The listed domain this article's domain is, or is a subdomain of.
+    fn domain_match(&self, domain: &str) -> Option<&String> {
+        let dom = domain.as_bytes();
+        self.domains.iter().find(|d| {
+            let d = d.as_bytes();
+            dom.eq_ignore_ascii_case(d)
+                || (dom.len() > d.len()
+                    && dom[dom.len() - d.len() - 1] == b'.'
+                    && dom[dom.len() - d.len()..].eq_ignore_ascii_case(d))
+        })
+    }
+}
+
+/// What each term means to each topic.
+#[derive(Clone, Copy, Debug)]
+enum Role {
+    Keyword,
+    Exclude,
+}
+
+/// A byte trie over every distinct term, walked from each position where a whole-word match can
+/// start. Transitions are dense rows over byte classes: `next[row + class]` is the target's row
+/// (its state number times `classes`), with [`TERM_BIT`] set when a term ends there, and 0 for
+/// "no transition" (the root, row 0, is never a target).
+struct Trie {
+    /// ASCII-case-folded byte -> class; class 0 is a byte that no term contains.
+    class: [u16; 256],
+    /// Per byte: [`ALNUM`] (ASCII alphanumeric) and [`START`] (a term starts with it, folded).
+    flags: [u8; 256],
+    classes: usize,
+    next: Vec<u32>,
+    /// The term ending at each state (indexed by row / classes), or `NO_TERM`.
+    term_at: Vec<u32>,
+}
+
+const NO_TERM: u32 = u32::MAX;
+const TERM_BIT: u32 = 1 << 31;
+const ALNUM: u8 = 1;
+const START: u8 = 2;
+
+impl Trie {
+    fn new(terms: &[String]) -> anyhow::Result<Trie> {
+        let too_big = || anyhow::anyhow!("too many keywords to build the matcher");
+        let mut present = [false; 256];
+        for t in terms {
+            for &b in t.as_bytes() {
+                present[usize::from(b)] = true;
+            }
+        }
+        let mut raw = [0u16; 256];
+        let mut classes = 1usize;
+        for (b, p) in present.iter().enumerate() {
+            if *p {
+                raw[b] = u16::try_from(classes).map_err(|_| too_big())?;
+                classes += 1;
+            }
+        }
+        let mut trie = Trie {
+            class: [0; 256],
+            flags: [0; 256],
+            classes,
+            next: vec![0; classes],
+            term_at: vec![NO_TERM],
+        };
+        for b in 0..=255u8 {
+            trie.class[usize::from(b)] = raw[usize::from(b.to_ascii_lowercase())];
+        }
+        for (id, t) in terms.iter().enumerate() {
+            let mut row = 0usize;
+            for &b in t.as_bytes() {
+                let slot = row + usize::from(raw[usize::from(b)]);
+                if trie.next[slot] == 0 {
+                    let new_row = trie.next.len();
+                    if new_row + classes > TERM_BIT as usize {
+                        return Err(too_big());
+                    }
+                    trie.next.extend(std::iter::repeat_n(0, classes));
+                    trie.term_at.push(NO_TERM);
+                    trie.next[slot] = u32::try_from(new_row).map_err(|_| too_big())?;
+                }
+                row = (trie.next[slot] & !TERM_BIT) as usize;
+            }
+            trie.term_at[row / classes] = u32::try_from(id).map_err(|_| too_big())?;
+        }
+        // Mark the transitions into states where a term ends.
+        for t in trie.next.iter_mut() {
+            if *t != 0 && trie.term_at[*t as usize / classes] != NO_TERM {
+                *t |= TERM_BIT;
+            }
+        }
+        for b in 0..=255u8 {
+            let mut f = 0;
+            if b.is_ascii_alphanumeric() {
+                f |= ALNUM;
+            }
+            if trie.next[usize::from(trie.class[usize::from(b)])] != 0 {
+                f |= START;
+            }
+            trie.flags[usize::from(b)] = f;
+        }
+        Ok(trie)
+    }
+
+    /// Every term that starts at `start` in `hay`, calling `found` for those whose end passes
+    /// `end_ok` (the whole-word check on the following character).
+    #[inline(always)]
+    fn walk(
+        &self,
+        hay: &[u8],
+        start: usize,
+        end_ok: impl Fn(usize) -> bool,
+        found: &mut impl FnMut(u32),
+    ) {
+        let mut row = 0usize;
+        for (q, &b) in hay.iter().enumerate().skip(start) {
+            let t = self.next[row + usize::from(self.class[usize::from(b)])];
+            if t == 0 {
+                return;
+            }
+            row = (t & !TERM_BIT) as usize;
+            if t & TERM_BIT != 0 && end_ok(q + 1) {
+                found(self.term_at[row / self.classes]);
+            }
+        }
+    }
+
+    /// Reports every whole-word occurrence of a term in ASCII text (ASCII case-insensitive).
+    /// Only positions after a non-alphanumeric byte can start a match, so the rest of each word
+    /// is skipped.
+    fn scan_ascii(&self, hay: &[u8], found: &mut impl FnMut(u32)) {
+        let flags = &self.flags;
+        let end_ok = |q: usize| {
+            hay.get(q)
+                .is_none_or(|b| flags[usize::from(*b)] & ALNUM == 0)
+        };
+        let n = hay.len();
+        let mut p = 0;
+        while p < n {
+            let f = flags[usize::from(hay[p])];
+            if f & START != 0 {
+                self.walk(hay, p, end_ok, found);
+            }
+            p += 1;
+            if f & ALNUM != 0 {
+                while p < n && flags[usize::from(hay[p])] & ALNUM != 0 {
+                    p += 1;
+                }
+                // hay[p] ends the word; it follows an alphanumeric byte, so it starts nothing.
+                p += 1;
+            }
+        }
+    }
+
+    /// The same for text that was lower-cased with `str::to_lowercase` (any Unicode): words are
+    /// bounded by characters that are not alphanumeric.
+    fn scan_lowered(&self, lower: &str, found: &mut impl FnMut(u32)) {
+        let hay = lower.as_bytes();
+        let end_ok = |q: usize| {
+            lower
+                .get(q..)
+                .is_some_and(|rest| !rest.chars().next().is_some_and(char::is_alphanumeric))
+        };
+        let mut prev_alnum = false;
+        for (p, c) in lower.char_indices() {
+            if !prev_alnum && self.flags[usize::from(hay[p])] & START != 0 {
+                self.walk(hay, p, end_ok, found);
+            }
+            prev_alnum = c.is_alphanumeric();
+        }
+    }
+}
+
+/// `s.to_lowercase()` into a reusable buffer: per character, except that a capital sigma (whose
+/// lower case depends on its neighbours) goes through `str::to_lowercase` itself.
+fn lowercase_into(s: &str, buf: &mut String) {
+    buf.clear();
+    if s.contains('\u{3a3}') {
+        buf.push_str(&s.to_lowercase());
+    } else {
+        for c in s.chars() {
+            buf.extend(c.to_lowercase());
+        }
+    }
 }
 
 /// Classifies articles into any number of topics in one pass per article.
 pub struct Classifier {
     topics: Vec<TopicRules>,
-    automaton: Option<AhoCorasick>,
-    /// For each automaton pattern: every (topic, role) that listed it.
+    trie: Option<Trie>,
+    /// For each term: every (topic, role) that listed it.
     roles: Vec<Vec<(usize, Role)>>,
+    /// Whether any topic lists tags or domains (otherwise those checks are skipped).
+    any_tags_or_domains: bool,
 }
 
 impl std::fmt::Debug for Classifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Classifier")
             .field("topics", &self.topics.len())
-            .field("patterns", &self.roles.len())
+            .field("terms", &self.roles.len())
             .finish()
     }
 }
@@ -126,31 +330,40 @@ fn norm_term(t: &str) -> Option<String> {
 
 impl Classifier {
     pub fn new(topics: &[TopicSettings]) -> anyhow::Result<Classifier> {
-        let mut patterns: Vec<String> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut terms: Vec<String> = Vec::new();
+        let mut index: HashMap<String, u32> = HashMap::new();
         let mut roles: Vec<Vec<(usize, Role)>> = Vec::new();
         let mut rules = Vec::with_capacity(topics.len());
         for (ti, t) in topics.iter().enumerate() {
             let keywords: Vec<String> = t.keywords.iter().filter_map(|k| norm_term(k)).collect();
             let exclude: Vec<String> = t.exclude.iter().filter_map(|k| norm_term(k)).collect();
-            for (list, is_kw) in [(&keywords, true), (&exclude, false)] {
-                for (i, term) in list.iter().enumerate() {
-                    let pid = *index.entry(term.clone()).or_insert_with(|| {
-                        patterns.push(term.clone());
-                        roles.push(Vec::new());
-                        patterns.len() - 1
-                    });
-                    let role = if is_kw {
-                        Role::Keyword(i)
-                    } else {
-                        Role::Exclude(i)
+            let (mut keyword_terms, mut exclude_terms) = (Vec::new(), Vec::new());
+            for (list, role, ids) in [
+                (&keywords, Role::Keyword, &mut keyword_terms),
+                (&exclude, Role::Exclude, &mut exclude_terms),
+            ] {
+                for term in list {
+                    let id = match index.get(term) {
+                        Some(id) => *id,
+                        None => {
+                            let id = u32::try_from(terms.len()).map_err(|_| {
+                                anyhow::anyhow!("too many keywords to build the matcher")
+                            })?;
+                            terms.push(term.clone());
+                            roles.push(Vec::new());
+                            index.insert(term.clone(), id);
+                            id
+                        }
                     };
-                    roles[pid].push((ti, role));
+                    roles[id as usize].push((ti, role));
+                    ids.push(id);
                 }
             }
             rules.push(TopicRules {
                 keywords,
+                keyword_terms,
                 exclude,
+                exclude_terms,
                 tags: t.tags.iter().filter_map(|k| norm_term(k)).collect(),
                 domains: t
                     .domains
@@ -160,113 +373,71 @@ impl Classifier {
                     .collect(),
             });
         }
-        let automaton = if patterns.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .build(&patterns)
-                    .map_err(|e| anyhow::anyhow!("cannot build the keyword matcher: {e}"))?,
-            )
-        };
+        let any_tags_or_domains = rules
+            .iter()
+            .any(|r| !r.tags.is_empty() || !r.domains.is_empty());
         Ok(Classifier {
             topics: rules,
-            automaton,
+            trie: if terms.is_empty() {
+                None
+            } else {
+                Some(Trie::new(&terms)?)
+            },
             roles,
+            any_tags_or_domains,
         })
+    }
+
+    /// A scanner with reusable buffers, for classifying many articles without allocating.
+    pub fn scanner(&self) -> Scanner<'_> {
+        Scanner {
+            classifier: self,
+            generation: 0,
+            seen: vec![0; self.roles.len()],
+            in_title: vec![0; self.roles.len()],
+            in_body: vec![0; self.roles.len()],
+            hits: Vec::new(),
+            keyword_hit: vec![0; self.topics.len()],
+            excluded: vec![0; self.topics.len()],
+            lower: String::new(),
+        }
     }
 
     /// The topics this article shows any signal for (member or excluded), in topic order.
     pub fn classify(&self, text: &ArticleText<'_>) -> Vec<TopicMatch> {
-        let n = self.topics.len();
-        // Per topic: bitsets of matched keywords (title, body) and excludes.
-        let mut title_hits: Vec<Vec<bool>> = Vec::new();
-        let mut body_hits: Vec<Vec<bool>> = Vec::new();
-        let mut excl_hits: Vec<Vec<bool>> = Vec::new();
-        let mut touched = vec![false; n];
-        let ensure = |v: &mut Vec<Vec<bool>>| {
-            if v.is_empty() {
-                *v = self
-                    .topics
-                    .iter()
-                    .map(|t| vec![false; t.keywords.len().max(t.exclude.len())])
-                    .collect();
-            }
-        };
-        if let Some(ac) = &self.automaton {
-            let mut record = |pid: usize, in_title: bool| {
-                for &(ti, role) in &self.roles[pid] {
-                    touched[ti] = true;
-                    match role {
-                        Role::Keyword(k) => {
-                            let v = if in_title {
-                                &mut title_hits
-                            } else {
-                                &mut body_hits
-                            };
-                            ensure(v);
-                            v[ti][k] = true;
-                        }
-                        Role::Exclude(k) => {
-                            ensure(&mut excl_hits);
-                            excl_hits[ti][k] = true;
-                        }
-                    }
-                }
-            };
-            scan(ac, text.title, |pid| record(pid, true));
-            for b in &text.body {
-                scan(ac, b, |pid| record(pid, false));
-            }
-        }
+        let mut scanner = self.scanner();
+        scanner.scan(text.title, text.body.iter().copied());
+        let generation = scanner.generation;
         let mut out = Vec::new();
         for (ti, rules) in self.topics.iter().enumerate() {
-            let tags: Vec<String> = rules
-                .tags
-                .iter()
-                .filter(|t| text.tags.iter().any(|s| s.trim().eq_ignore_ascii_case(t)))
-                .cloned()
-                .collect();
-            let domain = rules
-                .domains
-                .iter()
-                .find(|d| {
-                    let dom = text.domain;
-                    dom.eq_ignore_ascii_case(d)
-                        || (dom.len() > d.len()
-                            && dom.to_ascii_lowercase().ends_with(&format!(".{d}")))
-                })
-                .cloned();
-            if !touched[ti] && tags.is_empty() && domain.is_none() {
-                continue;
-            }
-            let pick = |hits: &Vec<Vec<bool>>, terms: &Vec<String>| -> Vec<String> {
-                if hits.is_empty() {
-                    return Vec::new();
-                }
+            let tags = rules.tag_matches(text);
+            let domain = rules.domain_match(text.domain).cloned();
+            let pick = |terms: &[String], ids: &[u32], stamps: &[u32]| -> Vec<String> {
                 terms
                     .iter()
-                    .enumerate()
-                    .filter(|(i, _)| hits[ti][*i])
-                    .map(|(_, t)| t.clone())
+                    .zip(ids)
+                    .filter(|(_, id)| stamps[**id as usize] == generation)
+                    .map(|(t, _)| t.clone())
                     .collect()
             };
-            let title_keywords = pick(&title_hits, &rules.keywords);
-            let body_keywords: Vec<String> = pick(&body_hits, &rules.keywords)
-                .into_iter()
-                .filter(|k| !title_keywords.contains(k))
-                .collect();
-            out.push(TopicMatch {
+            let title_keywords = pick(&rules.keywords, &rules.keyword_terms, &scanner.in_title);
+            let body_keywords: Vec<String> =
+                pick(&rules.keywords, &rules.keyword_terms, &scanner.in_body)
+                    .into_iter()
+                    .filter(|k| !title_keywords.contains(k))
+                    .collect();
+            let excluded_by = pick(&rules.exclude, &rules.exclude_terms, &scanner.seen);
+            let m = TopicMatch {
                 topic: ti,
                 title_keywords,
                 body_keywords,
                 tags,
                 domain,
-                excluded_by: pick(&excl_hits, &rules.exclude),
-            });
+                excluded_by,
+            };
+            if m.has_signal() || !m.excluded_by.is_empty() {
+                out.push(m);
+            }
         }
         out
     }
@@ -283,36 +454,144 @@ impl Classifier {
     }
 }
 
-/// Reports every whole-word occurrence of any pattern in `haystack`.
-fn scan(ac: &AhoCorasick, haystack: &str, mut found: impl FnMut(usize)) {
-    if haystack.is_empty() {
-        return;
+/// Scans articles for a [`Classifier`] with buffers reused from one article to the next: term
+/// hits are stamped with a per-article generation instead of being cleared, and non-ASCII text
+/// is lower-cased into one reused string. Membership needs no allocation at all.
+pub struct Scanner<'c> {
+    classifier: &'c Classifier,
+    generation: u32,
+    /// Per term: the generation in which it last occurred anywhere / in the title.
+    seen: Vec<u32>,
+    in_title: Vec<u32>,
+    in_body: Vec<u32>,
+    /// Terms seen in this generation.
+    hits: Vec<u32>,
+    /// Per topic: the generation in which a keyword / an exclude term last occurred.
+    keyword_hit: Vec<u32>,
+    excluded: Vec<u32>,
+    lower: String,
+}
+
+impl std::fmt::Debug for Scanner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scanner")
+            .field("generation", &self.generation)
+            .finish()
     }
-    if haystack.is_ascii() {
-        let bytes = haystack.as_bytes();
-        for m in ac.find_overlapping_iter(haystack) {
-            let before = m.start().checked_sub(1).map(|i| bytes[i]);
-            let after = bytes.get(m.end()).copied();
-            if !before.is_some_and(|b| b.is_ascii_alphanumeric())
-                && !after.is_some_and(|b| b.is_ascii_alphanumeric())
-            {
-                found(m.pattern().as_usize());
+}
+
+impl Scanner<'_> {
+    fn next_generation(&mut self) {
+        if self.generation == u32::MAX {
+            for v in [
+                &mut self.seen,
+                &mut self.in_title,
+                &mut self.in_body,
+                &mut self.keyword_hit,
+                &mut self.excluded,
+            ] {
+                v.fill(0);
             }
+            self.generation = 0;
         }
-    } else {
-        let lower = haystack.to_lowercase();
-        for m in ac.find_overlapping_iter(&lower) {
-            let (Some(head), Some(tail)) = (lower.get(..m.start()), lower.get(m.end()..)) else {
-                continue; // a match inside a multi-byte character
+        self.generation += 1;
+        self.hits.clear();
+    }
+
+    /// Stamps every term occurring as a whole word in the title or a body text.
+    fn scan<'t>(&mut self, title: &str, body: impl Iterator<Item = &'t str>) {
+        self.next_generation();
+        let Some(trie) = &self.classifier.trie else {
+            return;
+        };
+        let generation = self.generation;
+        let (seen, in_title, in_body, hits, lower) = (
+            &mut self.seen,
+            &mut self.in_title,
+            &mut self.in_body,
+            &mut self.hits,
+            &mut self.lower,
+        );
+        let mut scan_one = |text: &str, title: bool| {
+            let mut found = |term: u32| {
+                let t = term as usize;
+                if seen[t] != generation {
+                    seen[t] = generation;
+                    hits.push(term);
+                }
+                if title {
+                    in_title[t] = generation;
+                } else {
+                    in_body[t] = generation;
+                }
             };
-            let before = head.chars().next_back();
-            let after = tail.chars().next();
-            if !before.is_some_and(char::is_alphanumeric)
-                && !after.is_some_and(char::is_alphanumeric)
-            {
-                found(m.pattern().as_usize());
+            if text.is_ascii() {
+                trie.scan_ascii(text.as_bytes(), &mut found);
+            } else {
+                lowercase_into(text, lower);
+                trie.scan_lowered(lower, &mut found);
+            }
+        };
+        scan_one(title, true);
+        for b in body {
+            scan_one(b, false);
+        }
+    }
+
+    /// The topics `article` belongs to (a keyword, tag or domain matched and no exclude term
+    /// occurred), in topic order, into `out`. Same decision as [`TopicMatch::is_member`].
+    pub fn members(&mut self, article: &Article, out: &mut Vec<usize>) {
+        out.clear();
+        let bodies = article
+            .sources
+            .iter()
+            .filter_map(|s| s.text.as_deref())
+            .chain(article.page.iter().flat_map(|p| {
+                p.description
+                    .as_deref()
+                    .into_iter()
+                    .chain(p.text.as_deref())
+            }));
+        self.scan(&article.title, bodies);
+        let generation = self.generation;
+        let classifier = self.classifier;
+        for &term in &self.hits {
+            for &(ti, role) in &classifier.roles[term as usize] {
+                match role {
+                    Role::Keyword => self.keyword_hit[ti] = generation,
+                    Role::Exclude => self.excluded[ti] = generation,
+                }
             }
         }
+        for (ti, rules) in classifier.topics.iter().enumerate() {
+            if self.excluded[ti] == generation {
+                continue;
+            }
+            let member = self.keyword_hit[ti] == generation
+                || (classifier.any_tags_or_domains
+                    && (rules.domain_match(&article.domain).is_some()
+                        || rules.has_tag(
+                            article
+                                .sources
+                                .iter()
+                                .flat_map(|s| s.tags.iter().map(String::as_str)),
+                        )));
+            if member {
+                out.push(ti);
+            }
+        }
+    }
+}
+
+/// Reports every whole-word occurrence of any term in `haystack` (for tests and `classify`).
+#[cfg(test)]
+fn scan_terms(trie: &Trie, haystack: &str, found: &mut impl FnMut(u32)) {
+    if haystack.is_ascii() {
+        trie.scan_ascii(haystack.as_bytes(), found);
+    } else {
+        let mut lower = String::new();
+        lowercase_into(haystack, &mut lower);
+        trie.scan_lowered(&lower, found);
     }
 }
 
@@ -434,6 +713,93 @@ mod tests {
         );
         assert!(c.classify_topic(&text("Ünïcode RAFT", ""), 0).is_member());
         assert!(!c.classify_topic(&text("éraft", ""), 0).is_member());
+    }
+
+    /// The reference: every overlapping occurrence found by Aho-Corasick (ASCII case-insensitive
+    /// on ASCII text, on the lower-cased text otherwise), kept when both neighbours are not
+    /// alphanumeric.
+    fn reference(terms: &[String], haystack: &str) -> std::collections::BTreeSet<u32> {
+        use aho_corasick::{AhoCorasick, MatchKind};
+        let ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(terms)
+            .unwrap();
+        let mut out = std::collections::BTreeSet::new();
+        let lower = if haystack.is_ascii() {
+            haystack.to_string()
+        } else {
+            haystack.to_lowercase()
+        };
+        for m in ac.find_overlapping_iter(&lower) {
+            let before = lower[..m.start()].chars().next_back();
+            let after = lower[m.end()..].chars().next();
+            let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+            if !alnum(before) && !alnum(after) {
+                out.insert(m.pattern().as_u32());
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn trie_scan_equals_the_overlapping_reference(
+            hay in "[aAbB .\\-+éÉΣσς1_]{0,40}",
+            raw in proptest::collection::vec("[aAbB .\\-+éΣσς1]{1,4}", 1..8),
+        ) {
+            let mut terms: Vec<String> = raw.iter().filter_map(|t| norm_term(t)).collect();
+            terms.sort();
+            terms.dedup();
+            proptest::prop_assume!(!terms.is_empty());
+            let trie = Trie::new(&terms).unwrap();
+            let mut got = std::collections::BTreeSet::new();
+            scan_terms(&trie, &hay, &mut |t| { got.insert(t); });
+            proptest::prop_assert_eq!(got, reference(&terms, &hay));
+        }
+    }
+
+    #[test]
+    fn membership_equals_classify() {
+        let mut a = topic(&["raft", "b c", "c"], &["x"]);
+        a.slug = "a".into();
+        let mut b = topic(&["c", "zürich"], &[]);
+        b.slug = "b".into();
+        b.tags = vec![];
+        b.domains = vec!["ex.org".into()];
+        let c = Classifier::new(&[a, b]).unwrap();
+        let mut scanner = c.scanner();
+        let mut out = Vec::new();
+        for (title, body, domain) in [
+            ("Raft", "", "a.com"),
+            ("b c", "x", "a.com"),
+            ("nothing", "ZÜRICH", "a.com"),
+            ("nothing", "", "sub.ex.org"),
+            ("nothing", "", "a.com"),
+            ("RAFT", "b  c", "EX.org"),
+        ] {
+            let article = Article {
+                id: 1,
+                canonical_url: String::new(),
+                url: String::new(),
+                title: title.into(),
+                domain: domain.into(),
+                published_at: chrono::DateTime::UNIX_EPOCH,
+                sources: vec![],
+                page: Some(crate::domain::PageInfo {
+                    description: None,
+                    text: Some(body.into()),
+                }),
+            };
+            scanner.members(&article, &mut out);
+            let expected: Vec<usize> = c
+                .classify(&ArticleText::of(&article))
+                .into_iter()
+                .filter(|m| m.is_member())
+                .map(|m| m.topic)
+                .collect();
+            assert_eq!(out, expected, "{title:?} {body:?} {domain:?}");
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
+
 use crate::config::SourceSettings;
 use crate::domain::Article;
 
@@ -47,20 +49,48 @@ pub fn comments(article: &Article) -> i64 {
         .sum()
 }
 
-/// The digest order: higher score, then more comments, then newer, then lower id (stable).
+/// What the digest order looks at, computed once per article so sorting touches no strings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RankKey {
+    pub score: f64,
+    pub comments: i64,
+    pub published_at: DateTime<Utc>,
+    pub id: i64,
+}
+
+impl RankKey {
+    pub fn new(article: &Article, score: f64) -> RankKey {
+        RankKey {
+            // `+ 0.0` turns -0.0 into 0.0, so the total order below treats them as equal.
+            score: score + 0.0,
+            comments: comments(article),
+            published_at: article.published_at,
+            id: article.id,
+        }
+    }
+
+    /// The digest order: higher score, then more comments, then newer, then lower id. Total
+    /// (`f64::total_cmp`), so sorting never sees an inconsistent order.
+    pub fn order(&self, other: &RankKey) -> Ordering {
+        other
+            .score
+            .total_cmp(&self.score)
+            .then_with(|| other.comments.cmp(&self.comments))
+            .then_with(|| other.published_at.cmp(&self.published_at))
+            .then_with(|| self.id.cmp(&other.id))
+    }
+}
+
+/// The digest order of two scored articles (see [`RankKey::order`]).
 pub fn compare(a: (&Article, f64), b: (&Article, f64)) -> Ordering {
-    b.1.partial_cmp(&a.1)
-        .unwrap_or(Ordering::Equal)
-        .then_with(|| comments(b.0).cmp(&comments(a.0)))
-        .then_with(|| b.0.published_at.cmp(&a.0.published_at))
-        .then_with(|| a.0.id.cmp(&b.0.id))
+    RankKey::new(a.0, a.1).order(&RankKey::new(b.0, b.1))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::ArticleSource;
-    use chrono::{TimeZone, Utc};
+    use chrono::TimeZone;
 
     fn art(id: i64, sources: &[(&str, Option<i64>, Option<i64>)], day: u32) -> Article {
         let at = Utc.with_ymd_and_hms(2026, 2, day, 12, 0, 0).unwrap();

@@ -8,7 +8,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 
 use super::classify::{ArticleText, Classifier, TopicMatch};
-use super::rank::{self, Weights};
+use super::rank::{self, RankKey, Weights};
 use crate::config::TopicSettings;
 use crate::domain::{Article, Digest, DigestEntry, SourceLine};
 
@@ -81,6 +81,69 @@ pub struct Selection<'a> {
     pub verdicts: HashMap<i64, Verdict>,
 }
 
+/// What the domain cap and the limit decided for one ranked article.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Decision {
+    Included { position: usize },
+    DomainCap,
+    BeyondLimit { rank: usize },
+}
+
+/// Walks `ranked` (rank key, index) in digest order, applying the per-domain cap and the limit,
+/// and calls `decide` for each article walked. With `all = false` the walk stops once the limit
+/// is reached, and only the head of the order is sorted (a partial selection of the best
+/// `4 x limit`; the rest is sorted only if the domain cap leaves the digest short).
+fn walk_ranked<'d>(
+    ranked: &mut [(RankKey, usize)],
+    domain_of: impl Fn(usize) -> &'d str,
+    limit: usize,
+    max_per_domain: usize,
+    all: bool,
+    mut decide: impl FnMut(usize, Decision),
+) {
+    // Ties on the whole key (equal ids) keep the input order, as a stable sort would.
+    let cmp = |a: &(RankKey, usize), b: &(RankKey, usize)| a.0.order(&b.0).then(a.1.cmp(&b.1));
+    let n = ranked.len();
+    let head = limit.saturating_mul(4).max(32);
+    let mut sorted = if all || head >= n {
+        ranked.sort_unstable_by(cmp);
+        n
+    } else {
+        ranked.select_nth_unstable_by(head, cmp);
+        ranked[..head].sort_unstable_by(cmp);
+        head
+    };
+    let mut per_domain: HashMap<&str, usize> = HashMap::new();
+    let mut chosen = 0;
+    let mut i = 0;
+    loop {
+        while i < sorted {
+            let index = ranked[i].1;
+            let count = per_domain.entry(domain_of(index)).or_insert(0);
+            let decision = if *count >= max_per_domain {
+                Decision::DomainCap
+            } else if chosen >= limit {
+                Decision::BeyondLimit { rank: i + 1 }
+            } else {
+                *count += 1;
+                chosen += 1;
+                Decision::Included { position: chosen }
+            };
+            decide(index, decision);
+            if !all && chosen >= limit {
+                return;
+            }
+            i += 1;
+        }
+        if sorted == n {
+            return;
+        }
+        // Everything past the head ranks after it: sorting the rest completes the order.
+        ranked[sorted..].sort_unstable_by(cmp);
+        sorted = n;
+    }
+}
+
 /// Selects from articles already classified for this topic (`candidates` pairs each article with
 /// its match). `earlier` maps article ids to an earlier issue of this topic that carried them.
 pub fn select_matched<'a>(
@@ -92,7 +155,8 @@ pub fn select_matched<'a>(
     keep_verdicts: bool,
 ) -> Selection<'a> {
     let mut verdicts = HashMap::new();
-    let mut ranked: Vec<Ranked<'a>> = Vec::with_capacity(candidates.len());
+    let mut slots: Vec<Option<(&'a Article, TopicMatch)>> = Vec::with_capacity(candidates.len());
+    let mut ranked: Vec<(RankKey, usize)> = Vec::new();
     for (article, matched) in candidates {
         let verdict = if !window.contains(article.published_at) {
             Some(Verdict::OutsideWindow)
@@ -114,46 +178,58 @@ pub fn select_matched<'a>(
                 if keep_verdicts {
                     verdicts.insert(article.id, v);
                 }
+                slots.push(None);
             }
-            None => ranked.push(Ranked {
-                article,
-                score: rank::score(article, weights),
-                matched,
-            }),
+            None => {
+                let key = RankKey::new(article, rank::score(article, weights));
+                ranked.push((key, slots.len()));
+                slots.push(Some((article, matched)));
+            }
         }
     }
-    ranked.sort_by(|a, b| rank::compare((a.article, a.score), (b.article, b.score)));
-    let mut per_domain: HashMap<&str, usize> = HashMap::new();
     let mut chosen = Vec::with_capacity(topic.limit.min(ranked.len()));
-    for (i, r) in ranked.into_iter().enumerate() {
-        let count = per_domain.entry(r.article.domain.as_str()).or_insert(0);
-        let verdict = if *count >= topic.max_per_domain {
-            Verdict::DomainCap {
-                domain: r.article.domain.clone(),
-                cap: topic.max_per_domain,
+    let scores: HashMap<usize, f64> = ranked.iter().map(|(k, i)| (*i, k.score)).collect();
+    let articles: Vec<Option<&'a Article>> =
+        slots.iter().map(|s| s.as_ref().map(|s| s.0)).collect();
+    walk_ranked(
+        &mut ranked,
+        |i| articles[i].map_or("", |a| a.domain.as_str()),
+        topic.limit,
+        topic.max_per_domain,
+        keep_verdicts,
+        |i, decision| {
+            let Some((article, matched)) = slots[i].take() else {
+                return;
+            };
+            let verdict = match decision {
+                Decision::Included { position } => {
+                    chosen.push(Ranked {
+                        article,
+                        score: scores.get(&i).copied().unwrap_or_default(),
+                        matched,
+                    });
+                    Verdict::Included { position }
+                }
+                Decision::DomainCap => Verdict::DomainCap {
+                    domain: article.domain.clone(),
+                    cap: topic.max_per_domain,
+                },
+                Decision::BeyondLimit { rank } => Verdict::BeyondLimit {
+                    rank,
+                    limit: topic.limit,
+                },
+            };
+            if keep_verdicts {
+                verdicts.insert(article.id, verdict);
             }
-        } else if chosen.len() >= topic.limit {
-            Verdict::BeyondLimit {
-                rank: i + 1,
-                limit: topic.limit,
-            }
-        } else {
-            *count += 1;
-            chosen.push(r.clone());
-            Verdict::Included {
-                position: chosen.len(),
-            }
-        };
-        if keep_verdicts {
-            verdicts.insert(r.article.id, verdict);
-        } else if chosen.len() >= topic.limit {
-            break;
-        }
-    }
+        },
+    );
     Selection { chosen, verdicts }
 }
 
-/// Classifies `articles` for one topic and selects its digest.
+/// Classifies `articles` for one topic and selects its digest. With `keep_verdicts` every
+/// article gets a verdict and its [`TopicMatch`] (for `explain`); without, membership is decided
+/// by the allocation-free [`Scanner`] and only the chosen articles' matches are built.
 pub fn select<'a>(
     topic: &TopicSettings,
     window: Window,
@@ -163,21 +239,101 @@ pub fn select<'a>(
     keep_verdicts: bool,
 ) -> anyhow::Result<(Selection<'a>, Vec<TopicMatch>)> {
     let classifier = Classifier::new(std::slice::from_ref(topic))?;
-    let mut matches = Vec::with_capacity(articles.len());
-    let candidates: Vec<(&Article, TopicMatch)> = articles
-        .iter()
-        .map(|a| {
-            let m = classifier.classify_topic(&ArticleText::of(a), 0);
-            if keep_verdicts {
+    if keep_verdicts {
+        let mut matches = Vec::with_capacity(articles.len());
+        let candidates: Vec<(&Article, TopicMatch)> = articles
+            .iter()
+            .map(|a| {
+                let m = classifier.classify_topic(&ArticleText::of(a), 0);
                 matches.push(m.clone());
-            }
-            (a, m)
-        })
-        .collect();
+                (a, m)
+            })
+            .collect();
+        return Ok((
+            select_matched(topic, window, candidates, earlier, weights, true),
+            matches,
+        ));
+    }
+    let mut digests = compile_with(
+        &classifier,
+        std::slice::from_ref(topic),
+        &[window],
+        articles,
+        std::slice::from_ref(earlier),
+        weights,
+    );
+    let chosen = digests.pop().unwrap_or_default();
     Ok((
-        select_matched(topic, window, candidates, earlier, weights, keep_verdicts),
-        matches,
+        Selection {
+            chosen,
+            verdicts: HashMap::new(),
+        },
+        Vec::new(),
     ))
+}
+
+/// Membership, window, no-repeat filter and ranking for every topic in one pass over
+/// `articles`: each article is scanned once for all topics; per topic only (rank key, index)
+/// pairs are kept, and only the chosen articles get a [`TopicMatch`].
+fn compile_with<'a>(
+    classifier: &Classifier,
+    topics: &[TopicSettings],
+    windows: &[Window],
+    articles: &'a [Article],
+    earlier: &[HashMap<i64, i64>],
+    weights: &Weights,
+) -> Vec<Vec<Ranked<'a>>> {
+    let mut scanner = classifier.scanner();
+    let mut buckets: Vec<Vec<(RankKey, usize)>> = vec![Vec::new(); topics.len()];
+    let mut members = Vec::new();
+    for (index, a) in articles.iter().enumerate() {
+        if !windows.iter().any(|w| w.contains(a.published_at)) {
+            continue;
+        }
+        scanner.members(a, &mut members);
+        let mut key = None;
+        for &ti in &members {
+            if !windows[ti].contains(a.published_at)
+                || (!topics[ti].repeat && earlier[ti].contains_key(&a.id))
+            {
+                continue;
+            }
+            let key = *key.get_or_insert_with(|| RankKey::new(a, rank::score(a, weights)));
+            buckets[ti].push((key, index));
+        }
+    }
+    buckets
+        .into_iter()
+        .enumerate()
+        .map(|(ti, mut ranked)| {
+            let topic = &topics[ti];
+            let mut picked = Vec::with_capacity(topic.limit.min(ranked.len()));
+            walk_ranked(
+                &mut ranked,
+                |i| articles[i].domain.as_str(),
+                topic.limit,
+                topic.max_per_domain,
+                false,
+                |i, decision| {
+                    if let Decision::Included { .. } = decision {
+                        picked.push(i);
+                    }
+                },
+            );
+            let scores: HashMap<usize, f64> = ranked.iter().map(|(k, i)| (*i, k.score)).collect();
+            picked
+                .into_iter()
+                .map(|i| {
+                    let article = &articles[i];
+                    Ranked {
+                        article,
+                        score: scores.get(&i).copied().unwrap_or_default(),
+                        matched: classifier.classify_topic(&ArticleText::of(article), ti),
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Freezes chosen articles into a digest; `summary` gives each article's paragraph.
@@ -238,28 +394,19 @@ pub fn compile_all(
         "compile_all needs one window and one earlier-issue map per topic"
     );
     let classifier = Classifier::new(topics)?;
-    let mut buckets: Vec<Vec<(&Article, TopicMatch)>> = vec![Vec::new(); topics.len()];
-    for a in articles {
-        if !windows.iter().any(|w| w.contains(a.published_at)) {
-            continue;
-        }
-        for m in classifier.classify(&ArticleText::of(a)) {
-            if m.is_member() && windows[m.topic].contains(a.published_at) {
-                buckets[m.topic].push((a, m));
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(topics.len());
-    for (i, bucket) in buckets.into_iter().enumerate() {
-        let sel = select_matched(&topics[i], windows[i], bucket, &earlier[i], weights, false);
-        out.push(build_digest(
-            &topics[i],
-            windows[i],
-            &sel.chosen,
-            super::summarize::extractive_summary,
-        ));
-    }
-    Ok(out)
+    let chosen = compile_with(&classifier, topics, windows, articles, earlier, weights);
+    Ok(chosen
+        .iter()
+        .enumerate()
+        .map(|(i, chosen)| {
+            build_digest(
+                &topics[i],
+                windows[i],
+                chosen,
+                super::summarize::extractive_summary,
+            )
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -382,5 +529,45 @@ mod tests {
         let b: Vec<i64> = sel.chosen.iter().map(|r| r.article.id).collect();
         assert_eq!(a, b);
         assert_eq!(a, vec![18, 16, 14]);
+    }
+
+    #[test]
+    fn partial_selection_equals_the_full_order_even_when_the_domain_cap_bites() {
+        let end = Utc.with_ymd_and_hms(2026, 2, 9, 8, 0, 0).unwrap();
+        let w = Window {
+            start: end - chrono::Duration::days(7),
+            end,
+        };
+        // 200 top-scoring articles from one domain, then others: the best 4 x limit are not
+        // enough once the cap bites, so the rest of the order must be sorted too.
+        let arts: Vec<Article> = (0..400)
+            .map(|i| {
+                let domain = if i < 200 {
+                    "big.com".to_string()
+                } else {
+                    format!("d{}.com", i % 7)
+                };
+                let at = end - chrono::Duration::minutes(i % 13 + 1);
+                art(i, "Raft", &domain, 1000 - i % 300, at)
+            })
+            .collect();
+        let mut t = topic();
+        t.limit = 10;
+        let (full, _) = select(&t, w, &arts, &HashMap::new(), &Weights::default(), true).unwrap();
+        let (fast, _) = select(&t, w, &arts, &HashMap::new(), &Weights::default(), false).unwrap();
+        let ids = |s: &Selection<'_>| s.chosen.iter().map(|r| r.article.id).collect::<Vec<_>>();
+        assert_eq!(ids(&fast), ids(&full));
+        assert_eq!(fast.chosen.len(), 10);
+        assert_eq!(
+            fast.chosen
+                .iter()
+                .filter(|r| r.article.domain == "big.com")
+                .count(),
+            2
+        );
+        for (a, b) in fast.chosen.iter().zip(&full.chosen) {
+            assert_eq!(a.score, b.score);
+            assert_eq!(a.matched, b.matched);
+        }
     }
 }

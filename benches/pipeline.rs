@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use tidings::config::TopicSettings;
 use tidings::domain::{Article, ArticleSource, PageInfo};
+use tidings::pipeline::classify::Classifier;
 use tidings::pipeline::rank::Weights;
 use tidings::pipeline::select::{Window, compile_all};
 
@@ -28,19 +29,54 @@ impl Lcg {
     }
 }
 
+/// Words of 1-4 syllables, shortest first: rank 0 is the most frequent word.
 fn vocabulary(rng: &mut Lcg, n: usize) -> Vec<String> {
     const SYL: &[&str] = &[
         "ra", "ft", "pa", "xo", "con", "sen", "sus", "dis", "tri", "bu", "ted", "lo", "gi", "cal",
         "ne", "tor", "ver", "ma", "ki", "zen",
     ];
-    (0..n)
-        .map(|_| {
-            let k = 2 + rng.below(3);
-            (0..k)
-                .map(|_| SYL[rng.below(SYL.len())])
-                .collect::<String>()
-        })
-        .collect()
+    let mut seen = std::collections::HashSet::new();
+    let mut words: Vec<String> = SYL.iter().map(|s| s.to_string()).collect();
+    seen.extend(words.iter().cloned());
+    while words.len() < n {
+        let k = 2 + rng.below(3);
+        let w: String = (0..k).map(|_| SYL[rng.below(SYL.len())]).collect();
+        if seen.insert(w.clone()) {
+            words.push(w);
+        }
+    }
+    words.sort_by_key(|w| w.len());
+    words
+}
+
+/// Zipf's law over word ranks (exponent 1), as in natural language: the few most frequent
+/// (short) words make up much of the text, and topic keywords come from the rare end.
+struct Zipf(Vec<f64>);
+
+impl Zipf {
+    fn new(n: usize) -> Zipf {
+        let mut acc = 0.0;
+        Zipf(
+            (0..n)
+                .map(|r| {
+                    acc += 1.0 / (r as f64 + 1.0);
+                    acc
+                })
+                .collect(),
+        )
+    }
+    fn sample(&self, rng: &mut Lcg) -> usize {
+        let total = self.0.last().copied().unwrap_or(1.0);
+        let x = (rng.next() as f64 / (1u64 << 31) as f64) * total;
+        self.0.partition_point(|c| *c < x).min(self.0.len() - 1)
+    }
+}
+
+fn capitalized(w: &str) -> String {
+    let mut c = w.chars();
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
 }
 
 fn vm_hwm_kib() -> Option<u64> {
@@ -69,6 +105,9 @@ fn main() {
         .unwrap_or(100_000);
     let mut rng = Lcg(42);
     let vocab = vocabulary(&mut rng, 20_000);
+    let zipf = Zipf::new(vocab.len());
+    // Keywords and exclude terms come from the rarer words (rank 2,000 and beyond).
+    let rare = |i: usize| &vocab[2_000 + i % (vocab.len() - 2_000)];
     let end = Utc.with_ymd_and_hms(2026, 2, 9, 8, 0, 0).unwrap();
     let start = end - chrono::Duration::days(7);
     let topics: Vec<TopicSettings> = (0..10)
@@ -79,17 +118,13 @@ fn main() {
             keywords: (0..30)
                 .map(|k| {
                     if k % 5 == 0 {
-                        format!(
-                            "{} {}",
-                            vocab[(t * 97 + k * 13) % vocab.len()],
-                            vocab[(t * 31 + k * 7 + 1) % vocab.len()]
-                        )
+                        format!("{} {}", rare(t * 97 + k * 13), rare(t * 31 + k * 7 + 1))
                     } else {
-                        vocab[(t * 97 + k * 13) % vocab.len()].clone()
+                        rare(t * 97 + k * 13).clone()
                     }
                 })
                 .collect(),
-            exclude: vec![vocab[(t * 11 + 5000) % vocab.len()].clone()],
+            exclude: vec![rare(t * 11 + 5000).clone()],
             tags: vec![],
             domains: vec![],
             window_days: 7,
@@ -101,25 +136,41 @@ fn main() {
         })
         .collect();
     let gen_started = Instant::now();
+    let (mut words, mut word_bytes) = (0usize, 0usize);
     let articles: Vec<Article> = (0..articles_n)
         .map(|i| {
-            let title: Vec<&str> = (0..8)
-                .map(|_| vocab[rng.below(vocab.len())].as_str())
-                .collect();
+            let mut title = capitalized(&vocab[zipf.sample(&mut rng)]);
+            for _ in 1..8 {
+                title.push(' ');
+                title.push_str(&vocab[zipf.sample(&mut rng)]);
+            }
+            // Sentences of about 12 words, a comma now and then, a capital after each full stop.
             let mut text = String::with_capacity(2100);
+            let mut sentence_start = true;
             while text.len() < 2048 {
-                text.push_str(&vocab[rng.below(vocab.len())]);
-                text.push(if rng.below(12) == 0 { '.' } else { ' ' });
-                if text.ends_with('.') {
-                    text.push(' ');
+                let w = &vocab[zipf.sample(&mut rng)];
+                if sentence_start {
+                    text.push_str(&capitalized(w));
+                } else {
+                    text.push_str(w);
                 }
+                words += 1;
+                word_bytes += w.len();
+                sentence_start = rng.below(12) == 0;
+                text.push_str(if sentence_start {
+                    ". "
+                } else if rng.below(15) == 0 {
+                    ", "
+                } else {
+                    " "
+                });
             }
             let at = start + chrono::Duration::seconds(rng.below(7 * 86_400) as i64);
             Article {
                 id: i as i64 + 1,
                 canonical_url: format!("https://d{}.example/{i}", i % 5000),
                 url: format!("https://d{}.example/{i}", i % 5000),
-                title: title.join(" "),
+                title,
                 domain: format!("d{}.example", i % 5000),
                 published_at: at,
                 sources: vec![ArticleSource {
@@ -145,6 +196,18 @@ fn main() {
     let windows = vec![Window { start, end }; topics.len()];
     let earlier = vec![HashMap::new(); topics.len()];
     let weights = Weights::default();
+    // How many articles each topic takes in (outside the timed runs), to show the input is
+    // neither trivially empty nor all-matching.
+    let classifier = Classifier::new(&topics).expect("classifier");
+    let mut scanner = classifier.scanner();
+    let mut per_topic = vec![0usize; topics.len()];
+    let mut members = Vec::new();
+    for a in &articles {
+        scanner.members(a, &mut members);
+        for &t in &members {
+            per_topic[t] += 1;
+        }
+    }
     let mut times: Vec<Duration> = Vec::new();
     let mut cpu_times: Vec<Duration> = Vec::new();
     let mut entries = 0;
@@ -166,6 +229,16 @@ fn main() {
         "articles: {articles_n} (generated in {:.2?}), topics: {}, keywords per topic: 30",
         gen_time,
         topics.len()
+    );
+    println!(
+        "page text: {words} words, mean word length {:.1} letters",
+        word_bytes as f64 / words.max(1) as f64
+    );
+    println!(
+        "articles per topic: min {}, max {} (mean {:.1}% of all)",
+        per_topic.iter().min().unwrap_or(&0),
+        per_topic.iter().max().unwrap_or(&0),
+        100.0 * per_topic.iter().sum::<usize>() as f64 / (per_topic.len() * articles_n) as f64
     );
     println!("digest entries: {entries}");
     println!(

@@ -152,6 +152,172 @@ struct Trie {
     next: Vec<u32>,
     /// The term ending at each state (indexed by row / classes), or `NO_TERM`.
     term_at: Vec<u32>,
+    /// For ASCII text: terms by their leading word.
+    words: WordIndex,
+}
+
+/// Terms by their leading run of ASCII alphanumerics, for ASCII text. A term that starts at a
+/// word start and passes the whole-word check has exactly that word as its leading run (the run
+/// either is the whole term, or is followed by a non-alphanumeric byte the text must repeat), so
+/// one hash probe per word finds every candidate, which is then compared in full. Terms that
+/// start with a non-alphanumeric byte are found by the trie walk instead.
+struct WordIndex {
+    /// Open addressing, a power of two in size, at most a third full: the tag of each slot's
+    /// word (see [`word_tag`]; 0 = empty), probed first and small enough to stay in L1 cache.
+    tags: Vec<u64>,
+    /// Per slot: the word's length and its candidate terms, `first..first + count`.
+    slots: Vec<WordSlot>,
+    shift: u32,
+    candidates: Vec<u32>,
+    terms: Vec<Box<[u8]>>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct WordSlot {
+    len: usize,
+    first: u32,
+    count: u32,
+}
+
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Per byte of `x` (all ASCII): bit 7 set when the byte is at least `c` (1..=0x80). Adding
+/// `0x80 - c` to a byte below 0x80 never carries into the next byte.
+#[inline(always)]
+fn bytes_at_least(x: u64, c: u8) -> u64 {
+    x.wrapping_add(LOW_BITS * u64::from(0x80 - c)) & HIGH_BITS
+}
+
+/// Per byte of `x` (all ASCII): bit 7 set when the byte is an ASCII letter or digit.
+#[inline(always)]
+fn ascii_alnum_bytes(x: u64) -> u64 {
+    let digit = bytes_at_least(x, b'0') & !bytes_at_least(x, b'9' + 1);
+    let folded = x | (LOW_BITS * 0x20);
+    let letter = bytes_at_least(folded, b'a') & !bytes_at_least(folded, b'z' + 1);
+    digit | letter
+}
+
+/// The end of the run of ASCII alphanumerics starting at or before `from` in ASCII `hay`:
+/// eight bytes at a time, so the end of a word costs no mispredicted branch per byte.
+#[inline(always)]
+fn word_end(hay: &[u8], mut from: usize, flags: &[u8; 256]) -> usize {
+    while let Some(b) = hay.get(from..from + 8) {
+        let x = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        let other = !ascii_alnum_bytes(x) & HIGH_BITS;
+        if other != 0 {
+            return from + (other.trailing_zeros() / 8) as usize;
+        }
+        from += 8;
+    }
+    while from < hay.len() && flags[usize::from(hay[from])] & ALNUM != 0 {
+        from += 1;
+    }
+    from
+}
+
+/// The first 8 bytes of an ASCII alphanumeric word, lower-cased (`| 0x20` lower-cases letters
+/// and leaves digits alone), packed little-endian; a word shorter than 8 bytes has its length in
+/// the top byte (1-7, which no alphanumeric byte can be), so the tag is never 0.
+#[inline(always)]
+fn word_tag(hay: &[u8], start: usize, len: usize) -> u64 {
+    let k = len.min(8);
+    let raw = match hay.get(start..start + 8) {
+        Some(b) => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+        None => {
+            let mut buf = [0u8; 8];
+            buf[..k].copy_from_slice(&hay[start..start + k]);
+            u64::from_le_bytes(buf)
+        }
+    };
+    if k == 8 {
+        raw | 0x2020_2020_2020_2020
+    } else {
+        ((raw | 0x2020_2020_2020_2020) & ((1u64 << (8 * k)) - 1)) | ((k as u64) << 56)
+    }
+}
+
+impl WordIndex {
+    fn new(terms: &[String]) -> WordIndex {
+        let mut groups: HashMap<(u64, usize), Vec<u32>> = HashMap::new();
+        for (id, t) in terms.iter().enumerate() {
+            let b = t.as_bytes();
+            let lead = b.iter().take_while(|c| c.is_ascii_alphanumeric()).count();
+            if lead > 0 {
+                groups
+                    .entry((word_tag(b, 0, lead), lead))
+                    .or_default()
+                    .push(u32::try_from(id).unwrap_or(u32::MAX));
+            }
+        }
+        let size = (groups.len() * 3).next_power_of_two().max(16);
+        let mut index = WordIndex {
+            tags: vec![0; size],
+            slots: vec![WordSlot::default(); size],
+            shift: 64 - size.trailing_zeros(),
+            candidates: Vec::new(),
+            terms: terms.iter().map(|t| t.as_bytes().into()).collect(),
+        };
+        let mut groups: Vec<_> = groups.into_iter().collect();
+        groups.sort();
+        for ((tag, len), ids) in groups {
+            let mut i = index.home(tag);
+            while index.tags[i] != 0 {
+                i = (i + 1) & (size - 1);
+            }
+            index.tags[i] = tag;
+            index.slots[i] = WordSlot {
+                len,
+                first: u32::try_from(index.candidates.len()).unwrap_or(u32::MAX),
+                count: u32::try_from(ids.len()).unwrap_or(u32::MAX),
+            };
+            index.candidates.extend(ids);
+        }
+        index
+    }
+
+    #[inline(always)]
+    fn home(&self, tag: u64) -> usize {
+        (tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    /// Every term starting with the word `hay[start..end]` that occurs there as a whole word.
+    #[inline(always)]
+    fn lookup(
+        &self,
+        hay: &[u8],
+        start: usize,
+        end: usize,
+        end_ok: impl Fn(usize) -> bool,
+        found: &mut impl FnMut(u32),
+    ) {
+        let len = end - start;
+        let tag = word_tag(hay, start, len);
+        let mask = self.tags.len() - 1;
+        let mut i = self.home(tag);
+        loop {
+            let t = self.tags[i];
+            if t == 0 {
+                return;
+            }
+            if t == tag && self.slots[i].len == len {
+                let slot = self.slots[i];
+                let first = slot.first as usize;
+                for &id in &self.candidates[first..first + slot.count as usize] {
+                    let t = &self.terms[id as usize];
+                    if hay
+                        .get(start..start + t.len())
+                        .is_some_and(|w| w.eq_ignore_ascii_case(t))
+                        && end_ok(start + t.len())
+                    {
+                        found(id);
+                    }
+                }
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
 }
 
 const NO_TERM: u32 = u32::MAX;
@@ -182,6 +348,7 @@ impl Trie {
             classes,
             next: vec![0; classes],
             term_at: vec![NO_TERM],
+            words: WordIndex::new(terms),
         };
         for b in 0..=255u8 {
             trie.class[usize::from(b)] = raw[usize::from(b.to_ascii_lowercase())];
@@ -246,8 +413,8 @@ impl Trie {
     }
 
     /// Reports every whole-word occurrence of a term in ASCII text (ASCII case-insensitive).
-    /// Only positions after a non-alphanumeric byte can start a match, so the rest of each word
-    /// is skipped.
+    /// Each word (run of alphanumerics) costs one probe of the word index; the trie is walked
+    /// only from non-alphanumeric bytes that follow another one (terms such as `.net`).
     fn scan_ascii(&self, hay: &[u8], found: &mut impl FnMut(u32)) {
         let flags = &self.flags;
         let end_ok = |q: usize| {
@@ -258,15 +425,15 @@ impl Trie {
         let mut p = 0;
         while p < n {
             let f = flags[usize::from(hay[p])];
-            if f & START != 0 {
-                self.walk(hay, p, end_ok, found);
-            }
-            p += 1;
             if f & ALNUM != 0 {
-                while p < n && flags[usize::from(hay[p])] & ALNUM != 0 {
-                    p += 1;
+                let e = word_end(hay, p + 1, flags);
+                self.words.lookup(hay, p, e, end_ok, found);
+                // hay[e] ends the word; it follows an alphanumeric byte, so it starts nothing.
+                p = e + 1;
+            } else {
+                if f & START != 0 {
+                    self.walk(hay, p, end_ok, found);
                 }
-                // hay[p] ends the word; it follows an alphanumeric byte, so it starts nothing.
                 p += 1;
             }
         }
@@ -756,6 +923,50 @@ mod tests {
             let mut got = std::collections::BTreeSet::new();
             scan_terms(&trie, &hay, &mut |t| { got.insert(t); });
             proptest::prop_assert_eq!(got, reference(&terms, &hay));
+        }
+
+        #[test]
+        fn long_words_and_phrases_equal_the_reference(
+            hay in "[aAbB1 .\\-]{0,80}",
+            raw in proptest::collection::vec("[ab1 .\\-]{1,14}", 1..8),
+        ) {
+            // Pieces of the text itself (words, pairs of words, word prefixes) so long terms hit.
+            let words: Vec<&str> = hay.split(' ').collect();
+            let mut pieces: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+            pieces.extend(words.windows(2).map(|w| w.join(" ")));
+            pieces.extend(words.iter().map(|w| w.chars().take(9).collect::<String>()));
+            let mut terms: Vec<String> =
+                raw.iter().chain(&pieces).filter_map(|t| norm_term(t)).collect();
+            terms.sort();
+            terms.dedup();
+            proptest::prop_assume!(!terms.is_empty());
+            let trie = Trie::new(&terms).unwrap();
+            let mut got = std::collections::BTreeSet::new();
+            scan_terms(&trie, &hay, &mut |t| { got.insert(t); });
+            proptest::prop_assert_eq!(got, reference(&terms, &hay));
+        }
+    }
+
+    #[test]
+    fn word_end_agrees_with_the_byte_loop() {
+        let flags = &Trie::new(&["x".to_string()]).unwrap().flags;
+        for b in 0u8..0x80 {
+            let x = u64::from_le_bytes([b, b'a', b, b'Z', b, b'0', b, b'9']);
+            let got = ascii_alnum_bytes(x);
+            for (i, c) in x.to_le_bytes().iter().enumerate() {
+                assert_eq!(
+                    got >> (8 * i + 7) & 1 == 1,
+                    c.is_ascii_alphanumeric(),
+                    "byte {c:#x}"
+                );
+            }
+        }
+        let text = b"abcdefghijklmnop qrs,tu0123456789_v";
+        for from in 0..text.len() {
+            let expected = (from..text.len())
+                .find(|&i| !text[i].is_ascii_alphanumeric())
+                .unwrap_or(text.len());
+            assert_eq!(word_end(text, from, flags), expected, "from {from}");
         }
     }
 

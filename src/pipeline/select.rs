@@ -89,12 +89,14 @@ enum Decision {
     BeyondLimit { rank: usize },
 }
 
-/// Walks `ranked` (rank key, index) in digest order, applying the per-domain cap and the limit,
-/// and calls `decide` for each article walked. With `all = false` the walk stops once the limit
-/// is reached, and only the head of the order is sorted (a partial selection of the best
+/// Walks `ranked` (indices into `keys`, whose entries pair a rank key with an article index)
+/// in digest order, applying the per-domain cap and the limit, and calls `decide` with the
+/// `keys` index of each article walked. With `all = false` the walk stops once the limit is
+/// reached, and only the head of the order is sorted (a partial selection of the best
 /// `4 x limit`; the rest is sorted only if the domain cap leaves the digest short).
 fn walk_ranked<'d>(
-    ranked: &mut [(RankKey, usize)],
+    keys: &[(RankKey, usize)],
+    ranked: &mut [usize],
     domain_of: impl Fn(usize) -> &'d str,
     limit: usize,
     max_per_domain: usize,
@@ -102,7 +104,7 @@ fn walk_ranked<'d>(
     mut decide: impl FnMut(usize, Decision),
 ) {
     // Ties on the whole key (equal ids) keep the input order, as a stable sort would.
-    let cmp = |a: &(RankKey, usize), b: &(RankKey, usize)| a.0.order(&b.0).then(a.1.cmp(&b.1));
+    let cmp = |a: &usize, b: &usize| keys[*a].0.order(&keys[*b].0).then(a.cmp(b));
     let n = ranked.len();
     let head = limit.saturating_mul(4).max(32);
     let mut sorted = if all || head >= n {
@@ -118,8 +120,8 @@ fn walk_ranked<'d>(
     let mut i = 0;
     loop {
         while i < sorted {
-            let index = ranked[i].1;
-            let count = per_domain.entry(domain_of(index)).or_insert(0);
+            let k = ranked[i];
+            let count = per_domain.entry(domain_of(keys[k].1)).or_insert(0);
             let decision = if *count >= max_per_domain {
                 Decision::DomainCap
             } else if chosen >= limit {
@@ -129,7 +131,7 @@ fn walk_ranked<'d>(
                 chosen += 1;
                 Decision::Included { position: chosen }
             };
-            decide(index, decision);
+            decide(k, decision);
             if !all && chosen >= limit {
                 return;
             }
@@ -156,7 +158,7 @@ pub fn select_matched<'a>(
 ) -> Selection<'a> {
     let mut verdicts = HashMap::new();
     let mut slots: Vec<Option<(&'a Article, TopicMatch)>> = Vec::with_capacity(candidates.len());
-    let mut ranked: Vec<(RankKey, usize)> = Vec::new();
+    let mut keys: Vec<(RankKey, usize)> = Vec::new();
     for (article, matched) in candidates {
         let verdict = if !window.contains(article.published_at) {
             Some(Verdict::OutsideWindow)
@@ -182,22 +184,24 @@ pub fn select_matched<'a>(
             }
             None => {
                 let key = RankKey::new(article, rank::score(article, weights));
-                ranked.push((key, slots.len()));
+                keys.push((key, slots.len()));
                 slots.push(Some((article, matched)));
             }
         }
     }
-    let mut chosen = Vec::with_capacity(topic.limit.min(ranked.len()));
-    let scores: HashMap<usize, f64> = ranked.iter().map(|(k, i)| (*i, k.score)).collect();
+    let mut chosen = Vec::with_capacity(topic.limit.min(keys.len()));
     let articles: Vec<Option<&'a Article>> =
         slots.iter().map(|s| s.as_ref().map(|s| s.0)).collect();
+    let mut ranked: Vec<usize> = (0..keys.len()).collect();
     walk_ranked(
+        &keys,
         &mut ranked,
         |i| articles[i].map_or("", |a| a.domain.as_str()),
         topic.limit,
         topic.max_per_domain,
         keep_verdicts,
-        |i, decision| {
+        |k, decision| {
+            let (key, i) = keys[k];
             let Some((article, matched)) = slots[i].take() else {
                 return;
             };
@@ -205,7 +209,7 @@ pub fn select_matched<'a>(
                 Decision::Included { position } => {
                     chosen.push(Ranked {
                         article,
-                        score: scores.get(&i).copied().unwrap_or_default(),
+                        score: key.score,
                         matched,
                     });
                     Verdict::Included { position }
@@ -284,7 +288,9 @@ fn compile_with<'a>(
     weights: &Weights,
 ) -> Vec<Vec<Ranked<'a>>> {
     let mut scanner = classifier.scanner();
-    let mut buckets: Vec<Vec<(RankKey, usize)>> = vec![Vec::new(); topics.len()];
+    // One rank key per article that joined any topic; per topic only indices into `keys`.
+    let mut keys: Vec<(RankKey, usize)> = Vec::new();
+    let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); topics.len()];
     let mut members = Vec::new();
     for (index, a) in articles.iter().enumerate() {
         if !windows.iter().any(|w| w.contains(a.published_at)) {
@@ -298,8 +304,11 @@ fn compile_with<'a>(
             {
                 continue;
             }
-            let key = *key.get_or_insert_with(|| RankKey::new(a, rank::score(a, weights)));
-            buckets[ti].push((key, index));
+            let k = *key.get_or_insert_with(|| {
+                keys.push((RankKey::new(a, rank::score(a, weights)), index));
+                keys.len() - 1
+            });
+            buckets[ti].push(k);
         }
     }
     buckets
@@ -309,25 +318,25 @@ fn compile_with<'a>(
             let topic = &topics[ti];
             let mut picked = Vec::with_capacity(topic.limit.min(ranked.len()));
             walk_ranked(
+                &keys,
                 &mut ranked,
                 |i| articles[i].domain.as_str(),
                 topic.limit,
                 topic.max_per_domain,
                 false,
-                |i, decision| {
+                |k, decision| {
                     if let Decision::Included { .. } = decision {
-                        picked.push(i);
+                        picked.push(keys[k]);
                     }
                 },
             );
-            let scores: HashMap<usize, f64> = ranked.iter().map(|(k, i)| (*i, k.score)).collect();
             picked
                 .into_iter()
-                .map(|i| {
+                .map(|(key, i)| {
                     let article = &articles[i];
                     Ranked {
                         article,
-                        score: scores.get(&i).copied().unwrap_or_default(),
+                        score: key.score,
                         matched: classifier.classify_topic(&ArticleText::of(article), ti),
                     }
                 })

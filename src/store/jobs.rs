@@ -226,12 +226,8 @@ impl Store {
 
     /// Deliveries per status (queued, sending, sent, deferred, failed, skipped), all issues.
     pub async fn delivery_status_counts(&self) -> StoreResult<BTreeMap<String, i64>> {
-        let rows: Vec<(String, i64)> = with_pool!(self, p => {
-            sqlx::query_as("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
-                .fetch_all(p)
-                .await?
-        });
-        Ok(rows.into_iter().collect())
+        self.grouped_counts("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
+            .await
     }
 
     /// Deliveries a worker could take at `now`: queued or deferred rows that are due, and

@@ -196,6 +196,17 @@ impl Store {
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
+    /// Runs a `SELECT key, COUNT(*) ... GROUP BY key` query into a map (status and topic counts).
+    pub(crate) async fn grouped_counts(
+        &self,
+        sql: &'static str,
+    ) -> StoreResult<std::collections::BTreeMap<String, i64>> {
+        let rows: Vec<(String, i64)> = with_pool!(self, p => {
+            sqlx::query_as(sql).fetch_all(p).await?
+        });
+        Ok(rows.into_iter().collect())
+    }
+
     /// Checks that the database answers (for `/healthz`).
     pub async fn ping(&self) -> StoreResult<()> {
         with_pool!(self, p => {

@@ -535,23 +535,13 @@ impl Store {
 
     /// Confirmed subscribers per topic.
     pub async fn confirmed_counts_by_topic(&self) -> StoreResult<BTreeMap<String, i64>> {
-        let rows: Vec<(String, i64)> = with_pool!(self, p => {
-            sqlx::query_as("SELECT t.topic, COUNT(*) FROM subscriptions t JOIN subscribers s ON s.id = t.subscriber_id \
-                            WHERE s.status = 'confirmed' GROUP BY t.topic")
-                .fetch_all(p)
-                .await?
-        });
-        Ok(rows.into_iter().collect())
+        self.grouped_counts("SELECT t.topic, COUNT(*) FROM subscriptions t JOIN subscribers s ON s.id = t.subscriber_id WHERE s.status = 'confirmed' GROUP BY t.topic").await
     }
 
     /// Subscribers per status.
     pub async fn subscriber_counts_by_status(&self) -> StoreResult<BTreeMap<String, i64>> {
-        let rows: Vec<(String, i64)> = with_pool!(self, p => {
-            sqlx::query_as("SELECT status, COUNT(*) FROM subscribers GROUP BY status")
-                .fetch_all(p)
-                .await?
-        });
-        Ok(rows.into_iter().collect())
+        self.grouped_counts("SELECT status, COUNT(*) FROM subscribers GROUP BY status")
+            .await
     }
 
     /// Records that a confirmation email was queued; returns false (and records nothing) when one

@@ -11,22 +11,14 @@ use crate::domain::{ConsentSource, SubscriberEmail, TopicSlug};
 impl Store {
     /// Outbox rows per status.
     pub async fn delivery_counts_by_status(&self) -> StoreResult<BTreeMap<String, i64>> {
-        let rows: Vec<(String, i64)> = with_pool!(self, p => {
-            sqlx::query_as("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
-                .fetch_all(p)
-                .await?
-        });
-        Ok(rows.into_iter().collect())
+        self.grouped_counts("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
+            .await
     }
 
     /// Compiled issues per topic.
     pub async fn issue_counts_by_topic(&self) -> StoreResult<BTreeMap<String, i64>> {
-        let rows: Vec<(String, i64)> = with_pool!(self, p => {
-            sqlx::query_as("SELECT topic, COUNT(*) FROM issues GROUP BY topic")
-                .fetch_all(p)
-                .await?
-        });
-        Ok(rows.into_iter().collect())
+        self.grouped_counts("SELECT topic, COUNT(*) FROM issues GROUP BY topic")
+            .await
     }
 
     /// Brings an unsubscribed reader back (they chose topics on the preferences page reached

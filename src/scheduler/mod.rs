@@ -702,19 +702,18 @@ pub async fn publish_issue(
     if compiled.digest.entries.is_empty() {
         return Ok(Published::Empty);
     }
-    let queued = if topic.deliver_at_local.is_some() {
-        // Written held (longer than any zone's next local time can be away), then released per
-        // zone below: no worker can claim a row before its local time, and a crash in between
-        // only delays, never sends early (the scheduler's repair run applies the times again).
-        let hold = now + chrono::Duration::days(3);
-        store
-            .enqueue_issue_held(compiled.issue_id, &topic.slug, now, hold)
-            .await?
+    // With a local delivery time the rows are written held (longer than any zone's next local
+    // time can be away) and released per zone below: no worker can claim a row before its
+    // local time, and a crash in between only delays, never sends early (the scheduler's
+    // repair run applies the times again).
+    let not_before = if topic.deliver_at_local.is_some() {
+        now + chrono::Duration::days(3)
     } else {
-        store
-            .enqueue_issue(compiled.issue_id, &topic.slug, now)
-            .await?
+        now
     };
+    let queued = store
+        .enqueue_issue_held(compiled.issue_id, &topic.slug, now, not_before)
+        .await?;
     let local = apply_local_delivery_time(settings, store, topic, compiled.issue_id, now).await?;
     Ok(Published::Queued { queued, local })
 }

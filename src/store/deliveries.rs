@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{Store, StoreError, StoreResult, with_pool};
+use super::{BeginWrite, Store, StoreError, StoreResult, with_pool};
 use crate::domain::{DeliveryStatus, SubscriberStatus};
 
 /// What a delivery row carries.
@@ -256,49 +256,30 @@ impl Store {
         let token = format!("{owner}/{}", uuid::Uuid::new_v4().simple());
         let expires = now + lease;
         let limit = i64::from(limit.max(1));
-        let (rows, skipped): (Vec<ClaimRow>, Vec<i64>) = match &self.pool {
-            super::Pool::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                let sql = format!(
-                    "{CLAIM_SET} WHERE id IN ({}) {RETURNING}",
-                    due_ids("FOR UPDATE SKIP LOCKED")
-                );
-                let rows: Vec<ClaimRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(&token)
-                    .bind(expires)
-                    .bind(now)
-                    .bind(limit)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let skipped: Vec<i64> = sqlx::query_scalar(SKIP_INELIGIBLE)
-                    .bind(&token)
-                    .bind(now)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                (rows, skipped)
-            }
-            super::Pool::Sqlite(p) => {
-                // BEGIN IMMEDIATE takes the write lock up front, so two claimers never read
-                // the same due rows; the busy timeout queues them.
-                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                let sql = format!("{CLAIM_SET} WHERE id IN ({}) {RETURNING}", due_ids(""));
-                let rows: Vec<ClaimRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(&token)
-                    .bind(expires)
-                    .bind(now)
-                    .bind(limit)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let skipped: Vec<i64> = sqlx::query_scalar(SKIP_INELIGIBLE)
-                    .bind(&token)
-                    .bind(now)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                (rows, skipped)
-            }
+        // PostgreSQL skips rows other claimers hold; on SQLite the write transaction
+        // (`BEGIN IMMEDIATE`, see `BeginWrite`) already keeps two claimers apart.
+        let lock = match self.backend() {
+            super::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            super::Backend::Sqlite => "",
         };
+        let sql = format!("{CLAIM_SET} WHERE id IN ({}) {RETURNING}", due_ids(lock));
+        let (rows, skipped): (Vec<ClaimRow>, Vec<i64>) = with_pool!(self, p => {
+            let mut tx = p.begin_write().await?;
+            let rows: Vec<ClaimRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(&token)
+                .bind(expires)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+            let skipped: Vec<i64> = sqlx::query_scalar(SKIP_INELIGIBLE)
+                .bind(&token)
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            (rows, skipped)
+        });
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             if skipped.contains(&r.id) {

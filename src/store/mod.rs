@@ -108,6 +108,9 @@ impl BeginWrite for PgPool {
     }
 }
 
+/// Adds one (subscriber, topic) subscription; binds subscriber id, topic, time. Idempotent.
+pub(crate) const INSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions (subscriber_id, topic, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 

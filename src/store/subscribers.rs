@@ -194,7 +194,7 @@ impl Store {
                         }
                         let mut added = 0usize;
                         for topic in &new.topics {
-                            let r = sqlx::query("INSERT INTO subscriptions (subscriber_id, topic, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                            let r = sqlx::query(super::INSERT_SUBSCRIPTION)
                                 .bind(id)
                                 .bind(topic.as_str())
                                 .bind(now)
@@ -241,7 +241,7 @@ impl Store {
                                 .await?;
                         } else {
                             for topic in &new.topics {
-                                sqlx::query("INSERT INTO subscriptions (subscriber_id, topic, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                                sqlx::query(super::INSERT_SUBSCRIPTION)
                                     .bind(id)
                                     .bind(topic.as_str())
                                     .bind(now)
@@ -428,7 +428,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             for t in topics {
-                sqlx::query("INSERT INTO subscriptions (subscriber_id, topic, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                sqlx::query(super::INSERT_SUBSCRIPTION)
                     .bind(id)
                     .bind(t.as_str())
                     .bind(now)
@@ -470,7 +470,7 @@ impl Store {
                 return Ok(false);
             }
             for t in topics {
-                sqlx::query("INSERT INTO subscriptions (subscriber_id, topic, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                sqlx::query(super::INSERT_SUBSCRIPTION)
                     .bind(id)
                     .bind(t.as_str())
                     .bind(now)

@@ -57,7 +57,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             for t in topics {
-                sqlx::query("INSERT INTO subscriptions (subscriber_id, topic, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                sqlx::query(super::INSERT_SUBSCRIPTION)
                     .bind(id)
                     .bind(t.as_str())
                     .bind(now)

@@ -144,7 +144,9 @@ async fn send_test_copy(ctx: &Context, digest: &Digest, to: SubscriberEmail) -> 
         )
         .context("rendering the test copy")?;
     let transport = Transport::from_settings(&ctx.settings)?;
-    let result = transport.send(&message).await;
+    let mut sender = transport.sender();
+    let result = sender.send(&message).await;
+    sender.close().await;
     match result.outcome {
         crate::store::DeliveryOutcome::Sent { reply } => {
             println!("test copy sent to {to} (not recorded as a delivery): {reply}");

@@ -4,6 +4,7 @@
 //! Entry points: [`deliver_until_idle`] for `tidings send`, [`run_workers`] for `tidings serve`,
 //! [`write_sample`] for a first `tidings run` with no subscribers yet.
 
+mod smtp;
 mod transport;
 mod worker;
 
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use transport::{
-    SendResult, Transport, classify_error, eml_file_name, is_bad_mailbox, write_eml,
+    SendResult, Sender, Transport, classify_error, eml_file_name, is_bad_mailbox, write_eml,
 };
 pub use worker::{
     DeliveryReport, Progress, deliver_until_idle, deliver_until_idle_with, run_workers,

@@ -1,22 +1,17 @@
-//! Transports: SMTP through lettre's async connection pool, and `.eml` files in a folder.
-//! Each send returns a classified outcome with the server's reply text:
+//! Transports: SMTP (one connection per worker task, see `smtp.rs`) and `.eml` files in a
+//! folder. Each send returns a classified outcome with the server's reply text:
 //! 2xx sent; 4xx deferred; 5xx failed (5.1.x: the mailbox is bad, so the subscriber bounced);
-//! anything lettre reports as neither transient nor permanent (a connection dropped after the
-//! final ".", a refused connection, a timeout) is an unknown outcome and is deferred, because a
-//! duplicate is better than a loss.
+//! no reply at all (a refused connection, a connection dropped after the final ".", a timeout)
+//! is an unknown outcome and is deferred, because a duplicate is better than a loss.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context as _;
+use lettre::Address;
 use lettre::address::Envelope;
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use crate::config::{Settings, TlsMode, TransportKind};
+use super::smtp::{SmtpClient, SmtpSender};
+use crate::config::{Settings, TransportKind};
 use crate::render::OutgoingMessage;
 use crate::store::DeliveryOutcome;
 
@@ -24,12 +19,13 @@ use crate::store::DeliveryOutcome;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SendResult {
     pub outcome: DeliveryOutcome,
-    /// The outcome is unknown (no SMTP reply: connection refused or dropped, timeout).
+    /// No SMTP reply to this attempt: no session could be opened, the connection dropped, or a
+    /// reply timed out.
     pub unknown: bool,
 }
 
 impl SendResult {
-    fn sent(reply: String) -> SendResult {
+    pub(super) fn sent(reply: String) -> SendResult {
         SendResult {
             outcome: DeliveryOutcome::Sent { reply },
             unknown: false,
@@ -38,23 +34,15 @@ impl SendResult {
 }
 
 /// Where messages go.
+#[derive(Debug)]
 pub enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(SmtpClient),
     File(PathBuf),
 }
 
-impl std::fmt::Debug for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Transport::Smtp(_) => f.write_str("Transport::Smtp"),
-            Transport::File(dir) => write!(f, "Transport::File({})", dir.display()),
-        }
-    }
-}
-
 impl Transport {
-    /// Builds the configured transport: an SMTP pool of `[delivery] concurrency` connections
-    /// with `[smtp] timeout_secs` per command, or the outbox folder.
+    /// Builds the configured transport: the SMTP relay of `[smtp]` (each worker task opens its
+    /// own connection, so `[delivery] concurrency` connections at most), or the outbox folder.
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Transport> {
         match settings.delivery.effective_transport(&settings.smtp) {
             TransportKind::File => {
@@ -64,52 +52,30 @@ impl Transport {
                 })?;
                 Ok(Transport::File(dir))
             }
-            TransportKind::Smtp => {
-                let smtp = &settings.smtp;
-                let host = smtp.host.trim();
-                anyhow::ensure!(
-                    !host.is_empty(),
-                    "smtp.host is empty but delivery.transport is \"smtp\""
-                );
-                let mut builder =
-                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).port(smtp.port);
-                builder = match smtp.tls {
-                    TlsMode::None => builder.tls(Tls::None),
-                    TlsMode::Starttls => {
-                        let params = TlsParameters::new(host.to_string())
-                            .context("smtp.tls: TLS parameters")?;
-                        builder.tls(Tls::Required(params))
-                    }
-                    TlsMode::Tls => {
-                        let params = TlsParameters::new(host.to_string())
-                            .context("smtp.tls: TLS parameters")?;
-                        builder.tls(Tls::Wrapper(params))
-                    }
-                };
-                if !smtp.username.is_empty() {
-                    builder = builder.credentials(Credentials::new(
-                        smtp.username.clone(),
-                        smtp.password.expose().to_string(),
-                    ));
-                }
-                if !smtp.helo_name.trim().is_empty() {
-                    builder =
-                        builder.hello_name(ClientId::Domain(smtp.helo_name.trim().to_string()));
-                }
-                let size = u32::try_from(settings.delivery.concurrency.max(1)).unwrap_or(u32::MAX);
-                let transport = builder
-                    .timeout(Some(Duration::from_secs(smtp.timeout_secs.max(1))))
-                    .pool_config(PoolConfig::new().max_size(size).min_idle(0))
-                    .build();
-                Ok(Transport::Smtp(transport))
-            }
+            TransportKind::Smtp => Ok(Transport::Smtp(SmtpClient::from_settings(&settings.smtp)?)),
         }
     }
 
-    /// Sends one message and classifies what happened.
-    pub async fn send(&self, message: &OutgoingMessage) -> SendResult {
+    /// A sender for one worker task: it keeps its SMTP connection between messages.
+    pub fn sender(&self) -> Sender<'_> {
         match self {
-            Transport::File(dir) => match write_eml(dir, message).await {
+            Transport::Smtp(client) => Sender::Smtp(Box::new(client.sender())),
+            Transport::File(dir) => Sender::File(dir),
+        }
+    }
+}
+
+/// One task's way out: an SMTP connection it reuses, or the outbox folder.
+pub enum Sender<'a> {
+    Smtp(Box<SmtpSender<'a>>),
+    File(&'a Path),
+}
+
+impl Sender<'_> {
+    /// Sends one message and classifies what happened.
+    pub async fn send(&mut self, message: &OutgoingMessage) -> SendResult {
+        match self {
+            Sender::File(dir) => match write_eml(dir, message).await {
                 Ok(path) => SendResult::sent(format!("written to {}", path.display())),
                 Err(e) => SendResult {
                     outcome: DeliveryOutcome::Deferred {
@@ -118,27 +84,30 @@ impl Transport {
                     unknown: true,
                 },
             },
-            Transport::Smtp(smtp) => {
-                let envelope = match envelope(message) {
-                    Ok(env) => env,
-                    Err(reply) => {
-                        return SendResult {
-                            outcome: DeliveryOutcome::Failed {
-                                reply,
-                                bounce: false,
-                            },
-                            unknown: false,
-                        };
-                    }
-                };
-                match smtp.send_raw(&envelope, &message.raw).await {
-                    Ok(response) => {
-                        let text: Vec<&str> = response.message().collect();
-                        SendResult::sent(format!("{} {}", response.code(), text.join(" ")))
-                    }
-                    Err(e) => classify_error(&e),
-                }
-            }
+            Sender::Smtp(smtp) => match envelope(message) {
+                Ok(envelope) => smtp.send(&envelope, &message.raw).await,
+                Err(reply) => SendResult {
+                    outcome: DeliveryOutcome::Failed {
+                        reply,
+                        bounce: false,
+                    },
+                    unknown: false,
+                },
+            },
+        }
+    }
+
+    /// Closes an idle SMTP connection (between polls of a long-running worker).
+    pub async fn close_if_idle(&mut self) {
+        if let Sender::Smtp(smtp) = self {
+            smtp.close_if_idle().await;
+        }
+    }
+
+    /// Says goodbye to the SMTP server, if connected.
+    pub async fn close(&mut self) {
+        if let Sender::Smtp(smtp) = self {
+            smtp.close().await;
         }
     }
 }
@@ -180,7 +149,7 @@ pub fn classify_error(e: &lettre::transport::smtp::Error) -> SendResult {
     }
 }
 
-fn error_text(e: &lettre::transport::smtp::Error) -> String {
+pub(super) fn error_text(e: &lettre::transport::smtp::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

@@ -16,7 +16,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Mutex, watch};
 
 use super::Clock;
-use super::transport::Transport;
+use super::transport::{Sender, Transport};
 use crate::config::Settings;
 use crate::domain::{DeliveryStatus, SubscriberEmail, parse_mailbox};
 use crate::render::{DkimSigner, OutgoingMessage, PreparedDigest, Recipient};
@@ -191,13 +191,17 @@ impl Engine {
     }
 
     /// Renders, sends and records one claimed row.
-    async fn process(&self, claim: &ClaimedDelivery) -> anyhow::Result<()> {
+    async fn process(
+        &self,
+        sender: &mut Sender<'_>,
+        claim: &ClaimedDelivery,
+    ) -> anyhow::Result<()> {
         let (outcome, unknown) = match self.message_for(claim).await {
             Ok(message) => {
                 if let Some(limiter) = &self.limiter {
                     limiter.until_ready().await;
                 }
-                let result = self.transport.send(&message).await;
+                let result = sender.send(&message).await;
                 (result.outcome, result.unknown)
             }
             Err(e) => (
@@ -264,15 +268,24 @@ impl Engine {
         self.abort.load(Ordering::Relaxed) || shutdown.is_some_and(|s| *s.borrow())
     }
 
-    /// One task: claim a batch, send it row by row; in idle mode return when nothing is due,
-    /// otherwise poll until `shutdown` turns true. Unsent claims are given back on a stop, or
-    /// when half the lease has gone by (so a slow batch never outlives its lease).
-    async fn task(
-        self: Arc<Self>,
+    /// One task: claim a batch, send it row by row over the task's own connection; in idle
+    /// mode return when nothing is due, otherwise poll until `shutdown` turns true. Unsent
+    /// claims are given back on a stop, or when half the lease has gone by (so a slow batch
+    /// never outlives its lease).
+    async fn task(self: Arc<Self>, shutdown: Option<watch::Receiver<bool>>) -> anyhow::Result<()> {
+        let mut sender = self.transport.sender();
+        let result = self.task_with(&mut sender, shutdown).await;
+        sender.close().await;
+        result
+    }
+
+    async fn task_with(
+        &self,
+        sender: &mut Sender<'_>,
         mut shutdown: Option<watch::Receiver<bool>>,
     ) -> anyhow::Result<()> {
         loop {
-            match self.clone().claim_and_send(shutdown.as_mut()).await {
+            match self.claim_and_send(sender, shutdown.as_mut()).await {
                 Ok(()) => return Ok(()),
                 // A long-running pool outlives database hiccups: log, pause, go on.
                 Err(e) if shutdown.is_some() => {
@@ -290,7 +303,8 @@ impl Engine {
     }
 
     async fn claim_and_send(
-        self: Arc<Self>,
+        &self,
+        sender: &mut Sender<'_>,
         mut shutdown: Option<&mut watch::Receiver<bool>>,
     ) -> anyhow::Result<()> {
         let lease = self.lease();
@@ -309,6 +323,7 @@ impl Engine {
                 match shutdown.as_mut() {
                     None => return Ok(()),
                     Some(rx) => {
+                        sender.close_if_idle().await;
                         tokio::select! {
                             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                             _ = rx.changed() => {}
@@ -323,7 +338,7 @@ impl Engine {
                     self.store.release_claim(claim, (self.clock)()).await?;
                     break;
                 }
-                self.process(claim).await?;
+                self.process(sender, claim).await?;
             }
             for claim in rows {
                 self.store.release_claim(claim, (self.clock)()).await?;

@@ -1,0 +1,387 @@
+//! SMTP sessions: each worker task keeps one connection open and sends its messages over it in
+//! turn. We open the TCP socket ourselves so that it has TCP_NODELAY: lettre writes the message
+//! and the final "\r\n.\r\n" separately, and with Nagle's algorithm on (lettre's own pool) that
+//! small last write waits for the server's delayed ACK, about 40 ms per message. lettre still
+//! speaks the protocol (EHLO, STARTTLS, AUTH, dot-stuffing, replies); this module adds a timeout
+//! to every step and sorts each failure by the stage it happened in:
+//! - no session (refused, unreachable, greeting/EHLO/STARTTLS/AUTH rejected): deferred, no reply;
+//! - a negative reply to MAIL, RCPT, DATA or the final ".": that reply decides (4xx deferred,
+//!   5xx failed), and the connection is reset and kept unless the server said 421;
+//! - the connection lost before the message was sent: the message was not taken, so a reused
+//!   connection (perhaps closed by the server while idle) is replaced and the message sent once
+//!   more; on a fresh connection it is deferred;
+//! - the connection lost or timed out after the message was sent: the outcome is unknown and
+//!   the message is deferred (a duplicate is better than a loss).
+
+use std::time::{Duration, Instant};
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::Error as SmtpError;
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+#[allow(deprecated)]
+use lettre::transport::smtp::client::AsyncNetworkStream;
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
+use tokio::net::TcpStream;
+
+use super::transport::{SendResult, classify_error, error_text};
+use crate::config::{SmtpSettings, TlsMode};
+use crate::store::DeliveryOutcome;
+
+/// A connection unused for this long is closed rather than reused: many servers drop idle
+/// clients after a minute or less.
+const IDLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// How to reach the relay; shared by all worker tasks. The password stays inside lettre's
+/// `Credentials` and is never printed.
+pub struct SmtpClient {
+    host: String,
+    port: u16,
+    tls: Option<(TlsMode, TlsParameters)>,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for SmtpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpClient")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls.as_ref().map(|(mode, _)| mode))
+            .field("auth", &self.credentials.is_some())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl SmtpClient {
+    /// Reads `[smtp]`; fails when the host is empty or TLS cannot be set up.
+    pub fn from_settings(smtp: &SmtpSettings) -> anyhow::Result<SmtpClient> {
+        let host = smtp.host.trim();
+        anyhow::ensure!(
+            !host.is_empty(),
+            "smtp.host is empty but delivery.transport is \"smtp\""
+        );
+        let tls = match smtp.tls {
+            TlsMode::None => None,
+            mode => Some((
+                mode,
+                TlsParameters::new(host.to_string())
+                    .map_err(|e| anyhow::anyhow!("smtp.tls: cannot set up TLS for {host}: {e}"))?,
+            )),
+        };
+        let credentials = (!smtp.username.is_empty())
+            .then(|| Credentials::new(smtp.username.clone(), smtp.password.expose().to_string()));
+        let hello = match smtp.helo_name.trim() {
+            "" => ClientId::default(),
+            name => ClientId::Domain(name.to_string()),
+        };
+        Ok(SmtpClient {
+            host: host.to_string(),
+            port: smtp.port,
+            tls,
+            credentials,
+            hello,
+            timeout: Duration::from_secs(smtp.timeout_secs.max(1)),
+        })
+    }
+
+    /// A sender with no connection yet; it connects on its first message.
+    pub fn sender(&self) -> SmtpSender<'_> {
+        SmtpSender {
+            client: self,
+            session: None,
+        }
+    }
+
+    fn server(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// Opens a session: TCP (with TCP_NODELAY), implicit TLS or STARTTLS, EHLO, AUTH. The
+    /// error says which step failed.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, String> {
+        let tcp = open_socket(&self.host, self.port)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let stream: Box<dyn AsyncTokioStream> = match &self.tls {
+            Some((TlsMode::Tls, params)) => Box::new(
+                implicit_tls(tcp, params.clone())
+                    .await
+                    .map_err(|e| format!("TLS: {}", error_text(&e)))?,
+            ),
+            _ => Box::new(tcp),
+        };
+        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
+            .await
+            .map_err(|e| format!("greeting: {}", error_text(&e)))?;
+        if let Some((TlsMode::Starttls, params)) = &self.tls {
+            conn.starttls(params.clone(), &self.hello)
+                .await
+                .map_err(|e| format!("STARTTLS: {}", error_text(&e)))?;
+        }
+        if let Some(credentials) = &self.credentials {
+            conn.auth(DEFAULT_MECHANISMS, credentials)
+                .await
+                .map_err(|e| format!("login: {}", error_text(&e)))?;
+        }
+        Ok(conn)
+    }
+}
+
+/// Connects to `host:port`, trying each resolved address in turn, and turns Nagle off.
+pub async fn open_socket(host: &str, port: u16) -> std::io::Result<TcpStream> {
+    let tcp = TcpStream::connect((host, port)).await?;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
+/// TLS from the first byte (port 465), through lettre's TLS set-up, then adapted back to the
+/// tokio stream that `connect_with_transport` takes.
+#[allow(deprecated)]
+async fn implicit_tls(tcp: TcpStream, params: TlsParameters) -> Result<TlsStream, SmtpError> {
+    let mut stream = AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
+    stream.upgrade_tls(params).await?;
+    Ok(TlsStream(
+        tokio_util::compat::FuturesAsyncReadCompatExt::compat(stream),
+    ))
+}
+
+/// lettre's TLS stream (futures-io) seen as a tokio stream.
+#[allow(deprecated)]
+#[derive(Debug)]
+struct TlsStream(tokio_util::compat::Compat<AsyncNetworkStream>);
+
+impl tokio::io::AsyncRead for TlsStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for TlsStream {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().peer_addr()
+    }
+}
+
+/// One open connection and when it was last used.
+struct Session {
+    conn: AsyncSmtpConnection,
+    last_used: Instant,
+}
+
+/// One worker task's connection: opened on first use, reused for the next messages, replaced
+/// after a failure or a long idle spell.
+pub struct SmtpSender<'a> {
+    client: &'a SmtpClient,
+    session: Option<Session>,
+}
+
+/// Why a transaction did not end with a positive reply.
+enum TxError {
+    /// The server answered with a negative reply; the connection still works unless it was 421.
+    Reply(SmtpError),
+    /// Refused on our side before anything was sent (the server lacks a needed extension).
+    Refused(String),
+    /// No reply: the connection failed or timed out. `sent` tells whether the message data had
+    /// been written (then the outcome is unknown).
+    Lost { error: String, sent: bool },
+}
+
+impl SmtpSender<'_> {
+    /// Sends one message over this task's connection and classifies what happened.
+    pub async fn send(&mut self, envelope: &Envelope, raw: &[u8]) -> SendResult {
+        let mut retried = false;
+        loop {
+            if self
+                .session
+                .as_ref()
+                .is_some_and(|s| s.last_used.elapsed() > IDLE_LIMIT)
+            {
+                self.close().await;
+            }
+            let reused = self.session.is_some();
+            let session = match self.session.take() {
+                Some(s) => s,
+                None => match self.timed(self.client.connect()).await {
+                    Ok(Ok(conn)) => Session {
+                        conn,
+                        last_used: Instant::now(),
+                    },
+                    Ok(Err(e)) | Err(e) => return self.no_session(&e),
+                },
+            };
+            let mut session = session;
+            let result = self.transaction(&mut session.conn, envelope, raw).await;
+            session.last_used = Instant::now();
+            match result {
+                Ok(response) => {
+                    self.session = Some(session);
+                    let text: Vec<&str> = response.message().collect();
+                    return SendResult::sent(format!("{} {}", response.code(), text.join(" ")));
+                }
+                Err(TxError::Reply(e)) => {
+                    let closing = e.status().is_some_and(|c| c.to_string() == "421");
+                    if !closing && self.reset(&mut session.conn).await {
+                        self.session = Some(session);
+                    }
+                    return classify_error(&e);
+                }
+                Err(TxError::Refused(reply)) => {
+                    self.session = Some(session);
+                    return SendResult {
+                        outcome: DeliveryOutcome::Failed {
+                            reply,
+                            bounce: false,
+                        },
+                        unknown: false,
+                    };
+                }
+                Err(TxError::Lost { error, sent }) => {
+                    // Dropping the session closes the socket; no QUIT on a broken connection.
+                    drop(session);
+                    if !sent && reused && !retried {
+                        tracing::debug!(error = %error, "reused SMTP connection lost; reconnecting");
+                        retried = true;
+                        continue;
+                    }
+                    let reply = if sent {
+                        format!("unknown outcome: no reply after the message was sent: {error}")
+                    } else {
+                        format!("connection lost before the message was sent: {error}")
+                    };
+                    return SendResult {
+                        outcome: DeliveryOutcome::Deferred { reply },
+                        unknown: true,
+                    };
+                }
+            }
+        }
+    }
+
+    /// Says QUIT and closes the connection, if one is open.
+    pub async fn close(&mut self) {
+        if let Some(mut session) = self.session.take() {
+            let _ = self.timed(session.conn.quit()).await;
+        }
+    }
+
+    /// Closes the connection when it has been idle too long (called while the worker waits).
+    pub async fn close_if_idle(&mut self) {
+        if self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.last_used.elapsed() > IDLE_LIMIT)
+        {
+            self.close().await;
+        }
+    }
+
+    fn no_session(&self, error: &str) -> SendResult {
+        SendResult {
+            outcome: DeliveryOutcome::Deferred {
+                reply: format!(
+                    "cannot open an SMTP session with {}: {error}",
+                    self.client.server()
+                ),
+            },
+            unknown: true,
+        }
+    }
+
+    /// Runs `fut` under the per-command timeout; the error names the timeout.
+    async fn timed<T>(&self, fut: impl Future<Output = T>) -> Result<T, String> {
+        tokio::time::timeout(self.client.timeout, fut)
+            .await
+            .map_err(|_| format!("no reply within {} s", self.client.timeout.as_secs()))
+    }
+
+    /// MAIL, RCPT, DATA and the message, each step under the timeout.
+    async fn transaction(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        envelope: &Envelope,
+        raw: &[u8],
+    ) -> Result<Response, TxError> {
+        let mut params = Vec::new();
+        let non_ascii_address = envelope
+            .from()
+            .is_some_and(|a| !AsRef::<str>::as_ref(a).is_ascii())
+            || envelope
+                .to()
+                .iter()
+                .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
+        if non_ascii_address {
+            if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+                return Err(TxError::Refused(
+                    "the address is not ASCII and the server does not offer SMTPUTF8".into(),
+                ));
+            }
+            params.push(MailParameter::SmtpUtfEight);
+        }
+        if !raw.is_ascii() {
+            if !conn.server_info().supports_feature(Extension::EightBitMime) {
+                return Err(TxError::Refused(
+                    "the message is not ASCII and the server does not offer 8BITMIME".into(),
+                ));
+            }
+            params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        let step = |r: Result<Result<Response, SmtpError>, String>, sent: bool| match r {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) if e.is_transient() || e.is_permanent() => Err(TxError::Reply(e)),
+            Ok(Err(e)) => Err(TxError::Lost {
+                error: error_text(&e),
+                sent,
+            }),
+            Err(timeout) => Err(TxError::Lost {
+                error: timeout,
+                sent,
+            }),
+        };
+        let mail = Mail::new(envelope.from().cloned(), params);
+        step(self.timed(conn.command(mail)).await, false)?;
+        for to in envelope.to() {
+            let rcpt = Rcpt::new(to.clone(), vec![]);
+            step(self.timed(conn.command(rcpt)).await, false)?;
+        }
+        step(self.timed(conn.command(Data)).await, false)?;
+        step(self.timed(conn.message(raw)).await, true)
+    }
+
+    /// RSET after a refused transaction, so the connection can carry the next message.
+    async fn reset(&self, conn: &mut AsyncSmtpConnection) -> bool {
+        matches!(self.timed(conn.command(Rset)).await, Ok(Ok(_)))
+    }
+}

@@ -208,6 +208,9 @@ pub struct SmtpSettings {
     pub password: Secret,
     pub timeout_secs: u64,
     pub helo_name: String,
+    /// A PEM file of extra root certificates to trust for the relay (a private CA); empty:
+    /// the system's roots only.
+    pub ca_file: String,
 }
 
 impl Default for SmtpSettings {
@@ -220,6 +223,7 @@ impl Default for SmtpSettings {
             password: Secret::default(),
             timeout_secs: 30,
             helo_name: String::new(),
+            ca_file: String::new(),
         }
     }
 }

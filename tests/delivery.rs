@@ -21,6 +21,7 @@ use crate::support::db;
 use crate::support::smtp::{Faults, Received, SmtpServer, Stage};
 
 mod cli;
+mod connection;
 
 const TOPIC: &str = "rust";
 

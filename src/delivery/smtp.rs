@@ -20,7 +20,9 @@ use lettre::transport::smtp::Error as SmtpError;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
 #[allow(deprecated)]
 use lettre::transport::smtp::client::AsyncNetworkStream;
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
@@ -67,11 +69,7 @@ impl SmtpClient {
         );
         let tls = match smtp.tls {
             TlsMode::None => None,
-            mode => Some((
-                mode,
-                TlsParameters::new(host.to_string())
-                    .map_err(|e| anyhow::anyhow!("smtp.tls: cannot set up TLS for {host}: {e}"))?,
-            )),
+            mode => Some((mode, tls_parameters(host, smtp.ca_file.trim())?)),
         };
         let credentials = (!smtp.username.is_empty())
             .then(|| Credentials::new(smtp.username.clone(), smtp.password.expose().to_string()));
@@ -130,6 +128,24 @@ impl SmtpClient {
         }
         Ok(conn)
     }
+}
+
+/// lettre's TLS settings for `host`: the system's roots, plus those of `ca_file` if set.
+fn tls_parameters(host: &str, ca_file: &str) -> anyhow::Result<TlsParameters> {
+    let mut builder = TlsParameters::builder(host.to_string());
+    if !ca_file.is_empty() {
+        let pem = std::fs::read(ca_file)
+            .map_err(|e| anyhow::anyhow!("smtp.ca_file: cannot read {ca_file}: {e}"))?;
+        let no_cert = || anyhow::anyhow!("smtp.ca_file: {ca_file} holds no PEM certificate");
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(no_cert());
+        }
+        let cert = Certificate::from_pem(&pem).map_err(|_| no_cert())?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder
+        .build()
+        .map_err(|e| anyhow::anyhow!("smtp.tls: cannot set up TLS for {host}: {e}"))
 }
 
 /// Connects to `host:port`, trying each resolved address in turn, and turns Nagle off.
@@ -224,15 +240,9 @@ impl SmtpSender<'_> {
     pub async fn send(&mut self, envelope: &Envelope, raw: &[u8]) -> SendResult {
         let mut retried = false;
         loop {
-            if self
-                .session
-                .as_ref()
-                .is_some_and(|s| s.last_used.elapsed() > IDLE_LIMIT)
-            {
-                self.close().await;
-            }
+            self.close_if_idle().await;
             let reused = self.session.is_some();
-            let session = match self.session.take() {
+            let mut session = match self.session.take() {
                 Some(s) => s,
                 None => match self.timed(self.client.connect()).await {
                     Ok(Ok(conn)) => Session {
@@ -242,7 +252,6 @@ impl SmtpSender<'_> {
                     Ok(Err(e)) | Err(e) => return self.no_session(&e),
                 },
             };
-            let mut session = session;
             let result = self.transaction(&mut session.conn, envelope, raw).await;
             session.last_used = Instant::now();
             match result {
@@ -383,5 +392,33 @@ impl SmtpSender<'_> {
     /// RSET after a refused transaction, so the connection can carry the next message.
     async fn reset(&self, conn: &mut AsyncSmtpConnection) -> bool {
         matches!(self.timed(conn.command(Rset)).await, Ok(Ok(_)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sockets_are_opened_with_nagle_off() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let socket = open_socket("127.0.0.1", port).await.unwrap();
+        assert!(socket.nodelay().unwrap());
+    }
+
+    #[test]
+    fn debug_output_shows_no_password() {
+        let smtp = SmtpSettings {
+            host: "relay.example.com".into(),
+            tls: TlsMode::None,
+            username: "news".into(),
+            password: crate::config::Secret::new("hunter2-secret"),
+            ..SmtpSettings::default()
+        };
+        let client = SmtpClient::from_settings(&smtp).unwrap();
+        let shown = format!("{client:?}");
+        assert!(shown.contains("relay.example.com"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 }

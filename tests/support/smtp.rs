@@ -1,16 +1,21 @@
 //! An in-process SMTP server on 127.0.0.1 port 0, written with tokio: EHLO/HELO, MAIL, RCPT,
-//! DATA (with dot-unstuffing), RSET, NOOP, QUIT. It records every accepted message (envelope
-//! and raw bytes) and follows a script of faults: a 421/450 reply at MAIL, RCPT or DATA for the
-//! Nth message, 550 5.1.1 for given recipients, hanging up after the final "." without a reply
-//! for the Nth message, and a delay before each reply to the final ".".
+//! DATA (with dot-unstuffing), RSET, NOOP, QUIT, and on request STARTTLS or implicit TLS (a
+//! throwaway CA and certificate made with rcgen) and AUTH PLAIN. It records every accepted
+//! message (envelope and raw bytes) and every connection, and follows a script of faults: a
+//! 421/450 reply at MAIL, RCPT or DATA for the Nth message, 550 5.1.1 for given recipients,
+//! hanging up after the final "." without a reply for the Nth message, hanging up after a
+//! number of messages on one connection, and a delay before each reply to the final ".".
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use base64::Engine as _;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
 
 /// The SMTP stage a fault applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +36,20 @@ pub struct Faults {
     pub drop_after_data: HashSet<u64>,
     /// A pause before answering each final ".".
     pub delay: Option<Duration>,
+    /// After this many accepted messages on one connection the server hangs up without a word
+    /// (as a server does with a client it has timed out).
+    pub close_after: Option<u64>,
+    /// Require AUTH PLAIN with this user name and password before MAIL.
+    pub auth: Option<(String, String)>,
+    /// Speak TLS: offer STARTTLS (and require it before MAIL), or TLS from the first byte.
+    pub tls: Option<ServerTls>,
+}
+
+/// How the server offers TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerTls {
+    Starttls,
+    Implicit,
 }
 
 /// One accepted message.
@@ -38,6 +57,8 @@ pub struct Faults {
 pub struct Received {
     /// The name the client gave in EHLO/HELO (tells several sending instances apart).
     pub helo: String,
+    /// The message came over TLS.
+    pub tls: bool,
     pub from: String,
     pub to: Vec<String>,
     pub raw: Vec<u8>,
@@ -49,14 +70,57 @@ struct State {
     /// Messages whose data arrived but got no reply (dropped after ".").
     dropped: Vec<Received>,
     transactions: u64,
+    connections: u64,
 }
 
 /// A handle on a running server.
 #[derive(Clone)]
 pub struct SmtpServer {
     pub port: u16,
+    /// With `Faults::tls`: the PEM of the CA that signed the server's certificate.
+    pub ca_pem: Option<String>,
     state: Arc<Mutex<State>>,
     notify: Arc<Notify>,
+}
+
+/// Anything the server can speak over: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// How a session ended.
+enum End {
+    Closed,
+    /// The client asked for STARTTLS: the plain stream, to be wrapped in TLS.
+    StartTls(Box<dyn Io>),
+}
+
+/// A throwaway CA and a certificate for 127.0.0.1 and localhost signed by it: (CA PEM, acceptor).
+fn tls_acceptor() -> (String, TlsAcceptor) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "tidings test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca_cert.pem(), TlsAcceptor::from(Arc::new(config)))
 }
 
 impl SmtpServer {
@@ -66,8 +130,16 @@ impl SmtpServer {
             .await
             .expect("bind SMTP server");
         let port = listener.local_addr().expect("local addr").port();
+        let (ca_pem, acceptor) = match faults.tls {
+            Some(_) => {
+                let (pem, acceptor) = tls_acceptor();
+                (Some(pem), Some(acceptor))
+            }
+            None => (None, None),
+        };
         let server = SmtpServer {
             port,
+            ca_pem,
             state: Arc::default(),
             notify: Arc::new(Notify::new()),
         };
@@ -75,14 +147,21 @@ impl SmtpServer {
         let s = server.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                s.state.lock().unwrap().connections += 1;
                 let s = s.clone();
                 let faults = faults.clone();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let _ = s.session(stream, &faults).await;
+                    let _ = s.connection(stream, &faults, acceptor).await;
                 });
             }
         });
         server
+    }
+
+    /// How many TCP connections clients have opened so far.
+    pub fn connections(&self) -> u64 {
+        self.state.lock().unwrap().connections
     }
 
     /// Every accepted message so far.
@@ -114,21 +193,57 @@ impl SmtpServer {
         }
     }
 
-    async fn session(&self, stream: TcpStream, faults: &Faults) -> std::io::Result<()> {
-        let (read, mut write) = stream.into_split();
+    /// One client connection: TLS first if implicit, then sessions (a new one after STARTTLS).
+    async fn connection(
+        &self,
+        tcp: TcpStream,
+        faults: &Faults,
+        acceptor: Option<TlsAcceptor>,
+    ) -> std::io::Result<()> {
+        let mut stream: Box<dyn Io> = match (&acceptor, faults.tls) {
+            (Some(a), Some(ServerTls::Implicit)) => Box::new(a.accept(tcp).await?),
+            _ => Box::new(tcp),
+        };
+        let mut secure = faults.tls == Some(ServerTls::Implicit);
+        loop {
+            match self.session(stream, faults, secure).await? {
+                End::Closed => return Ok(()),
+                End::StartTls(plain) => {
+                    let Some(a) = &acceptor else { return Ok(()) };
+                    stream = Box::new(a.accept(plain).await?);
+                    secure = true;
+                }
+            }
+        }
+    }
+
+    /// Serves commands until QUIT, a hang-up, or STARTTLS. After STARTTLS there is no greeting.
+    async fn session(
+        &self,
+        stream: Box<dyn Io>,
+        faults: &Faults,
+        secure: bool,
+    ) -> std::io::Result<End> {
+        let (read, mut write) = tokio::io::split(stream);
         let mut reader = BufReader::new(read);
-        write
-            .write_all(b"220 localhost test SMTP ready\r\n")
-            .await?;
+        let upgraded = secure && faults.tls == Some(ServerTls::Starttls);
+        if !upgraded {
+            write
+                .write_all(b"220 localhost test SMTP ready\r\n")
+                .await?;
+            write.flush().await?;
+        }
         let mut helo = String::new();
         let mut from = String::new();
         let mut to: Vec<String> = Vec::new();
         let mut number = 0u64;
+        let mut accepted_here = 0u64;
+        let mut authenticated = faults.auth.is_none();
         let mut line = String::new();
         loop {
             line.clear();
             if reader.read_line(&mut line).await? == 0 {
-                return Ok(());
+                return Ok(End::Closed);
             }
             let cmd = line.trim_end().to_string();
             let upper = cmd.to_ascii_uppercase();
@@ -142,10 +257,42 @@ impl SmtpServer {
             if upper.starts_with("EHLO") || upper.starts_with("HELO") {
                 helo = cmd.get(5..).unwrap_or("").trim().to_string();
             }
+            let tls_missing = faults.tls.is_some() && !secure;
             let reply: String = if upper.starts_with("EHLO") {
-                "250-localhost\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n".into()
+                let mut lines = vec!["localhost", "PIPELINING", "8BITMIME"];
+                if tls_missing {
+                    lines.push("STARTTLS");
+                } else if faults.auth.is_some() {
+                    lines.push("AUTH PLAIN");
+                }
+                lines.push("SMTPUTF8");
+                let last = lines.len() - 1;
+                lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| format!("250{}{l}\r\n", if i == last { ' ' } else { '-' }))
+                    .collect()
             } else if upper.starts_with("HELO") {
                 "250 localhost\r\n".into()
+            } else if upper == "STARTTLS" && tls_missing {
+                write.write_all(b"220 2.0.0 ready to start TLS\r\n").await?;
+                write.flush().await?;
+                return Ok(End::StartTls(reader.into_inner().unsplit(write)));
+            } else if upper.starts_with("AUTH PLAIN ") && faults.auth.is_some() && !tls_missing {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(cmd[11..].trim())
+                    .unwrap_or_default();
+                let (user, pass) = faults.auth.clone().unwrap_or_default();
+                if decoded == format!("\0{user}\0{pass}").into_bytes() {
+                    authenticated = true;
+                    "235 2.7.0 authentication successful\r\n".into()
+                } else {
+                    "535 5.7.8 authentication credentials invalid\r\n".into()
+                }
+            } else if upper.starts_with("MAIL FROM:") && tls_missing {
+                "530 5.7.0 must issue a STARTTLS command first\r\n".into()
+            } else if upper.starts_with("MAIL FROM:") && !authenticated {
+                "530 5.7.0 authentication required\r\n".into()
             } else if upper.starts_with("MAIL FROM:") {
                 number = {
                     let mut st = self.state.lock().unwrap();
@@ -174,9 +321,11 @@ impl SmtpServer {
                     write
                         .write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n")
                         .await?;
+                    write.flush().await?;
                     let raw = read_data(&mut reader).await?;
                     let msg = Received {
                         helo: helo.clone(),
+                        tls: secure,
                         from: from.clone(),
                         to: std::mem::take(&mut to),
                         raw,
@@ -186,10 +335,16 @@ impl SmtpServer {
                     }
                     if faults.drop_after_data.contains(&number) {
                         self.state.lock().unwrap().dropped.push(msg);
-                        return Ok(());
+                        return Ok(End::Closed);
                     }
                     self.state.lock().unwrap().received.push(msg);
                     self.notify.notify_waiters();
+                    accepted_here += 1;
+                    if faults.close_after == Some(accepted_here) {
+                        write.write_all(b"250 2.0.0 queued\r\n").await?;
+                        write.flush().await?;
+                        return Ok(End::Closed);
+                    }
                     "250 2.0.0 queued\r\n".into()
                 }
             } else if upper == "RSET" {
@@ -199,11 +354,13 @@ impl SmtpServer {
                 "250 2.0.0 ok\r\n".into()
             } else if upper == "QUIT" {
                 write.write_all(b"221 2.0.0 bye\r\n").await?;
-                return Ok(());
+                write.flush().await?;
+                return Ok(End::Closed);
             } else {
                 "502 5.5.2 command not implemented\r\n".into()
             };
             write.write_all(reply.as_bytes()).await?;
+            write.flush().await?;
         }
     }
 }

@@ -1,0 +1,220 @@
+//! Each worker's SMTP session against the in-process server (SQLite; the session does not depend
+//! on the backend): one connection carries many messages, a connection the server hung up on is
+//! replaced without deferring anything, a reply that never comes times out, STARTTLS and
+//! implicit TLS with a private CA (`smtp.ca_file`), a certificate from an unknown CA is refused,
+//! and AUTH: the right password sends, a wrong one stops the run with every message still queued.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use tidings::config::{Secret, Settings, TlsMode};
+use tidings::delivery;
+use tidings::domain::{DeliveryStatus, SubscriberStatus};
+use tidings::store::Store;
+
+use super::{TOPIC, TestClock, add, issue, recipients, settings, status_of};
+use crate::support::db;
+use crate::support::smtp::{Faults, ServerTls, SmtpServer};
+
+/// `n` confirmed readers of TOPIC and one issue queued for them; returns the issue id.
+async fn queue(store: &Store, n: usize) -> i64 {
+    for i in 0..n {
+        add(
+            store,
+            &format!("reader{i}@example.org"),
+            &[TOPIC],
+            SubscriberStatus::Confirmed,
+        )
+        .await;
+    }
+    let issue = issue(store, TOPIC, 3).await;
+    store
+        .enqueue_issue(issue, TOPIC, chrono::Utc::now())
+        .await
+        .unwrap();
+    issue
+}
+
+/// Delivers everything due now with a fresh clock.
+async fn deliver(settings: &Settings, store: &Store) -> delivery::DeliveryReport {
+    delivery::deliver_until_idle(settings, store, "w", TestClock::new().clock())
+        .await
+        .unwrap()
+}
+
+/// Every reader got exactly one message.
+fn assert_each_once(server: &SmtpServer, n: usize) {
+    let by_rcpt = recipients(&server.received());
+    assert_eq!(by_rcpt.len(), n, "{by_rcpt:?}");
+    assert!(by_rcpt.values().all(|c| *c == 1), "{by_rcpt:?}");
+}
+
+#[tokio::test]
+async fn one_connection_carries_every_message_of_a_worker() {
+    let store = db::sqlite().await;
+    let server = SmtpServer::start(Faults::default()).await;
+    let settings = settings(server.port, "concurrency = 1");
+    queue(&store, 6).await;
+    let report = deliver(&settings, &store).await;
+    assert_eq!(report.sent, 6, "{report:?}");
+    assert_each_once(&server, 6);
+    assert_eq!(server.connections(), 1, "the worker reuses its connection");
+}
+
+#[tokio::test]
+async fn a_connection_the_server_hung_up_on_is_replaced_and_nothing_is_deferred() {
+    let store = db::sqlite().await;
+    let server = SmtpServer::start(Faults {
+        close_after: Some(2),
+        ..Faults::default()
+    })
+    .await;
+    let settings = settings(server.port, "concurrency = 1");
+    let issue = queue(&store, 5).await;
+    let report = deliver(&settings, &store).await;
+    assert_eq!(report.sent, 5, "{report:?}");
+    assert_eq!((report.deferred, report.unknown), (0, 0), "{report:?}");
+    assert_each_once(&server, 5);
+    // Two messages per connection: 5 messages need 3 connections.
+    assert_eq!(server.connections(), 3);
+    assert_eq!(status_of(&store, issue).await.get("sent"), Some(&5));
+}
+
+#[tokio::test]
+async fn a_reply_that_never_comes_times_out_and_the_message_is_deferred() {
+    let store = db::sqlite().await;
+    let server = SmtpServer::start(Faults {
+        delay: Some(Duration::from_secs(4)),
+        ..Faults::default()
+    })
+    .await;
+    let mut settings = settings(server.port, "concurrency = 1");
+    settings.smtp.timeout_secs = 1;
+    let issue = queue(&store, 1).await;
+    let report = deliver(&settings, &store).await;
+    assert_eq!((report.sent, report.deferred, report.unknown), (0, 1, 1));
+    let rows = store
+        .list_deliveries(Some(issue), Some(DeliveryStatus::Deferred))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let reply = rows[0].last_reply.clone().unwrap_or_default();
+    assert!(
+        reply.contains("unknown outcome") && reply.contains("no reply within 1 s"),
+        "{reply}"
+    );
+}
+
+/// `settings` for a TLS server: `mode`, trusting the server's CA when `trust` is set.
+fn tls_settings(server: &SmtpServer, mode: TlsMode, trust: bool) -> Settings {
+    let mut settings = settings(server.port, "concurrency = 1");
+    settings.smtp.tls = mode;
+    if trust {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, server.ca_pem.as_deref().unwrap()).unwrap();
+        settings.smtp.ca_file = path.display().to_string();
+    }
+    settings
+}
+
+#[tokio::test]
+async fn starttls_and_implicit_tls_deliver_over_an_encrypted_connection() {
+    for (server_tls, client_tls) in [
+        (ServerTls::Starttls, TlsMode::Starttls),
+        (ServerTls::Implicit, TlsMode::Tls),
+    ] {
+        let store = db::sqlite().await;
+        let server = SmtpServer::start(Faults {
+            tls: Some(server_tls),
+            ..Faults::default()
+        })
+        .await;
+        let settings = tls_settings(&server, client_tls, true);
+        queue(&store, 3).await;
+        let report = deliver(&settings, &store).await;
+        assert_eq!(report.sent, 3, "{server_tls:?}: {report:?}");
+        assert_each_once(&server, 3);
+        assert!(
+            server.received().iter().all(|m| m.tls),
+            "{server_tls:?}: every message came over TLS"
+        );
+        assert_eq!(server.connections(), 1, "{server_tls:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_from_an_unknown_ca_is_refused() {
+    let store = db::sqlite().await;
+    let server = SmtpServer::start(Faults {
+        tls: Some(ServerTls::Starttls),
+        ..Faults::default()
+    })
+    .await;
+    let settings = tls_settings(&server, TlsMode::Starttls, false);
+    let issue = queue(&store, 1).await;
+    let report = deliver(&settings, &store).await;
+    assert_eq!((report.sent, report.deferred), (0, 1), "{report:?}");
+    let error = report.last_error.unwrap_or_default();
+    assert!(
+        error.contains("STARTTLS") && error.contains("certificate"),
+        "{error}"
+    );
+    assert!(server.received().is_empty());
+    assert_eq!(status_of(&store, issue).await.get("deferred"), Some(&1));
+}
+
+#[tokio::test]
+async fn a_missing_ca_file_is_a_clear_error() {
+    let store = db::sqlite().await;
+    let mut settings = settings(9, "");
+    settings.smtp.tls = TlsMode::Starttls;
+    settings.smtp.ca_file = "/nonexistent/ca.pem".into();
+    let error = delivery::deliver_until_idle(&settings, &store, "w", TestClock::new().clock())
+        .await
+        .unwrap_err();
+    let text = format!("{error:#}");
+    assert!(
+        text.contains("smtp.ca_file") && text.contains("/nonexistent/ca.pem"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn auth_with_the_right_password_sends_and_a_wrong_one_stops_the_run_leaving_messages_queued()
+{
+    let store = db::sqlite().await;
+    let server = SmtpServer::start(Faults {
+        auth: Some(("news".into(), "s3cret".into())),
+        ..Faults::default()
+    })
+    .await;
+    let issue = queue(&store, 12).await;
+    let clock = TestClock::new();
+
+    let mut wrong = settings(server.port, "concurrency = 2");
+    wrong.smtp.username = "news".into();
+    wrong.smtp.password = Secret::new("not-the-password");
+    let report = delivery::deliver_until_idle(&wrong, &store, "w1", clock.clock())
+        .await
+        .unwrap();
+    assert!(report.aborted, "{report:?}");
+    assert_eq!((report.sent, report.failed), (0, 0), "{report:?}");
+    let error = report.last_error.clone().unwrap_or_default();
+    assert!(error.contains("login") && error.contains("535"), "{error}");
+    assert!(!error.contains("not-the-password"), "{error}");
+    let counts = status_of(&store, issue).await;
+    assert_eq!(counts.get("failed"), None, "{counts:?}");
+    assert!(server.received().is_empty());
+
+    let mut right = wrong.clone();
+    right.smtp.password = Secret::new("s3cret");
+    clock.advance(3600);
+    let report = delivery::deliver_until_idle(&right, &store, "w2", clock.clock())
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 12, "{report:?}");
+    assert_each_once(&server, 12);
+    let senders: HashSet<String> = server.received().iter().map(|m| m.from.clone()).collect();
+    assert_eq!(senders.len(), 1);
+}

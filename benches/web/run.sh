@@ -88,7 +88,7 @@ rm -rf "$work"; mkdir -p "$work"
 # SQLite pool size: 1 by default. With more connections, the store's deferred write transactions
 # fail with SQLITE_BUSY / BUSY_SNAPSHOT under concurrent writers (HTTP 500s; see BENCHMARKS.md).
 if [[ "${BACKENDS:-sqlite postgres}" == *sqlite* ]]; then
-    bench_one sqlite "sqlite://$work/tidings.db" "${SQLITE_POOL:-1}"
+    bench_one sqlite "sqlite://$work/tidings.db" "${SQLITE_POOL:-8}"
 fi
 [[ "${BACKENDS:-sqlite postgres}" == *postgres* ]] || exit 0
 

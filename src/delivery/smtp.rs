@@ -5,8 +5,12 @@
 //! speaks the protocol (EHLO, STARTTLS, AUTH, dot-stuffing, replies); this module adds a timeout
 //! to every step and sorts each failure by the stage it happened in:
 //! - no session (refused, unreachable, greeting/EHLO/STARTTLS/AUTH rejected): deferred, no reply;
-//! - a negative reply to MAIL, RCPT, DATA or the final ".": that reply decides (4xx deferred,
-//!   5xx failed), and the connection is reset and kept unless the server said 421;
+//! - a negative reply to RCPT, DATA or the final ".": that reply decides (4xx deferred, 5xx
+//!   failed), and the connection is reset and kept unless the server said 421;
+//! - a negative reply to MAIL names only our sender, never the reader: deferred, and counted
+//!   with the session failures that stop a `send` when nothing gets through;
+//! - 421 on a reused connection before the message was sent: a server that timed out an idle
+//!   client; the message is sent once more over a new connection;
 //! - the connection lost before the message was sent: the message was not taken, so a reused
 //!   connection (perhaps closed by the server while idle) is replaced and the message sent once
 //!   more; on a fresh connection it is deferred;
@@ -35,6 +39,9 @@ use crate::store::DeliveryOutcome;
 /// A connection unused for this long is closed rather than reused: many servers drop idle
 /// clients after a minute or less.
 const IDLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// How long QUIT may take before the connection is simply dropped.
+const QUIT_WAIT: Duration = Duration::from_secs(2);
 
 /// How to reach the relay; shared by all worker tasks. The password stays inside lettre's
 /// `Credentials` and is never printed.
@@ -224,10 +231,20 @@ pub struct SmtpSender<'a> {
     session: Option<Session>,
 }
 
+/// The step of a transaction a reply or failure belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Mail,
+    Rcpt,
+    Data,
+    /// The reply to the final "." (the message data has been sent).
+    Dot,
+}
+
 /// Why a transaction did not end with a positive reply.
 enum TxError {
     /// The server answered with a negative reply; the connection still works unless it was 421.
-    Reply(SmtpError),
+    Reply { error: SmtpError, stage: Stage },
     /// Refused on our side before anything was sent (the server lacks a needed extension).
     Refused(String),
     /// No reply: the connection failed or timed out. `sent` tells whether the message data had
@@ -260,12 +277,31 @@ impl SmtpSender<'_> {
                     let text: Vec<&str> = response.message().collect();
                     return SendResult::sent(format!("{} {}", response.code(), text.join(" ")));
                 }
-                Err(TxError::Reply(e)) => {
-                    let closing = e.status().is_some_and(|c| c.to_string() == "421");
+                Err(TxError::Reply { error, stage }) => {
+                    let closing = error.status().is_some_and(|c| c.to_string() == "421");
+                    if closing && stage != Stage::Dot && reused && !retried {
+                        // A server that timed out an idle client answers the next command
+                        // with 421 and hangs up; nothing was taken, so try a new connection.
+                        tracing::debug!(reply = %error, "reused SMTP connection closed by the server; reconnecting");
+                        retried = true;
+                        continue;
+                    }
                     if !closing && self.reset(&mut session.conn).await {
                         self.session = Some(session);
                     }
-                    return classify_error(&e);
+                    if stage == Stage::Mail {
+                        // MAIL FROM names only us: a refusal says nothing about the reader.
+                        return SendResult {
+                            outcome: DeliveryOutcome::Deferred {
+                                reply: format!(
+                                    "the relay refused the sender: {}",
+                                    error_text(&error)
+                                ),
+                            },
+                            unknown: true,
+                        };
+                    }
+                    return classify_error(&error);
                 }
                 Err(TxError::Refused(reply)) => {
                     self.session = Some(session);
@@ -299,10 +335,12 @@ impl SmtpSender<'_> {
         }
     }
 
-    /// Says QUIT and closes the connection, if one is open.
+    /// Says QUIT and closes the connection, if one is open. An idle connection may be dead
+    /// already, so the goodbye waits at most `QUIT_WAIT`.
     pub async fn close(&mut self) {
         if let Some(mut session) = self.session.take() {
-            let _ = self.timed(session.conn.quit()).await;
+            let wait = self.client.timeout.min(QUIT_WAIT);
+            let _ = tokio::time::timeout(wait, session.conn.quit()).await;
         }
     }
 
@@ -367,26 +405,31 @@ impl SmtpSender<'_> {
             }
             params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        let step = |r: Result<Result<Response, SmtpError>, String>, sent: bool| match r {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) if e.is_transient() || e.is_permanent() => Err(TxError::Reply(e)),
-            Ok(Err(e)) => Err(TxError::Lost {
-                error: error_text(&e),
-                sent,
-            }),
-            Err(timeout) => Err(TxError::Lost {
-                error: timeout,
-                sent,
-            }),
+        let step = |r: Result<Result<Response, SmtpError>, String>, stage: Stage| {
+            let sent = stage == Stage::Dot;
+            match r {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(error)) if error.is_transient() || error.is_permanent() => {
+                    Err(TxError::Reply { error, stage })
+                }
+                Ok(Err(e)) => Err(TxError::Lost {
+                    error: error_text(&e),
+                    sent,
+                }),
+                Err(timeout) => Err(TxError::Lost {
+                    error: timeout,
+                    sent,
+                }),
+            }
         };
         let mail = Mail::new(envelope.from().cloned(), params);
-        step(self.timed(conn.command(mail)).await, false)?;
+        step(self.timed(conn.command(mail)).await, Stage::Mail)?;
         for to in envelope.to() {
             let rcpt = Rcpt::new(to.clone(), vec![]);
-            step(self.timed(conn.command(rcpt)).await, false)?;
+            step(self.timed(conn.command(rcpt)).await, Stage::Rcpt)?;
         }
-        step(self.timed(conn.command(Data)).await, false)?;
-        step(self.timed(conn.message(raw)).await, true)
+        step(self.timed(conn.command(Data)).await, Stage::Data)?;
+        step(self.timed(conn.message(raw)).await, Stage::Dot)
     }
 
     /// RSET after a refused transaction, so the connection can carry the next message.

@@ -163,11 +163,12 @@ pub(super) fn error_text(e: &lettre::transport::smtp::Error) -> String {
     text
 }
 
-/// Whether a permanent reply names a bad mailbox: an RFC 3463 enhanced code 5.1.x.
+/// Whether a permanent reply names a bad mailbox: an RFC 3463 enhanced code 5.1.x, except the
+/// two about the sender (5.1.7 bad sender address syntax, 5.1.8 bad sender system).
 pub fn is_bad_mailbox(reply: &str) -> bool {
     reply
         .split(|c: char| c.is_whitespace() || matches!(c, ':' | '(' | ')' | ','))
-        .any(|w| w.starts_with("5.1.") && w.len() > 4)
+        .any(|w| w.starts_with("5.1.") && w.len() > 4 && !matches!(w, "5.1.7" | "5.1.8"))
 }
 
 /// A file name for a Message-ID: angle brackets dropped, anything but `[A-Za-z0-9._@-]` as `_`.
@@ -220,6 +221,9 @@ mod tests {
             "permanent error (550): 5.7.1 rejected as spam"
         ));
         assert!(!is_bad_mailbox("permanent error (554): transaction failed"));
+        assert!(!is_bad_mailbox(
+            "permanent error (553): 5.1.8 sender address rejected: domain not found"
+        ));
     }
 
     #[test]

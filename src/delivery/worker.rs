@@ -190,19 +190,32 @@ impl Engine {
         }
     }
 
-    /// Renders, sends and records one claimed row.
+    /// Renders, sends and records one claimed row. The send must end by `deadline` (inside the
+    /// claim's lease): if it has not, it is abandoned as an unknown outcome, so that its outcome
+    /// is recorded while the lease still holds and no other worker sends the row meanwhile.
     async fn process(
         &self,
         sender: &mut Sender<'_>,
         claim: &ClaimedDelivery,
+        deadline: Instant,
     ) -> anyhow::Result<()> {
         let (outcome, unknown) = match self.message_for(claim).await {
             Ok(message) => {
                 if let Some(limiter) = &self.limiter {
                     limiter.until_ready().await;
                 }
-                let result = sender.send(&message).await;
-                (result.outcome, result.unknown)
+                let deadline = tokio::time::Instant::from_std(deadline);
+                match tokio::time::timeout_at(deadline, sender.send(&message)).await {
+                    Ok(result) => (result.outcome, result.unknown),
+                    Err(_) => (
+                        DeliveryOutcome::Deferred {
+                            reply: "unknown outcome: the send did not finish within the claim's \
+                                    lease (delivery.lease_secs)"
+                                .into(),
+                        },
+                        true,
+                    ),
+                }
             }
             Err(e) => (
                 DeliveryOutcome::Failed {
@@ -308,7 +321,10 @@ impl Engine {
         mut shutdown: Option<&mut watch::Receiver<bool>>,
     ) -> anyhow::Result<()> {
         let lease = self.lease();
-        let half_lease = lease.to_std().unwrap_or(Duration::from_secs(150)) / 2;
+        let lease_std = lease.to_std().unwrap_or(Duration::from_secs(300));
+        let half_lease = lease_std / 2;
+        // Time kept back at the end of the lease to record the last outcome.
+        let margin = (lease_std / 10).min(Duration::from_secs(30));
         let limit = self.settings.delivery.batch_size.max(1);
         loop {
             if self.stopping(shutdown.as_deref()) {
@@ -338,7 +354,8 @@ impl Engine {
                     self.store.release_claim(claim, (self.clock)()).await?;
                     break;
                 }
-                self.process(sender, claim).await?;
+                self.process(sender, claim, claimed_at + lease_std - margin)
+                    .await?;
             }
             for claim in rows {
                 self.store.release_claim(claim, (self.clock)()).await?;

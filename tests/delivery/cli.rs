@@ -378,3 +378,47 @@ async fn a_second_send_of_the_same_issue_sends_nothing() {
         );
     }
 }
+
+#[tokio::test]
+async fn trace_logs_show_neither_the_smtp_password_nor_link_tokens() {
+    use base64::Engine as _;
+    let url = db::sqlite_url();
+    let password = "s3cret-pw-4711";
+    let server = SmtpServer::start(Faults {
+        auth: Some(("news".into(), password.into())),
+        ..Faults::default()
+    })
+    .await;
+    let env = env_for(&url, server.port);
+    let config = std::fs::read_to_string(&env.config).unwrap().replace(
+        "timeout_secs = 5\n",
+        &format!("timeout_secs = 5\nusername = \"news\"\npassword = \"{password}\"\n"),
+    );
+    std::fs::write(&env.config, config).unwrap();
+    let (_store, issue) = seeded(&url, 2).await;
+    let id = issue.to_string();
+    let out = run(
+        &env,
+        &["--log", "trace", "send", "--topic", TOPIC, "--issue", &id],
+    )
+    .await;
+    assert_ok("sqlite", &out);
+    let got = server.received();
+    assert_eq!(got.len(), 2);
+    let logs = stderr(&out);
+    assert!(logs.contains("DEBUG"), "debug logging was on: {logs}");
+    let auth_line = base64::engine::general_purpose::STANDARD.encode(format!("\0news\0{password}"));
+    assert!(!logs.contains(password), "password in the logs");
+    assert!(!logs.contains(&auth_line), "AUTH PLAIN line in the logs");
+    for m in &got {
+        let raw = String::from_utf8_lossy(&m.raw);
+        let link = raw
+            .lines()
+            .find_map(|l| l.strip_prefix("List-Unsubscribe: <"))
+            .and_then(|l| l.strip_suffix('>'))
+            .expect("a List-Unsubscribe header");
+        let token = link.rsplit('/').next().unwrap_or_default();
+        assert!(token.len() > 10, "{link}");
+        assert!(!logs.contains(token), "an unsubscribe token in the logs");
+    }
+}

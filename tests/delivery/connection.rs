@@ -1,6 +1,7 @@
 //! Each worker's SMTP session against the in-process server (SQLite; the session does not depend
-//! on the backend): one connection carries many messages, a connection the server hung up on is
-//! replaced without deferring anything, a reply that never comes times out, STARTTLS and
+//! on the backend): one connection carries many messages and survives refused ones, a connection
+//! the server hung up on is replaced without deferring anything, only a recipient's reply can
+//! bounce, a reply that never comes is cut off by the timeout or the lease, STARTTLS and
 //! implicit TLS with a private CA (`smtp.ca_file`), a certificate from an unknown CA is refused,
 //! and AUTH: the right password sends, a wrong one stops the run with every message still queued.
 
@@ -14,7 +15,7 @@ use tidings::store::Store;
 
 use super::{TOPIC, TestClock, add, issue, recipients, settings, status_of};
 use crate::support::db;
-use crate::support::smtp::{Faults, ServerTls, SmtpServer};
+use crate::support::smtp::{Faults, ServerTls, SmtpServer, Stage};
 
 /// `n` confirmed readers of TOPIC and one issue queued for them; returns the issue id.
 async fn queue(store: &Store, n: usize) -> i64 {
@@ -81,28 +82,106 @@ async fn a_connection_the_server_hung_up_on_is_replaced_and_nothing_is_deferred(
 }
 
 #[tokio::test]
-async fn a_reply_that_never_comes_times_out_and_the_message_is_deferred() {
+async fn refused_messages_keep_the_connection_and_only_a_recipient_reply_bounces() {
     let store = db::sqlite().await;
+    // Transactions in claim order: reader0 ok, reader1 unknown mailbox at RCPT, reader2 refused
+    // after its data as spam, reader3 ok.
     let server = SmtpServer::start(Faults {
-        delay: Some(Duration::from_secs(4)),
+        bad_mailboxes: HashSet::from(["reader1@example.org".to_string()]),
+        replies: vec![(3, Stage::Dot, "554 5.7.1 rejected as spam".into())],
         ..Faults::default()
     })
     .await;
-    let mut settings = settings(server.port, "concurrency = 1");
-    settings.smtp.timeout_secs = 1;
-    let issue = queue(&store, 1).await;
+    let settings = settings(server.port, "concurrency = 1");
+    let issue = queue(&store, 4).await;
     let report = deliver(&settings, &store).await;
-    assert_eq!((report.sent, report.deferred, report.unknown), (0, 1, 1));
-    let rows = store
-        .list_deliveries(Some(issue), Some(DeliveryStatus::Deferred))
+    assert_eq!(
+        (report.sent, report.failed, report.bounced),
+        (2, 2, 1),
+        "{report:?}"
+    );
+    assert_eq!(server.connections(), 1, "RSET kept the connection");
+    let failed = store
+        .list_deliveries(Some(issue), Some(DeliveryStatus::Failed))
         .await
         .unwrap();
-    assert_eq!(rows.len(), 1);
+    let replies: Vec<String> = failed.iter().filter_map(|d| d.last_reply.clone()).collect();
+    assert!(replies.iter().any(|r| r.contains("5.1.1")), "{replies:?}");
+    assert!(replies.iter().any(|r| r.contains("5.7.1")), "{replies:?}");
+}
+
+#[tokio::test]
+async fn a_sender_refused_at_mail_defers_and_bounces_nobody() {
+    let store = db::sqlite().await;
+    let server = SmtpServer::start(Faults {
+        replies: vec![(
+            1,
+            Stage::Mail,
+            "553 5.1.8 sender address rejected: domain not found".into(),
+        )],
+        ..Faults::default()
+    })
+    .await;
+    let settings = settings(server.port, "concurrency = 1");
+    let issue = queue(&store, 1).await;
+    let report = deliver(&settings, &store).await;
+    assert_eq!(
+        (report.sent, report.deferred, report.failed, report.bounced),
+        (0, 1, 0, 0),
+        "{report:?}"
+    );
+    let rows = store.list_deliveries(Some(issue), None).await.unwrap();
     let reply = rows[0].last_reply.clone().unwrap_or_default();
     assert!(
-        reply.contains("unknown outcome") && reply.contains("no reply within 1 s"),
+        reply.contains("refused the sender") && reply.contains("5.1.8"),
         "{reply}"
     );
+    let readers = store
+        .list_subscribers(&tidings::store::SubscriberFilter {
+            topic: None,
+            status: Some(SubscriberStatus::Confirmed),
+        })
+        .await
+        .unwrap();
+    assert_eq!(readers.len(), 1, "the reader is still confirmed");
+}
+
+#[tokio::test]
+async fn a_reply_that_never_comes_is_cut_off_by_the_timeout_or_the_lease_and_deferred() {
+    // The server takes 6 s to answer the final ".". First the command timeout (2 s) gives up;
+    // then, with a 10 s timeout, the claim's 3 s lease cuts the send off in time to record it.
+    for (timeout_secs, lease_secs, expected) in [
+        (2, 30, "no reply within 2 s"),
+        (10, 3, "the send did not finish within the claim's lease"),
+    ] {
+        let store = db::sqlite().await;
+        let server = SmtpServer::start(Faults {
+            delay: Some(Duration::from_secs(6)),
+            ..Faults::default()
+        })
+        .await;
+        let mut settings = settings(server.port, "concurrency = 1");
+        settings.smtp.timeout_secs = timeout_secs;
+        settings.delivery.lease_secs = lease_secs;
+        let issue = queue(&store, 1).await;
+        let report = deliver(&settings, &store).await;
+        assert_eq!(
+            (
+                report.sent,
+                report.deferred,
+                report.unknown,
+                report.lease_lost
+            ),
+            (0, 1, 1, 0),
+            "{expected}: {report:?}"
+        );
+        let rows = store.list_deliveries(Some(issue), None).await.unwrap();
+        let reply = rows[0].last_reply.clone().unwrap_or_default();
+        assert!(
+            reply.contains("unknown outcome") && reply.contains(expected),
+            "{reply}"
+        );
+    }
 }
 
 /// `settings` for a TLS server: `mode`, trusting the server's CA when `trust` is set.

@@ -2,9 +2,9 @@
 //! DATA (with dot-unstuffing), RSET, NOOP, QUIT, and on request STARTTLS or implicit TLS (a
 //! throwaway CA and certificate made with rcgen) and AUTH PLAIN. It records every accepted
 //! message (envelope and raw bytes) and every connection, and follows a script of faults: a
-//! 421/450 reply at MAIL, RCPT or DATA for the Nth message, 550 5.1.1 for given recipients,
-//! hanging up after the final "." without a reply for the Nth message, hanging up after a
-//! number of messages on one connection, and a delay before each reply to the final ".".
+//! negative reply at MAIL, RCPT, DATA or the final "." for the Nth message, 550 5.1.1 for given
+//! recipients, hanging up after the final "." without a reply for the Nth message, hanging up
+//! after a number of messages on one connection, and a delay before each reply to the final ".".
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,8 @@ pub enum Stage {
     Mail,
     Rcpt,
     Data,
+    /// The reply to the final "." (the message is then not recorded as received).
+    Dot,
 }
 
 /// What the server does wrong, and when. Message numbers count every MAIL FROM, from 1.
@@ -336,6 +338,11 @@ impl SmtpServer {
                     if faults.drop_after_data.contains(&number) {
                         self.state.lock().unwrap().dropped.push(msg);
                         return Ok(End::Closed);
+                    }
+                    if let Some(r) = fault(Stage::Dot, number) {
+                        write.write_all(r.as_bytes()).await?;
+                        write.flush().await?;
+                        continue;
                     }
                     self.state.lock().unwrap().received.push(msg);
                     self.notify.notify_waiters();

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use fantoccini::{Client, ClientBuilder, Locator};
 use tidings::config::Settings;
-use tidings::domain::{ConsentSource, FetchedItem, SubscriberEmail, SubscriberStatus, TopicSlug};
+use tidings::domain::{FetchedItem, SubscriberEmail, SubscriberStatus};
 use tidings::pipeline;
-use tidings::store::{AddOutcome, NewSubscriber, Store};
+use tidings::store::{AddOutcome, Store};
 use tidings::web::{AppState, Application};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -416,17 +416,7 @@ keywords = ["postgres", "sqlite"]
     );
     let store = Store::open(&settings.database.url, 4).await.unwrap();
     // Another confirmed reader of the same topic: the proof that later digests are sent at all.
-    let stayer = NewSubscriber {
-        email: SubscriberEmail::parse(STAYER).unwrap(),
-        topics: vec![TopicSlug::parse("rust").unwrap()],
-        status: SubscriberStatus::Confirmed,
-        timezone: None,
-        source: ConsentSource::Cli,
-        consent_version: "test".into(),
-        resubscribe: false,
-        ip: None,
-        user_agent: None,
-    };
+    let stayer = crate::support::db::new_subscriber(STAYER, &["rust"], SubscriberStatus::Confirmed);
     assert!(matches!(
         store.add_subscriber(&stayer, Utc::now()).await.unwrap(),
         AddOutcome::Created { .. }

@@ -12,10 +12,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use tidings::config::Settings;
 use tidings::delivery::{self, Clock};
 use tidings::domain::{
-    ArticleSource, ConsentSource, DeliveryStatus, Digest, DigestEntry, SubscriberEmail,
-    SubscriberStatus, TopicSlug,
+    ArticleSource, DeliveryStatus, Digest, DigestEntry, SubscriberEmail, SubscriberStatus,
 };
-use tidings::store::{ArticleUpsert, NewSubscriber, RetryPolicy, Store};
+use tidings::store::{ArticleUpsert, RetryPolicy, Store};
 
 use crate::support::db;
 use crate::support::smtp::{Faults, Received, SmtpServer, Stage};
@@ -82,6 +81,12 @@ impl TestClock {
     fn advance(&self, secs: i64) {
         self.0.fetch_add(secs, Ordering::SeqCst);
     }
+    /// Delivers everything due at this clock's time, as worker "w".
+    async fn deliver(&self, settings: &Settings, store: &Store) -> delivery::DeliveryReport {
+        delivery::deliver_until_idle(settings, store, "w", self.clock())
+            .await
+            .unwrap()
+    }
 }
 
 fn t0() -> DateTime<Utc> {
@@ -89,24 +94,19 @@ fn t0() -> DateTime<Utc> {
 }
 
 async fn add(store: &Store, email: &str, topics: &[&str], status: SubscriberStatus) -> i64 {
-    let new = NewSubscriber {
-        email: SubscriberEmail::parse(email).unwrap(),
-        topics: topics
-            .iter()
-            .map(|t| TopicSlug::parse(t).unwrap())
-            .collect(),
-        status,
-        timezone: None,
-        source: ConsentSource::Cli,
-        consent_version: "v1".into(),
-        resubscribe: false,
-        ip: None,
-        user_agent: None,
-    };
-    match store.add_subscriber(&new, Utc::now()).await.unwrap() {
-        tidings::store::AddOutcome::Created { id } => id,
-        other => panic!("{other:?}"),
-    }
+    db::add_subscriber(store, email, topics, status).await
+}
+
+/// A confirmed reader of TOPIC.
+async fn reader(store: &Store, email: &str) -> i64 {
+    add(store, email, &[TOPIC], SubscriberStatus::Confirmed).await
+}
+
+/// Freezes an issue of TOPIC with `n` articles and queues it for its confirmed readers.
+async fn queued_issue(store: &Store, n: u32) -> i64 {
+    let id = issue(store, TOPIC, n).await;
+    store.enqueue_issue(id, TOPIC, Utc::now()).await.unwrap();
+    id
 }
 
 /// Freezes an issue of `topic` with `n` articles.
@@ -224,7 +224,7 @@ async fn each_confirmed_subscriber_gets_exactly_one_message_and_a_second_run_sen
         let mut confirmed = HashSet::new();
         for i in 0..12 {
             let e = format!("reader{i}@example.org");
-            add(&store, &e, &[TOPIC], SubscriberStatus::Confirmed).await;
+            reader(&store, &e).await;
             confirmed.insert(e);
         }
         add(
@@ -241,13 +241,7 @@ async fn each_confirmed_subscriber_gets_exactly_one_message_and_a_second_run_sen
             SubscriberStatus::Confirmed,
         )
         .await;
-        let gone = add(
-            &store,
-            "gone@example.org",
-            &[TOPIC],
-            SubscriberStatus::Confirmed,
-        )
-        .await;
+        let gone = reader(&store, "gone@example.org").await;
         store.unsubscribe_all(gone, Utc::now()).await.unwrap();
         let issue = issue(&store, TOPIC, 3).await;
 
@@ -319,20 +313,11 @@ async fn temporary_failures_mid_batch_are_retried_after_backoff_and_delivered_on
         .await;
         let settings = settings(server.port, "concurrency = 1");
         for i in 0..10 {
-            add(
-                &store,
-                &format!("r{i}@example.org"),
-                &[TOPIC],
-                SubscriberStatus::Confirmed,
-            )
-            .await;
+            reader(&store, &format!("r{i}@example.org")).await;
         }
-        let issue = issue(&store, TOPIC, 2).await;
-        store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap();
+        let issue = queued_issue(&store, 2).await;
         let clock = TestClock::new();
-        let first = delivery::deliver_until_idle(&settings, &store, "w", clock.clock())
-            .await
-            .unwrap();
+        let first = clock.deliver(&settings, &store).await;
         assert_eq!((first.sent, first.deferred), (8, 2), "{label}: {first:?}");
         assert_eq!(
             server.connections(),
@@ -352,15 +337,11 @@ async fn temporary_failures_mid_batch_are_retried_after_backoff_and_delivered_on
         );
 
         // Not yet due: nothing happens.
-        let early = delivery::deliver_until_idle(&settings, &store, "w", clock.clock())
-            .await
-            .unwrap();
+        let early = clock.deliver(&settings, &store).await;
         assert_eq!(early.attempted(), 0, "{label}");
         // After the backoff (60 s for a first failure) they go out.
         clock.advance(61);
-        let second = delivery::deliver_until_idle(&settings, &store, "w", clock.clock())
-            .await
-            .unwrap();
+        let second = clock.deliver(&settings, &store).await;
         assert_eq!(second.sent, 2, "{label}: {second:?}");
         let by_rcpt = recipients(&server.received());
         assert_eq!(by_rcpt.len(), 10, "{label}");
@@ -377,25 +358,10 @@ async fn a_bad_mailbox_fails_the_delivery_and_marks_the_subscriber_bounced() {
         })
         .await;
         let settings = settings(server.port, "");
-        let bad = add(
-            &store,
-            "nobody@example.org",
-            &[TOPIC],
-            SubscriberStatus::Confirmed,
-        )
-        .await;
-        add(
-            &store,
-            "somebody@example.org",
-            &[TOPIC],
-            SubscriberStatus::Confirmed,
-        )
-        .await;
-        let issue = issue(&store, TOPIC, 1).await;
-        store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap();
-        let report = delivery::deliver_until_idle(&settings, &store, "w", TestClock::new().clock())
-            .await
-            .unwrap();
+        let bad = reader(&store, "nobody@example.org").await;
+        reader(&store, "somebody@example.org").await;
+        let issue = queued_issue(&store, 1).await;
+        let report = TestClock::new().deliver(&settings, &store).await;
         assert_eq!(
             (report.sent, report.failed, report.bounced),
             (1, 1, 1),
@@ -435,19 +401,10 @@ async fn a_connection_dropped_after_the_final_dot_is_retried_with_the_same_messa
         })
         .await;
         let settings = settings(server.port, "concurrency = 1");
-        add(
-            &store,
-            "only@example.org",
-            &[TOPIC],
-            SubscriberStatus::Confirmed,
-        )
-        .await;
-        let issue = issue(&store, TOPIC, 1).await;
-        store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap();
+        reader(&store, "only@example.org").await;
+        queued_issue(&store, 1).await;
         let clock = TestClock::new();
-        let first = delivery::deliver_until_idle(&settings, &store, "w", clock.clock())
-            .await
-            .unwrap();
+        let first = clock.deliver(&settings, &store).await;
         assert_eq!(
             (first.sent, first.deferred, first.unknown),
             (0, 1, 1),
@@ -455,9 +412,7 @@ async fn a_connection_dropped_after_the_final_dot_is_retried_with_the_same_messa
         );
         assert_eq!(server.dropped().len(), 1, "{label}");
         clock.advance(61);
-        let second = delivery::deliver_until_idle(&settings, &store, "w", clock.clock())
-            .await
-            .unwrap();
+        let second = clock.deliver(&settings, &store).await;
         assert_eq!(second.sent, 1, "{label}: {second:?}");
         let dropped_id = check_message(&server.dropped()[0]);
         let got = server.wait_for(1, Duration::from_secs(10)).await;
@@ -481,20 +436,8 @@ async fn an_unsubscribe_between_enqueue_and_claim_stops_the_message() {
             SubscriberStatus::Confirmed,
         )
         .await;
-        let quitter = add(
-            &store,
-            "quitter@example.org",
-            &[TOPIC],
-            SubscriberStatus::Confirmed,
-        )
-        .await;
-        add(
-            &store,
-            "stayer@example.org",
-            &[TOPIC],
-            SubscriberStatus::Confirmed,
-        )
-        .await;
+        let quitter = reader(&store, "quitter@example.org").await;
+        reader(&store, "stayer@example.org").await;
         let issue = issue(&store, TOPIC, 1).await;
         assert_eq!(
             store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap(),
@@ -502,9 +445,7 @@ async fn an_unsubscribe_between_enqueue_and_claim_stops_the_message() {
         );
         store.leave_topic(leaver, TOPIC, Utc::now()).await.unwrap();
         store.unsubscribe_all(quitter, Utc::now()).await.unwrap();
-        let report = delivery::deliver_until_idle(&settings, &store, "w", TestClock::new().clock())
-            .await
-            .unwrap();
+        let report = TestClock::new().deliver(&settings, &store).await;
         assert_eq!(report.sent, 1, "{label}: {report:?}");
         assert_eq!(
             recipients(&server.received()).keys().collect::<Vec<_>>(),
@@ -530,26 +471,11 @@ async fn retry_requeues_failed_and_deferred_deliveries_keeping_attempts() {
         })
         .await;
         let settings = settings(server.port, "concurrency = 1");
-        add(
-            &store,
-            "a@example.org",
-            &[TOPIC],
-            SubscriberStatus::Confirmed,
-        )
-        .await;
-        add(
-            &store,
-            "b@example.org",
-            &[TOPIC],
-            SubscriberStatus::Confirmed,
-        )
-        .await;
-        let issue = issue(&store, TOPIC, 1).await;
-        store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap();
+        reader(&store, "a@example.org").await;
+        reader(&store, "b@example.org").await;
+        let issue = queued_issue(&store, 1).await;
         let clock = TestClock::new();
-        let first = delivery::deliver_until_idle(&settings, &store, "w", clock.clock())
-            .await
-            .unwrap();
+        let first = clock.deliver(&settings, &store).await;
         assert_eq!(
             (first.failed, first.deferred, first.bounced),
             (1, 1, 0),
@@ -560,9 +486,7 @@ async fn retry_requeues_failed_and_deferred_deliveries_keeping_attempts() {
             2,
             "{label}"
         );
-        let second = delivery::deliver_until_idle(&settings, &store, "w", clock.clock())
-            .await
-            .unwrap();
+        let second = clock.deliver(&settings, &store).await;
         assert_eq!(second.sent, 2, "{label}: {second:?}");
         let rows = store.list_deliveries(Some(issue), None).await.unwrap();
         assert!(
@@ -583,20 +507,11 @@ async fn deferred_deliveries_fail_after_max_attempts() {
     })
     .await;
     let settings = settings(server.port, "max_attempts = 3");
-    add(
-        &store,
-        "grey@example.org",
-        &[TOPIC],
-        SubscriberStatus::Confirmed,
-    )
-    .await;
-    let issue = issue(&store, TOPIC, 1).await;
-    store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap();
+    reader(&store, "grey@example.org").await;
+    let issue = queued_issue(&store, 1).await;
     let clock = TestClock::new();
     for _ in 0..3 {
-        delivery::deliver_until_idle(&settings, &store, "w", clock.clock())
-            .await
-            .unwrap();
+        clock.deliver(&settings, &store).await;
         clock.advance(3600);
     }
     let rows = store.list_deliveries(Some(issue), None).await.unwrap();
@@ -613,16 +528,9 @@ async fn deferred_deliveries_fail_after_max_attempts() {
 async fn many_concurrent_claimers_claim_every_row_exactly_once() {
     for (label, store) in db::stores().await {
         for i in 0..200 {
-            add(
-                &store,
-                &format!("c{i}@example.org"),
-                &[TOPIC],
-                SubscriberStatus::Confirmed,
-            )
-            .await;
+            reader(&store, &format!("c{i}@example.org")).await;
         }
-        let issue = issue(&store, TOPIC, 1).await;
-        store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap();
+        queued_issue(&store, 1).await;
         let mut tasks = tokio::task::JoinSet::new();
         for w in 0..8 {
             let store = store.clone();
@@ -713,13 +621,7 @@ async fn a_send_killed_mid_batch_resumes_and_reaches_everyone_with_at_most_concu
         let store = Store::open(&url, 5).await.unwrap();
         let total = 60;
         for i in 0..total {
-            add(
-                &store,
-                &format!("k{i}@example.org"),
-                &[TOPIC],
-                SubscriberStatus::Confirmed,
-            )
-            .await;
+            reader(&store, &format!("k{i}@example.org")).await;
         }
         let issue = issue(&store, TOPIC, 2).await;
         let dir = tempfile::tempdir().unwrap().keep();

@@ -7,9 +7,9 @@ mod hostile;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use tidings::config::Settings;
-use tidings::domain::{ConsentSource, FetchedItem, SubscriberEmail, SubscriberStatus, TopicSlug};
+use tidings::domain::{FetchedItem, SubscriberStatus};
 use tidings::pipeline;
-use tidings::store::{NewSubscriber, Store};
+use tidings::store::Store;
 
 use crate::support::db;
 use fixtures::{FixtureServer, Story};
@@ -477,17 +477,7 @@ async fn compile_is_stable_force_refreezes_and_deliveries_block_it() {
         // A delivery row (queued for a confirmed subscriber of the topic) blocks --force.
         store
             .add_subscriber(
-                &NewSubscriber {
-                    email: SubscriberEmail::parse("a@example.com").unwrap(),
-                    topics: vec![TopicSlug::parse("d").unwrap()],
-                    status: SubscriberStatus::Confirmed,
-                    timezone: None,
-                    source: ConsentSource::Cli,
-                    consent_version: "v1".into(),
-                    resubscribe: false,
-                    ip: None,
-                    user_agent: None,
-                },
+                &db::new_subscriber("a@example.com", &["d"], SubscriberStatus::Confirmed),
                 at(),
             )
             .await

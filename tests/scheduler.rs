@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use tidings::config::Settings;
-use tidings::domain::{ConsentSource, SubscriberEmail, SubscriberStatus, TopicSlug};
+use tidings::domain::SubscriberStatus;
 use tidings::scheduler::{
     Clock, JobOutcome, ManualClock, OutcomeKind, Scheduler, SchedulerOptions, digest_claim_key,
 };
@@ -55,15 +55,8 @@ async fn subscribe(store: &Store, email: &str, timezone: Option<&str>, status: S
     store
         .add_subscriber(
             &NewSubscriber {
-                email: SubscriberEmail::parse(email).unwrap(),
-                topics: vec![TopicSlug::parse("rust").unwrap()],
-                status,
                 timezone: timezone.map(str::to_string),
-                source: ConsentSource::Cli,
-                consent_version: "v1".into(),
-                resubscribe: false,
-                ip: None,
-                user_agent: None,
+                ..db::new_subscriber(email, &["rust"], status)
             },
             monday_slot() - Duration::days(40),
         )

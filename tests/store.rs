@@ -2,7 +2,7 @@
 //! `scripts/test` started a cluster).
 
 use chrono::{Duration, TimeZone, Utc};
-use tidings::domain::{ConsentSource, SubscriberEmail, SubscriberStatus, TopicSlug};
+use tidings::domain::{SubscriberEmail, SubscriberStatus};
 use tidings::store::{AddOutcome, NewSubscriber, Store, SubscriberFilter};
 
 use crate::support::db;
@@ -12,20 +12,7 @@ fn t0() -> chrono::DateTime<Utc> {
 }
 
 fn new(email: &str, topics: &[&str], status: SubscriberStatus) -> NewSubscriber {
-    NewSubscriber {
-        email: SubscriberEmail::parse(email).unwrap(),
-        topics: topics
-            .iter()
-            .map(|t| TopicSlug::parse(t).unwrap())
-            .collect(),
-        status,
-        timezone: None,
-        source: ConsentSource::Cli,
-        consent_version: "v1".into(),
-        resubscribe: false,
-        ip: None,
-        user_agent: None,
-    }
+    db::new_subscriber(email, topics, status)
 }
 
 async fn emails(store: &Store, filter: SubscriberFilter) -> Vec<String> {

@@ -13,8 +13,8 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use tidings::config::Settings;
-use tidings::domain::{ConsentSource, SubscriberEmail, SubscriberStatus, TopicSlug};
-use tidings::store::{NewSubscriber, Store, SubscriberRecord};
+use tidings::domain::{SubscriberEmail, SubscriberStatus};
+use tidings::store::{Store, SubscriberRecord};
 use tidings::web::{AppState, router};
 use tower::ServiceExt as _;
 
@@ -125,29 +125,8 @@ impl TestApp {
 
     /// Adds a confirmed subscriber directly (as the CLI would).
     pub async fn add_confirmed(&self, email: &str, topics: &[&str]) -> i64 {
-        let new = NewSubscriber {
-            email: SubscriberEmail::parse(email).unwrap(),
-            topics: topics
-                .iter()
-                .map(|t| TopicSlug::parse(t).unwrap())
-                .collect(),
-            status: SubscriberStatus::Confirmed,
-            timezone: None,
-            source: ConsentSource::Cli,
-            consent_version: "test".into(),
-            resubscribe: false,
-            ip: None,
-            user_agent: None,
-        };
-        match self
-            .store
-            .add_subscriber(&new, chrono::Utc::now())
+        crate::support::db::add_subscriber(&self.store, email, topics, SubscriberStatus::Confirmed)
             .await
-            .unwrap()
-        {
-            tidings::store::AddOutcome::Created { id } => id,
-            other => panic!("{other:?}"),
-        }
     }
 
     /// The payloads of transactional messages queued for an address.

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use tidings::domain::SubscriberStatus;
 use tidings::store::Store;
 
-use super::{TOPIC, add, check_message, issue, recipients};
+use super::{TOPIC, add, check_message, issue, reader, recipients};
 use crate::support::cli::{TestEnv, stderr, stdout};
 use crate::support::db;
 use crate::support::smtp::{Faults, SmtpServer};
@@ -69,13 +69,7 @@ async fn run(env: &TestEnv, args: &[&str]) -> std::process::Output {
 async fn seeded(url: &str, n: usize) -> (Store, i64) {
     let store = Store::open(url, 2).await.unwrap();
     for i in 0..n {
-        add(
-            &store,
-            &format!("reader{i}@example.org"),
-            &[TOPIC],
-            SubscriberStatus::Confirmed,
-        )
-        .await;
+        reader(&store, &format!("reader{i}@example.org")).await;
     }
     let id = issue(&store, TOPIC, 3).await;
     (store, id)
@@ -313,13 +307,7 @@ async fn a_digest_without_articles_is_not_sent() {
         let server = SmtpServer::start(Faults::default()).await;
         let env = env_for(&url, server.port);
         let store = Store::open(&url, 2).await.unwrap();
-        add(
-            &store,
-            "reader@example.org",
-            &[TOPIC],
-            SubscriberStatus::Confirmed,
-        )
-        .await;
+        reader(&store, "reader@example.org").await;
         // No articles at all: `send` compiles an empty issue for the period.
         let out = run(
             &env,

@@ -13,34 +13,21 @@ use tidings::delivery;
 use tidings::domain::{DeliveryStatus, SubscriberStatus};
 use tidings::store::Store;
 
-use super::{TOPIC, TestClock, add, issue, recipients, settings, status_of};
+use super::{TestClock, queued_issue, reader, recipients, settings, status_of};
 use crate::support::db;
 use crate::support::smtp::{Faults, ServerTls, SmtpServer, Stage};
 
 /// `n` confirmed readers of TOPIC and one issue queued for them; returns the issue id.
 async fn queue(store: &Store, n: usize) -> i64 {
     for i in 0..n {
-        add(
-            store,
-            &format!("reader{i}@example.org"),
-            &[TOPIC],
-            SubscriberStatus::Confirmed,
-        )
-        .await;
+        reader(store, &format!("reader{i}@example.org")).await;
     }
-    let issue = issue(store, TOPIC, 3).await;
-    store
-        .enqueue_issue(issue, TOPIC, chrono::Utc::now())
-        .await
-        .unwrap();
-    issue
+    queued_issue(store, 3).await
 }
 
 /// Delivers everything due now with a fresh clock.
 async fn deliver(settings: &Settings, store: &Store) -> delivery::DeliveryReport {
-    delivery::deliver_until_idle(settings, store, "w", TestClock::new().clock())
-        .await
-        .unwrap()
+    TestClock::new().deliver(settings, store).await
 }
 
 /// Every reader got exactly one message.

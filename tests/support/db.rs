@@ -68,3 +68,40 @@ pub async fn stores() -> Vec<(&'static str, Store)> {
     }
     out
 }
+
+/// A subscriber as `tidings subscribers add` would record one (consent from the CLI, "v1").
+pub fn new_subscriber(
+    email: &str,
+    topics: &[&str],
+    status: tidings::domain::SubscriberStatus,
+) -> tidings::store::NewSubscriber {
+    use tidings::domain::{ConsentSource, SubscriberEmail, TopicSlug};
+    tidings::store::NewSubscriber {
+        email: SubscriberEmail::parse(email).expect("test address"),
+        topics: topics
+            .iter()
+            .map(|t| TopicSlug::parse(t).expect("test topic"))
+            .collect(),
+        status,
+        timezone: None,
+        source: ConsentSource::Cli,
+        consent_version: "v1".into(),
+        resubscribe: false,
+        ip: None,
+        user_agent: None,
+    }
+}
+
+/// Adds a new subscriber (see [`new_subscriber`]) and returns its id.
+pub async fn add_subscriber(
+    store: &Store,
+    email: &str,
+    topics: &[&str],
+    status: tidings::domain::SubscriberStatus,
+) -> i64 {
+    let new = new_subscriber(email, topics, status);
+    match store.add_subscriber(&new, chrono::Utc::now()).await {
+        Ok(tidings::store::AddOutcome::Created { id }) => id,
+        other => panic!("adding {email}: {other:?}"),
+    }
+}

@@ -99,68 +99,48 @@ async fn add_then_list_normalises_the_address() {
 #[tokio::test]
 async fn bad_input_is_refused_and_nothing_is_stored() {
     for (label, env, pg) in envs().await {
-        let out = run(
-            &env,
-            &pg,
-            &[
-                "subscribers",
-                "add",
-                "eve@example.com\r\nBcc: x@example.com",
-                "--topic",
-                "rust",
-            ],
-        );
-        assert_eq!(out.status.code(), Some(2), "{label}");
-        assert!(
-            stderr(&out).contains("line break"),
-            "{label}: {}",
+        // Runs `args`, expects exit code 2 and returns stderr.
+        let refused = |args: &[&str]| {
+            let out = run(&env, &pg, args);
+            assert_eq!(out.status.code(), Some(2), "{label}: {args:?}");
             stderr(&out)
-        );
-        assert_eq!(
-            stderr(&out).trim().lines().count(),
-            1,
-            "{label}: one line: {}",
-            stderr(&out)
-        );
-        let out = run(
-            &env,
-            &pg,
+        };
+        let add = ["subscribers", "add"];
+        let err = refused(
             &[
-                "subscribers",
-                "add",
-                "eve@example.com",
-                "--topic",
-                "rust",
-                "--topic",
-                "knitting",
-            ],
+                &add[..],
+                &["eve@example.com\r\nBcc: x@example.com", "--topic", "rust"],
+            ]
+            .concat(),
         );
-        assert_eq!(out.status.code(), Some(2), "{label}");
-        assert!(
-            stderr(&out).contains("unknown topic \"knitting\""),
-            "{label}: {}",
-            stderr(&out)
-        );
-        let out = run(
-            &env,
-            &pg,
+        assert!(err.contains("line break"), "{label}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{label}: one line: {err}");
+        let err = refused(
             &[
-                "subscribers",
-                "add",
-                "eve@example.com",
-                "--topic",
-                "rust",
-                "--timezone",
-                "Mars/Base",
-            ],
+                &add[..],
+                &["eve@example.com", "--topic", "rust", "--topic", "knitting"],
+            ]
+            .concat(),
         );
-        assert_eq!(out.status.code(), Some(2), "{label}");
+        assert!(err.contains("unknown topic \"knitting\""), "{label}: {err}");
+        refused(
+            &[
+                &add[..],
+                &[
+                    "eve@example.com",
+                    "--topic",
+                    "rust",
+                    "--timezone",
+                    "Mars/Base",
+                ],
+            ]
+            .concat(),
+        );
         assert!(
             list_json(&env, &pg).is_empty(),
             "{label}: nothing partial stored"
         );
-        let out = run(&env, &pg, &["subscribers", "list", "--status", "happy"]);
-        assert_eq!(out.status.code(), Some(2), "{label}");
+        refused(&["subscribers", "list", "--status", "happy"]);
     }
 }
 

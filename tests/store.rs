@@ -15,6 +15,20 @@ fn new(email: &str, topics: &[&str], status: SubscriberStatus) -> NewSubscriber 
     db::new_subscriber(email, topics, status)
 }
 
+/// Adds [`new`]`(email, topics, status)` at `at`.
+async fn add(
+    store: &Store,
+    email: &str,
+    topics: &[&str],
+    status: SubscriberStatus,
+    at: chrono::DateTime<Utc>,
+) -> AddOutcome {
+    store
+        .add_subscriber(&new(email, topics, status), at)
+        .await
+        .unwrap()
+}
+
 async fn emails(store: &Store, filter: SubscriberFilter) -> Vec<String> {
     store
         .list_subscribers(&filter)
@@ -40,13 +54,14 @@ async fn migrations_apply_once() {
 #[tokio::test]
 async fn addresses_are_unique_case_insensitively_and_keep_the_local_part() {
     for (label, store) in db::stores().await {
-        let first = store
-            .add_subscriber(
-                &new(" Bob@Example.COM ", &["rust"], SubscriberStatus::Confirmed),
-                t0(),
-            )
-            .await
-            .unwrap();
+        let first = add(
+            &store,
+            " Bob@Example.COM ",
+            &["rust"],
+            SubscriberStatus::Confirmed,
+            t0(),
+        )
+        .await;
         let AddOutcome::Created { id } = first else {
             panic!("{label}: {first:?}")
         };
@@ -88,27 +103,30 @@ async fn addresses_are_unique_case_insensitively_and_keep_the_local_part() {
 #[tokio::test]
 async fn filters_by_topic_and_status() {
     for (label, store) in db::stores().await {
-        store
-            .add_subscriber(
-                &new("a@example.com", &["rust"], SubscriberStatus::Confirmed),
-                t0(),
-            )
-            .await
-            .unwrap();
-        store
-            .add_subscriber(
-                &new("b@example.com", &["rust", "go"], SubscriberStatus::Pending),
-                t0(),
-            )
-            .await
-            .unwrap();
-        store
-            .add_subscriber(
-                &new("c@example.com", &["go"], SubscriberStatus::Confirmed),
-                t0(),
-            )
-            .await
-            .unwrap();
+        add(
+            &store,
+            "a@example.com",
+            &["rust"],
+            SubscriberStatus::Confirmed,
+            t0(),
+        )
+        .await;
+        add(
+            &store,
+            "b@example.com",
+            &["rust", "go"],
+            SubscriberStatus::Pending,
+            t0(),
+        )
+        .await;
+        add(
+            &store,
+            "c@example.com",
+            &["go"],
+            SubscriberStatus::Confirmed,
+            t0(),
+        )
+        .await;
         let rust = emails(
             &store,
             SubscriberFilter {
@@ -136,13 +154,14 @@ async fn filters_by_topic_and_status() {
 #[tokio::test]
 async fn unsubscribed_addresses_stay_out_unless_resubscribed() {
     for (label, store) in db::stores().await {
-        let AddOutcome::Created { id } = store
-            .add_subscriber(
-                &new("a@example.com", &["rust"], SubscriberStatus::Confirmed),
-                t0(),
-            )
-            .await
-            .unwrap()
+        let AddOutcome::Created { id } = add(
+            &store,
+            "a@example.com",
+            &["rust"],
+            SubscriberStatus::Confirmed,
+            t0(),
+        )
+        .await
         else {
             panic!()
         };
@@ -151,13 +170,14 @@ async fn unsubscribed_addresses_stay_out_unless_resubscribed() {
         assert_eq!(rec.status, SubscriberStatus::Unsubscribed, "{label}");
         assert!(rec.unsubscribed_at.is_some(), "{label}");
         assert!(rec.topics.is_empty(), "{label}");
-        let again = store
-            .add_subscriber(
-                &new("A@example.com", &["rust"], SubscriberStatus::Confirmed),
-                t0(),
-            )
-            .await
-            .unwrap();
+        let again = add(
+            &store,
+            "A@example.com",
+            &["rust"],
+            SubscriberStatus::Confirmed,
+            t0(),
+        )
+        .await;
         assert!(
             matches!(again, AddOutcome::Suppressed { .. }),
             "{label}: {again:?}"
@@ -219,13 +239,14 @@ async fn leaving_the_last_topic_unsubscribes() {
 async fn erase_keeps_only_a_hash_on_the_suppression_list() {
     for (label, store) in db::stores().await {
         let email = SubscriberEmail::parse("gone@example.com").unwrap();
-        let AddOutcome::Created { id } = store
-            .add_subscriber(
-                &new("gone@example.com", &["rust"], SubscriberStatus::Confirmed),
-                t0(),
-            )
-            .await
-            .unwrap()
+        let AddOutcome::Created { id } = add(
+            &store,
+            "gone@example.com",
+            &["rust"],
+            SubscriberStatus::Confirmed,
+            t0(),
+        )
+        .await
         else {
             panic!()
         };
@@ -240,13 +261,14 @@ async fn erase_keeps_only_a_hash_on_the_suppression_list() {
             Some("erased"),
             "{label}"
         );
-        let again = store
-            .add_subscriber(
-                &new("gone@example.com", &["rust"], SubscriberStatus::Confirmed),
-                t0(),
-            )
-            .await
-            .unwrap();
+        let again = add(
+            &store,
+            "gone@example.com",
+            &["rust"],
+            SubscriberStatus::Confirmed,
+            t0(),
+        )
+        .await;
         assert!(
             matches!(again, AddOutcome::Suppressed { .. }),
             "{label}: {again:?}"
@@ -257,13 +279,14 @@ async fn erase_keeps_only_a_hash_on_the_suppression_list() {
 #[tokio::test]
 async fn confirming_records_consent_once() {
     for (label, store) in db::stores().await {
-        let AddOutcome::Created { id } = store
-            .add_subscriber(
-                &new("p@example.com", &["rust"], SubscriberStatus::Pending),
-                t0(),
-            )
-            .await
-            .unwrap()
+        let AddOutcome::Created { id } = add(
+            &store,
+            "p@example.com",
+            &["rust"],
+            SubscriberStatus::Pending,
+            t0(),
+        )
+        .await
         else {
             panic!()
         };
@@ -290,13 +313,14 @@ async fn confirming_records_consent_once() {
 #[tokio::test]
 async fn one_confirmation_slot_per_window() {
     for (label, store) in db::stores().await {
-        let AddOutcome::Created { id } = store
-            .add_subscriber(
-                &new("p@example.com", &["rust"], SubscriberStatus::Pending),
-                t0(),
-            )
-            .await
-            .unwrap()
+        let AddOutcome::Created { id } = add(
+            &store,
+            "p@example.com",
+            &["rust"],
+            SubscriberStatus::Pending,
+            t0(),
+        )
+        .await
         else {
             panic!()
         };
@@ -367,27 +391,30 @@ async fn batch_import_is_idempotent() {
 #[tokio::test]
 async fn purges_only_old_unconfirmed() {
     for (label, store) in db::stores().await {
-        store
-            .add_subscriber(
-                &new("old@example.com", &["rust"], SubscriberStatus::Pending),
-                t0(),
-            )
-            .await
-            .unwrap();
-        store
-            .add_subscriber(
-                &new("new@example.com", &["rust"], SubscriberStatus::Pending),
-                t0() + Duration::days(20),
-            )
-            .await
-            .unwrap();
-        store
-            .add_subscriber(
-                &new("ok@example.com", &["rust"], SubscriberStatus::Confirmed),
-                t0(),
-            )
-            .await
-            .unwrap();
+        add(
+            &store,
+            "old@example.com",
+            &["rust"],
+            SubscriberStatus::Pending,
+            t0(),
+        )
+        .await;
+        add(
+            &store,
+            "new@example.com",
+            &["rust"],
+            SubscriberStatus::Pending,
+            t0() + Duration::days(20),
+        )
+        .await;
+        add(
+            &store,
+            "ok@example.com",
+            &["rust"],
+            SubscriberStatus::Confirmed,
+            t0(),
+        )
+        .await;
         let n = store
             .purge_unconfirmed(t0() + Duration::days(1))
             .await

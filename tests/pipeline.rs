@@ -170,7 +170,7 @@ async fn fetch_merges_sources_and_preview_ranks_the_period() {
             "preview stores no issue"
         );
 
-        let out = tidings::render::digest_text(&settings, &digest);
+        let out = tidings::render::digest_text(&digest);
         assert!(
             out.starts_with("Distributed Systems\nConsensus, fault tolerance"),
             "{out}"

@@ -8,7 +8,8 @@ use anyhow::Context as _;
 
 use super::{CommandError, CommandResult, Context, now};
 use crate::cli::RunArgs;
-use crate::scheduler::{Published, compile_unless_empty, publish_issue};
+use crate::pipeline::compile_unless_empty;
+use crate::scheduler::{Published, publish_issue};
 
 pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
     let settings = &ctx.settings;

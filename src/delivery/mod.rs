@@ -13,9 +13,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-pub use transport::{
-    SendResult, Sender, Transport, classify_error, eml_file_name, is_bad_mailbox, write_eml,
-};
+pub use transport::Transport;
+use transport::write_eml;
 pub use worker::{
     DeliveryReport, Progress, deliver_until_idle, deliver_until_idle_with, run_workers,
 };

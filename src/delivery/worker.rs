@@ -4,7 +4,6 @@
 //! while a message is being sent, so each task has at most one message whose outcome is
 //! unknown at any moment: a crash repeats at most `concurrency` messages.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,6 +21,9 @@ use crate::domain::{DeliveryStatus, SubscriberEmail, parse_mailbox};
 use crate::render::{DkimSigner, OutgoingMessage, PreparedDigest, Recipient};
 use crate::store::{ClaimedDelivery, DeliveryKind, DeliveryOutcome, RetryPolicy, Store};
 use crate::tokens::TokenSigner;
+
+/// How many rendered issues a worker pool keeps.
+const PREPARED_CACHE: usize = 8;
 
 /// Called once per settled message with its new status (for progress bars).
 pub type Progress = Arc<dyn Fn(DeliveryStatus) + Send + Sync>;
@@ -74,7 +76,8 @@ struct Engine {
     tokens: TokenSigner,
     dkim: Option<DkimSigner>,
     envelope_from: String,
-    prepared: Mutex<HashMap<i64, Arc<PreparedDigest>>>,
+    /// Rendered issues, least recently used first.
+    prepared: Mutex<Vec<(i64, Arc<PreparedDigest>)>>,
     limiter: Option<DefaultDirectRateLimiter>,
     policy: RetryPolicy,
     owner: String,
@@ -108,7 +111,7 @@ impl Engine {
             tokens: TokenSigner::from_settings(&settings.newsletter),
             dkim,
             envelope_from: from.email.to_string(),
-            prepared: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(Vec::new()),
             limiter,
             policy: RetryPolicy::from_settings(&settings.delivery),
             owner: owner.to_string(),
@@ -141,11 +144,16 @@ impl Engine {
         }
     }
 
-    /// The digest of `issue_id`, rendered once per worker pool.
+    /// The digest of `issue_id`, rendered once per worker pool. The cache keeps the
+    /// `PREPARED_CACHE` issues used last, so a long-running `serve` does not keep every issue
+    /// it ever sent (issues are frozen: one dropped is simply rendered again).
     async fn prepared(&self, issue_id: i64) -> anyhow::Result<Arc<PreparedDigest>> {
         let mut cache = self.prepared.lock().await;
-        if let Some(p) = cache.get(&issue_id) {
-            return Ok(p.clone());
+        if let Some(i) = cache.iter().position(|(id, _)| *id == issue_id) {
+            let entry = cache.remove(i);
+            let prepared = entry.1.clone();
+            cache.push(entry);
+            return Ok(prepared);
         }
         let issue = self
             .store
@@ -157,7 +165,10 @@ impl Engine {
             &issue.digest,
             self.dkim.clone(),
         )?);
-        cache.insert(issue_id, prepared.clone());
+        if cache.len() >= PREPARED_CACHE {
+            cache.remove(0);
+        }
+        cache.push((issue_id, prepared.clone()));
         Ok(prepared)
     }
 

@@ -420,16 +420,48 @@ pub async fn compile_issue(
     at: DateTime<Utc>,
     force: bool,
 ) -> anyhow::Result<CompiledIssue> {
+    match compile(settings, store, topic, at, force, false).await? {
+        Ok(compiled) => Ok(compiled),
+        // Unreachable with `keep_empty` on; an empty digest is frozen like any other.
+        Err(digest) => anyhow::bail!(
+            "the digest of {} for {} came back unfrozen",
+            digest.topic_slug,
+            digest.window_end
+        ),
+    }
+}
+
+/// Like [`compile_issue`], but never freezes an empty digest: when no issue exists for the
+/// period yet and nothing in the window is on topic (for example because every source was
+/// down), nothing is stored and the empty digest comes back as `Err`, so a later run can still
+/// compile the period. The selection runs once.
+pub async fn compile_unless_empty(
+    settings: &Settings,
+    store: &Store,
+    topic: &TopicSettings,
+    at: DateTime<Utc>,
+) -> anyhow::Result<Result<CompiledIssue, Digest>> {
+    compile(settings, store, topic, at, false, true).await
+}
+
+async fn compile(
+    settings: &Settings,
+    store: &Store,
+    topic: &TopicSettings,
+    at: DateTime<Utc>,
+    force: bool,
+    skip_empty: bool,
+) -> anyhow::Result<Result<CompiledIssue, Digest>> {
     let (start, end) = period(settings, topic, at)?;
     let window = Window { start, end };
     let existing = store.find_issue(&topic.slug, end).await?;
     if let Some(issue) = &existing {
         if !force {
-            return Ok(CompiledIssue {
+            return Ok(Ok(CompiledIssue {
                 issue_id: issue.id,
                 digest: issue.digest.clone(),
                 newly_compiled: false,
-            });
+            }));
         }
         let n = store.issue_delivery_count(issue.id).await?;
         anyhow::ensure!(
@@ -441,15 +473,18 @@ pub async fn compile_issue(
     }
     let now = Utc::now();
     let digest = build_digest(settings, store, topic, window, now).await?;
+    if skip_empty && existing.is_none() && digest.entries.is_empty() {
+        return Ok(Err(digest));
+    }
     let (issue, fresh) = match existing {
         Some(issue) => (store.refreeze_issue(issue.id, &digest, now).await?, true),
         None => store.insert_issue(&digest, now).await?,
     };
-    Ok(CompiledIssue {
+    Ok(Ok(CompiledIssue {
         issue_id: issue.id,
         digest: issue.digest,
         newly_compiled: fresh,
-    })
+    }))
 }
 
 /// The digest `compile` would freeze now for the period containing `at`; stores nothing but

@@ -167,14 +167,6 @@ impl DkimSigner {
         })
     }
 
-    pub fn domain(&self) -> &str {
-        &self.domain
-    }
-
-    pub fn selector(&self) -> &str {
-        &self.selector
-    }
-
     pub(crate) fn sign(&self, message: &mut Message) {
         message.sign(&self.config);
     }

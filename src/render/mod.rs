@@ -368,7 +368,6 @@ impl Pieces {
 /// A digest issue rendered once, ready to be personalised per subscriber.
 #[derive(Clone, Debug)]
 pub struct PreparedDigest {
-    issue_id: i64,
     topic_slug: String,
     subject: String,
     html: Pieces,
@@ -461,7 +460,6 @@ impl PreparedDigest {
         let html = Pieces::split(&html);
         let text = Pieces::split(&text);
         Ok(PreparedDigest {
-            issue_id,
             topic_slug: digest.topic_slug.clone(),
             subject,
             html_qp: html.encoded(),
@@ -480,10 +478,6 @@ impl PreparedDigest {
 
     pub fn subject(&self) -> &str {
         &self.subject
-    }
-
-    pub fn issue_id(&self) -> i64 {
-        self.issue_id
     }
 
     /// `<tidings.{topic}.{yyyymmdd}.{issue}.{subscriber}@{from domain}>`: the same for every
@@ -563,14 +557,14 @@ impl PreparedDigest {
 }
 
 /// The digest body alone in the shared text layout, for `tidings preview --format text`.
-pub fn digest_text(_settings: &Settings, digest: &Digest) -> String {
+pub fn digest_text(digest: &Digest) -> String {
     text::digest_body_text(digest)
 }
 
 /// The digest as a web page fragment without personal links (for `/archive/{topic}/{issue}`).
 /// It uses the email's classes (`digest`, `topic`, `entry`, `title`, `summary`, `sources`...)
 /// with the email stylesheet inlined, so it reads the same as the email.
-pub fn archive_html(_settings: &Settings, digest: &Digest) -> String {
+pub fn archive_html(digest: &Digest) -> String {
     let entries = entry_views(digest);
     let topic_name = clean_line(&digest.topic_name, MAX_NAME_CHARS);
     let description = clean_line(&digest.topic_description, 1000);
@@ -585,16 +579,15 @@ pub fn archive_html(_settings: &Settings, digest: &Digest) -> String {
     let html = page
         .render()
         .unwrap_or_else(|e| format!("<p>{}</p>", escape_html(&e.to_string())));
-    let css: String = EMAIL_CSS
-        .split("@media")
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    css_inline::CSSInliner::options()
-        .load_remote_stylesheets(false)
-        .build()
-        .inline_fragment(&html, &css)
-        .unwrap_or(html)
+    // The page's own stylesheet handles dark mode and small screens: inline the base rules only.
+    static INLINER: std::sync::LazyLock<css_inline::CSSInliner<'static>> =
+        std::sync::LazyLock::new(|| {
+            css_inline::CSSInliner::options()
+                .load_remote_stylesheets(false)
+                .build()
+        });
+    let css = EMAIL_CSS.split("@media").next().unwrap_or_default();
+    INLINER.inline_fragment(&html, css).unwrap_or(html)
 }
 
 /// The double opt-in message: a link to `{base_url}/confirm/{token}`, valid for 7 days.

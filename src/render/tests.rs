@@ -456,7 +456,7 @@ fn digest_text_follows_the_shared_layout() {
     e2.sources[0].name = "Some Feed".into();
     let mut d = digest(vec![e2, e]);
     d.topic_description = "Consensus and fault tolerance.".into();
-    let text = digest_text(&settings(), &d);
+    let text = digest_text(&d);
     let expected = "\
 Distributed Systems
 Consensus and fault tolerance.
@@ -567,7 +567,7 @@ fn confirmation_message_links_to_a_confirm_token_valid_for_seven_days() {
 #[test]
 fn archive_html_has_the_articles_but_no_personal_links() {
     let d = twenty();
-    let html = archive_html(&settings(), &d);
+    let html = archive_html(&d);
     assert!(html.contains("Don't rent the cloud"), "{html}");
     assert!(html.contains("href=\"https://blog.comma.ai/datacenter/\""));
     assert!(!html.contains("unsubscribe"));

@@ -563,26 +563,27 @@ impl Scheduler {
             .settings
             .topic(slug)
             .with_context(|| format!("topic {slug:?} is no longer configured"))?;
-        let compiled = match compile_unless_empty(&self.settings, &self.store, topic, slot)
-            .await
-            .with_context(|| format!("compiling {slug}"))?
-        {
-            Ok(compiled) => compiled,
-            Err(empty) => {
-                return Ok((
-                    None,
-                    format!(
-                        "ok: no articles on topic from {} to {}: no issue, nothing queued",
-                        empty
-                            .window_start
-                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        empty
-                            .window_end
-                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    ),
-                ));
-            }
-        };
+        let compiled =
+            match crate::pipeline::compile_unless_empty(&self.settings, &self.store, topic, slot)
+                .await
+                .with_context(|| format!("compiling {slug}"))?
+            {
+                Ok(compiled) => compiled,
+                Err(empty) => {
+                    return Ok((
+                        None,
+                        format!(
+                            "ok: no articles on topic from {} to {}: no issue, nothing queued",
+                            empty
+                                .window_start
+                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                            empty
+                                .window_end
+                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        ),
+                    ));
+                }
+            };
         let now = self.clock.now();
         let summary = match publish_issue(&self.settings, &self.store, topic, &compiled, now)
             .await
@@ -653,28 +654,6 @@ impl fmt::Display for LocalTimes {
         }
         Ok(())
     }
-}
-
-/// Compiles the period's issue unless that would freeze an empty digest: when no issue exists
-/// for the period yet and nothing in the window is on topic (for example because every source
-/// was down), nothing is stored and `None` comes back, so a later run can still compile it.
-pub async fn compile_unless_empty(
-    settings: &Settings,
-    store: &Store,
-    topic: &TopicSettings,
-    at: DateTime<Utc>,
-) -> anyhow::Result<Result<crate::pipeline::CompiledIssue, crate::domain::Digest>> {
-    let (_, end) = crate::pipeline::period(settings, topic, at)?;
-    if store.find_issue(&topic.slug, end).await?.is_none() {
-        let preview = crate::pipeline::preview_digest(settings, store, topic, at).await?;
-        if preview.entries.is_empty() {
-            return Ok(Err(preview));
-        }
-    }
-    Ok(Ok(crate::pipeline::compile_issue(
-        settings, store, topic, at, false,
-    )
-    .await?))
 }
 
 /// What [`publish_issue`] did with a compiled issue.

@@ -195,26 +195,24 @@ impl Store {
             tx.commit().await?;
             id
         });
-        let (id, fresh) = match inserted {
-            Some(id) => (Some(id), true),
-            None => (
-                self.find_issue(&digest.topic_slug, digest.window_end)
-                    .await?
-                    .map(|i| i.id),
-                false,
-            ),
-        };
-        let id = id.ok_or_else(|| {
-            StoreError::NotFound(format!(
-                "issue of {} ending {}",
-                digest.topic_slug, digest.window_end
-            ))
-        })?;
+        if let Some(id) = inserted {
+            let issue = self
+                .get_issue(id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("issue {id}")))?;
+            return Ok((issue, true));
+        }
+        // Another compile froze this period first: that issue stands.
         let issue = self
-            .get_issue(id)
+            .find_issue(&digest.topic_slug, digest.window_end)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("issue {id}")))?;
-        Ok((issue, fresh))
+            .ok_or_else(|| {
+                StoreError::NotFound(format!(
+                    "issue of {} ending {}",
+                    digest.topic_slug, digest.window_end
+                ))
+            })?;
+        Ok((issue, false))
     }
 
     /// Re-freezes an existing issue with a new digest, keeping its id; refused once the issue

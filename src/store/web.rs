@@ -9,12 +9,6 @@ use super::{BeginWrite, Store, StoreResult, email_hash, with_pool};
 use crate::domain::{ConsentSource, SubscriberEmail, TopicSlug};
 
 impl Store {
-    /// Outbox rows per status.
-    pub async fn delivery_counts_by_status(&self) -> StoreResult<BTreeMap<String, i64>> {
-        self.grouped_counts("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
-            .await
-    }
-
     /// Compiled issues per topic.
     pub async fn issue_counts_by_topic(&self) -> StoreResult<BTreeMap<String, i64>> {
         self.grouped_counts("SELECT topic, COUNT(*) FROM issues GROUP BY topic")

@@ -111,7 +111,7 @@ pub async fn issue(
         topic_name: topic_settings.name.clone(),
         period: period(stored.digest.window_start, stored.digest.window_end),
         feed_path: format!("/archive/{topic}/feed.xml"),
-        body: render::archive_html(&state.settings, &stored.digest),
+        body: render::archive_html(&stored.digest),
     };
     let mut response = render_page(&page)?.into_response();
     response.headers_mut().insert(
@@ -184,7 +184,7 @@ pub async fn feed(
             &format!("{} articles", summary.article_count),
         );
         if let Some(stored) = state.store.get_issue(summary.id).await? {
-            let html = render::archive_html(&state.settings, &stored.digest);
+            let html = render::archive_html(&stored.digest);
             xml.push_str(&format!(
                 "<content type=\"html\">{}</content>\n",
                 escape_xml(&html)

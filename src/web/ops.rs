@@ -72,7 +72,7 @@ pub async fn metrics(
         SubscriberStatus::ALL.iter().map(|s| s.as_str()),
     );
     let deliveries = with_zeros(
-        store.delivery_counts_by_status().await?,
+        store.delivery_status_counts().await?,
         DeliveryStatus::ALL.iter().map(|s| s.as_str()),
     );
     let issues = with_zeros(

@@ -430,6 +430,18 @@ pub struct TopicSettings {
     pub deliver_at_local: Option<String>,
 }
 
+impl TopicSettings {
+    /// The topic's own cron, when set and not blank.
+    pub fn own_cron(&self) -> Option<&str> {
+        self.cron.as_deref().filter(|c| !c.trim().is_empty())
+    }
+
+    /// The cron the topic's digests follow: its own, else `[schedule] cron`.
+    pub fn cron_or<'a>(&'a self, schedule: &'a ScheduleSettings) -> &'a str {
+        self.own_cron().unwrap_or(&schedule.cron)
+    }
+}
+
 fn seven() -> u32 {
     7
 }
@@ -690,7 +702,7 @@ impl Settings {
                     "topics[{i}].max_per_domain must be at least 1"
                 )));
             }
-            if let Some(c) = t.cron.as_deref().filter(|c| !c.trim().is_empty()) {
+            if let Some(c) = t.own_cron() {
                 crate::schedule::parse_cron(c)
                     .map_err(|e| err(format!("topics[{i}].cron: {e}")))?;
             }

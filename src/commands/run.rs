@@ -126,11 +126,7 @@ async fn record_digest_run(
     compiled: &crate::pipeline::CompiledIssue,
 ) -> CommandResult {
     let settings = &ctx.settings;
-    let cron = topic
-        .cron
-        .as_deref()
-        .filter(|c| !c.trim().is_empty())
-        .unwrap_or(&settings.schedule.cron);
+    let cron = topic.cron_or(&settings.schedule);
     let next = crate::schedule::Schedule::new(cron, &settings.schedule.timezone)
         .ok()
         .and_then(|s| s.next_after(now()));
@@ -141,7 +137,10 @@ async fn record_digest_run(
     );
     ctx.store
         .record_job_run(
-            &format!("digest:{}", topic.slug),
+            &crate::scheduler::JobKind::Digest {
+                topic: topic.slug.clone(),
+            }
+            .name(),
             Some(compiled.digest.window_end),
             &summary,
             next,

@@ -40,11 +40,7 @@ pub fn period(
     topic: &TopicSettings,
     at: DateTime<Utc>,
 ) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
-    let cron = topic
-        .cron
-        .as_deref()
-        .filter(|c| !c.trim().is_empty())
-        .unwrap_or(&settings.schedule.cron);
+    let cron = topic.cron_or(&settings.schedule);
     anyhow::ensure!(
         !cron.trim().is_empty(),
         "topic {:?} has no schedule: set schedule.cron or the topic's cron",

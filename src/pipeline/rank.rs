@@ -81,14 +81,14 @@ impl RankKey {
     }
 }
 
-/// The digest order of two scored articles (see [`RankKey::order`]).
-pub fn compare(a: (&Article, f64), b: (&Article, f64)) -> Ordering {
-    RankKey::new(a.0, a.1).order(&RankKey::new(b.0, b.1))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The digest order of two scored articles (see [`RankKey::order`]).
+    fn compare(a: (&Article, f64), b: (&Article, f64)) -> Ordering {
+        RankKey::new(a.0, a.1).order(&RankKey::new(b.0, b.1))
+    }
     use crate::domain::ArticleSource;
     use chrono::TimeZone;
 

@@ -401,12 +401,7 @@ impl PreparedDigest {
             });
         }
         let n = &settings.newsletter;
-        let from = config_mailbox(&n.from, "newsletter.from")?;
-        let reply_to = if n.reply_to.trim().is_empty() {
-            None
-        } else {
-            Some(config_mailbox(&n.reply_to, "newsletter.reply_to")?)
-        };
+        let (from, reply_to) = sender_mailboxes(n)?;
         let domain = mailbox_domain(&from);
         let subject = subject_line(digest);
         let entries = entry_views(digest);
@@ -600,12 +595,7 @@ pub fn confirmation_message(
     now: DateTime<Utc>,
 ) -> Result<OutgoingMessage, RenderError> {
     let n = &settings.newsletter;
-    let from = config_mailbox(&n.from, "newsletter.from")?;
-    let reply_to = if n.reply_to.trim().is_empty() {
-        None
-    } else {
-        Some(config_mailbox(&n.reply_to, "newsletter.reply_to")?)
-    };
+    let (from, reply_to) = sender_mailboxes(n)?;
     let domain = mailbox_domain(&from);
     let title = clean_line(&n.title, MAX_NAME_CHARS);
     let subject = clean_line(
@@ -665,6 +655,84 @@ pub fn confirmation_message(
         envelope_from: from.email.to_string(),
         raw,
     })
+}
+
+#[derive(Template)]
+#[template(path = "web/mail/preferences_link.txt")]
+struct LinkText<'a> {
+    title: &'a str,
+    link: &'a str,
+    postal_address: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "web/mail/preferences_link.html")]
+struct LinkHtml<'a> {
+    title: &'a str,
+    link: &'a str,
+    postal_address: &'a str,
+}
+
+/// The "manage your subscription" message the web app sends when a known address is entered
+/// in the subscribe form: a link to `{base_url}/preferences/{token}`. Not DKIM-signed.
+pub fn preferences_link_message(
+    settings: &Settings,
+    tokens: &TokenSigner,
+    recipient: &Recipient,
+    now: DateTime<Utc>,
+) -> Result<OutgoingMessage, RenderError> {
+    let n = &settings.newsletter;
+    let (from, reply_to) = sender_mailboxes(n)?;
+    let link = format!(
+        "{}/preferences/{}",
+        base_url(settings),
+        tokens.preferences(recipient.subscriber_id)
+    );
+    let title: String = n.title.chars().filter(|c| !c.is_control()).collect();
+    let text = LinkText {
+        title: &title,
+        link: &link,
+        postal_address: &n.postal_address,
+    }
+    .render()?;
+    let html = LinkHtml {
+        title: &title,
+        link: &link,
+        postal_address: &n.postal_address,
+    }
+    .render()?;
+    let message_id = format!("<{}@{}>", uuid::Uuid::new_v4(), mailbox_domain(&from));
+    let subject = format!("Your {title} subscription");
+    let envelope = Envelope {
+        from: &from,
+        reply_to: reply_to.as_ref(),
+        to: recipient.email.as_str(),
+        subject: &subject,
+        date: now,
+        message_id: &message_id,
+        list_id: None,
+        unsubscribe_url: None,
+    };
+    let raw = build_message(&envelope, Parts::Plain { text, html }, None)?;
+    Ok(OutgoingMessage {
+        message_id,
+        to: recipient.email.clone(),
+        envelope_from: from.email.to_string(),
+        raw,
+    })
+}
+
+/// `newsletter.from` and `newsletter.reply_to` (when set) as mailboxes.
+fn sender_mailboxes(
+    n: &crate::config::NewsletterSettings,
+) -> Result<(Mailbox, Option<Mailbox>), RenderError> {
+    let from = config_mailbox(&n.from, "newsletter.from")?;
+    let reply_to = if n.reply_to.trim().is_empty() {
+        None
+    } else {
+        Some(config_mailbox(&n.reply_to, "newsletter.reply_to")?)
+    };
+    Ok((from, reply_to))
 }
 
 /// "Rust", "Rust and Go", "Rust, Go and Zig"; "the newsletter" for none.

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use local_time::{local_not_before, parse_timezone};
@@ -120,7 +120,6 @@ pub struct Scheduler {
     plan: JobPlan,
     options: SchedulerOptions,
     outcomes: Option<mpsc::UnboundedSender<JobOutcome>>,
-    nudge: Option<Arc<Notify>>,
     queue: Vec<Pending>,
 }
 
@@ -178,7 +177,6 @@ impl Scheduler {
             plan,
             options: SchedulerOptions::default(),
             outcomes: None,
-            nudge: None,
             queue: Vec::new(),
         })
     }
@@ -191,13 +189,6 @@ impl Scheduler {
     /// Sends every [`JobOutcome`] to `sender` (for tests and metrics).
     pub fn with_outcomes(mut self, sender: mpsc::UnboundedSender<JobOutcome>) -> Scheduler {
         self.outcomes = Some(sender);
-        self
-    }
-
-    /// The retry sweep calls `notify_waiters` on this when deliveries are due, to wake
-    /// delivery workers that wait on it.
-    pub fn with_delivery_nudge(mut self, nudge: Arc<Notify>) -> Scheduler {
-        self.nudge = Some(nudge);
         self
     }
 
@@ -445,15 +436,8 @@ impl Scheduler {
     async fn retry_sweep(&self) -> anyhow::Result<String> {
         let now = self.clock.now();
         let (due, stale) = self.store.deliveries_due(now).await?;
-        let nudged = match &self.nudge {
-            Some(n) if due + stale > 0 => {
-                n.notify_waiters();
-                ", workers nudged"
-            }
-            _ => "",
-        };
         Ok(format!(
-            "ok: {due} deliveries due, {stale} with expired leases{nudged}"
+            "ok: {due} deliveries due, {stale} with expired leases"
         ))
     }
 

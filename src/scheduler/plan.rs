@@ -17,7 +17,7 @@ pub enum JobKind {
     Fetch,
     /// Compile the topic's issue for the period and queue it (topic `cron` or `[schedule] cron`).
     Digest { topic: String },
-    /// Look for deliveries due again and nudge the workers (`[schedule] retry_cron`).
+    /// Count deliveries due again and expired leases, for the job log (`[schedule] retry_cron`).
     RetrySweep,
     /// Purge unconfirmed subscribers and old cached pages (`[schedule] housekeeping_cron`).
     Housekeeping,
@@ -90,10 +90,11 @@ impl JobPlan {
         };
         add("schedule.fetch_cron", &sch.fetch_cron, JobKind::Fetch)?;
         for (i, topic) in settings.topics.iter().enumerate() {
-            let (key, cron) = match topic.cron.as_deref() {
-                Some(c) if !c.trim().is_empty() => (format!("topics[{i}].cron"), c),
-                _ => ("schedule.cron".to_string(), sch.cron.as_str()),
+            let key = match topic.own_cron() {
+                Some(_) => format!("topics[{i}].cron"),
+                None => "schedule.cron".to_string(),
             };
+            let cron = topic.cron_or(sch);
             add(
                 &key,
                 cron,

@@ -75,6 +75,20 @@ pub fn user_agent(headers: &HeaderMap) -> Option<String> {
     Some(ua.chars().filter(|c| !c.is_control()).take(512).collect())
 }
 
+/// What the consent record keeps of a request: its address and user agent, when
+/// `[web] record_consent_ip` is on; nothing otherwise.
+pub fn consent_evidence(
+    state: &AppState,
+    ip: IpAddr,
+    headers: &HeaderMap,
+) -> (Option<String>, Option<String>) {
+    if state.settings.web.record_consent_ip {
+        (Some(ip.to_string()), user_agent(headers))
+    } else {
+        (None, None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

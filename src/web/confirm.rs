@@ -8,9 +8,9 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::client_ip::{ClientIp, user_agent};
+use super::client_ip::{ClientIp, consent_evidence};
 use super::error::WebError;
-use super::pages::{Site, render_page, topic_name};
+use super::pages::{self, Site, render_page, topic_names};
 use crate::domain::SubscriberStatus;
 use crate::store::SubscriberRecord;
 use crate::tokens::Purpose;
@@ -32,25 +32,15 @@ pub struct ConfirmedPage {
     pub preferences_path: String,
 }
 
+/// The subscriber a confirmation link names.
 async fn subscriber_for(state: &AppState, token: &str) -> Result<SubscriberRecord, WebError> {
-    let claims = state.tokens.verify(token, Purpose::Confirm, state.now())?;
-    state
-        .store
-        .get_subscriber(claims.subscriber_id)
-        .await?
-        .ok_or_else(|| {
-            WebError::BadRequest(
-                "This subscription no longer exists. Please subscribe again.".into(),
-            )
-        })
-}
-
-fn topic_names(state: &AppState, record: &SubscriberRecord) -> Vec<String> {
-    record
-        .topics
-        .iter()
-        .map(|t| topic_name(&state.settings, t))
-        .collect()
+    pages::subscriber_for(
+        state,
+        token,
+        Purpose::Confirm,
+        "This subscription no longer exists. Please subscribe again.",
+    )
+    .await
 }
 
 /// `GET /confirm/{token}`
@@ -65,7 +55,7 @@ pub async fn show(
     let page = ConfirmPage {
         site: Site::from_settings(&state.settings),
         email: record.email.clone(),
-        topics: topic_names(&state, &record),
+        topics: topic_names(&state.settings, &record.topics),
         token,
     };
     Ok(render_page(&page)?.into_response())
@@ -81,13 +71,7 @@ pub async fn submit(
     let record = subscriber_for(&state, &token).await?;
     match record.status {
         SubscriberStatus::Pending => {
-            let record_ip = state.settings.web.record_consent_ip;
-            let ip_text = record_ip.then(|| ip.to_string());
-            let ua = if record_ip {
-                user_agent(&headers)
-            } else {
-                None
-            };
+            let (ip_text, ua) = consent_evidence(&state, ip, &headers);
             state
                 .store
                 .confirm_subscriber(
@@ -115,7 +99,7 @@ pub async fn submit(
 fn confirmed_page(state: &AppState, record: &SubscriberRecord) -> Result<Response, WebError> {
     let page = ConfirmedPage {
         site: Site::from_settings(&state.settings),
-        topics: topic_names(state, record),
+        topics: topic_names(&state.settings, &record.topics),
         preferences_path: format!("/preferences/{}", state.tokens.preferences(record.id)),
     };
     Ok(render_page(&page)?.into_response())

@@ -58,7 +58,10 @@ impl WebError {
         let (heading, message) = match self {
             WebError::InvalidLink(TokenError::Expired) => (
                 "This link has expired",
-                "Confirmation links work for 7 days. Subscribe again to get a new one.".to_string(),
+                format!(
+                    "Confirmation links work for {} days. Subscribe again to get a new one.",
+                    crate::tokens::CONFIRM_VALIDITY_DAYS
+                ),
             ),
             WebError::InvalidLink(_) => (
                 "This link is not valid",

@@ -9,7 +9,6 @@ mod archive;
 mod client_ip;
 mod confirm;
 mod error;
-mod mail;
 mod ops;
 mod pages;
 mod preferences;

@@ -64,6 +64,27 @@ pub fn topic_name(settings: &Settings, slug: &str) -> String {
         .unwrap_or_else(|| slug.to_string())
 }
 
+/// The display names of `slugs`, in order.
+pub fn topic_names(settings: &Settings, slugs: &[String]) -> Vec<String> {
+    slugs.iter().map(|t| topic_name(settings, t)).collect()
+}
+
+/// The subscriber a link token of `purpose` names; `gone` is the message when they no longer
+/// exist.
+pub async fn subscriber_for(
+    state: &super::AppState,
+    token: &str,
+    purpose: crate::tokens::Purpose,
+    gone: &str,
+) -> Result<crate::store::SubscriberRecord, super::error::WebError> {
+    let claims = state.tokens.verify(token, purpose, state.now())?;
+    state
+        .store
+        .get_subscriber(claims.subscriber_id)
+        .await?
+        .ok_or_else(|| super::error::WebError::BadRequest(gone.into()))
+}
+
 #[derive(Clone, Template)]
 #[template(path = "web/error.html")]
 pub struct ErrorPage {

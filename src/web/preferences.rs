@@ -10,9 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::client_ip::{ClientIp, user_agent};
+use super::client_ip::{ClientIp, consent_evidence};
 use super::error::WebError;
-use super::pages::{Site, TopicChoice, render_page};
+use super::pages::{self, Site, TopicChoice, render_page};
 use super::unsubscribe::unsubscribed_page;
 use crate::domain::{SubscriberEmail, SubscriberStatus, TopicSlug};
 use crate::store::SubscriberRecord;
@@ -51,15 +51,15 @@ fn parse_form(body: &[u8]) -> PreferencesForm {
     form
 }
 
+/// The subscriber a preferences link names.
 async fn subscriber_for(state: &AppState, token: &str) -> Result<SubscriberRecord, WebError> {
-    let claims = state
-        .tokens
-        .verify(token, Purpose::Preferences, state.now())?;
-    state
-        .store
-        .get_subscriber(claims.subscriber_id)
-        .await?
-        .ok_or_else(|| WebError::BadRequest("This subscription no longer exists.".into()))
+    pages::subscriber_for(
+        state,
+        token,
+        Purpose::Preferences,
+        "This subscription no longer exists.",
+    )
+    .await
 }
 
 fn page(state: &AppState, token: String, record: &SubscriberRecord) -> PreferencesPage {
@@ -71,8 +71,7 @@ fn page(state: &AppState, token: String, record: &SubscriberRecord) -> Preferenc
             record.topics.iter().any(|t| t == slug)
         }),
         timezone: record.timezone.clone().unwrap_or_default(),
-        unsubscribed: record.status != SubscriberStatus::Confirmed
-            && record.status != SubscriberStatus::Pending,
+        unsubscribed: record.status.is_suppressed(),
         saved: false,
         error: None,
     }
@@ -128,13 +127,7 @@ pub async fn submit(
         SubscriberStatus::Unsubscribed if !topics.is_empty() => {
             let email = SubscriberEmail::parse(&record.email)
                 .map_err(|e| anyhow::anyhow!("stored address of subscriber {}: {e}", record.id))?;
-            let record_ip = state.settings.web.record_consent_ip;
-            let ip_text = record_ip.then(|| ip.to_string());
-            let ua = if record_ip {
-                user_agent(&headers)
-            } else {
-                None
-            };
+            let (ip_text, ua) = consent_evidence(&state, ip, &headers);
             state
                 .store
                 .resubscribe_from_web(

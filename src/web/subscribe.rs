@@ -16,10 +16,9 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock as _, DefaultClock};
 
 use super::AppState;
-use super::client_ip::{ClientIp, user_agent};
+use super::client_ip::{ClientIp, consent_evidence};
 use super::error::WebError;
-use super::mail;
-use super::pages::{Site, TopicChoice, render_page, topic_name};
+use super::pages::{Site, TopicChoice, render_page, topic_name, topic_names};
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberStatus, TopicSlug};
 use crate::render::{self, Recipient};
 use crate::store::{AddOutcome, NewSubscriber};
@@ -100,13 +99,7 @@ pub async fn submit(
     if !form.website.is_empty() {
         tracing::info!(%ip, "subscribe form honeypot filled; ignored");
     } else {
-        let record_ip = state.settings.web.record_consent_ip;
-        let ip_text = record_ip.then(|| ip.to_string());
-        let ua = if record_ip {
-            user_agent(&headers)
-        } else {
-            None
-        };
+        let (ip_text, ua) = consent_evidence(&state, ip, &headers);
         subscribe(&state, &email, &topics, ip_text, ua).await?;
     }
     let page = SubscribedPage {
@@ -198,11 +191,7 @@ async fn subscribe(
     };
     match known.status {
         SubscriberStatus::Pending => {
-            let names: Vec<String> = known
-                .topics
-                .iter()
-                .map(|t| topic_name(&state.settings, t))
-                .collect();
+            let names = topic_names(&state.settings, &known.topics);
             send_confirmation(state, known.id, email, &names).await
         }
         SubscriberStatus::Confirmed | SubscriberStatus::Unsubscribed => {
@@ -218,43 +207,29 @@ async fn send_confirmation(
     email: &SubscriberEmail,
     topic_names: &[String],
 ) -> Result<(), WebError> {
-    let now = state.now();
-    if !state
-        .store
-        .claim_confirmation_slot(id, now, CONFIRMATION_GAP)
-        .await?
-    {
-        tracing::debug!(
-            subscriber = id,
-            "confirmation sent within the hour; not again"
-        );
-        return Ok(());
-    }
     let recipient = Recipient {
         subscriber_id: id,
         email: email.clone(),
     };
-    let msg = render::confirmation_message(
-        &state.settings,
-        &state.tokens,
-        state.dkim.as_ref(),
-        &recipient,
-        topic_names,
-        now,
-    )
-    .map_err(|e| anyhow::Error::new(e).context("rendering the confirmation email"))?;
-    state
-        .store
-        .enqueue_transactional(
-            crate::store::DeliveryKind::Confirm,
-            id,
-            msg.to.as_str(),
-            &msg.message_id,
-            &msg.raw,
+    let queued = queue_once(state, id, |now| {
+        render::confirmation_message(
+            &state.settings,
+            &state.tokens,
+            state.dkim.as_ref(),
+            &recipient,
+            topic_names,
             now,
         )
-        .await?;
-    tracing::info!(subscriber = id, "confirmation email queued");
+        .map_err(|e| {
+            anyhow::Error::new(e)
+                .context("rendering the confirmation email")
+                .into()
+        })
+    })
+    .await?;
+    if queued {
+        tracing::info!(subscriber = id, "confirmation email queued");
+    }
     Ok(())
 }
 
@@ -263,15 +238,49 @@ async fn send_preferences_link(
     id: i64,
     email: &SubscriberEmail,
 ) -> Result<(), WebError> {
+    let recipient = Recipient {
+        subscriber_id: id,
+        email: email.clone(),
+    };
+    let queued = queue_once(state, id, |now| {
+        render::preferences_link_message(&state.settings, &state.tokens, &recipient, now).map_err(
+            |e| {
+                anyhow::Error::new(e)
+                    .context("rendering the preferences email")
+                    .into()
+            },
+        )
+    })
+    .await?;
+    if queued {
+        tracing::info!(
+            subscriber = id,
+            "preferences link queued for a known address"
+        );
+    }
+    Ok(())
+}
+
+/// Queues the message `build` makes for subscriber `id`, unless one was queued for them within
+/// `CONFIRMATION_GAP`; returns whether it was queued.
+async fn queue_once(
+    state: &AppState,
+    id: i64,
+    build: impl FnOnce(chrono::DateTime<chrono::Utc>) -> Result<render::OutgoingMessage, WebError>,
+) -> Result<bool, WebError> {
     let now = state.now();
     if !state
         .store
         .claim_confirmation_slot(id, now, CONFIRMATION_GAP)
         .await?
     {
-        return Ok(());
+        tracing::debug!(
+            subscriber = id,
+            "a message went out within the hour; not again"
+        );
+        return Ok(false);
     }
-    let msg = mail::preferences_link_message(state, id, email, now)?;
+    let msg = build(now)?;
     state
         .store
         .enqueue_transactional(
@@ -283,9 +292,5 @@ async fn send_preferences_link(
             now,
         )
         .await?;
-    tracing::info!(
-        subscriber = id,
-        "preferences link queued for a known address"
-    );
-    Ok(())
+    Ok(true)
 }

@@ -101,6 +101,21 @@ impl Store {
         })
     }
 
+    /// The `limit` newest issues of `topic` with their digests, newest period first.
+    pub async fn latest_issues(&self, topic: &str, limit: i64) -> StoreResult<Vec<StoredIssue>> {
+        with_pool!(self, p => {
+            let rows: Vec<IssueRow> = sqlx::query_as(
+                "SELECT id, topic, window_start, window_end, compiled_at, content FROM issues
+                 WHERE topic = $1 ORDER BY window_end DESC, id DESC LIMIT $2",
+            )
+            .bind(topic)
+            .bind(limit)
+            .fetch_all(p)
+            .await?;
+            rows.into_iter().map(IssueRow::into_issue).collect()
+        })
+    }
+
     /// Issues, newest period first, optionally of one topic.
     pub async fn list_issues(&self, topic: Option<&str>) -> StoreResult<Vec<IssueSummary>> {
         with_pool!(self, p => {

@@ -12,10 +12,9 @@ use super::AppState;
 use super::error::WebError;
 use super::pages::{Site, render_page};
 use crate::render;
-use crate::store::IssueSummary;
 
 /// How many issues the feed carries.
-const FEED_ENTRIES: usize = 20;
+const FEED_ENTRIES: i64 = 20;
 
 /// Issues may embed styles from the email templates; scripts stay forbidden.
 const ISSUE_CSP: &str = "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; \
@@ -127,13 +126,7 @@ pub async fn feed(
     Path(topic): Path<String>,
 ) -> Result<Response, WebError> {
     let topic_settings = state.settings.topic(&topic).ok_or(WebError::NotFound)?;
-    let issues: Vec<IssueSummary> = state
-        .store
-        .list_issues(Some(&topic))
-        .await?
-        .into_iter()
-        .take(FEED_ENTRIES)
-        .collect();
+    let issues = state.store.latest_issues(&topic, FEED_ENTRIES).await?;
     let base = state.base_url();
     let title = format!(
         "{}: {}",
@@ -160,8 +153,8 @@ pub async fn feed(
     xml.push_str("<author>");
     push_element(&mut xml, "name", &state.settings.newsletter.title);
     xml.push_str("</author>\n");
-    for summary in &issues {
-        let url = format!("{base}/archive/{topic}/{}", summary.id);
+    for issue in &issues {
+        let url = format!("{base}/archive/{topic}/{}", issue.id);
         xml.push_str("<entry>\n");
         push_element(
             &mut xml,
@@ -169,7 +162,7 @@ pub async fn feed(
             &format!(
                 "{}, {}",
                 topic_settings.name,
-                period(summary.window_start, summary.window_end)
+                period(issue.window_start, issue.window_end)
             ),
         );
         push_element(&mut xml, "id", &url);
@@ -177,19 +170,17 @@ pub async fn feed(
             "<link rel=\"alternate\" type=\"text/html\" href=\"{}\"/>\n",
             escape_xml(&url)
         ));
-        push_element(&mut xml, "updated", &summary.compiled_at.to_rfc3339());
+        push_element(&mut xml, "updated", &issue.compiled_at.to_rfc3339());
         push_element(
             &mut xml,
             "summary",
-            &format!("{} articles", summary.article_count),
+            &format!("{} articles", issue.digest.entries.len()),
         );
-        if let Some(stored) = state.store.get_issue(summary.id).await? {
-            let html = render::archive_html(&stored.digest);
-            xml.push_str(&format!(
-                "<content type=\"html\">{}</content>\n",
-                escape_xml(&html)
-            ));
-        }
+        let html = render::archive_html(&issue.digest);
+        xml.push_str(&format!(
+            "<content type=\"html\">{}</content>\n",
+            escape_xml(&html)
+        ));
         xml.push_str("</entry>\n");
     }
     xml.push_str("</feed>\n");

@@ -5,7 +5,7 @@
 use chrono::Utc;
 
 use super::http::HttpClient;
-use super::{MAX_TEXT_CHARS, MAX_TITLE_CHARS, SourceBatch, clean_text, html_to_text};
+use super::{MAX_TITLE_CHARS, SourceBatch, clean_text, html_to_text, optional_text};
 use crate::config::SourceSettings;
 use crate::domain::FetchedItem;
 use crate::pipeline::canonical::canonical_link;
@@ -117,19 +117,8 @@ pub fn parse(
             ));
             continue;
         };
-        let text = entry
-            .summary
-            .as_ref()
-            .map(|s| html_to_text(&s.content, MAX_TEXT_CHARS))
-            .filter(|t| !t.is_empty())
-            .or_else(|| {
-                entry
-                    .content
-                    .as_ref()
-                    .and_then(|c| c.body.as_deref())
-                    .map(|b| html_to_text(b, MAX_TEXT_CHARS))
-                    .filter(|t| !t.is_empty())
-            });
+        let text = optional_text(entry.summary.as_ref().map(|s| s.content.as_str()))
+            .or_else(|| optional_text(entry.content.as_ref().and_then(|c| c.body.as_deref())));
         let external_id = if entry.id.trim().is_empty() {
             link.url.clone()
         } else {

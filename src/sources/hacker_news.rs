@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::http::HttpClient;
-use super::{FetchWindow, MAX_TEXT_CHARS, MAX_TITLE_CHARS, SourceBatch, clean_text, html_to_text};
+use super::{FetchWindow, MAX_TITLE_CHARS, SourceBatch, clean_text, optional_text};
 use crate::config::SourceSettings;
 use crate::domain::FetchedItem;
 use crate::pipeline::canonical::canonical_link;
@@ -169,11 +169,7 @@ fn to_item(source_name: &str, hit: Hit) -> Result<FetchedItem, String> {
         published_at,
         points: hit.points,
         comments: hit.num_comments,
-        text: hit
-            .story_text
-            .as_deref()
-            .map(|t| html_to_text(t, MAX_TEXT_CHARS))
-            .filter(|t| !t.is_empty()),
+        text: optional_text(hit.story_text.as_deref()),
         tags,
     })
 }

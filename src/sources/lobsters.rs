@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::http::HttpClient;
-use super::{MAX_TEXT_CHARS, MAX_TITLE_CHARS, SourceBatch, clean_text, html_to_text};
+use super::{MAX_TITLE_CHARS, SourceBatch, clean_text, optional_text};
 use crate::config::SourceSettings;
 use crate::domain::FetchedItem;
 use crate::pipeline::canonical::canonical_link;
@@ -132,11 +132,7 @@ fn to_item(source_name: &str, s: Story) -> Result<FetchedItem, String> {
         published_at,
         points: s.score,
         comments: s.comment_count,
-        text: s
-            .description
-            .as_deref()
-            .map(|d| html_to_text(d, MAX_TEXT_CHARS))
-            .filter(|t| !t.is_empty()),
+        text: optional_text(s.description.as_deref()),
         tags: s
             .tags
             .iter()

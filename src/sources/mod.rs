@@ -47,6 +47,19 @@ pub fn clean_text(s: &str, max: usize) -> String {
     }
 }
 
+/// Whether any of `elements` hides its text from readers (script, style, noscript, template).
+pub(crate) fn any_hidden<'a>(
+    mut elements: impl Iterator<Item = &'a scraper::node::Element>,
+) -> bool {
+    elements.any(|e| matches!(e.name(), "script" | "style" | "noscript" | "template"))
+}
+
+/// The visible text of an optional HTML fragment, or `None` when it has none.
+pub fn optional_text(html: Option<&str>) -> Option<String> {
+    html.map(|t| html_to_text(t, MAX_TEXT_CHARS))
+        .filter(|t| !t.is_empty())
+}
+
 /// The visible text of an HTML fragment (script and style content dropped), cleaned.
 pub fn html_to_text(html: &str, max: usize) -> String {
     if !html.contains('<') && !html.contains('&') {
@@ -55,16 +68,11 @@ pub fn html_to_text(html: &str, max: usize) -> String {
     let frag = scraper::Html::parse_fragment(html);
     let mut out = String::new();
     for node in frag.tree.nodes() {
-        if let scraper::Node::Text(t) = node.value() {
-            let hidden = node.ancestors().any(|a| {
-                a.value().as_element().is_some_and(|e| {
-                    matches!(e.name(), "script" | "style" | "noscript" | "template")
-                })
-            });
-            if !hidden {
-                out.push_str(t);
-                out.push(' ');
-            }
+        if let scraper::Node::Text(t) = node.value()
+            && !any_hidden(node.ancestors().filter_map(|a| a.value().as_element()))
+        {
+            out.push_str(t);
+            out.push(' ');
         }
     }
     clean_text(&out, max)

@@ -2,6 +2,8 @@
 //! main text (paragraphs of `article`, else `main`, else `body`, outside navigation, headers,
 //! footers, asides, forms, scripts and styles), parsed with html5ever through `scraper`.
 
+use std::sync::LazyLock;
+
 use scraper::{ElementRef, Html, Selector};
 
 use super::{MAX_TEXT_CHARS, clean_text};
@@ -16,9 +18,31 @@ fn sel(s: &str) -> Option<Selector> {
     Selector::parse(s).ok()
 }
 
-fn meta(doc: &Html, selector: &str) -> Option<String> {
-    let s = sel(selector)?;
-    doc.select(&s)
+/// Where a page describes itself, in order of preference.
+static DESCRIPTIONS: LazyLock<Vec<Selector>> = LazyLock::new(|| {
+    [
+        r#"meta[name="description" i]"#,
+        r#"meta[property="og:description" i]"#,
+        r#"meta[name="twitter:description" i]"#,
+    ]
+    .iter()
+    .filter_map(|s| sel(s))
+    .collect()
+});
+
+/// Where the main text lives, in order of preference.
+static ROOTS: LazyLock<Vec<Selector>> = LazyLock::new(|| {
+    ["article", "main", "[role=main]", "body"]
+        .iter()
+        .filter_map(|s| sel(s))
+        .collect()
+});
+
+/// The blocks the main text is made of.
+static BLOCKS: LazyLock<Option<Selector>> = LazyLock::new(|| sel("p, li, h2, h3, pre"));
+
+fn meta(doc: &Html, s: &Selector) -> Option<String> {
+    doc.select(s)
         .filter_map(|e| e.value().attr("content"))
         .map(|c| clean_text(c, 1000))
         .find(|c| !c.is_empty())
@@ -27,15 +51,10 @@ fn meta(doc: &Html, selector: &str) -> Option<String> {
 fn element_text(e: ElementRef<'_>) -> String {
     let mut out = String::new();
     for node in e.descendants() {
-        if let scraper::Node::Text(t) = node.value() {
-            let hidden = node.ancestors().any(|a| {
-                a.value().as_element().is_some_and(|el| {
-                    matches!(el.name(), "script" | "style" | "noscript" | "template")
-                })
-            });
-            if !hidden {
-                out.push_str(t);
-            }
+        if let scraper::Node::Text(t) = node.value()
+            && !super::any_hidden(node.ancestors().filter_map(|a| a.value().as_element()))
+        {
+            out.push_str(t);
         }
     }
     clean_text(&out, MAX_TEXT_CHARS)
@@ -44,16 +63,11 @@ fn element_text(e: ElementRef<'_>) -> String {
 /// Extracts description and main text from an HTML document.
 pub fn extract(html: &str) -> PageInfo {
     let doc = Html::parse_document(html);
-    let description = meta(&doc, r#"meta[name="description" i]"#)
-        .or_else(|| meta(&doc, r#"meta[property="og:description" i]"#))
-        .or_else(|| meta(&doc, r#"meta[name="twitter:description" i]"#));
-    let root = ["article", "main", "[role=main]", "body"]
-        .iter()
-        .filter_map(|s| sel(s))
-        .find_map(|s| doc.select(&s).next());
+    let description = DESCRIPTIONS.iter().find_map(|s| meta(&doc, s));
+    let root = ROOTS.iter().find_map(|s| doc.select(s).next());
     let mut text = String::new();
-    if let (Some(root), Some(p_sel)) = (root, sel("p, li, h2, h3, pre")) {
-        for p in root.select(&p_sel) {
+    if let (Some(root), Some(p_sel)) = (root, BLOCKS.as_ref()) {
+        for p in root.select(p_sel) {
             let skipped = p
                 .ancestors()
                 .take_while(|a| a.id() != root.id())

@@ -108,8 +108,41 @@ impl BeginWrite for PgPool {
     }
 }
 
-/// Adds one (subscriber, topic) subscription; binds subscriber id, topic, time. Idempotent.
-pub(crate) const INSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions (subscriber_id, topic, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+/// Subscribes subscriber `$id` to each of `$topics` (`TopicSlug`s) inside the write
+/// transaction `$tx`, at `$now`; topics already held are left alone. Evaluates to the number of
+/// new subscriptions. A macro, like [`with_pool!`], so one text serves both backends'
+/// transactions.
+macro_rules! insert_subscriptions {
+    ($tx:expr, $id:expr, $topics:expr, $now:expr) => {{
+        let mut added: u64 = 0;
+        for topic in $topics {
+            added += sqlx::query(
+                "INSERT INTO subscriptions (subscriber_id, topic, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind($id)
+            .bind(topic.as_str())
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+        }
+        added
+    }};
+}
+pub(crate) use insert_subscriptions;
+
+/// Replaces subscriber `$id`'s topics with `$topics` inside `$tx` (see [`insert_subscriptions!`]).
+macro_rules! replace_subscriptions {
+    ($tx:expr, $id:expr, $topics:expr, $now:expr) => {{
+        sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1")
+            .bind($id)
+            .execute(&mut *$tx)
+            .await?;
+        $crate::store::insert_subscriptions!($tx, $id, $topics, $now)
+    }};
+}
+pub(crate) use replace_subscriptions;
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

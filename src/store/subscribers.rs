@@ -192,16 +192,8 @@ impl Store {
                                 .execute(&mut *tx)
                                 .await?;
                         }
-                        let mut added = 0usize;
-                        for topic in &new.topics {
-                            let r = sqlx::query(super::INSERT_SUBSCRIPTION)
-                                .bind(id)
-                                .bind(topic.as_str())
-                                .bind(now)
-                                .execute(&mut *tx)
-                                .await?;
-                            added += usize::try_from(r.rows_affected()).unwrap_or(0);
-                        }
+                        let added = super::insert_subscriptions!(tx, id, &new.topics, now);
+                        let added = usize::try_from(added).unwrap_or(0);
                         AddOutcome::Updated { id, added_topics: added, confirmed: became_confirmed }
                     }
                     None => {
@@ -240,14 +232,7 @@ impl Store {
                                 .execute(&mut *tx)
                                 .await?;
                         } else {
-                            for topic in &new.topics {
-                                sqlx::query(super::INSERT_SUBSCRIPTION)
-                                    .bind(id)
-                                    .bind(topic.as_str())
-                                    .bind(now)
-                                    .execute(&mut *tx)
-                                    .await?;
-                            }
+                            super::insert_subscriptions!(tx, id, &new.topics, now);
                         }
                         AddOutcome::Created { id }
                     }
@@ -423,18 +408,7 @@ impl Store {
     ) -> StoreResult<()> {
         with_pool!(self, p => {
             let mut tx = p.begin_write().await?;
-            sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            for t in topics {
-                sqlx::query(super::INSERT_SUBSCRIPTION)
-                    .bind(id)
-                    .bind(t.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            super::replace_subscriptions!(tx, id, topics, now);
             sqlx::query("UPDATE subscribers SET timezone = $1, updated_at = $2 WHERE id = $3")
                 .bind(timezone)
                 .bind(now)
@@ -469,14 +443,7 @@ impl Store {
             if r.rows_affected() == 0 {
                 return Ok(false);
             }
-            for t in topics {
-                sqlx::query(super::INSERT_SUBSCRIPTION)
-                    .bind(id)
-                    .bind(t.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            super::insert_subscriptions!(tx, id, topics, now);
             sqlx::query("UPDATE consents SET confirmed_at = $1, ip = COALESCE($2, ip), user_agent = COALESCE($3, user_agent) \
                          WHERE id = (SELECT MAX(id) FROM consents WHERE subscriber_id = $4)")
                 .bind(now)

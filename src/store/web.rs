@@ -46,18 +46,7 @@ impl Store {
                 .bind(&hash)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            for t in topics {
-                sqlx::query(super::INSERT_SUBSCRIPTION)
-                    .bind(id)
-                    .bind(t.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            super::replace_subscriptions!(tx, id, topics, now);
             sqlx::query("INSERT INTO consents (subscriber_id, source, wording_version, asked_at, confirmed_at, ip, user_agent) \
                          VALUES ($1, $2, $3, $4, $4, $5, $6)")
                 .bind(id)

@@ -129,3 +129,15 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
     ctx.store.close().await;
     result
 }
+
+/// Exit 1 when a delivery run could not complete (the mail server never answered, or the run
+/// was aborted); the summary printed before counts any failures of a completed run.
+fn completed(report: crate::delivery::DeliveryReport) -> CommandResult {
+    if report.unreachable() || report.aborted {
+        return Err(CommandError::Failed(anyhow::anyhow!(
+            "could not deliver: no message got an answer from the mail server ({})",
+            report.last_error.unwrap_or_else(|| "no reply".into())
+        )));
+    }
+    Ok(())
+}

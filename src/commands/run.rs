@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 
 use anyhow::Context as _;
 
-use super::{CommandError, CommandResult, Context, now};
+use super::{CommandResult, Context, now};
 use crate::cli::RunArgs;
 use crate::pipeline::compile_unless_empty;
 use crate::scheduler::{Published, publish_issue};
@@ -108,13 +108,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
             n("queued") + n("sending")
         );
     }
-    if report.unreachable() || report.aborted {
-        return Err(CommandError::Failed(anyhow::anyhow!(
-            "could not deliver: no message got an answer from the mail server ({})",
-            report.last_error.unwrap_or_else(|| "no reply".into())
-        )));
-    }
-    Ok(())
+    super::completed(report)
 }
 
 /// Records the handled period as the topic's last digest run, so `tidings status` shows it and

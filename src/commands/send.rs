@@ -96,13 +96,7 @@ pub async fn run(ctx: &Context, args: SendArgs) -> CommandResult {
         count("skipped"),
         count("queued") + count("sending")
     );
-    if report.unreachable() || report.aborted {
-        return Err(CommandError::Failed(anyhow::anyhow!(
-            "could not deliver: no message got an answer from the mail server ({})",
-            report.last_error.unwrap_or_else(|| "no reply".into())
-        )));
-    }
-    Ok(())
+    super::completed(report)
 }
 
 /// A progress bar on a terminal, log lines every 10% otherwise.

@@ -250,21 +250,26 @@ impl Store {
         filter: &SubscriberFilter,
     ) -> StoreResult<Vec<SubscriberRecord>> {
         let status = filter.status.map(|s| s.as_str().to_string());
+        // The filter, on subscribers `s`; binds status, topic.
+        const MATCHES: &str = "($1 IS NULL OR s.status = $1) \
+             AND ($2 IS NULL OR EXISTS (SELECT 1 FROM subscriptions u WHERE u.subscriber_id = s.id AND u.topic = $2))";
         let (rows, subs): (Vec<SubscriberRow>, Vec<(i64, String)>) = with_pool!(self, p => {
-            let rows: Vec<SubscriberRow> = sqlx::query_as(
-                "SELECT id, email, status, timezone, created_at, confirmed_at, unsubscribed_at FROM subscribers s \
-                 WHERE ($1 IS NULL OR status = $1) \
-                 AND ($2 IS NULL OR EXISTS (SELECT 1 FROM subscriptions t WHERE t.subscriber_id = s.id AND t.topic = $2)) \
-                 ORDER BY id",
-            )
+            let rows: Vec<SubscriberRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{SELECT_SUBSCRIBER} s WHERE {MATCHES} ORDER BY id"
+            )))
             .bind(&status)
             .bind(&filter.topic)
             .fetch_all(p)
             .await?;
-            let subs: Vec<(i64, String)> =
-                sqlx::query_as("SELECT subscriber_id, topic FROM subscriptions ORDER BY subscriber_id, topic")
-                    .fetch_all(p)
-                    .await?;
+            // The topics of the listed subscribers only.
+            let subs: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT t.subscriber_id, t.topic FROM subscriptions t JOIN subscribers s ON s.id = t.subscriber_id \
+                 WHERE {MATCHES} ORDER BY t.subscriber_id, t.topic"
+            )))
+            .bind(&status)
+            .bind(&filter.topic)
+            .fetch_all(p)
+            .await?;
             (rows, subs)
         });
         let mut by_id: BTreeMap<i64, Vec<String>> = BTreeMap::new();

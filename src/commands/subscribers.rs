@@ -68,18 +68,11 @@ fn parse_topics<'a>(
 
 async fn add(ctx: &Context, a: AddArgs) -> CommandResult {
     let email = parse_email(&a.email)?;
-    let topics = parse_topics(ctx, a.topics.iter().map(String::as_str)).map_err(|e| {
-        if e.starts_with("unknown topic") {
-            // Reuse the message that lists the configured topics.
-            a.topics
-                .iter()
-                .find(|t| ctx.settings.topic(t.trim()).is_none())
-                .and_then(|t| ctx.topic(t.trim()).err())
-                .unwrap_or_else(|| usage(e.clone()))
-        } else {
-            usage(e)
-        }
-    })?;
+    // An unknown topic gets the message that lists the configured ones.
+    for t in a.topics.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        ctx.topic(t)?;
+    }
+    let topics = parse_topics(ctx, a.topics.iter().map(String::as_str)).map_err(usage)?;
     if topics.is_empty() {
         return Err(usage("at least one --topic is required"));
     }
@@ -354,10 +347,10 @@ async fn flush(
         return Ok(());
     }
     // An address twice in one batch: the later row adds to the earlier one.
-    let rows: Vec<NewSubscriber> = batch.iter().map(|(_, r)| r.clone()).collect();
+    let (lines, rows): (Vec<u64>, Vec<NewSubscriber>) = batch.drain(..).unzip();
     let outcomes = ctx.store.add_subscribers(&rows, now()).await?;
     let [created, updated, unchanged, suppressed] = counters;
-    for ((line, _), outcome) in batch.iter().zip(outcomes) {
+    for (line, outcome) in lines.into_iter().zip(outcomes) {
         match outcome {
             Ok(AddOutcome::Created { .. }) => *created += 1,
             Ok(AddOutcome::Updated {
@@ -368,13 +361,12 @@ async fn flush(
             Ok(AddOutcome::Updated { .. }) => *updated += 1,
             Ok(AddOutcome::Suppressed { .. }) => *suppressed += 1,
             Err(e) => bad.push(BadRow {
-                line: *line,
+                line,
                 reason: e.to_string(),
             }),
         }
     }
-    tracing::debug!(rows = batch.len(), "import batch written");
-    batch.clear();
+    tracing::debug!(rows = rows.len(), "import batch written");
     Ok(())
 }
 

@@ -387,16 +387,19 @@ fn classify_error(url: &str, e: reqwest::Error) -> FetchError {
         };
     }
     let mut reason = e.to_string();
+    // Our guard refuses a host through the resolver with a PermissionDenied error, and a
+    // redirect through the redirect policy (`is_redirect`).
+    let mut guarded = e.is_redirect();
     let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
     while let Some(s) = src {
         reason.push_str(": ");
         reason.push_str(&s.to_string());
+        guarded |= s
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied);
         src = s.source();
     }
-    if e.is_redirect()
-        || reason.contains("refused") && reason.contains("non-public")
-        || reason.contains("redirect to")
-    {
+    if guarded {
         return FetchError::Refused {
             url: url.to_string(),
             reason,

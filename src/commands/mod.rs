@@ -106,15 +106,21 @@ pub fn now() -> DateTime<Utc> {
 /// Runs one command.
 pub async fn dispatch(cli: Cli) -> CommandResult {
     let settings = Settings::load(cli.config.as_deref())?;
+    if let Command::Migrate = cli.command {
+        // Connect without the migration `Context::open` runs, so the count is this run's.
+        let db = &settings.database;
+        let store = Store::connect(&db.url, db.max_connections)
+            .await
+            .map_err(|e| CommandError::Failed(e.into()))?;
+        let n = store.migrate().await?;
+        println!("migrations up to date ({n} applied now)");
+        return Ok(());
+    }
     let ctx = Context::open(settings).await?;
     let result = match cli.command {
         Command::Subscribers(cmd) => subscribers::run(&ctx, cmd).await,
         Command::Topics => subscribers::topics(&ctx).await,
-        Command::Migrate => {
-            let n = ctx.store.migrate().await?;
-            println!("migrations up to date ({n} applied now)");
-            Ok(())
-        }
+        Command::Migrate => Ok(()), // handled above
         Command::Fetch(a) => fetch::run(&ctx, a).await,
         Command::Compile(a) => compile::run(&ctx, a).await,
         Command::Preview(a) => preview::run(&ctx, a).await,

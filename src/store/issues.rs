@@ -66,6 +66,22 @@ impl IssueRow {
     }
 }
 
+/// Records the articles of issue `$id` (its digest `$entries`) inside the transaction `$tx`.
+macro_rules! insert_issue_articles {
+    ($tx:expr, $id:expr, $entries:expr) => {
+        for e in $entries {
+            sqlx::query(
+                "INSERT INTO issue_articles (issue_id, article_id, position) VALUES ($1, $2, $3)",
+            )
+            .bind($id)
+            .bind(e.article_id)
+            .bind(i64::from(e.position))
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
+}
+
 fn to_json(digest: &Digest) -> StoreResult<String> {
     serde_json::to_string(digest).map_err(|e| StoreError::Corrupt(format!("digest: {e}")))
 }
@@ -177,35 +193,24 @@ impl Store {
         digest: &Digest,
         compiled_at: DateTime<Utc>,
     ) -> StoreResult<(StoredIssue, bool)> {
+        // The stored digest's `issue_id` is set from the row's id when it is read back.
+        let json = to_json(digest)?;
         let inserted: Option<i64> = with_pool!(self, p => {
             let mut tx = p.begin_write().await?;
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO issues (topic, window_start, window_end, compiled_at, article_count, content)
-                 VALUES ($1, $2, $3, $4, $5, '{}') ON CONFLICT (topic, window_end) DO NOTHING RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (topic, window_end) DO NOTHING RETURNING id",
             )
             .bind(&digest.topic_slug)
             .bind(digest.window_start)
             .bind(digest.window_end)
             .bind(compiled_at)
             .bind(digest.entries.len() as i64)
+            .bind(&json)
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(id) = id {
-                let mut d = digest.clone();
-                d.issue_id = Some(id);
-                sqlx::query("UPDATE issues SET content = $1 WHERE id = $2")
-                    .bind(to_json(&d)?)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                for e in &d.entries {
-                    sqlx::query("INSERT INTO issue_articles (issue_id, article_id, position) VALUES ($1, $2, $3)")
-                        .bind(id)
-                        .bind(e.article_id)
-                        .bind(i64::from(e.position))
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                insert_issue_articles!(tx, id, &digest.entries);
             }
             tx.commit().await?;
             id
@@ -270,14 +275,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            for e in &d.entries {
-                sqlx::query("INSERT INTO issue_articles (issue_id, article_id, position) VALUES ($1, $2, $3)")
-                    .bind(id)
-                    .bind(e.article_id)
-                    .bind(i64::from(e.position))
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            insert_issue_articles!(tx, id, &d.entries);
             tx.commit().await?;
         });
         self.get_issue(id)

@@ -2,8 +2,13 @@
 //! one-click unsubscribe, archive and operations, on SQLite and PostgreSQL.
 
 mod archive_ops;
+mod atomic;
+mod consent;
+mod limits;
 mod links;
 mod one_click;
+mod races;
+mod server;
 mod subscribe;
 
 use std::net::{IpAddr, SocketAddr};

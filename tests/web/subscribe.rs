@@ -32,7 +32,7 @@ async fn form_has_labelled_fields_a_hidden_honeypot_and_no_script() {
             "{csp}"
         );
         assert_eq!(a.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-        assert_eq!(a.headers[header::REFERRER_POLICY], "no-referrer");
+        assert_eq!(a.headers[header::REFERRER_POLICY], "same-origin");
         let css = app.get("/static/style.css").await;
         assert_eq!(css.status, StatusCode::OK);
         assert!(

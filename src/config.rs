@@ -251,6 +251,7 @@ pub struct WebSettings {
     pub metrics_token: Secret,
     pub subscribe_per_minute: u32,
     pub subscribe_burst: u32,
+    pub confirmations_per_hour: u32,
     pub request_timeout_secs: u64,
     pub max_body_bytes: usize,
 }
@@ -264,6 +265,7 @@ impl Default for WebSettings {
             metrics_token: Secret::default(),
             subscribe_per_minute: 10,
             subscribe_burst: 5,
+            confirmations_per_hour: 200,
             request_timeout_secs: 15,
             max_body_bytes: 16 * 1024,
         }

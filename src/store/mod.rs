@@ -28,7 +28,7 @@ pub use jobs::{ClaimHolder, JobRunRecord};
 pub use subscribers::{
     AddOutcome, ImportOutcome, NewSubscriber, SubscriberFilter, SubscriberRecord, email_hash,
 };
-pub use web::QueuedMessage;
+pub use web::{ConfirmationRequest, MailLimits, MailSlot, QueueOutcome, QueuedMessage, WebMail};
 
 use crate::config::redact_url;
 

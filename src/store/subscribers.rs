@@ -100,6 +100,100 @@ pub fn email_hash(email: &SubscriberEmail) -> String {
     hex::encode(Sha256::digest(email.key().as_bytes()))
 }
 
+/// Inserts the new subscriber `$new` (a [`NewSubscriber`]) with its consent record and topics
+/// (or, for an imported unsubscribed history, its suppression entry) inside `$tx`. Evaluates to
+/// the new id, or `None` when a row with the address's key exists (written a moment ago by a
+/// concurrent transaction); then nothing was written.
+macro_rules! insert_new_subscriber {
+    ($tx:expr, $new:expr, $key:expr, $hash:expr, $now:expr) => {{
+        let new: &NewSubscriber = $new;
+        let now: DateTime<Utc> = $now;
+        let wants_confirmed = new.status == SubscriberStatus::Confirmed;
+        let unsubscribed_at = new.status.is_suppressed().then_some(now);
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO subscribers (email, email_key, status, timezone, created_at, updated_at, confirmed_at, unsubscribed_at) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6, $7) ON CONFLICT (email_key) DO NOTHING RETURNING id",
+        )
+        .bind(new.email.as_str())
+        .bind($key)
+        .bind(new.status.as_str())
+        .bind(&new.timezone)
+        .bind(now)
+        .bind(wants_confirmed.then_some(now))
+        .bind(unsubscribed_at)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        if let Some(id) = id {
+            sqlx::query(
+                "INSERT INTO consents (subscriber_id, source, wording_version, asked_at, confirmed_at, ip, user_agent) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id)
+            .bind(new.source.as_str())
+            .bind(&new.consent_version)
+            .bind(now)
+            .bind(wants_confirmed.then_some(now))
+            .bind(&new.ip)
+            .bind(&new.user_agent)
+            .execute(&mut *$tx)
+            .await?;
+            if new.status.is_suppressed() {
+                sqlx::query("INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                    .bind($hash)
+                    .bind(new.status.as_str())
+                    .bind(now)
+                    .execute(&mut *$tx)
+                    .await?;
+            } else {
+                super::insert_subscriptions!($tx, id, &new.topics, now);
+            }
+        }
+        id
+    }};
+}
+
+/// Marks subscriber `$id` with the suppressed `$status` (a [`SubscriberStatus`]) inside `$tx`:
+/// the status, the topics cleared when unsubscribed, the address on the suppression list.
+/// Evaluates to false when the id is unknown.
+macro_rules! suppress_subscriber {
+    ($tx:expr, $id:expr, $status:expr, $now:expr) => {{
+        let status: SubscriberStatus = $status;
+        let now: DateTime<Utc> = $now;
+        let email: Option<String> = sqlx::query_scalar("SELECT email FROM subscribers WHERE id = $1")
+            .bind($id)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        match email {
+            None => false,
+            Some(email) => {
+                sqlx::query("UPDATE subscribers SET status = $1, unsubscribed_at = COALESCE(unsubscribed_at, $2), updated_at = $2 WHERE id = $3")
+                    .bind(status.as_str())
+                    .bind(now)
+                    .bind($id)
+                    .execute(&mut *$tx)
+                    .await?;
+                if status == SubscriberStatus::Unsubscribed {
+                    sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1")
+                        .bind($id)
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+                let hash = SubscriberEmail::parse(&email)
+                    .map(|e| email_hash(&e))
+                    .map_err(|e| StoreError::Corrupt(format!("stored address: {e}")))?;
+                sqlx::query("INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3) \
+                             ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason")
+                    .bind(hash)
+                    .bind(status.as_str())
+                    .bind(now)
+                    .execute(&mut *$tx)
+                    .await?;
+                true
+            }
+        }
+    }};
+}
+
 const SELECT_SUBSCRIBER: &str = "SELECT id, email, status, timezone, created_at, confirmed_at, unsubscribed_at FROM subscribers";
 
 impl Store {
@@ -133,17 +227,46 @@ impl Store {
                         .bind(&hash)
                         .fetch_optional(&mut *tx)
                         .await?;
-                let existing: Option<(i64, String)> =
+                let mut existing: Option<(i64, String)> =
                     sqlx::query_as("SELECT id, status FROM subscribers WHERE email_key = $1")
                         .bind(&key)
                         .fetch_optional(&mut *tx)
                         .await?;
-                let existing_status = match &existing {
-                    Some((_, s)) => Some(s.parse::<SubscriberStatus>().map_err(StoreError::Corrupt)?),
-                    None => None,
+                if existing.is_none() {
+                    if !new.resubscribe {
+                        if let Some(reason) = suppressed {
+                            outcomes.push(Ok(AddOutcome::Suppressed { reason }));
+                            continue;
+                        }
+                    } else {
+                        sqlx::query("DELETE FROM suppressions WHERE email_hash = $1")
+                            .bind(&hash)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    // Two requests for the same new address at the same moment (two sign-ups
+                    // on PostgreSQL): the one that loses the race finds no row to insert here
+                    // and goes on as for an existing address, instead of failing on the
+                    // unique key.
+                    if let Some(id) = insert_new_subscriber!(tx, new, &key, &hash, now) {
+                        outcomes.push(Ok(AddOutcome::Created { id }));
+                        continue;
+                    }
+                    existing = sqlx::query_as("SELECT id, status FROM subscribers WHERE email_key = $1")
+                        .bind(&key)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                }
+                let Some((id, status)) = existing else {
+                    outcomes.push(Err(StoreError::Conflict(format!(
+                        "{} was added and removed by another request at the same moment",
+                        new.email.as_str()
+                    ))));
+                    continue;
                 };
+                let status = status.parse::<SubscriberStatus>().map_err(StoreError::Corrupt)?;
                 if !new.resubscribe {
-                    if let Some(status) = existing_status.filter(|s| s.is_suppressed()) {
+                    if status.is_suppressed() {
                         outcomes.push(Ok(AddOutcome::Suppressed { reason: status.to_string() }));
                         continue;
                     }
@@ -158,84 +281,41 @@ impl Store {
                         .await?;
                 }
                 let wants_confirmed = new.status == SubscriberStatus::Confirmed;
-                let outcome = match existing {
-                    Some((id, _)) => {
-                        let mut became_confirmed = false;
-                        let status = existing_status.unwrap_or(SubscriberStatus::Pending);
-                        if status.is_suppressed() {
-                            // --resubscribe: back to the requested status.
-                            sqlx::query("UPDATE subscribers SET status = $1, unsubscribed_at = NULL, confirmed_at = $2, updated_at = $3 WHERE id = $4")
-                                .bind(new.status.as_str())
-                                .bind(wants_confirmed.then_some(now))
-                                .bind(now)
-                                .bind(id)
-                                .execute(&mut *tx)
-                                .await?;
-                            became_confirmed = wants_confirmed;
-                        } else if wants_confirmed && status == SubscriberStatus::Pending {
-                            sqlx::query("UPDATE subscribers SET status = 'confirmed', confirmed_at = $1, updated_at = $1 WHERE id = $2")
-                                .bind(now)
-                                .bind(id)
-                                .execute(&mut *tx)
-                                .await?;
-                            sqlx::query("UPDATE consents SET confirmed_at = $1 WHERE subscriber_id = $2 AND confirmed_at IS NULL")
-                                .bind(now)
-                                .bind(id)
-                                .execute(&mut *tx)
-                                .await?;
-                            became_confirmed = true;
-                        }
-                        if let Some(tz) = &new.timezone {
-                            sqlx::query("UPDATE subscribers SET timezone = $1 WHERE id = $2 AND (timezone IS NULL OR timezone <> $1)")
-                                .bind(tz)
-                                .bind(id)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                        let added = super::insert_subscriptions!(tx, id, &new.topics, now);
-                        let added = usize::try_from(added).unwrap_or(0);
-                        AddOutcome::Updated { id, added_topics: added, confirmed: became_confirmed }
+                let outcome = {
+                    let mut became_confirmed = false;
+                    if status.is_suppressed() {
+                        // --resubscribe: back to the requested status.
+                        sqlx::query("UPDATE subscribers SET status = $1, unsubscribed_at = NULL, confirmed_at = $2, updated_at = $3 WHERE id = $4")
+                            .bind(new.status.as_str())
+                            .bind(wants_confirmed.then_some(now))
+                            .bind(now)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                        became_confirmed = wants_confirmed;
+                    } else if wants_confirmed && status == SubscriberStatus::Pending {
+                        sqlx::query("UPDATE subscribers SET status = 'confirmed', confirmed_at = $1, updated_at = $1 WHERE id = $2")
+                            .bind(now)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query("UPDATE consents SET confirmed_at = $1 WHERE subscriber_id = $2 AND confirmed_at IS NULL")
+                            .bind(now)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                        became_confirmed = true;
                     }
-                    None => {
-                        let unsubscribed_at = new.status.is_suppressed().then_some(now);
-                        let id: i64 = sqlx::query_scalar(
-                            "INSERT INTO subscribers (email, email_key, status, timezone, created_at, updated_at, confirmed_at, unsubscribed_at) \
-                             VALUES ($1, $2, $3, $4, $5, $5, $6, $7) RETURNING id",
-                        )
-                        .bind(new.email.as_str())
-                        .bind(&key)
-                        .bind(new.status.as_str())
-                        .bind(&new.timezone)
-                        .bind(now)
-                        .bind(wants_confirmed.then_some(now))
-                        .bind(unsubscribed_at)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        sqlx::query(
-                            "INSERT INTO consents (subscriber_id, source, wording_version, asked_at, confirmed_at, ip, user_agent) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                        )
-                        .bind(id)
-                        .bind(new.source.as_str())
-                        .bind(&new.consent_version)
-                        .bind(now)
-                        .bind(wants_confirmed.then_some(now))
-                        .bind(&new.ip)
-                        .bind(&new.user_agent)
-                        .execute(&mut *tx)
-                        .await?;
-                        if new.status.is_suppressed() {
-                            sqlx::query("INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                                .bind(&hash)
-                                .bind(new.status.as_str())
-                                .bind(now)
-                                .execute(&mut *tx)
-                                .await?;
-                        } else {
-                            super::insert_subscriptions!(tx, id, &new.topics, now);
-                        }
-                        AddOutcome::Created { id }
+                    if let Some(tz) = &new.timezone {
+                        sqlx::query("UPDATE subscribers SET timezone = $1 WHERE id = $2 AND (timezone IS NULL OR timezone <> $1)")
+                            .bind(tz)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
                     }
+                    let added = super::insert_subscriptions!(tx, id, &new.topics, now);
+                    let added = usize::try_from(added).unwrap_or(0);
+                    AddOutcome::Updated { id, added_topics: added, confirmed: became_confirmed }
                 };
                 outcomes.push(Ok(outcome));
             }
@@ -343,47 +423,21 @@ impl Store {
         debug_assert!(status.is_suppressed());
         with_pool!(self, p => {
             let mut tx = p.begin_write().await?;
-            let email: Option<String> = sqlx::query_scalar("SELECT email FROM subscribers WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(email) = email else { return Ok(false) };
-            sqlx::query("UPDATE subscribers SET status = $1, unsubscribed_at = COALESCE(unsubscribed_at, $2), updated_at = $2 WHERE id = $3")
-                .bind(status.as_str())
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            if status == SubscriberStatus::Unsubscribed {
-                sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let hash = SubscriberEmail::parse(&email)
-                .map(|e| email_hash(&e))
-                .map_err(|e| StoreError::Corrupt(format!("stored address: {e}")))?;
-            sqlx::query("INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3) \
-                         ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason")
-                .bind(hash)
-                .bind(status.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            let known = suppress_subscriber!(tx, id, status, now);
             tx.commit().await?;
-            Ok(true)
+            Ok(known)
         })
     }
 
-    /// Leaves one topic; a subscriber left with no topics becomes unsubscribed. Idempotent.
-    /// Returns the topics that remain.
+    /// Leaves one topic; a subscriber left with no topics becomes unsubscribed, in the same
+    /// transaction. Idempotent. Returns the topics that remain.
     pub async fn leave_topic(
         &self,
         id: i64,
         topic: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<String>> {
-        let remaining: Vec<String> = with_pool!(self, p => {
+        with_pool!(self, p => {
             let mut tx = p.begin_write().await?;
             sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1 AND topic = $2")
                 .bind(id)
@@ -394,16 +448,16 @@ impl Store {
                 .bind(id)
                 .fetch_all(&mut *tx)
                 .await?;
+            if remaining.is_empty() {
+                suppress_subscriber!(tx, id, SubscriberStatus::Unsubscribed, now);
+            }
             tx.commit().await?;
-            remaining
-        });
-        if remaining.is_empty() {
-            self.unsubscribe_all(id, now).await?;
-        }
-        Ok(remaining)
+            Ok(remaining)
+        })
     }
 
-    /// Replaces a subscriber's topics and time zone (the preferences page). Topics must be valid.
+    /// Replaces a subscriber's topics and time zone (the preferences page); no topics at all
+    /// unsubscribes, in the same transaction. Topics must be valid.
     pub async fn set_preferences(
         &self,
         id: i64,
@@ -420,16 +474,16 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            if topics.is_empty() {
+                suppress_subscriber!(tx, id, SubscriberStatus::Unsubscribed, now);
+            }
             tx.commit().await?;
         });
-        if topics.is_empty() {
-            self.unsubscribe_all(id, now).await?;
-        }
         Ok(())
     }
 
-    /// Confirms a pending subscriber and records consent (IP and user agent when given).
-    /// Returns false when the subscriber is not pending (already confirmed, or suppressed).
+    /// Confirms a pending subscriber and records consent (IP and user agent when given); a
+    /// reader who rejoined after unsubscribing comes off the suppression list. Returns false when the subscriber is not pending (already confirmed, or suppressed).
     pub async fn confirm_subscriber(
         &self,
         id: i64,
@@ -449,6 +503,18 @@ impl Store {
                 return Ok(false);
             }
             super::insert_subscriptions!(tx, id, topics, now);
+            // A reader who rejoined after unsubscribing stayed on the suppression list until now.
+            let email: String = sqlx::query_scalar("SELECT email FROM subscribers WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let hash = SubscriberEmail::parse(&email)
+                .map(|e| email_hash(&e))
+                .map_err(|e| StoreError::Corrupt(format!("stored address: {e}")))?;
+            sqlx::query("DELETE FROM suppressions WHERE email_hash = $1 AND reason = 'unsubscribed'")
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("UPDATE consents SET confirmed_at = $1, ip = COALESCE($2, ip), user_agent = COALESCE($3, user_agent) \
                          WHERE id = (SELECT MAX(id) FROM consents WHERE subscriber_id = $4)")
                 .bind(now)
@@ -539,9 +605,11 @@ impl Store {
     }
 
     /// Deletes pending subscribers created before `cutoff` who never confirmed; returns how many.
+    /// A reader who had unsubscribed and asked to rejoin (pending, `unsubscribed_at` set) keeps
+    /// their record and consent history.
     pub async fn purge_unconfirmed(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
         Ok(with_pool!(self, p => {
-            sqlx::query("DELETE FROM subscribers WHERE status = 'pending' AND created_at < $1 \
+            sqlx::query("DELETE FROM subscribers WHERE status = 'pending' AND created_at < $1 AND unsubscribed_at IS NULL \
                          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.subscriber_id = subscribers.id AND d.status IN ('queued','sending','deferred'))")
                 .bind(cutoff)
                 .execute(p)

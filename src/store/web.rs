@@ -1,12 +1,144 @@
-//! Queries the web app needs beyond the shared subscriber methods: counts for `/metrics` and
-//! bringing back an unsubscribed reader who asked to return through an emailed link.
+//! Queries the web app needs beyond the shared subscriber methods: counts for `/metrics`, the
+//! mail the web app queues on request under its limits (once an hour per address and slot,
+//! `[web] confirmations_per_hour` overall), and the preferences page asking a reader who is not
+//! confirmed for a fresh confirmation. Each of those is one transaction: a failure anywhere
+//! leaves nothing half done (no slot claimed without its message, no status without its topics).
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
-use super::{BeginWrite, Store, StoreResult, email_hash, with_pool};
-use crate::domain::{ConsentSource, SubscriberEmail, TopicSlug};
+use super::{BeginWrite, DeliveryKind, Store, StoreResult, with_pool};
+use crate::domain::{ConsentSource, SubscriberStatus, TopicSlug};
+
+/// The PostgreSQL advisory lock that keeps two instances from both taking the last place under
+/// the hourly cap (SQLite's `BEGIN IMMEDIATE` already serialises writers).
+const MAIL_CAP_LOCK: i64 = 0x7469_6469_6e67_7301;
+
+/// Which once-an-hour slot of an address a message takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailSlot {
+    /// Mail asked for through the subscribe form, where anyone can type any address.
+    Form,
+    /// A confirmation asked for through a link we mailed (the preferences page). Its own slot,
+    /// so the "link to your preferences" email that brought the reader there does not keep
+    /// the confirmation from going out.
+    Reconfirm,
+}
+
+impl MailSlot {
+    fn column(self) -> &'static str {
+        match self {
+            MailSlot::Form => "last_confirmation_sent_at",
+            MailSlot::Reconfirm => "last_reconfirmation_sent_at",
+        }
+    }
+}
+
+/// The limits a message the web app sends on request is queued under.
+#[derive(Clone, Copy, Debug)]
+pub struct MailLimits {
+    pub slot: MailSlot,
+    /// At most one message per address and slot in this window.
+    pub min_gap: Duration,
+    /// Transactional messages queued in the last hour, all addresses together; 0 = no cap.
+    pub per_hour: u32,
+}
+
+/// A rendered transactional message to queue for one subscriber.
+#[derive(Clone, Copy, Debug)]
+pub struct WebMail<'a> {
+    pub kind: DeliveryKind,
+    pub subscriber_id: i64,
+    pub to: &'a str,
+    pub message_id: &'a str,
+    pub payload: &'a [u8],
+}
+
+/// What queueing a message on request did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueOutcome {
+    Queued,
+    /// The address had a message in its slot within the gap; nothing was queued.
+    TooSoon,
+    /// The hourly cap is reached; nothing was queued and nothing changed.
+    OverCap,
+}
+
+/// A reader who is not confirmed asks, on the preferences page, for these topics.
+#[derive(Clone, Copy, Debug)]
+pub struct ConfirmationRequest<'a> {
+    pub id: i64,
+    pub topics: &'a [TopicSlug],
+    pub timezone: Option<&'a str>,
+    pub consent_version: &'a str,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+/// Queues `$mail` (a [`WebMail`]) under `$limits` (a [`MailLimits`]) inside the write
+/// transaction `$tx` at `$now`; `$postgres` says whether to take the cap's advisory lock.
+/// Evaluates to a [`QueueOutcome`]; it changes nothing unless it is `Queued`. The cap is
+/// checked first, so an address that may not get mail yet is answered like every other once the
+/// cap is reached.
+macro_rules! queue_web_mail {
+    ($tx:expr, $postgres:expr, $mail:expr, $limits:expr, $now:expr) => {{
+        let mail: &WebMail<'_> = $mail;
+        let limits: MailLimits = $limits;
+        let now: DateTime<Utc> = $now;
+        let mut outcome = QueueOutcome::Queued;
+        if limits.per_hour > 0 {
+            if $postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(MAIL_CAP_LOCK)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            let queued: i64 = sqlx::query_scalar(COUNT_RECENT)
+                .bind(now - Duration::hours(1))
+                .fetch_one(&mut *$tx)
+                .await?;
+            if queued >= i64::from(limits.per_hour) {
+                outcome = QueueOutcome::OverCap;
+            }
+        }
+        if outcome == QueueOutcome::Queued {
+            let column = limits.slot.column();
+            let claimed = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE subscribers SET {column} = $1 WHERE id = $2 AND ({column} IS NULL OR {column} <= $3)"
+            )))
+            .bind(now)
+            .bind(mail.subscriber_id)
+            .bind(now - limits.min_gap)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                outcome = QueueOutcome::TooSoon;
+            }
+        }
+        if outcome == QueueOutcome::Queued {
+            sqlx::query(
+                "INSERT INTO deliveries (kind, issue_id, subscriber_id, email, topic, message_id, payload, status, attempts, \
+                 not_before, next_attempt_at, created_at, updated_at) \
+                 VALUES ($1, NULL, $2, $3, NULL, $4, $5, 'queued', 0, $6, $6, $6, $6)",
+            )
+            .bind(mail.kind.as_str())
+            .bind(mail.subscriber_id)
+            .bind(mail.to)
+            .bind(mail.message_id)
+            .bind(mail.payload)
+            .bind(now)
+            .execute(&mut *$tx)
+            .await?;
+        }
+        outcome
+    }};
+}
+
+/// Transactional messages queued since `$1`.
+const COUNT_RECENT: &str =
+    "SELECT COUNT(*) FROM deliveries WHERE issue_id IS NULL AND created_at > $1";
 
 impl Store {
     /// Compiled issues per topic.
@@ -15,50 +147,123 @@ impl Store {
             .await
     }
 
-    /// Brings an unsubscribed reader back (they chose topics on the preferences page reached
-    /// through a link mailed to their address, which proves consent): status confirmed, topics
-    /// replaced, the address taken off the suppression list and a new consent record written.
-    /// Does nothing and returns false unless the subscriber is currently unsubscribed.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn resubscribe_from_web(
+    /// Queues a message the web app sends on request, in one transaction with claiming the
+    /// address's slot and checking the hourly cap: a failure claims nothing.
+    pub async fn queue_web_mail(
         &self,
-        id: i64,
-        email: &SubscriberEmail,
-        topics: &[TopicSlug],
-        consent_version: &str,
+        mail: &WebMail<'_>,
+        limits: MailLimits,
         now: DateTime<Utc>,
-        ip: Option<&str>,
-        user_agent: Option<&str>,
-    ) -> StoreResult<bool> {
-        let hash = email_hash(email);
+    ) -> StoreResult<QueueOutcome> {
+        let postgres = self.backend() == super::Backend::Postgres;
         with_pool!(self, p => {
             let mut tx = p.begin_write().await?;
-            let r = sqlx::query("UPDATE subscribers SET status = 'confirmed', confirmed_at = $1, unsubscribed_at = NULL, updated_at = $1 \
-                                 WHERE id = $2 AND status = 'unsubscribed'")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            if r.rows_affected() == 0 {
-                return Ok(false);
+            let outcome = queue_web_mail!(tx, postgres, mail, limits, now);
+            if outcome == QueueOutcome::Queued {
+                tx.commit().await?;
             }
-            sqlx::query("DELETE FROM suppressions WHERE email_hash = $1 AND reason = 'unsubscribed'")
-                .bind(&hash)
-                .execute(&mut *tx)
-                .await?;
-            super::replace_subscriptions!(tx, id, topics, now);
-            sqlx::query("INSERT INTO consents (subscriber_id, source, wording_version, asked_at, confirmed_at, ip, user_agent) \
-                         VALUES ($1, $2, $3, $4, $4, $5, $6)")
-                .bind(id)
-                .bind(ConsentSource::Web.as_str())
-                .bind(consent_version)
+            Ok(outcome)
+        })
+    }
+
+    /// When `per_hour` transactional messages were queued in the hour before `now`: how long
+    /// until one more fits. `None` while there is room (or `per_hour` is 0).
+    pub async fn web_mail_cap_wait(
+        &self,
+        now: DateTime<Utc>,
+        per_hour: u32,
+    ) -> StoreResult<Option<std::time::Duration>> {
+        if per_hour == 0 {
+            return Ok(None);
+        }
+        let since = now - Duration::hours(1);
+        let oldest: Option<DateTime<Utc>> = with_pool!(self, p => {
+            let queued: i64 = sqlx::query_scalar(COUNT_RECENT).bind(since).fetch_one(p).await?;
+            if queued < i64::from(per_hour) {
+                return Ok(None);
+            }
+            // The message whose hour ends first among those that keep the count at the cap.
+            sqlx::query_scalar(
+                "SELECT created_at FROM deliveries WHERE issue_id IS NULL AND created_at > $1 \
+                 ORDER BY created_at LIMIT 1 OFFSET $2",
+            )
+            .bind(since)
+            .bind(queued - i64::from(per_hour))
+            .fetch_optional(p)
+            .await?
+        });
+        let wait = oldest
+            .map(|t| (t + Duration::hours(1) - now).to_std().unwrap_or_default())
+            .unwrap_or_default();
+        Ok(Some(wait.max(std::time::Duration::from_secs(1))))
+    }
+
+    /// The preferences page of a reader who is not confirmed: an unsubscribed reader becomes
+    /// pending with a new (unconfirmed) consent record, a pending one stays pending; either way
+    /// the topics and time zone are replaced and `mail` (their confirmation) is queued under
+    /// `limits`, all in one transaction. The address stays on the suppression list until the
+    /// confirmation link is used ([`Store::confirm_subscriber`]).
+    ///
+    /// Returns `None` (and changes nothing) unless the subscriber is unsubscribed or pending,
+    /// and `Some(OverCap)` (changing nothing) when the hourly cap is reached.
+    pub async fn request_confirmation_from_web(
+        &self,
+        request: &ConfirmationRequest<'_>,
+        mail: &WebMail<'_>,
+        limits: MailLimits,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<QueueOutcome>> {
+        let postgres = self.backend() == super::Backend::Postgres;
+        let lock = if postgres { " FOR UPDATE" } else { "" };
+        let id = request.id;
+        with_pool!(self, p => {
+            let mut tx = p.begin_write().await?;
+            let status: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT status FROM subscribers WHERE id = $1{lock}"
+            )))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let status = match status {
+                Some(s) => s.parse::<SubscriberStatus>().map_err(super::StoreError::Corrupt)?,
+                None => return Ok(None),
+            };
+            match status {
+                SubscriberStatus::Unsubscribed => {
+                    sqlx::query("UPDATE subscribers SET status = 'pending', updated_at = $1 WHERE id = $2")
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("INSERT INTO consents (subscriber_id, source, wording_version, asked_at, confirmed_at, ip, user_agent) \
+                                 VALUES ($1, $2, $3, $4, NULL, $5, $6)")
+                        .bind(id)
+                        .bind(ConsentSource::Web.as_str())
+                        .bind(request.consent_version)
+                        .bind(now)
+                        .bind(request.ip)
+                        .bind(request.user_agent)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                SubscriberStatus::Pending => {}
+                SubscriberStatus::Confirmed | SubscriberStatus::Bounced | SubscriberStatus::Complained => {
+                    return Ok(None);
+                }
+            }
+            super::replace_subscriptions!(tx, id, request.topics, now);
+            sqlx::query("UPDATE subscribers SET timezone = $1, updated_at = $2 WHERE id = $3")
+                .bind(request.timezone)
                 .bind(now)
-                .bind(ip)
-                .bind(user_agent)
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            let outcome = queue_web_mail!(tx, postgres, mail, limits, now);
+            if outcome == QueueOutcome::OverCap {
+                return Ok(Some(outcome));
+            }
             tx.commit().await?;
-            Ok(true)
+            Ok(Some(outcome))
         })
     }
 }

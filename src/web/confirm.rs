@@ -1,6 +1,8 @@
 //! `GET /confirm/{token}` shows a Confirm button and changes nothing (mail scanners fetch
 //! links); `POST /confirm/{token}` confirms the pending subscriber and records consent: the time,
-//! and the IP address and user agent when `[web] record_consent_ip` is on.
+//! and the IP address and user agent when `[web] record_consent_ip` is on. A reader who had
+//! unsubscribed and asked to rejoin comes off the suppression list here. The POST is refused
+//! when posted from another site.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -10,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::client_ip::{ClientIp, consent_evidence};
 use super::error::WebError;
-use super::pages::{self, Site, render_page, topic_names};
+use super::pages::{self, Site, check_same_site, render_page, topic_names};
 use crate::domain::SubscriberStatus;
 use crate::store::SubscriberRecord;
 use crate::tokens::Purpose;
@@ -68,6 +70,7 @@ pub async fn submit(
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
+    check_same_site(&state, &headers)?;
     let record = subscriber_for(&state, &token).await?;
     match record.status {
         SubscriberStatus::Pending => {

@@ -24,6 +24,10 @@ pub enum WebError {
     NotFound,
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    /// A state-changing form posted from another site (its `Origin` or `Referer` names a site
+    /// other than `newsletter.base_url`).
+    #[error("form posted from another site")]
+    CrossSite,
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     /// Anything else: logged with its cause chain, shown as a plain 500 page.
@@ -49,6 +53,7 @@ impl WebError {
             WebError::InvalidLink(_) | WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::Unauthorized => StatusCode::UNAUTHORIZED,
+            WebError::CrossSite => StatusCode::FORBIDDEN,
             WebError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             WebError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -70,6 +75,10 @@ impl WebError {
             WebError::BadRequest(msg) => ("Something is wrong with the request", msg.clone()),
             WebError::NotFound => ("Page not found", "There is nothing at this address.".to_string()),
             WebError::Unauthorized => ("Not allowed", "This page needs a valid token.".to_string()),
+            WebError::CrossSite => (
+                "This form came from another site",
+                "For your safety we only accept this form from our own pages. Please open the page on our site and try again.".to_string(),
+            ),
             WebError::RateLimited { .. } => (
                 "Too many requests",
                 "Please wait a minute and try again.".to_string(),

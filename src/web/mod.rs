@@ -151,9 +151,12 @@ pub fn router(state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+        // `same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin: null` on
+        // our own forms' POSTs, which the same-site check (`pages::check_same_site`) refuses.
+        // Other sites still get no referrer, so link tokens never leave.
         .layer(SetResponseHeaderLayer::overriding(
             header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
+            HeaderValue::from_static("same-origin"),
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_FRAME_OPTIONS,

@@ -1,7 +1,9 @@
 //! What every page shares: the site header and footer ([`Site`]), the error page, topic
-//! checkboxes, and rendering a template into an HTML response.
+//! checkboxes, rendering a template into an HTML response, and the same-site check of
+//! state-changing form posts ([`check_same_site`]).
 
 use askama::Template;
+use axum::http::{HeaderMap, header};
 use axum::response::Html;
 
 use crate::config::Settings;
@@ -95,4 +97,39 @@ pub struct ErrorPage {
 
 pub fn render_page<T: Template>(page: &T) -> Result<Html<String>, askama::Error> {
     page.render().map(Html)
+}
+
+/// Refuses a state-changing form post sent from another site: its `Origin` header, or when it
+/// has none its `Referer`, must name the origin of `newsletter.base_url`. `Origin: null` (a
+/// sandboxed frame, a `no-referrer` page elsewhere) is refused too. Our pages send
+/// `Referrer-Policy: same-origin`, under which browsers put our origin in `Origin` on the
+/// forms' POSTs.
+///
+/// *Choice:* a request with neither header is accepted. Every browser in use sends `Origin` on
+/// a cross-site POST, so a forged form post from another site always carries one; a request
+/// with neither comes from a program (which could write any header) or through a privacy
+/// proxy that strips both, and refusing it would lock such readers out for no protection.
+pub fn check_same_site(
+    state: &super::AppState,
+    headers: &HeaderMap,
+) -> Result<(), super::error::WebError> {
+    let claimed = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER));
+    let Some(claimed) = claimed else {
+        return Ok(());
+    };
+    let ours = url::Url::parse(state.base_url()).map(|u| u.origin());
+    let theirs = claimed
+        .to_str()
+        .ok()
+        .and_then(|v| url::Url::parse(v.trim()).ok())
+        .map(|u| u.origin());
+    match (ours, theirs) {
+        (Ok(ours), Some(theirs)) if ours.is_tuple() && ours == theirs => Ok(()),
+        _ => {
+            tracing::info!("refused a form posted from another site");
+            Err(super::error::WebError::CrossSite)
+        }
+    }
 }

@@ -1,7 +1,12 @@
 //! `GET /preferences/{token}` and `POST /preferences/{token}`: choose topics and a time zone, or
-//! leave everything. Every digest and the "already subscribed" email link here. A reader who
-//! had unsubscribed and ticks topics again is back (the link came to their mailbox, which is
-//! the same proof of consent as a confirmation link).
+//! leave everything. Every digest and the "already subscribed" email link here.
+//!
+//! A reader who is not confirmed (who unsubscribed, or never confirmed) and ticks topics is
+//! not subscribed by the POST: the link may have been forwarded with a digest, so like a new
+//! sign-up they become (or stay) pending and get a fresh confirmation email (double opt-in);
+//! the address stays on the suppression list until they confirm. That confirmation has its own
+//! once-an-hour slot per address and counts towards `[web] confirmations_per_hour`. The form is
+//! refused when posted from another site.
 
 use askama::Template;
 use axum::body::Bytes;
@@ -12,10 +17,14 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::client_ip::{ClientIp, consent_evidence};
 use super::error::WebError;
-use super::pages::{self, Site, TopicChoice, render_page};
+use super::pages::{self, Site, TopicChoice, check_same_site, render_page, topic_names};
+use super::subscribe::mail_limits;
 use super::unsubscribe::unsubscribed_page;
 use crate::domain::{SubscriberEmail, SubscriberStatus, TopicSlug};
-use crate::store::SubscriberRecord;
+use crate::render::{self, Recipient};
+use crate::store::{
+    ConfirmationRequest, DeliveryKind, MailSlot, QueueOutcome, SubscriberRecord, WebMail,
+};
 use crate::tokens::Purpose;
 
 #[derive(Template)]
@@ -27,7 +36,13 @@ pub struct PreferencesPage {
     pub topics: Vec<TopicChoice>,
     pub timezone: String,
     pub unsubscribed: bool,
+    /// Subscribed, but not confirmed yet.
+    pub pending: bool,
     pub saved: bool,
+    /// A confirmation email was queued just now.
+    pub confirmation_sent: bool,
+    /// A confirmation was asked for, but one went out less than an hour ago.
+    pub confirmation_recent: bool,
     pub error: Option<String>,
 }
 
@@ -72,7 +87,10 @@ fn page(state: &AppState, token: String, record: &SubscriberRecord) -> Preferenc
         }),
         timezone: record.timezone.clone().unwrap_or_default(),
         unsubscribed: record.status.is_suppressed(),
+        pending: record.status == SubscriberStatus::Pending,
         saved: false,
+        confirmation_sent: false,
+        confirmation_recent: false,
         error: None,
     }
 }
@@ -94,6 +112,7 @@ pub async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebError> {
+    check_same_site(&state, &headers)?;
     let record = subscriber_for(&state, &token).await?;
     let form = parse_form(&body);
     let now = state.now();
@@ -122,40 +141,36 @@ pub async fn submit(
             return Ok((StatusCode::BAD_REQUEST, render_page(&p)?).into_response());
         }
     };
+    let mut confirmation = None;
     match record.status {
-        SubscriberStatus::Confirmed | SubscriberStatus::Pending => {}
-        SubscriberStatus::Unsubscribed if !topics.is_empty() => {
-            let email = SubscriberEmail::parse(&record.email)
-                .map_err(|e| anyhow::anyhow!("stored address of subscriber {}: {e}", record.id))?;
-            let (ip_text, ua) = consent_evidence(&state, ip, &headers);
+        SubscriberStatus::Confirmed => {
             state
                 .store
-                .resubscribe_from_web(
-                    record.id,
-                    &email,
-                    &topics,
-                    &state.settings.newsletter.consent_version,
-                    now,
-                    ip_text.as_deref(),
-                    ua.as_deref(),
-                )
+                .set_preferences(record.id, &topics, timezone.as_deref(), now)
                 .await?;
-            tracing::info!(
-                subscriber = record.id,
-                "resubscribed on the preferences page"
-            );
         }
-        SubscriberStatus::Unsubscribed => return unsubscribed_page(&state, record.id, None, &[]),
+        SubscriberStatus::Pending if topics.is_empty() => {
+            // No topics: unsubscribed, like a confirmed reader who unticks everything.
+            state
+                .store
+                .set_preferences(record.id, &topics, timezone.as_deref(), now)
+                .await?;
+        }
+        SubscriberStatus::Pending | SubscriberStatus::Unsubscribed if !topics.is_empty() => {
+            let outcome =
+                request_confirmation(&state, &record, &topics, timezone.as_deref(), ip, &headers)
+                    .await?;
+            confirmation = Some(outcome);
+        }
+        SubscriberStatus::Unsubscribed | SubscriberStatus::Pending => {
+            return unsubscribed_page(&state, record.id, None, &[]);
+        }
         SubscriberStatus::Bounced | SubscriberStatus::Complained => {
             return Err(WebError::BadRequest(
                 "Mail to this address could not be delivered, so it cannot be changed here. Please contact us.".into(),
             ));
         }
     }
-    state
-        .store
-        .set_preferences(record.id, &topics, timezone.as_deref(), now)
-        .await?;
     if topics.is_empty() {
         return unsubscribed_page(&state, record.id, None, &[]);
     }
@@ -165,8 +180,86 @@ pub async fn submit(
         .await?
         .ok_or_else(|| anyhow::anyhow!("subscriber {} vanished while saving", record.id))?;
     let mut p = page(&state, token, &updated);
-    p.saved = true;
+    match confirmation {
+        None => p.saved = true,
+        Some(QueueOutcome::Queued) => p.confirmation_sent = true,
+        Some(_) => p.confirmation_recent = true,
+    }
     Ok(render_page(&p)?.into_response())
+}
+
+/// A reader who is not confirmed chose topics: they become (or stay) pending with those topics
+/// and get a confirmation email, in one transaction. 429 beyond the hourly cap.
+async fn request_confirmation(
+    state: &AppState,
+    record: &SubscriberRecord,
+    topics: &[TopicSlug],
+    timezone: Option<&str>,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+) -> Result<QueueOutcome, WebError> {
+    let now = state.now();
+    let email = SubscriberEmail::parse(&record.email)
+        .map_err(|e| anyhow::anyhow!("stored address of subscriber {}: {e}", record.id))?;
+    let slugs: Vec<String> = topics.iter().map(|t| t.as_str().to_string()).collect();
+    let recipient = Recipient {
+        subscriber_id: record.id,
+        email,
+    };
+    let msg = render::confirmation_message(
+        &state.settings,
+        &state.tokens,
+        state.dkim.as_ref(),
+        &recipient,
+        &topic_names(&state.settings, &slugs),
+        now,
+    )
+    .map_err(|e| anyhow::Error::new(e).context("rendering the confirmation email"))?;
+    let mail = WebMail {
+        kind: DeliveryKind::Confirm,
+        subscriber_id: record.id,
+        to: msg.to.as_str(),
+        message_id: &msg.message_id,
+        payload: &msg.raw,
+    };
+    let (ip_text, ua) = consent_evidence(state, ip, headers);
+    let request = ConfirmationRequest {
+        id: record.id,
+        topics,
+        timezone,
+        consent_version: &state.settings.newsletter.consent_version,
+        ip: ip_text.as_deref(),
+        user_agent: ua.as_deref(),
+    };
+    let outcome = state
+        .store
+        .request_confirmation_from_web(
+            &request,
+            &mail,
+            mail_limits(state, MailSlot::Reconfirm),
+            now,
+        )
+        .await?;
+    match outcome {
+        // Confirmed, bounced or complained a moment ago: nothing changed.
+        None => Err(WebError::BadRequest(
+            "This subscription changed while the page was open. Please open the link again.".into(),
+        )),
+        Some(QueueOutcome::OverCap) => {
+            super::subscribe::check_mail_cap(state).await?;
+            Err(WebError::RateLimited {
+                retry_after_secs: 60,
+            })
+        }
+        Some(outcome) => {
+            tracing::info!(
+                subscriber = record.id,
+                queued = outcome == QueueOutcome::Queued,
+                "confirmation asked for on the preferences page"
+            );
+            Ok(outcome)
+        }
+    }
 }
 
 fn validate(

@@ -4,9 +4,12 @@
 //! cannot be used to learn who subscribes. Nothing about a known address changes here: a new
 //! address becomes pending and gets a confirmation link; a pending one gets the link again; a
 //! confirmed or unsubscribed one gets a link to its preferences. Every email is queued in the
-//! outbox, at most one per address per hour, and the form is rate-limited per client IP.
+//! outbox, at most one per address per hour and at most `[web] confirmations_per_hour` in all
+//! (429 beyond it); the form is rate-limited per client IP (per /64 network for IPv6) and
+//! refused when posted from another site.
 
 use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv6Addr};
 
 use askama::Template;
 use axum::body::Bytes;
@@ -18,13 +21,59 @@ use governor::clock::{Clock as _, DefaultClock};
 use super::AppState;
 use super::client_ip::{ClientIp, consent_evidence};
 use super::error::WebError;
-use super::pages::{Site, TopicChoice, render_page, topic_name, topic_names};
+use super::pages::{Site, TopicChoice, check_same_site, render_page, topic_name, topic_names};
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberStatus, TopicSlug};
 use crate::render::{self, Recipient};
-use crate::store::{AddOutcome, NewSubscriber};
+use crate::store::{
+    AddOutcome, DeliveryKind, MailLimits, MailSlot, NewSubscriber, QueueOutcome, WebMail,
+};
 
 /// At most one email per address in this window (subscription bombing).
 pub const CONFIRMATION_GAP: chrono::Duration = chrono::Duration::hours(1);
+
+/// Retry-After when the hourly cap filled up between the check and the queueing.
+const CAP_RACE_RETRY_SECS: u64 = 60;
+
+/// The key a client is rate-limited under: its address, or for IPv6 its /64 network (one
+/// subscriber line or host usually holds a whole /64, so per-address limits would not hold).
+pub fn rate_limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// The limits of mail asked for through a form or page, from the settings.
+pub fn mail_limits(state: &AppState, slot: MailSlot) -> MailLimits {
+    MailLimits {
+        slot,
+        min_gap: CONFIRMATION_GAP,
+        per_hour: state.settings.web.confirmations_per_hour,
+    }
+}
+
+/// Answers 429 while the hourly cap on mail sent on request is reached.
+pub async fn check_mail_cap(state: &AppState) -> Result<(), WebError> {
+    let per_hour = state.settings.web.confirmations_per_hour;
+    match state.store.web_mail_cap_wait(state.now(), per_hour).await? {
+        None => Ok(()),
+        Some(wait) => {
+            tracing::warn!(
+                per_hour,
+                "the hourly cap on confirmation emails is reached; refusing sign-ups"
+            );
+            Err(WebError::RateLimited {
+                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            })
+        }
+    }
+}
 
 #[derive(Template)]
 #[template(path = "web/subscribe.html")]
@@ -83,8 +132,9 @@ pub async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebError> {
+    check_same_site(&state, &headers)?;
     if let Some(limiter) = &state.subscribe_limiter
-        && let Err(not_until) = limiter.check_key(&ip)
+        && let Err(not_until) = limiter.check_key(&rate_limit_key(ip))
     {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         return Err(WebError::RateLimited {
@@ -96,6 +146,8 @@ pub async fn submit(
         Ok(valid) => valid,
         Err(message) => return form_with_error(&state, &form, message),
     };
+    // Before anything about the address is looked at, so every address gets the same answer.
+    check_mail_cap(&state).await?;
     if !form.website.is_empty() {
         tracing::info!(%ip, "subscribe form honeypot filled; ignored");
     } else {
@@ -211,7 +263,7 @@ async fn send_confirmation(
         subscriber_id: id,
         email: email.clone(),
     };
-    let queued = queue_once(state, id, |now| {
+    let queued = queue_once(state, id, DeliveryKind::Confirm, |now| {
         render::confirmation_message(
             &state.settings,
             &state.tokens,
@@ -242,7 +294,7 @@ async fn send_preferences_link(
         subscriber_id: id,
         email: email.clone(),
     };
-    let queued = queue_once(state, id, |now| {
+    let queued = queue_once(state, id, DeliveryKind::Confirm, |now| {
         render::preferences_link_message(&state.settings, &state.tokens, &recipient, now).map_err(
             |e| {
                 anyhow::Error::new(e)
@@ -262,35 +314,57 @@ async fn send_preferences_link(
 }
 
 /// Queues the message `build` makes for subscriber `id`, unless one was queued for them within
-/// `CONFIRMATION_GAP`; returns whether it was queued.
+/// `CONFIRMATION_GAP`; returns whether it was queued. Claiming the address's hourly slot and
+/// queueing the message are one transaction, so a failure leaves the slot free. Beyond the
+/// hourly cap it is 429.
 async fn queue_once(
     state: &AppState,
     id: i64,
+    kind: DeliveryKind,
     build: impl FnOnce(chrono::DateTime<chrono::Utc>) -> Result<render::OutgoingMessage, WebError>,
 ) -> Result<bool, WebError> {
     let now = state.now();
-    if !state
+    let msg = build(now)?;
+    let mail = WebMail {
+        kind,
+        subscriber_id: id,
+        to: msg.to.as_str(),
+        message_id: &msg.message_id,
+        payload: &msg.raw,
+    };
+    match state
         .store
-        .claim_confirmation_slot(id, now, CONFIRMATION_GAP)
+        .queue_web_mail(&mail, mail_limits(state, MailSlot::Form), now)
         .await?
     {
-        tracing::debug!(
-            subscriber = id,
-            "a message went out within the hour; not again"
-        );
-        return Ok(false);
+        QueueOutcome::Queued => Ok(true),
+        QueueOutcome::TooSoon => {
+            tracing::debug!(
+                subscriber = id,
+                "a message went out within the hour; not again"
+            );
+            Ok(false)
+        }
+        QueueOutcome::OverCap => Err(WebError::RateLimited {
+            retry_after_secs: CAP_RACE_RETRY_SECS,
+        }),
     }
-    let msg = build(now)?;
-    state
-        .store
-        .enqueue_transactional(
-            crate::store::DeliveryKind::Confirm,
-            id,
-            msg.to.as_str(),
-            &msg.message_id,
-            &msg.raw,
-            now,
-        )
-        .await?;
-    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_limited_per_64_and_ipv4_per_address() {
+        let key = |s: &str| rate_limit_key(s.parse().unwrap());
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("192.0.2.1"), "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+    }
 }

@@ -12,6 +12,12 @@
 //! and it would protect nothing, since whoever holds the token can send the exact body. Such a
 //! POST never does more than leave the token's topic: only an urlencoded `scope=all` (our own
 //! page) leaves everything. Bodies over `[web] max_body_bytes` get 413 and change nothing.
+//!
+//! Cross-site posts: a POST whose body is `List-Unsubscribe=One-Click` (either encoding) is
+//! never checked for its origin, since providers send it without one and some webmail sends it
+//! from its own pages. Every other POST (our page's buttons, `scope=all`, the odd bodies) is
+//! refused with 403 when its `Origin` or `Referer` names another site
+//! ([`super::pages::check_same_site`]).
 
 use askama::Template;
 use axum::body::Bytes;
@@ -21,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::WebError;
-use super::pages::{Site, render_page, topic_name};
+use super::pages::{Site, check_same_site, render_page, topic_name};
 use crate::tokens::Purpose;
 
 #[derive(Template)]
@@ -78,6 +84,21 @@ fn wants_everything(headers: &HeaderMap, body: &[u8]) -> bool {
     urlencoded && url::form_urlencoded::parse(body).any(|(k, v)| k == "scope" && v == "all")
 }
 
+/// Whether the body is RFC 8058's `List-Unsubscribe=One-Click`, urlencoded or as a
+/// multipart/form-data field.
+fn is_one_click(headers: &HeaderMap, body: &[u8]) -> bool {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        let text = String::from_utf8_lossy(body);
+        return text.contains("name=\"List-Unsubscribe\"") && text.contains("One-Click");
+    }
+    url::form_urlencoded::parse(body).any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click")
+}
+
 /// `POST /unsubscribe/{token}`
 pub async fn submit(
     State(state): State<AppState>,
@@ -89,6 +110,9 @@ pub async fn submit(
     let claims = state.tokens.verify(&token, Purpose::Unsubscribe, now)?;
     let id = claims.subscriber_id;
     let everything = wants_everything(&headers, &body);
+    if everything || !is_one_click(&headers, &body) {
+        check_same_site(&state, &headers)?;
+    }
     match claims.topic.as_deref().filter(|_| !everything) {
         Some(topic) => {
             let remaining = state.store.leave_topic(id, topic, now).await?;

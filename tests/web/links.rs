@@ -264,8 +264,14 @@ async fn preferences_change_topics_and_time_zone_and_can_bring_a_reader_back() {
             SubscriberStatus::Unsubscribed
         );
 
+        // Back only through a fresh confirmation email (double opt-in).
         let back = app.post_form(&uri, "topic=rust&action=save").await;
         assert_eq!(back.status, StatusCode::OK, "{}", back.body);
+        let s = app.store.get_subscriber(id).await.unwrap().unwrap();
+        assert_eq!(s.status, SubscriberStatus::Pending, "{}", app.label);
+        let mails = app.mails_to("max@example.com").await;
+        let confirm = link_in(mails.last().unwrap(), "/confirm/").expect("confirmation link");
+        assert_eq!(app.post_form(&confirm, "").await.status, StatusCode::OK);
         let s = app.store.get_subscriber(id).await.unwrap().unwrap();
         assert_eq!(s.status, SubscriberStatus::Confirmed, "{}", app.label);
         assert_eq!(s.topics, vec!["rust".to_string()]);

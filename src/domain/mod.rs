@@ -7,4 +7,7 @@ mod subscriber;
 
 pub use article::{Article, ArticleSource, Digest, DigestEntry, FetchedItem, PageInfo, SourceLine};
 pub use email::{EmailError, SubscriberEmail, parse_mailbox};
-pub use subscriber::{ConsentSource, DeliveryStatus, SubscriberStatus, TopicSlug};
+pub use subscriber::{
+    ConsentSource, DeliveryStatus, PreferencesChange, SubscriberStatus, TopicSlug,
+    preferences_change,
+};

@@ -583,7 +583,9 @@ impl Store {
     }
 
     /// Records that a confirmation email was queued; returns false (and records nothing) when one
-    /// was queued less than `min_gap` ago, so an address gets at most one per window.
+    /// was queued less than `min_gap` ago, so an address gets at most one per window. The web
+    /// app claims its slots through [`Store::queue_web_mail`] instead, in one transaction with
+    /// the message itself.
     pub async fn claim_confirmation_slot(
         &self,
         id: i64,

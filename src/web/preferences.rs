@@ -20,7 +20,9 @@ use super::error::WebError;
 use super::pages::{self, Site, TopicChoice, check_same_site, render_page, topic_names};
 use super::subscribe::mail_limits;
 use super::unsubscribe::unsubscribed_page;
-use crate::domain::{SubscriberEmail, SubscriberStatus, TopicSlug};
+use crate::domain::{
+    PreferencesChange, SubscriberEmail, SubscriberStatus, TopicSlug, preferences_change,
+};
 use crate::render::{self, Recipient};
 use crate::store::{
     ConfirmationRequest, DeliveryKind, MailSlot, QueueOutcome, SubscriberRecord, WebMail,
@@ -142,30 +144,23 @@ pub async fn submit(
         }
     };
     let mut confirmation = None;
-    match record.status {
-        SubscriberStatus::Confirmed => {
+    match preferences_change(record.status, !topics.is_empty()) {
+        PreferencesChange::Save => {
             state
                 .store
                 .set_preferences(record.id, &topics, timezone.as_deref(), now)
                 .await?;
         }
-        SubscriberStatus::Pending if topics.is_empty() => {
-            // No topics: unsubscribed, like a confirmed reader who unticks everything.
-            state
-                .store
-                .set_preferences(record.id, &topics, timezone.as_deref(), now)
-                .await?;
-        }
-        SubscriberStatus::Pending | SubscriberStatus::Unsubscribed if !topics.is_empty() => {
+        PreferencesChange::AskConfirmation => {
             let outcome =
                 request_confirmation(&state, &record, &topics, timezone.as_deref(), ip, &headers)
                     .await?;
             confirmation = Some(outcome);
         }
-        SubscriberStatus::Unsubscribed | SubscriberStatus::Pending => {
+        PreferencesChange::StayUnsubscribed => {
             return unsubscribed_page(&state, record.id, None, &[]);
         }
-        SubscriberStatus::Bounced | SubscriberStatus::Complained => {
+        PreferencesChange::Refuse => {
             return Err(WebError::BadRequest(
                 "Mail to this address could not be delivered, so it cannot be changed here. Please contact us.".into(),
             ));

@@ -8,7 +8,7 @@ mod limits;
 mod links;
 mod one_click;
 mod races;
-mod server;
+mod live;
 mod subscribe;
 
 use std::net::{IpAddr, SocketAddr};

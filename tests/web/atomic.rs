@@ -7,7 +7,7 @@
 use reqwest::StatusCode;
 use tidings::domain::{SubscriberEmail, SubscriberStatus};
 
-use super::server::{TestDb, client, serve, url};
+use super::live::{TestDb, client, serve, url};
 
 async fn a_failure_while_queueing_leaves_the_hourly_slot_free(db: TestDb) {
     let app = db.app("").await;

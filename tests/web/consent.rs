@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, ORIGIN, REFERER};
 use tidings::domain::{SubscriberEmail, SubscriberStatus};
 
-use super::server::{TestDb, client, our_origin, serve, url};
+use super::live::{TestDb, client, our_origin, serve, url};
 use super::{TestApp, link_in};
 use crate::support::db;
 

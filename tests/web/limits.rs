@@ -10,7 +10,7 @@ use chrono::{Duration, Utc};
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 
-use super::server::{TestDb, client, serve, url};
+use super::live::{TestDb, client, serve, url};
 
 /// Behind a trusted proxy on loopback, so each request can name its client address.
 const BEHIND_PROXY: &str = "[web]\ntrusted_proxies = [\"127.0.0.1\"]\n";

@@ -4,7 +4,7 @@
 
 use reqwest::StatusCode;
 
-use super::server::{TestDb, client, serve, url};
+use super::live::{TestDb, client, serve, url};
 
 async fn simultaneous_sign_ups_for_one_new_address(db: TestDb) {
     let app = db.app("[web]\nsubscribe_per_minute = 0\n").await;

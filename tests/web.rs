@@ -6,9 +6,9 @@ mod atomic;
 mod consent;
 mod limits;
 mod links;
+mod live;
 mod one_click;
 mod races;
-mod live;
 mod subscribe;
 
 use std::net::{IpAddr, SocketAddr};

@@ -1,8 +1,9 @@
 //! Transports: SMTP (one connection per worker task, see `smtp.rs`) and `.eml` files in a
 //! folder. Each send returns a classified outcome with the server's reply text:
 //! 2xx sent; 4xx deferred; 5xx failed (5.1.x: the mailbox is bad, so the subscriber bounced);
-//! no reply at all (a refused connection, a connection dropped after the final ".", a timeout)
-//! is an unknown outcome and is deferred, because a duplicate is better than a loss.
+//! no session or no reply before the message data went out is deferred; no reply after it (a
+//! connection dropped after the final ".", a timeout) is an unknown outcome: the message may
+//! have arrived, so it is sent again only `delivery.unknown_retries` times.
 
 use std::path::{Path, PathBuf};
 

@@ -21,7 +21,7 @@ use super::error::WebError;
 use super::pages::{Site, TopicChoice, render_page, topic_name, topic_names};
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberStatus, TopicSlug};
 use crate::render::{self, Recipient};
-use crate::store::{AddOutcome, NewSubscriber};
+use crate::store::{AddOutcome, DeliveryKind, NewSubscriber};
 
 /// At most one email per address in this window (subscription bombing).
 pub const CONFIRMATION_GAP: chrono::Duration = chrono::Duration::hours(1);
@@ -211,7 +211,7 @@ async fn send_confirmation(
         subscriber_id: id,
         email: email.clone(),
     };
-    let queued = queue_once(state, id, |now| {
+    let queued = queue_once(state, id, DeliveryKind::Confirm, |now| {
         render::confirmation_message(
             &state.settings,
             &state.tokens,
@@ -242,7 +242,7 @@ async fn send_preferences_link(
         subscriber_id: id,
         email: email.clone(),
     };
-    let queued = queue_once(state, id, |now| {
+    let queued = queue_once(state, id, DeliveryKind::Preferences, |now| {
         render::preferences_link_message(&state.settings, &state.tokens, &recipient, now).map_err(
             |e| {
                 anyhow::Error::new(e)
@@ -266,6 +266,7 @@ async fn send_preferences_link(
 async fn queue_once(
     state: &AppState,
     id: i64,
+    kind: DeliveryKind,
     build: impl FnOnce(chrono::DateTime<chrono::Utc>) -> Result<render::OutgoingMessage, WebError>,
 ) -> Result<bool, WebError> {
     let now = state.now();
@@ -283,14 +284,7 @@ async fn queue_once(
     let msg = build(now)?;
     state
         .store
-        .enqueue_transactional(
-            crate::store::DeliveryKind::Confirm,
-            id,
-            msg.to.as_str(),
-            &msg.message_id,
-            &msg.raw,
-            now,
-        )
+        .enqueue_transactional(kind, id, msg.to.as_str(), &msg.message_id, &msg.raw, now)
         .await?;
     Ok(true)
 }

@@ -416,7 +416,11 @@ async fn trace_logs_show_neither_the_smtp_password_nor_link_tokens() {
 async fn deliveries_shows_each_records_kind_and_when_it_was_sent_or_is_due() {
     for (label, url) in database_urls().await {
         let server = SmtpServer::start(Faults {
-            replies: vec![(1, crate::support::smtp::Stage::Rcpt, "451 4.3.0 later".into())],
+            replies: vec![(
+                1,
+                crate::support::smtp::Stage::Rcpt,
+                "451 4.3.0 later".into(),
+            )],
             ..Faults::default()
         })
         .await;
@@ -427,7 +431,10 @@ async fn deliveries_shows_each_records_kind_and_when_it_was_sent_or_is_due() {
         std::fs::write(&env.config, config).unwrap();
         let (store, issue) = seeded(&url, 2).await;
         let id = issue.to_string();
-        assert_ok(label, &run(&env, &["send", "--topic", TOPIC, "--issue", &id]).await);
+        assert_ok(
+            label,
+            &run(&env, &["send", "--topic", TOPIC, "--issue", &id]).await,
+        );
         let rows = store.list_deliveries(Some(issue), None).await.unwrap();
         let sent = rows.iter().find(|r| r.status == "sent").unwrap();
         let deferred = rows.iter().find(|r| r.status == "deferred").unwrap();
@@ -449,7 +456,11 @@ async fn deliveries_shows_each_records_kind_and_when_it_was_sent_or_is_due() {
                 .to_string()
         };
         let sent_line = line_of(&sent.email);
-        let sent_at = sent.sent_at.unwrap().format("%Y-%m-%d %H:%M:%S").to_string();
+        let sent_at = sent
+            .sent_at
+            .unwrap()
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string();
         assert!(
             sent_line.contains("digest") && sent_line.contains(&format!("sent {sent_at}")),
             "{label}: {sent_line}"
@@ -489,7 +500,10 @@ async fn deliveries_lists_a_message_whose_outcome_stayed_unknown() {
         std::fs::write(&env.config, config).unwrap();
         let (_store, issue) = seeded(&url, 2).await;
         let id = issue.to_string();
-        assert_ok(label, &run(&env, &["send", "--topic", TOPIC, "--issue", &id]).await);
+        assert_ok(
+            label,
+            &run(&env, &["send", "--topic", TOPIC, "--issue", &id]).await,
+        );
         assert_ok(label, &run(&env, &["retry", "--issue", &id]).await);
         // Nothing was sent in this run, only an unknown outcome: its exit code is not the point.
         run(&env, &["send", "--topic", TOPIC, "--issue", &id]).await;

@@ -144,7 +144,11 @@ async fn a_bounce_and_its_delivery_are_recorded_together_or_not_at_all(label: &s
     repair_subscriber_updates(url).await;
     clock.advance(3600);
     let second = clock.deliver(&settings, &store).await;
-    assert_eq!((second.failed, second.bounced), (1, 1), "{label}: {second:?}");
+    assert_eq!(
+        (second.failed, second.bounced),
+        (1, 1),
+        "{label}: {second:?}"
+    );
     let row = store.list_deliveries(Some(issue), None).await.unwrap()[0].clone();
     assert_eq!(row.status, "failed", "{label}");
     let subscriber = store.get_subscriber(bad).await.unwrap().unwrap();

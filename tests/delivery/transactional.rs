@@ -101,7 +101,11 @@ async fn an_unsubscribed_reader_typing_their_address_receives_a_preferences_link
     );
     assert!(!links.iter().any(|l| l.contains("/confirm/")), "{label}");
     let sub = store.get_subscriber(id).await.unwrap().unwrap();
-    assert_eq!(sub.status, SubscriberStatus::Unsubscribed, "{label}: unchanged");
+    assert_eq!(
+        sub.status,
+        SubscriberStatus::Unsubscribed,
+        "{label}: unchanged"
+    );
 }
 
 #[tokio::test]
@@ -129,7 +133,13 @@ async fn a_new_address_receives_a_confirmation_link_and_a_bounced_one_nothing() 
     assert_eq!(got.len(), 1);
     assert!(links(&got[0]).iter().any(|l| l.contains("/confirm/")));
 
-    add(&store, "gone@example.org", &["rust"], SubscriberStatus::Bounced).await;
+    add(
+        &store,
+        "gone@example.org",
+        &["rust"],
+        SubscriberStatus::Bounced,
+    )
+    .await;
     let got = type_into_the_form(&store, "gone@example.org").await;
     assert!(got.is_empty(), "a bounced address gets nothing");
 }

@@ -405,7 +405,7 @@ impl SmtpSender<'_> {
                                     error_text(&error)
                                 ),
                             },
-                            unknown: true,
+                            no_reply: true,
                         };
                     }
                     return classify_error(&error);
@@ -417,7 +417,7 @@ impl SmtpSender<'_> {
                             reply,
                             bounce: false,
                         },
-                        unknown: false,
+                        no_reply: false,
                     };
                 }
                 Err(TxError::Lost { error, sent }) => {
@@ -441,7 +441,7 @@ impl SmtpSender<'_> {
                     };
                     return SendResult {
                         outcome,
-                        unknown: true,
+                        no_reply: true,
                     };
                 }
             }
@@ -476,7 +476,7 @@ impl SmtpSender<'_> {
                     self.client.server()
                 ),
             },
-            unknown: true,
+            no_reply: true,
         }
     }
 

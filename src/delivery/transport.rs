@@ -22,14 +22,14 @@ pub struct SendResult {
     pub outcome: DeliveryOutcome,
     /// No SMTP reply to this attempt: no session could be opened, the connection dropped, or a
     /// reply timed out.
-    pub unknown: bool,
+    pub no_reply: bool,
 }
 
 impl SendResult {
     pub(super) fn sent(reply: String) -> SendResult {
         SendResult {
             outcome: DeliveryOutcome::Sent { reply },
-            unknown: false,
+            no_reply: false,
         }
     }
 }
@@ -82,7 +82,7 @@ impl Sender<'_> {
                     outcome: DeliveryOutcome::Deferred {
                         reply: format!("{e:#}"),
                     },
-                    unknown: true,
+                    no_reply: true,
                 },
             },
             Sender::Smtp(smtp) => match envelope(message) {
@@ -92,7 +92,7 @@ impl Sender<'_> {
                         reply,
                         bounce: false,
                     },
-                    unknown: false,
+                    no_reply: false,
                 },
             },
         }
@@ -133,19 +133,19 @@ pub fn classify_error(e: &lettre::transport::smtp::Error) -> SendResult {
         let bounce = is_bad_mailbox(&reply);
         SendResult {
             outcome: DeliveryOutcome::Failed { reply, bounce },
-            unknown: false,
+            no_reply: false,
         }
     } else if e.is_transient() {
         SendResult {
             outcome: DeliveryOutcome::Deferred { reply },
-            unknown: false,
+            no_reply: false,
         }
     } else {
         SendResult {
             outcome: DeliveryOutcome::Deferred {
                 reply: format!("unknown outcome: {reply}"),
             },
-            unknown: true,
+            no_reply: true,
         }
     }
 }

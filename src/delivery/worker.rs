@@ -222,14 +222,14 @@ impl Engine {
         claim: &ClaimedDelivery,
         deadline: Instant,
     ) -> anyhow::Result<()> {
-        let (outcome, unknown) = match self.message_for(claim).await {
+        let (outcome, no_reply) = match self.message_for(claim).await {
             Ok(message) => {
                 if let Some(limiter) = &self.limiter {
                     limiter.until_ready().await;
                 }
                 let deadline = tokio::time::Instant::from_std(deadline);
                 match tokio::time::timeout_at(deadline, sender.send(&message)).await {
-                    Ok(result) => (result.outcome, result.unknown),
+                    Ok(result) => (result.outcome, result.no_reply),
                     Err(_) => (
                         DeliveryOutcome::Unknown {
                             reply: "unknown outcome: the send did not finish within the claim's \
@@ -249,7 +249,7 @@ impl Engine {
             ),
         };
         let c = &self.counters;
-        if unknown {
+        if no_reply {
             c.unknown.fetch_add(1, Ordering::Relaxed);
             let n = c.consecutive_unknown.fetch_add(1, Ordering::Relaxed) + 1;
             let threshold = u64::try_from(self.settings.delivery.concurrency.max(1) * 2)

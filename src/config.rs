@@ -828,6 +828,17 @@ mod tests {
     }
 
     #[test]
+    fn smtp_timeout_takes_fractions_and_must_be_positive() {
+        let s = Settings::from_toml("[smtp]\ntimeout_secs = 0.5\n").unwrap();
+        assert_eq!(s.smtp.timeout_secs, 0.5);
+        let s = Settings::from_toml("[smtp]\ntimeout_secs = 7\n").unwrap();
+        assert_eq!(s.smtp.timeout_secs, 7.0);
+        let e = Settings::from_toml("[smtp]\ntimeout_secs = 0\n").unwrap_err();
+        assert!(e.to_string().contains("smtp.timeout_secs"), "{e}");
+        assert_eq!(Settings::default().delivery.unknown_retries, 1);
+    }
+
+    #[test]
     fn transport_defaults_to_file_without_smtp_host() {
         let s = Settings::default();
         assert_eq!(s.delivery.effective_transport(&s.smtp), TransportKind::File);

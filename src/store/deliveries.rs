@@ -684,6 +684,37 @@ fn truncate_reply(reply: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Who each kind of email may still reach at claim time, status by status.
+    #[test]
+    fn each_kind_has_its_own_eligibility_rule() {
+        use SubscriberStatus::*;
+        let table = [
+            (DeliveryKind::Digest, [false, true, false, false, false]),
+            (DeliveryKind::Confirm, [true, true, false, false, false]),
+            (DeliveryKind::Preferences, [true, true, true, false, false]),
+        ];
+        for (kind, expected) in table {
+            for (status, may) in [Pending, Confirmed, Unsubscribed, Bounced, Complained]
+                .into_iter()
+                .zip(expected)
+            {
+                assert_eq!(
+                    kind.eligible_statuses().contains(&status),
+                    may,
+                    "{kind:?} to a {status} subscriber"
+                );
+            }
+            assert_eq!(DeliveryKind::parse(kind.as_str()).unwrap(), kind);
+        }
+        let sql = skip_ineligible_sql();
+        assert!(sql.contains("kind = 'preferences' AND EXISTS"), "{sql}");
+        assert!(
+            sql.contains("'pending','confirmed','unsubscribed'"),
+            "{sql}"
+        );
+        assert!(DeliveryKind::parse("newsletter").is_err());
+    }
+
     #[test]
     fn backoff_doubles_and_caps() {
         let p = RetryPolicy {

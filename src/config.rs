@@ -160,6 +160,9 @@ pub struct DeliverySettings {
     pub give_up_after_hours: u64,
     pub lease_secs: u64,
     pub batch_size: u32,
+    /// Resends after an unknown outcome (no reply after the message data) before the delivery
+    /// is recorded `unknown`.
+    pub unknown_retries: u32,
 }
 
 impl Default for DeliverySettings {
@@ -175,6 +178,7 @@ impl Default for DeliverySettings {
             give_up_after_hours: 120,
             lease_secs: 300,
             batch_size: 64,
+            unknown_retries: 1,
         }
     }
 }
@@ -206,7 +210,9 @@ pub struct SmtpSettings {
     pub tls: TlsMode,
     pub username: String,
     pub password: Secret,
-    pub timeout_secs: u64,
+    /// The wait for each step of a session (connect, greeting, EHLO, STARTTLS, AUTH) and for
+    /// each reply of a transaction, in seconds (fractions allowed).
+    pub timeout_secs: f64,
     pub helo_name: String,
     /// A PEM file of extra root certificates to trust for the relay (a private CA); empty:
     /// the system's roots only.
@@ -221,7 +227,7 @@ impl Default for SmtpSettings {
             tls: TlsMode::Starttls,
             username: String::new(),
             password: Secret::default(),
-            timeout_secs: 30,
+            timeout_secs: 30.0,
             helo_name: String::new(),
             ca_file: String::new(),
         }
@@ -561,6 +567,9 @@ impl Settings {
         if d.batch_size == 0 {
             return Err(err("delivery.batch_size must be at least 1"));
         }
+        if d.unknown_retries > 100 {
+            return Err(err("delivery.unknown_retries must be at most 100"));
+        }
         if d.outbox_dir.as_os_str().is_empty() {
             return Err(err("delivery.outbox_dir must not be empty"));
         }
@@ -579,8 +588,8 @@ impl Settings {
         if s.username.is_empty() && !s.password.is_empty() {
             return Err(err("smtp.password is set without smtp.username"));
         }
-        if s.timeout_secs == 0 {
-            return Err(err("smtp.timeout_secs must be at least 1"));
+        if !(0.01..=3600.0).contains(&s.timeout_secs) {
+            return Err(err("smtp.timeout_secs must be between 0.01 and 3600"));
         }
         let k = &self.dkim;
         if k.enabled() && (k.domain.trim().is_empty() || k.selector.trim().is_empty()) {
@@ -818,6 +827,17 @@ mod tests {
         ] {
             assert!(text.contains(key), "topics key {key} is not documented");
         }
+    }
+
+    #[test]
+    fn smtp_timeout_takes_fractions_and_must_be_positive() {
+        let s = Settings::from_toml("[smtp]\ntimeout_secs = 0.5\n").unwrap();
+        assert_eq!(s.smtp.timeout_secs, 0.5);
+        let s = Settings::from_toml("[smtp]\ntimeout_secs = 7\n").unwrap();
+        assert_eq!(s.smtp.timeout_secs, 7.0);
+        let e = Settings::from_toml("[smtp]\ntimeout_secs = 0\n").unwrap_err();
+        assert!(e.to_string().contains("smtp.timeout_secs"), "{e}");
+        assert_eq!(Settings::default().delivery.unknown_retries, 1);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Delivery against a real SMTP server over TCP on loopback (tests/support/smtp.rs), on SQLite
 //! and, when a test cluster is available, PostgreSQL: exactly-once delivery, retries of 4xx and
 //! of connections dropped after the final ".", bounces, unsubscribes between enqueue and claim,
-//! concurrent claimers, two worker pools, and a `tidings send` killed with SIGKILL mid-batch.
+//! concurrent claimers, two worker pools, and a `tidings send` killed with SIGKILL mid-batch;
+//! the modules below add the SMTP session, the CLI, unknown outcomes and bounces, taking over a
+//! dead process's leases, and transactional mail typed into the web form.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -21,6 +23,9 @@ use crate::support::smtp::{Faults, Received, SmtpServer, Stage};
 
 mod cli;
 mod connection;
+mod outcomes;
+mod takeover;
+mod transactional;
 
 const TOPIC: &str = "rust";
 

@@ -1,4 +1,5 @@
-//! `tidings retry --issue ID`: re-queues an issue's failed and deferred deliveries for now.
+//! `tidings retry --issue ID`: re-queues an issue's failed, deferred and unknown deliveries for
+//! now (an unknown one may then arrive twice: that is the operator's call).
 
 use super::{CommandResult, Context, usage};
 use crate::cli::RetryArgs;
@@ -11,7 +12,7 @@ pub async fn run(ctx: &Context, args: RetryArgs) -> CommandResult {
         .ok_or_else(|| usage(format!("issue {} does not exist", args.issue)))?;
     let n = ctx.store.requeue_issue(issue.id, super::now()).await?;
     println!(
-        "re-queued {n} failed or deferred deliveries of issue {}; `tidings send --topic {} --issue {}` delivers them",
+        "re-queued {n} failed, deferred or unknown deliveries of issue {}; `tidings send --topic {} --issue {}` delivers them",
         issue.id, issue.topic, issue.id
     );
     Ok(())

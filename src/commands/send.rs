@@ -147,6 +147,7 @@ async fn send_test_copy(ctx: &Context, digest: &Digest, to: SubscriberEmail) -> 
             Ok(())
         }
         crate::store::DeliveryOutcome::Deferred { reply }
+        | crate::store::DeliveryOutcome::Unknown { reply }
         | crate::store::DeliveryOutcome::Failed { reply, .. } => Err(CommandError::Failed(
             anyhow::anyhow!("test copy to {to} not sent: {reply}"),
         )),

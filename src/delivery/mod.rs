@@ -1,9 +1,10 @@
 //! Delivery: the outbox workers (claim under lease, send, record the outcome with backoff,
-//! bounces) and the transports (SMTP via lettre, .eml files). The only place that talks SMTP.
+//! bounces, unknown outcomes; take over the leases of a process that died) and the transports (SMTP via lettre, .eml files). The only place that talks SMTP.
 //!
 //! Entry points: [`deliver_until_idle`] for `tidings send`, [`run_workers`] for `tidings serve`,
 //! [`write_sample`] for a first `tidings run` with no subscribers yet.
 
+mod lease;
 mod smtp;
 mod transport;
 mod worker;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+pub use lease::{current_process, is_gone};
 pub use transport::Transport;
 use transport::write_eml;
 pub use worker::{

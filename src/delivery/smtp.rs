@@ -2,8 +2,13 @@
 //! turn. We open the TCP socket ourselves so that it has TCP_NODELAY: lettre writes the message
 //! and the final "\r\n.\r\n" separately, and with Nagle's algorithm on (lettre's own pool) that
 //! small last write waits for the server's delayed ACK, about 40 ms per message. lettre still
-//! speaks the protocol (EHLO, STARTTLS, AUTH, dot-stuffing, replies); this module adds a timeout
-//! to every step and sorts each failure by the stage it happened in:
+//! speaks the protocol (EHLO, STARTTLS, AUTH, dot-stuffing, replies); this module times every
+//! step on its own and sorts each failure by the stage it happened in. Each step of setting up a
+//! session (connect, greeting, EHLO, TLS handshake, STARTTLS, AUTH) gets the whole
+//! `smtp.timeout_secs`: the socket is a [`TimedStream`], which fails a read or write that waits
+//! longer than that with no byte moving, so a relay that answers each step slowly but in time
+//! gets a session (one timeout around the whole set-up used to cut it off). Each command of a
+//! transaction is also timed on its own.
 //! - no session (refused, unreachable, greeting/EHLO/STARTTLS/AUTH rejected): deferred, no reply;
 //! - a negative reply to RCPT, DATA or the final ".": that reply decides (4xx deferred, 5xx
 //!   failed), and the connection is reset and kept unless the server said 421;
@@ -14,9 +19,12 @@
 //! - the connection lost before the message was sent: the message was not taken, so a reused
 //!   connection (perhaps closed by the server while idle) is replaced and the message sent once
 //!   more; on a fresh connection it is deferred;
-//! - the connection lost or timed out after the message was sent: the outcome is unknown and
-//!   the message is deferred (a duplicate is better than a loss).
+//! - the connection lost or timed out after the message was sent: the outcome is unknown (the
+//!   message may have arrived); it is sent again at most `delivery.unknown_retries` times.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use lettre::address::Envelope;
@@ -90,7 +98,8 @@ impl SmtpClient {
             tls,
             credentials,
             hello,
-            timeout: Duration::from_secs(smtp.timeout_secs.max(1)),
+            timeout: Duration::try_from_secs_f64(smtp.timeout_secs)
+                .unwrap_or(Duration::from_secs(30)),
         })
     }
 
@@ -106,12 +115,15 @@ impl SmtpClient {
         format!("{}:{}", self.host, self.port)
     }
 
-    /// Opens a session: TCP (with TCP_NODELAY), implicit TLS or STARTTLS, EHLO, AUTH. The
-    /// error says which step failed.
+    /// Opens a session: TCP (with TCP_NODELAY), implicit TLS or STARTTLS, EHLO, AUTH, each step
+    /// under its own timeout (connect here, the others through [`TimedStream`]). The error
+    /// says which step failed.
     async fn connect(&self) -> Result<AsyncSmtpConnection, String> {
-        let tcp = open_socket(&self.host, self.port)
+        let tcp = tokio::time::timeout(self.timeout, open_socket(&self.host, self.port))
             .await
+            .map_err(|_| format!("connect: {}", no_reply_within(self.timeout)))?
             .map_err(|e| format!("connect: {e}"))?;
+        let tcp = TimedStream::new(tcp, self.timeout);
         let stream: Box<dyn AsyncTokioStream> = match &self.tls {
             Some((TlsMode::Tls, params)) => Box::new(
                 implicit_tls(tcp, params.clone())
@@ -134,6 +146,101 @@ impl SmtpClient {
                 .map_err(|e| format!("login: {}", error_text(&e)))?;
         }
         Ok(conn)
+    }
+}
+
+/// "no reply within 2 s", "no reply within 0.5 s".
+fn no_reply_within(timeout: Duration) -> String {
+    format!("no reply within {} s", timeout.as_secs_f64())
+}
+
+/// The relay's socket with a timeout on every wait: a read or write that cannot go on arms a
+/// timer of `timeout`, and any byte moving disarms it. Each step of a session (a command and
+/// its reply, the TLS handshake) therefore gets the whole timeout, however many steps there
+/// are, and a relay that stops answering fails the step it stopped in.
+#[derive(Debug)]
+struct TimedStream {
+    inner: TcpStream,
+    timeout: Duration,
+    /// Armed while a read or write waits; `None` while bytes move.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl TimedStream {
+    fn new(inner: TcpStream, timeout: Duration) -> TimedStream {
+        TimedStream {
+            inner,
+            timeout,
+            deadline: None,
+        }
+    }
+
+    /// Called when the inner stream returned `Pending`: arms the timer if needed and fails once
+    /// it has run out.
+    fn waiting(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+        let timeout = self.timeout;
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.deadline = None;
+                Poll::Ready(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    no_reply_within(timeout),
+                ))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Wraps a poll of the inner stream: progress disarms the timer, a wait is timed.
+    fn timed<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match poll(Pin::new(&mut self.inner), cx) {
+            Poll::Ready(result) => {
+                self.deadline = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.waiting(cx).map(Err),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for TimedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.get_mut().timed(cx, |s, cx| s.poll_read(cx, buf))
+    }
+}
+
+impl tokio::io::AsyncWrite for TimedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.get_mut().timed(cx, |s, cx| s.poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().timed(cx, |s, cx| s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().timed(cx, |s, cx| s.poll_shutdown(cx))
+    }
+}
+
+impl AsyncTokioStream for TimedStream {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.inner.peer_addr()
     }
 }
 
@@ -165,7 +272,7 @@ pub async fn open_socket(host: &str, port: u16) -> std::io::Result<TcpStream> {
 /// TLS from the first byte (port 465), through lettre's TLS set-up, then adapted back to the
 /// tokio stream that `connect_with_transport` takes.
 #[allow(deprecated)]
-async fn implicit_tls(tcp: TcpStream, params: TlsParameters) -> Result<TlsStream, SmtpError> {
+async fn implicit_tls(tcp: TimedStream, params: TlsParameters) -> Result<TlsStream, SmtpError> {
     let mut stream = AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
     stream.upgrade_tls(params).await?;
     Ok(TlsStream(
@@ -261,12 +368,12 @@ impl SmtpSender<'_> {
             let reused = self.session.is_some();
             let mut session = match self.session.take() {
                 Some(s) => s,
-                None => match self.timed(self.client.connect()).await {
-                    Ok(Ok(conn)) => Session {
+                None => match self.client.connect().await {
+                    Ok(conn) => Session {
                         conn,
                         last_used: Instant::now(),
                     },
-                    Ok(Err(e)) | Err(e) => return self.no_session(&e),
+                    Err(e) => return self.no_session(&e),
                 },
             };
             let result = self.transaction(&mut session.conn, envelope, raw).await;
@@ -298,7 +405,7 @@ impl SmtpSender<'_> {
                                     error_text(&error)
                                 ),
                             },
-                            unknown: true,
+                            no_reply: true,
                         };
                     }
                     return classify_error(&error);
@@ -310,7 +417,7 @@ impl SmtpSender<'_> {
                             reply,
                             bounce: false,
                         },
-                        unknown: false,
+                        no_reply: false,
                     };
                 }
                 Err(TxError::Lost { error, sent }) => {
@@ -321,14 +428,20 @@ impl SmtpSender<'_> {
                         retried = true;
                         continue;
                     }
-                    let reply = if sent {
-                        format!("unknown outcome: no reply after the message was sent: {error}")
+                    let outcome = if sent {
+                        DeliveryOutcome::Unknown {
+                            reply: format!(
+                                "unknown outcome: no reply after the message was sent: {error}"
+                            ),
+                        }
                     } else {
-                        format!("connection lost before the message was sent: {error}")
+                        DeliveryOutcome::Deferred {
+                            reply: format!("connection lost before the message was sent: {error}"),
+                        }
                     };
                     return SendResult {
-                        outcome: DeliveryOutcome::Deferred { reply },
-                        unknown: true,
+                        outcome,
+                        no_reply: true,
                     };
                 }
             }
@@ -363,7 +476,7 @@ impl SmtpSender<'_> {
                     self.client.server()
                 ),
             },
-            unknown: true,
+            no_reply: true,
         }
     }
 
@@ -371,7 +484,7 @@ impl SmtpSender<'_> {
     async fn timed<T>(&self, fut: impl Future<Output = T>) -> Result<T, String> {
         tokio::time::timeout(self.client.timeout, fut)
             .await
-            .map_err(|_| format!("no reply within {} s", self.client.timeout.as_secs()))
+            .map_err(|_| no_reply_within(self.client.timeout))
     }
 
     /// MAIL, RCPT, DATA and the message, each step under the timeout.

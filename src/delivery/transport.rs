@@ -1,8 +1,9 @@
 //! Transports: SMTP (one connection per worker task, see `smtp.rs`) and `.eml` files in a
 //! folder. Each send returns a classified outcome with the server's reply text:
 //! 2xx sent; 4xx deferred; 5xx failed (5.1.x: the mailbox is bad, so the subscriber bounced);
-//! no reply at all (a refused connection, a connection dropped after the final ".", a timeout)
-//! is an unknown outcome and is deferred, because a duplicate is better than a loss.
+//! no session or no reply before the message data went out is deferred; no reply after it (a
+//! connection dropped after the final ".", a timeout) is an unknown outcome: the message may
+//! have arrived, so it is sent again only `delivery.unknown_retries` times.
 
 use std::path::{Path, PathBuf};
 
@@ -21,14 +22,14 @@ pub struct SendResult {
     pub outcome: DeliveryOutcome,
     /// No SMTP reply to this attempt: no session could be opened, the connection dropped, or a
     /// reply timed out.
-    pub unknown: bool,
+    pub no_reply: bool,
 }
 
 impl SendResult {
     pub(super) fn sent(reply: String) -> SendResult {
         SendResult {
             outcome: DeliveryOutcome::Sent { reply },
-            unknown: false,
+            no_reply: false,
         }
     }
 }
@@ -81,7 +82,7 @@ impl Sender<'_> {
                     outcome: DeliveryOutcome::Deferred {
                         reply: format!("{e:#}"),
                     },
-                    unknown: true,
+                    no_reply: true,
                 },
             },
             Sender::Smtp(smtp) => match envelope(message) {
@@ -91,7 +92,7 @@ impl Sender<'_> {
                         reply,
                         bounce: false,
                     },
-                    unknown: false,
+                    no_reply: false,
                 },
             },
         }
@@ -132,19 +133,19 @@ pub fn classify_error(e: &lettre::transport::smtp::Error) -> SendResult {
         let bounce = is_bad_mailbox(&reply);
         SendResult {
             outcome: DeliveryOutcome::Failed { reply, bounce },
-            unknown: false,
+            no_reply: false,
         }
     } else if e.is_transient() {
         SendResult {
             outcome: DeliveryOutcome::Deferred { reply },
-            unknown: false,
+            no_reply: false,
         }
     } else {
         SendResult {
             outcome: DeliveryOutcome::Deferred {
                 reply: format!("unknown outcome: {reply}"),
             },
-            unknown: true,
+            no_reply: true,
         }
     }
 }

@@ -2,7 +2,9 @@
 //! lease, rendering and sending them one by one (a global `max_per_second` limit shared by all),
 //! and recording each outcome while its lease is still held. No database transaction is open
 //! while a message is being sent, so each task has at most one message whose outcome is
-//! unknown at any moment: a crash repeats at most `concurrency` messages.
+//! unknown at any moment: a crash repeats at most `concurrency` messages. Each claim records
+//! this process as the lease holder; `deliver_until_idle` takes over at once the leases of a
+//! process on this host that no longer runs, and says how long it waits for any other.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -19,7 +21,9 @@ use super::transport::{Sender, Transport};
 use crate::config::Settings;
 use crate::domain::{DeliveryStatus, SubscriberEmail, parse_mailbox};
 use crate::render::{DkimSigner, OutgoingMessage, PreparedDigest, Recipient};
-use crate::store::{ClaimedDelivery, DeliveryKind, DeliveryOutcome, RetryPolicy, Store};
+use crate::store::{
+    ClaimedDelivery, DeliveryKind, DeliveryOutcome, LeaseHolder, RetryPolicy, Store,
+};
 use crate::tokens::TokenSigner;
 
 /// How many rendered issues a worker pool keeps.
@@ -38,6 +42,9 @@ pub struct DeliveryReport {
     pub bounced: u64,
     /// Attempts with no SMTP reply at all (refused or dropped connection, timeout).
     pub unknown: u64,
+    /// Messages recorded with the status `unknown`: no reply after their data went out, and
+    /// the resends `delivery.unknown_retries` allows used up. Neither sent nor failed.
+    pub undetermined: u64,
     /// Outcomes not recorded because the lease had expired (another worker owns the row).
     pub lease_lost: u64,
     /// The run stopped early because the server could not be reached at all.
@@ -48,7 +55,7 @@ pub struct DeliveryReport {
 
 impl DeliveryReport {
     pub fn attempted(&self) -> u64 {
-        self.sent + self.deferred + self.failed
+        self.sent + self.deferred + self.failed + self.undetermined
     }
 
     /// True when messages were attempted and none got any SMTP reply: the relay is unreachable.
@@ -64,6 +71,7 @@ struct Counters {
     failed: AtomicU64,
     bounced: AtomicU64,
     unknown: AtomicU64,
+    undetermined: AtomicU64,
     lease_lost: AtomicU64,
     consecutive_unknown: AtomicU64,
 }
@@ -81,6 +89,8 @@ struct Engine {
     limiter: Option<DefaultDirectRateLimiter>,
     policy: RetryPolicy,
     owner: String,
+    /// This process, recorded on each claim.
+    holder: LeaseHolder,
     clock: Clock,
     progress: Option<Progress>,
     counters: Counters,
@@ -115,6 +125,7 @@ impl Engine {
             limiter,
             policy: RetryPolicy::from_settings(&settings.delivery),
             owner: owner.to_string(),
+            holder: super::lease::current_process(),
             clock,
             progress,
             counters: Counters::default(),
@@ -138,6 +149,7 @@ impl Engine {
             failed: c.failed.load(Ordering::Relaxed),
             bounced: c.bounced.load(Ordering::Relaxed),
             unknown: c.unknown.load(Ordering::Relaxed),
+            undetermined: c.undetermined.load(Ordering::Relaxed),
             lease_lost: c.lease_lost.load(Ordering::Relaxed),
             aborted: self.abort.load(Ordering::Relaxed),
             last_error: self.last_error.lock().ok().and_then(|g| g.clone()),
@@ -187,7 +199,7 @@ impl Engine {
                 };
                 Ok(prepared.message_for(&self.tokens, &recipient, (self.clock)())?)
             }
-            DeliveryKind::Confirm => {
+            DeliveryKind::Confirm | DeliveryKind::Preferences => {
                 let raw = claim.payload.clone().ok_or_else(|| {
                     anyhow::anyhow!("delivery {} has no message payload", claim.id)
                 })?;
@@ -210,16 +222,16 @@ impl Engine {
         claim: &ClaimedDelivery,
         deadline: Instant,
     ) -> anyhow::Result<()> {
-        let (outcome, unknown) = match self.message_for(claim).await {
+        let (outcome, no_reply) = match self.message_for(claim).await {
             Ok(message) => {
                 if let Some(limiter) = &self.limiter {
                     limiter.until_ready().await;
                 }
                 let deadline = tokio::time::Instant::from_std(deadline);
                 match tokio::time::timeout_at(deadline, sender.send(&message)).await {
-                    Ok(result) => (result.outcome, result.unknown),
+                    Ok(result) => (result.outcome, result.no_reply),
                     Err(_) => (
-                        DeliveryOutcome::Deferred {
+                        DeliveryOutcome::Unknown {
                             reply: "unknown outcome: the send did not finish within the claim's \
                                     lease (delivery.lease_secs)"
                                 .into(),
@@ -237,7 +249,7 @@ impl Engine {
             ),
         };
         let c = &self.counters;
-        if unknown {
+        if no_reply {
             c.unknown.fetch_add(1, Ordering::Relaxed);
             let n = c.consecutive_unknown.fetch_add(1, Ordering::Relaxed) + 1;
             let threshold = u64::try_from(self.settings.delivery.concurrency.max(1) * 2)
@@ -251,7 +263,9 @@ impl Engine {
         }
         match &outcome {
             DeliveryOutcome::Sent { .. } => {}
-            DeliveryOutcome::Deferred { reply } | DeliveryOutcome::Failed { reply, .. } => {
+            DeliveryOutcome::Deferred { reply }
+            | DeliveryOutcome::Unknown { reply }
+            | DeliveryOutcome::Failed { reply, .. } => {
                 tracing::warn!(delivery = claim.id, attempt = claim.attempts, reply = %reply, "delivery not accepted");
                 if let Ok(mut g) = self.last_error.lock() {
                     *g = Some(reply.clone());
@@ -268,6 +282,15 @@ impl Engine {
                 match status {
                     DeliveryStatus::Sent => c.sent.fetch_add(1, Ordering::Relaxed),
                     DeliveryStatus::Deferred => c.deferred.fetch_add(1, Ordering::Relaxed),
+                    DeliveryStatus::Unknown => {
+                        tracing::warn!(
+                            delivery = claim.id,
+                            attempts = claim.attempts,
+                            "outcome still unknown after the allowed resends \
+                             (delivery.unknown_retries): recorded as unknown, not sent again"
+                        );
+                        c.undetermined.fetch_add(1, Ordering::Relaxed)
+                    }
                     _ => c.failed.fetch_add(1, Ordering::Relaxed),
                 };
                 if matches!(outcome, DeliveryOutcome::Failed { bounce: true, .. }) {
@@ -344,7 +367,13 @@ impl Engine {
             let claimed_at = Instant::now();
             let batch = self
                 .store
-                .claim_due(&self.owner, (self.clock)(), lease, limit)
+                .claim_due_as(
+                    &self.owner,
+                    Some(&self.holder),
+                    (self.clock)(),
+                    lease,
+                    limit,
+                )
                 .await?;
             if batch.is_empty() {
                 match shutdown.as_mut() {
@@ -399,9 +428,10 @@ async fn run_pool(
 }
 
 /// Delivers everything due now and returns when the outbox is idle: nothing due, and nothing
-/// in flight under another worker's lease (rows a crashed worker left behind are taken over
-/// once their lease expires, waiting at most twice the lease). Stops early when the relay
-/// cannot be reached at all.
+/// in flight under another worker's lease. Rows leased by a process on this host that no longer
+/// runs are taken over at once; for any other holder it says (a warning on stderr) how long it
+/// will wait and why, and waits for the lease to run out, at most twice `lease_secs`. Stops
+/// early when the relay cannot be reached at all.
 pub async fn deliver_until_idle(
     settings: &Settings,
     store: &Store,
@@ -419,7 +449,13 @@ pub async fn deliver_until_idle_with(
     clock: Clock,
     progress: Option<Progress>,
 ) -> anyhow::Result<DeliveryReport> {
-    let engine = Arc::new(Engine::new(settings, store, owner, clock, progress)?);
+    let engine = Arc::new(Engine::new(
+        settings,
+        store,
+        owner,
+        clock.clone(),
+        progress,
+    )?);
     let max_wait = Duration::from_secs(
         settings
             .delivery
@@ -428,17 +464,19 @@ pub async fn deliver_until_idle_with(
             .saturating_add(10),
     );
     let mut waiting_since: Option<Instant> = None;
+    let mut announced: Vec<Option<LeaseHolder>> = Vec::new();
     loop {
         run_pool(&engine, None).await?;
         if engine.abort.load(Ordering::Relaxed) {
             break;
         }
+        if take_over_dead_leases(store, clock()).await? > 0 {
+            continue;
+        }
         match store.next_lease_expiry().await? {
-            Some(until) => {
-                let since = *waiting_since.get_or_insert_with(|| {
-                    tracing::info!(lease_expires_at = %until, "waiting for messages leased by another worker");
-                    Instant::now()
-                });
+            Some(_) => {
+                let since = *waiting_since.get_or_insert_with(Instant::now);
+                announce_wait(store, clock(), &mut announced).await?;
                 if since.elapsed() > max_wait {
                     tracing::warn!("gave up waiting for messages leased by another worker");
                     break;
@@ -449,6 +487,51 @@ pub async fn deliver_until_idle_with(
         }
     }
     Ok(engine.report())
+}
+
+/// Ends the leases of processes on this host that no longer run; returns how many rows were
+/// freed.
+async fn take_over_dead_leases(store: &Store, now: chrono::DateTime<Utc>) -> anyhow::Result<u64> {
+    let mut freed = 0;
+    for held in store.held_leases(now).await? {
+        let Some(holder) = held.holder.filter(super::lease::is_gone) else {
+            continue;
+        };
+        let n = store.expire_leases_of(&holder, now).await?;
+        if n > 0 {
+            tracing::warn!(
+                "taking over {n} message(s) leased by process {} on this host, which no longer \
+                 runs (its send was interrupted); the message each of its workers was sending \
+                 may arrive twice",
+                holder.pid
+            );
+        }
+        freed += n;
+    }
+    Ok(freed)
+}
+
+/// Says, once per holder, how long `send` will wait for the rows it has leased and why.
+async fn announce_wait(
+    store: &Store,
+    now: chrono::DateTime<Utc>,
+    announced: &mut Vec<Option<LeaseHolder>>,
+) -> anyhow::Result<()> {
+    for held in store.held_leases(now).await? {
+        if announced.contains(&held.holder) {
+            continue;
+        }
+        let secs = (held.expires_at - now).num_seconds().max(0);
+        tracing::warn!(
+            "waiting up to {secs} s (until {}) for {} message(s) under another worker's lease: {}; \
+             they are taken over when the lease runs out (delivery.lease_secs)",
+            held.expires_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            held.rows,
+            super::lease::why_wait(held.holder.as_ref())
+        );
+        announced.push(held.holder);
+    }
+    Ok(())
 }
 
 /// Runs the worker pool until `shutdown` becomes true (for `tidings serve`): polls for due

@@ -130,7 +130,9 @@ string_enum!(
 );
 
 string_enum!(
-    /// Where one outgoing message stands in the outbox.
+    /// Where one outgoing message stands in the outbox. `Unknown`: no reply came after the
+    /// message data went out and the allowed resends (`delivery.unknown_retries`) are used up,
+    /// so it may or may not have arrived; it is neither sent nor failed, and not sent again.
     DeliveryStatus {
         Queued => "queued",
         Sending => "sending",
@@ -138,6 +140,7 @@ string_enum!(
         Deferred => "deferred",
         Failed => "failed",
         Skipped => "skipped",
+        Unknown => "unknown",
     }
 );
 

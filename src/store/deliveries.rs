@@ -3,17 +3,20 @@
 //! Rows are written in the same transaction as their cause ([`Store::enqueue_issue`] writes one
 //! row per confirmed subscriber of the topic at once), claimed by workers under a lease
 //! ([`Store::claim_due`]: `FOR UPDATE SKIP LOCKED` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite),
-//! and settled by [`Store::record_outcome`] only while the lease is still the claimer's. No
+//! and settled by [`Store::record_outcome`] only while the lease is still the claimer's (in one
+//! transaction with the bounce it may cause). Each claim records its holder (host, process id,
+//! process start) so a `send` can tell a lease of a process that died from one still in use. No
 //! transaction is held while a message is being sent. Failed rows are never deleted.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{BeginWrite, Store, StoreError, StoreResult, with_pool};
-use crate::domain::{DeliveryStatus, SubscriberStatus};
+use super::{BeginWrite, Store, StoreError, StoreResult, email_hash, with_pool};
+use crate::domain::{DeliveryStatus, SubscriberEmail, SubscriberStatus};
 
-/// What a delivery row carries.
+/// What a delivery row carries. Each kind has its own eligibility rule
+/// ([`DeliveryKind::eligible_statuses`]), checked again when a worker claims the row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryKind {
@@ -21,25 +24,71 @@ pub enum DeliveryKind {
     Digest,
     /// A confirmation email (transactional), stored ready to send in `payload`.
     Confirm,
+    /// A link to the preferences page, sent when a known address is typed into the subscribe
+    /// form (transactional, stored ready to send in `payload`).
+    Preferences,
 }
 
 impl DeliveryKind {
+    pub const ALL: [DeliveryKind; 3] = [
+        DeliveryKind::Digest,
+        DeliveryKind::Confirm,
+        DeliveryKind::Preferences,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryKind::Digest => "digest",
             DeliveryKind::Confirm => "confirm",
+            DeliveryKind::Preferences => "preferences",
+        }
+    }
+
+    /// The subscriber statuses this kind of email may still go to when it is claimed; a row
+    /// whose subscriber is in another status, or was erased, is skipped. A digest also needs
+    /// the subscriber still on the row's topic.
+    /// - digest: confirmed readers only;
+    /// - confirm: pending (the link confirms) or confirmed (a repeated request; harmless);
+    /// - preferences: any known address that has not bounced or complained, unsubscribed ones
+    ///   included: its owner typed it into the form, and the link is how they come back.
+    pub fn eligible_statuses(self) -> &'static [SubscriberStatus] {
+        match self {
+            DeliveryKind::Digest => &[SubscriberStatus::Confirmed],
+            DeliveryKind::Confirm => &[SubscriberStatus::Pending, SubscriberStatus::Confirmed],
+            DeliveryKind::Preferences => &[
+                SubscriberStatus::Pending,
+                SubscriberStatus::Confirmed,
+                SubscriberStatus::Unsubscribed,
+            ],
         }
     }
 
     fn parse(raw: &str) -> StoreResult<DeliveryKind> {
-        match raw {
-            "digest" => Ok(DeliveryKind::Digest),
-            "confirm" => Ok(DeliveryKind::Confirm),
-            other => Err(StoreError::Corrupt(format!(
-                "unknown delivery kind {other:?}"
-            ))),
-        }
+        DeliveryKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == raw)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery kind {raw:?}")))
     }
+}
+
+/// Who holds a claim's lease: the host, the process id and the process's start (an opaque
+/// text that tells a process from a later one with the same id; `None` where it cannot be
+/// known). `src/delivery` fills it in and decides whether such a process still runs.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LeaseHolder {
+    pub host: String,
+    pub pid: i64,
+    pub process_start: Option<String>,
+}
+
+/// The rows one holder has leased and not settled yet (see [`Store::held_leases`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldLease {
+    /// `None` for rows claimed without a recorded holder (an older version of tidings).
+    pub holder: Option<LeaseHolder>,
+    pub rows: i64,
+    /// When the last of these leases runs out.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A row a worker has claimed: it owns it until `lease_expires_at`.
@@ -57,6 +106,8 @@ pub struct ClaimedDelivery {
     pub payload: Option<Vec<u8>>,
     /// Attempts including this one.
     pub attempts: i64,
+    /// Earlier attempts that ended with an unknown outcome.
+    pub unknown_outcomes: i64,
     pub created_at: DateTime<Utc>,
     /// The lease token this claim holds; pass it back to [`Store::record_outcome`].
     pub lease_owner: String,
@@ -67,8 +118,13 @@ pub struct ClaimedDelivery {
 pub enum DeliveryOutcome {
     /// Accepted (2xx).
     Sent { reply: String },
-    /// Temporary failure (4xx) or unknown outcome (dropped connection, timeout): retry later.
+    /// Temporary failure (4xx), or no session / no reply before the message data went out:
+    /// retry later.
     Deferred { reply: String },
+    /// No reply after the message data went out (connection lost, timeout, the lease ran
+    /// out): it may have arrived. Sent again at most `unknown_retries` times, then recorded
+    /// with the status `unknown`.
+    Unknown { reply: String },
     /// Permanent failure (5xx); `bounce` when the reply says the mailbox is bad (5.1.x).
     Failed { reply: String, bounce: bool },
 }
@@ -80,6 +136,8 @@ pub struct RetryPolicy {
     pub max_secs: u64,
     pub max_attempts: u32,
     pub give_up_after: Duration,
+    /// Resends allowed after an unknown outcome before the row is recorded `unknown`.
+    pub unknown_retries: u32,
 }
 
 impl RetryPolicy {
@@ -91,6 +149,7 @@ impl RetryPolicy {
             give_up_after: Duration::hours(
                 i64::try_from(d.give_up_after_hours).unwrap_or(i64::MAX / 3_600_000),
             ),
+            unknown_retries: d.unknown_retries,
         }
     }
 
@@ -108,6 +167,7 @@ impl RetryPolicy {
 /// One delivery record, as listed by `tidings deliveries`.
 #[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
 pub struct DeliveryRecord {
+    // `kind` is one of `DeliveryKind::as_str`; `status` one of `DeliveryStatus::as_str`.
     pub id: i64,
     pub kind: String,
     pub issue_id: Option<i64>,
@@ -117,11 +177,25 @@ pub struct DeliveryRecord {
     pub message_id: String,
     pub status: String,
     pub attempts: i64,
+    pub not_before: DateTime<Utc>,
     pub next_attempt_at: DateTime<Utc>,
     pub last_reply: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl DeliveryRecord {
+    /// The time that matters for this record, and what it is: `sent` (when the relay took it),
+    /// `next` (when a queued or deferred row is due), or `updated` (when anything else last
+    /// changed: failed, skipped, unknown, or claimed while `sending`).
+    pub fn when(&self) -> (&'static str, DateTime<Utc>) {
+        match self.status.as_str() {
+            "sent" => ("sent", self.sent_at.unwrap_or(self.updated_at)),
+            "queued" | "deferred" => ("next", self.next_attempt_at.max(self.not_before)),
+            _ => ("updated", self.updated_at),
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -135,6 +209,7 @@ struct ClaimRow {
     message_id: String,
     payload: Option<Vec<u8>>,
     attempts: i64,
+    unknown_outcomes: i64,
     created_at: DateTime<Utc>,
 }
 
@@ -157,20 +232,49 @@ fn due_ids(lock: &str) -> String {
 }
 
 const CLAIM_SET: &str = "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, \
-                         lease_owner = $1, lease_expires_at = $2, updated_at = $3";
+                         lease_owner = $1, lease_expires_at = $2, updated_at = $3, \
+                         lease_host = $5, lease_pid = $6, lease_process_start = $7";
 
-const RETURNING: &str = "RETURNING id, kind, issue_id, subscriber_id, email, topic, message_id, payload, attempts, created_at";
+const RETURNING: &str = "RETURNING id, kind, issue_id, subscriber_id, email, topic, message_id, payload, attempts, \
+                         unknown_outcomes, created_at";
 
-/// Claimed rows whose subscriber may no longer receive them: a digest needs a confirmed
-/// subscriber still on the row's topic; a confirmation needs a pending or confirmed one.
-const SKIP_INELIGIBLE: &str = "UPDATE deliveries SET status = 'skipped', lease_owner = NULL, lease_expires_at = NULL, \
-     last_reply = 'skipped: the subscriber is no longer subscribed', updated_at = $2 \
-     WHERE lease_owner = $1 AND status = 'sending' AND NOT ( \
-       (kind = 'digest' AND EXISTS (SELECT 1 FROM subscribers s JOIN subscriptions t ON t.subscriber_id = s.id \
-            WHERE s.id = deliveries.subscriber_id AND s.status = 'confirmed' AND t.topic = deliveries.topic)) \
-       OR (kind = 'confirm' AND EXISTS (SELECT 1 FROM subscribers s \
-            WHERE s.id = deliveries.subscriber_id AND s.status IN ('pending','confirmed')))) \
-     RETURNING id";
+/// Marks the rows just claimed under lease `$1` whose subscriber may no longer receive them
+/// `skipped` (at `$2`), returning their ids: one clause per [`DeliveryKind`], built from its
+/// [`DeliveryKind::eligible_statuses`] (a digest also needs the row's topic).
+fn skip_ineligible_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let clauses: Vec<String> = DeliveryKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let statuses: Vec<String> = kind
+                    .eligible_statuses()
+                    .iter()
+                    .map(|s| format!("'{}'", s.as_str()))
+                    .collect();
+                let topic = match kind {
+                    DeliveryKind::Digest => {
+                        " AND EXISTS (SELECT 1 FROM subscriptions t WHERE t.subscriber_id = s.id \
+                         AND t.topic = deliveries.topic)"
+                    }
+                    DeliveryKind::Confirm | DeliveryKind::Preferences => "",
+                };
+                format!(
+                    "(kind = '{}' AND EXISTS (SELECT 1 FROM subscribers s WHERE s.id = deliveries.subscriber_id \
+                     AND s.status IN ({}){topic}))",
+                    kind.as_str(),
+                    statuses.join(",")
+                )
+            })
+            .collect();
+        format!(
+            "UPDATE deliveries SET status = 'skipped', lease_owner = NULL, lease_expires_at = NULL, \
+             last_reply = 'skipped: the subscriber may no longer receive this email', updated_at = $2 \
+             WHERE lease_owner = $1 AND status = 'sending' AND NOT ({}) RETURNING id",
+            clauses.join(" OR ")
+        )
+    });
+    SQL.as_str()
+}
 
 impl Store {
     /// Queues one digest delivery per confirmed subscriber of `topic`, in one statement (one
@@ -243,12 +347,26 @@ impl Store {
         }))
     }
 
-    /// Claims up to `limit` due rows for `owner` until `now + lease`. Each claim gets its own
-    /// lease token (`owner/uuid`). Rows whose subscriber left (unsubscribed, bounced, off the
-    /// topic) are marked skipped in the same transaction and not returned.
+    /// Claims up to `limit` due rows for `owner` until `now + lease`, with no recorded holder
+    /// (see [`Store::claim_due_as`]).
     pub async fn claim_due(
         &self,
         owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        self.claim_due_as(owner, None, now, lease, limit).await
+    }
+
+    /// Claims up to `limit` due rows for `owner` until `now + lease`, recording `holder` (the
+    /// claiming process) on each. Each claim gets its own lease token (`owner/uuid`). Rows whose
+    /// subscriber may no longer receive them ([`DeliveryKind::eligible_statuses`]) are marked
+    /// skipped in the same transaction and not returned.
+    pub async fn claim_due_as(
+        &self,
+        owner: &str,
+        holder: Option<&LeaseHolder>,
         now: DateTime<Utc>,
         lease: Duration,
         limit: u32,
@@ -270,9 +388,12 @@ impl Store {
                 .bind(expires)
                 .bind(now)
                 .bind(limit)
+                .bind(holder.map(|h| h.host.as_str()))
+                .bind(holder.map(|h| h.pid))
+                .bind(holder.and_then(|h| h.process_start.as_deref()))
                 .fetch_all(&mut *tx)
                 .await?;
-            let skipped: Vec<i64> = sqlx::query_scalar(SKIP_INELIGIBLE)
+            let skipped: Vec<i64> = sqlx::query_scalar(skip_ineligible_sql())
                 .bind(&token)
                 .bind(now)
                 .fetch_all(&mut *tx)
@@ -295,6 +416,7 @@ impl Store {
                 message_id: r.message_id,
                 payload: r.payload,
                 attempts: r.attempts,
+                unknown_outcomes: r.unknown_outcomes,
                 created_at: r.created_at,
                 lease_owner: token.clone(),
             });
@@ -306,7 +428,10 @@ impl Store {
     /// Records how an attempt went, only while `claim`'s lease is still held (returns `None`
     /// otherwise: the lease expired and another worker may own the row now). Deferred rows get
     /// `next_attempt_at = now + backoff`, or become failed after `max_attempts` attempts or
-    /// `give_up_after` since they were queued. A bounce marks the subscriber bounced.
+    /// `give_up_after` since they were queued. An unknown outcome is retried the same way at
+    /// most `unknown_retries` times, then (or when the row would give up) recorded `unknown`.
+    /// A bounce marks the subscriber bounced and suppresses the address in the same
+    /// transaction, so the two never disagree.
     pub async fn record_outcome(
         &self,
         claim: &ClaimedDelivery,
@@ -314,28 +439,37 @@ impl Store {
         policy: &RetryPolicy,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<DeliveryStatus>> {
-        let (status, reply, next, sent_at) = match outcome {
-            DeliveryOutcome::Sent { reply } => (DeliveryStatus::Sent, reply, now, Some(now)),
-            DeliveryOutcome::Failed { reply, .. } => (DeliveryStatus::Failed, reply, now, None),
+        let give_up = claim.attempts >= i64::from(policy.max_attempts)
+            || now - claim.created_at >= policy.give_up_after;
+        let retry_at = now + policy.backoff(claim.attempts);
+        let (status, reply, next, sent_at, unknown) = match outcome {
+            DeliveryOutcome::Sent { reply } => (DeliveryStatus::Sent, reply, now, Some(now), 0),
+            DeliveryOutcome::Failed { reply, .. } => (DeliveryStatus::Failed, reply, now, None, 0),
+            DeliveryOutcome::Deferred { reply } if give_up => {
+                (DeliveryStatus::Failed, reply, now, None, 0)
+            }
             DeliveryOutcome::Deferred { reply } => {
-                let give_up = claim.attempts >= i64::from(policy.max_attempts)
-                    || now - claim.created_at >= policy.give_up_after;
-                if give_up {
-                    (DeliveryStatus::Failed, reply, now, None)
+                (DeliveryStatus::Deferred, reply, retry_at, None, 0)
+            }
+            DeliveryOutcome::Unknown { reply } => {
+                let resends_used = claim.unknown_outcomes >= i64::from(policy.unknown_retries);
+                if give_up || resends_used {
+                    (DeliveryStatus::Unknown, reply, now, None, 1)
                 } else {
-                    (
-                        DeliveryStatus::Deferred,
-                        reply,
-                        now + policy.backoff(claim.attempts),
-                        None,
-                    )
+                    (DeliveryStatus::Deferred, reply, retry_at, None, 1)
                 }
             }
         };
+        let bounce = match (outcome, claim.subscriber_id) {
+            (DeliveryOutcome::Failed { bounce: true, .. }, Some(sub)) => Some(sub),
+            _ => None,
+        };
         let reply = truncate_reply(reply);
-        let n = with_pool!(self, p => {
-            sqlx::query(
+        with_pool!(self, p => {
+            let mut tx = p.begin_write().await?;
+            let n = sqlx::query(
                 "UPDATE deliveries SET status = $1, last_reply = $2, next_attempt_at = $3, sent_at = $4, \
+                 unknown_outcomes = unknown_outcomes + $8, \
                  lease_owner = NULL, lease_expires_at = NULL, updated_at = $5 \
                  WHERE id = $6 AND lease_owner = $7 AND status = 'sending'",
             )
@@ -346,19 +480,45 @@ impl Store {
             .bind(now)
             .bind(claim.id)
             .bind(&claim.lease_owner)
-            .execute(p)
+            .bind(unknown)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+            if n == 0 {
+                return Ok(None);
+            }
+            if let Some(id) = bounce {
+                let email: Option<String> =
+                    sqlx::query_scalar("SELECT email FROM subscribers WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some(email) = email {
+                    let hash = SubscriberEmail::parse(&email)
+                        .map(|e| email_hash(&e))
+                        .map_err(|e| StoreError::Corrupt(format!("stored address: {e}")))?;
+                    sqlx::query(
+                        "UPDATE subscribers SET status = $1, unsubscribed_at = COALESCE(unsubscribed_at, $2), \
+                         updated_at = $2 WHERE id = $3",
+                    )
+                    .bind(SubscriberStatus::Bounced.as_str())
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason",
+                    )
+                    .bind(hash)
+                    .bind(SubscriberStatus::Bounced.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
         });
-        if n == 0 {
-            return Ok(None);
-        }
-        if let (DeliveryOutcome::Failed { bounce: true, .. }, Some(sub)) =
-            (outcome, claim.subscriber_id)
-        {
-            self.set_suppressed_status(sub, SubscriberStatus::Bounced, now)
-                .await?;
-        }
         Ok(Some(status))
     }
 
@@ -371,8 +531,8 @@ impl Store {
         let status = status.map(|s| s.as_str());
         Ok(with_pool!(self, p => {
             sqlx::query_as(
-                "SELECT id, kind, issue_id, subscriber_id, email, topic, message_id, status, attempts, next_attempt_at, \
-                 last_reply, created_at, updated_at, sent_at FROM deliveries \
+                "SELECT id, kind, issue_id, subscriber_id, email, topic, message_id, status, attempts, not_before, \
+                 next_attempt_at, last_reply, created_at, updated_at, sent_at FROM deliveries \
                  WHERE ($1 IS NULL OR issue_id = $1) AND ($2 IS NULL OR status = $2) ORDER BY id",
             )
             .bind(issue_id)
@@ -396,13 +556,15 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
-    /// Re-queues an issue's failed and deferred deliveries for `now` (an operator's decision).
-    /// Attempts are kept. Returns how many rows were re-queued.
+    /// Re-queues an issue's failed, deferred and unknown deliveries for `now` (an operator's
+    /// decision: an unknown one may then arrive twice). Attempts and the count of unknown
+    /// outcomes are kept, so a re-queued row whose outcome is unknown again is not resent
+    /// again. Returns how many rows were re-queued.
     pub async fn requeue_issue(&self, issue_id: i64, now: DateTime<Utc>) -> StoreResult<u64> {
         Ok(with_pool!(self, p => {
             sqlx::query(
                 "UPDATE deliveries SET status = 'queued', next_attempt_at = $2, updated_at = $2 \
-                 WHERE issue_id = $1 AND status IN ('failed','deferred')",
+                 WHERE issue_id = $1 AND status IN ('failed','deferred','unknown')",
             )
             .bind(issue_id)
             .bind(now)
@@ -444,6 +606,66 @@ impl Store {
                 .await?
         }))
     }
+
+    /// Rows in `sending` under a lease that has not run out at `now`, grouped by holder.
+    pub async fn held_leases(&self, now: DateTime<Utc>) -> StoreResult<Vec<HeldLease>> {
+        type Row = (
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            i64,
+            DateTime<Utc>,
+        );
+        let rows: Vec<Row> = with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT lease_host, lease_pid, lease_process_start, COUNT(*), MAX(lease_expires_at) \
+                 FROM deliveries WHERE status = 'sending' AND lease_expires_at > $1 \
+                 GROUP BY lease_host, lease_pid, lease_process_start ORDER BY MAX(lease_expires_at)",
+            )
+            .bind(now)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(host, pid, process_start, rows, expires_at)| HeldLease {
+                holder: match (host, pid) {
+                    (Some(host), Some(pid)) => Some(LeaseHolder {
+                        host,
+                        pid,
+                        process_start,
+                    }),
+                    _ => None,
+                },
+                rows,
+                expires_at,
+            })
+            .collect())
+    }
+
+    /// Ends at `now` every lease `holder` holds (a process that no longer runs), so the rows
+    /// can be claimed at once. A holder without a known process start matches nothing. Returns
+    /// how many rows were freed.
+    pub async fn expire_leases_of(
+        &self,
+        holder: &LeaseHolder,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        Ok(with_pool!(self, p => {
+            sqlx::query(
+                "UPDATE deliveries SET lease_expires_at = $1 \
+                 WHERE status = 'sending' AND lease_expires_at > $1 AND lease_host = $2 AND lease_pid = $3 \
+                 AND lease_process_start = $4",
+            )
+            .bind(now)
+            .bind(&holder.host)
+            .bind(holder.pid)
+            .bind(holder.process_start.as_deref())
+            .execute(p)
+            .await?
+            .rows_affected()
+        }))
+    }
 }
 
 /// Keeps replies readable and bounded in the database.
@@ -462,6 +684,37 @@ fn truncate_reply(reply: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Who each kind of email may still reach at claim time, status by status.
+    #[test]
+    fn each_kind_has_its_own_eligibility_rule() {
+        use SubscriberStatus::*;
+        let table = [
+            (DeliveryKind::Digest, [false, true, false, false, false]),
+            (DeliveryKind::Confirm, [true, true, false, false, false]),
+            (DeliveryKind::Preferences, [true, true, true, false, false]),
+        ];
+        for (kind, expected) in table {
+            for (status, may) in [Pending, Confirmed, Unsubscribed, Bounced, Complained]
+                .into_iter()
+                .zip(expected)
+            {
+                assert_eq!(
+                    kind.eligible_statuses().contains(&status),
+                    may,
+                    "{kind:?} to a {status} subscriber"
+                );
+            }
+            assert_eq!(DeliveryKind::parse(kind.as_str()).unwrap(), kind);
+        }
+        let sql = skip_ineligible_sql();
+        assert!(sql.contains("kind = 'preferences' AND EXISTS"), "{sql}");
+        assert!(
+            sql.contains("'pending','confirmed','unsubscribed'"),
+            "{sql}"
+        );
+        assert!(DeliveryKind::parse("newsletter").is_err());
+    }
+
     #[test]
     fn backoff_doubles_and_caps() {
         let p = RetryPolicy {
@@ -469,6 +722,7 @@ mod tests {
             max_secs: 3600,
             max_attempts: 8,
             give_up_after: Duration::hours(120),
+            unknown_retries: 1,
         };
         assert_eq!(p.backoff(1), Duration::seconds(300));
         assert_eq!(p.backoff(2), Duration::seconds(600));

@@ -22,7 +22,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use articles::{ArticleUpsert, FeedState};
-pub use deliveries::{ClaimedDelivery, DeliveryKind, DeliveryOutcome, DeliveryRecord, RetryPolicy};
+pub use deliveries::{
+    ClaimedDelivery, DeliveryKind, DeliveryOutcome, DeliveryRecord, HeldLease, LeaseHolder,
+    RetryPolicy,
+};
 pub use issues::{IssueSummary, StoredIssue};
 pub use jobs::{ClaimHolder, JobRunRecord};
 pub use subscribers::{

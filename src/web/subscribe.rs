@@ -294,7 +294,7 @@ async fn send_preferences_link(
         subscriber_id: id,
         email: email.clone(),
     };
-    let queued = queue_once(state, id, DeliveryKind::Confirm, |now| {
+    let queued = queue_once(state, id, DeliveryKind::Preferences, |now| {
         render::preferences_link_message(&state.settings, &state.tokens, &recipient, now).map_err(
             |e| {
                 anyhow::Error::new(e)

@@ -1,7 +1,8 @@
 //! `tidings send`, `tidings deliveries` through the built binary, against the in-process SMTP
 //! server on loopback (`tls = "none"`), on SQLite and, when a cluster is available, PostgreSQL:
-//! `--to` test copies, `--dry-run`, the delivery listing (`--json`, `--status`), exit code 1 when
-//! every connection is refused, an issue without articles, and a second `send`.
+//! `--to` test copies, `--dry-run`, the delivery listing (`--json`, `--status`, each record's
+//! kind and time, the `unknown` status), exit code 1 when every connection is refused, an issue
+//! without articles, and a second `send`.
 
 use std::collections::HashSet;
 
@@ -408,5 +409,113 @@ async fn trace_logs_show_neither_the_smtp_password_nor_link_tokens() {
         let token = link.rsplit('/').next().unwrap_or_default();
         assert!(token.len() > 10, "{link}");
         assert!(!logs.contains(token), "an unsubscribe token in the logs");
+    }
+}
+
+#[tokio::test]
+async fn deliveries_shows_each_records_kind_and_when_it_was_sent_or_is_due() {
+    for (label, url) in database_urls().await {
+        let server = SmtpServer::start(Faults {
+            replies: vec![(
+                1,
+                crate::support::smtp::Stage::Rcpt,
+                "451 4.3.0 later".into(),
+            )],
+            ..Faults::default()
+        })
+        .await;
+        let env = env_for(&url, server.port);
+        let config = std::fs::read_to_string(&env.config)
+            .unwrap()
+            .replace("concurrency = 2", "concurrency = 1");
+        std::fs::write(&env.config, config).unwrap();
+        let (store, issue) = seeded(&url, 2).await;
+        let id = issue.to_string();
+        assert_ok(
+            label,
+            &run(&env, &["send", "--topic", TOPIC, "--issue", &id]).await,
+        );
+        let rows = store.list_deliveries(Some(issue), None).await.unwrap();
+        let sent = rows.iter().find(|r| r.status == "sent").unwrap();
+        let deferred = rows.iter().find(|r| r.status == "deferred").unwrap();
+
+        let out = run(&env, &["deliveries", "--issue", &id]).await;
+        assert_ok(label, &out);
+        let table = stdout(&out);
+        let mut lines = table.lines();
+        let header = lines.next().unwrap_or_default();
+        assert!(
+            header.contains("kind") && header.contains("when"),
+            "{label}: {table}"
+        );
+        let line_of = |email: &str| {
+            table
+                .lines()
+                .find(|l| l.contains(email))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let sent_line = line_of(&sent.email);
+        let sent_at = sent
+            .sent_at
+            .unwrap()
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string();
+        assert!(
+            sent_line.contains("digest") && sent_line.contains(&format!("sent {sent_at}")),
+            "{label}: {sent_line}"
+        );
+        let deferred_line = line_of(&deferred.email);
+        let next = deferred
+            .next_attempt_at
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string();
+        assert!(
+            deferred_line.contains("digest") && deferred_line.contains(&format!("next {next}")),
+            "{label}: {deferred_line}"
+        );
+
+        let json = run(&env, &["deliveries", "--issue", &id, "--json"]).await;
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&json.stdout).unwrap();
+        for r in &rows {
+            assert_eq!(r["kind"], "digest", "{label}: {r}");
+            assert!(r["when"].is_string(), "{label}: {r}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn deliveries_lists_a_message_whose_outcome_stayed_unknown() {
+    for (label, url) in database_urls().await {
+        // One worker: reader0's message is transaction 1, reader1's 2 and, after `retry`, 3.
+        let server = SmtpServer::start(Faults {
+            drop_after_data: HashSet::from([2, 3]),
+            ..Faults::default()
+        })
+        .await;
+        let env = env_for(&url, server.port);
+        let config = std::fs::read_to_string(&env.config)
+            .unwrap()
+            .replace("concurrency = 2", "concurrency = 1");
+        std::fs::write(&env.config, config).unwrap();
+        let (_store, issue) = seeded(&url, 2).await;
+        let id = issue.to_string();
+        assert_ok(
+            label,
+            &run(&env, &["send", "--topic", TOPIC, "--issue", &id]).await,
+        );
+        assert_ok(label, &run(&env, &["retry", "--issue", &id]).await);
+        // Nothing was sent in this run, only an unknown outcome: its exit code is not the point.
+        run(&env, &["send", "--topic", TOPIC, "--issue", &id]).await;
+        assert_eq!(server.dropped().len(), 2, "{label}: one resend, no more");
+
+        let out = run(&env, &["deliveries", "--issue", &id, "--status", "unknown"]).await;
+        assert_ok(label, &out);
+        let table = stdout(&out);
+        assert_eq!(table.lines().count(), 2, "{label}: header + 1 row\n{table}");
+        assert!(
+            table.contains("reader1@example.org") && table.contains("unknown"),
+            "{label}: {table}"
+        );
     }
 }

@@ -3,7 +3,8 @@
 //! the server hung up on is replaced without deferring anything, only a recipient's reply can
 //! bounce, a reply that never comes is cut off by the timeout or the lease, STARTTLS and
 //! implicit TLS with a private CA (`smtp.ca_file`), a certificate from an unknown CA is refused,
-//! and AUTH: the right password sends, a wrong one stops the run with every message still queued.
+//! and AUTH: the right password sends, a wrong one stops the run with every message still queued;
+//! each step of setting up a session has its own timeout.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -138,7 +139,7 @@ async fn a_reply_that_never_comes_is_cut_off_by_the_timeout_or_the_lease_and_def
     // The server takes 6 s to answer the final ".". First the command timeout (2 s) gives up;
     // then, with a 10 s timeout, the claim's 3 s lease cuts the send off in time to record it.
     for (timeout_secs, lease_secs, expected) in [
-        (2, 30, "no reply within 2 s"),
+        (2u32, 30, "no reply within 2 s"),
         (10, 3, "the send did not finish within the claim's lease"),
     ] {
         let store = db::sqlite().await;
@@ -148,7 +149,7 @@ async fn a_reply_that_never_comes_is_cut_off_by_the_timeout_or_the_lease_and_def
         })
         .await;
         let mut settings = settings(server.port, "concurrency = 1");
-        settings.smtp.timeout_secs = timeout_secs;
+        settings.smtp.timeout_secs = timeout_secs.into();
         settings.delivery.lease_secs = lease_secs;
         let issue = queue(&store, 1).await;
         let report = deliver(&settings, &store).await;
@@ -283,4 +284,48 @@ async fn auth_with_the_right_password_sends_and_a_wrong_one_stops_the_run_leavin
     assert_each_once(&server, 12);
     let senders: HashSet<String> = server.received().iter().map(|m| m.from.clone()).collect();
     assert_eq!(senders.len(), 1);
+}
+
+#[tokio::test]
+async fn a_relay_slow_at_every_set_up_step_but_within_the_timeout_gets_a_session() {
+    // The greeting, EHLO, STARTTLS, EHLO again and AUTH each take 600 ms to answer; the timeout
+    // is 1 s per step. One timeout around the whole set-up (3 s of steps) refused every session.
+    let store = db::sqlite().await;
+    let server = SmtpServer::start(Faults {
+        step_delay: Some(Duration::from_millis(600)),
+        tls: Some(ServerTls::Starttls),
+        auth: Some(("news".into(), "s3cret".into())),
+        ..Faults::default()
+    })
+    .await;
+    let mut settings = tls_settings(&server, TlsMode::Starttls, true);
+    settings.smtp.timeout_secs = 1u32.into();
+    settings.smtp.username = "news".into();
+    settings.smtp.password = Secret::new("s3cret");
+    queue(&store, 2).await;
+    let report = deliver(&settings, &store).await;
+    assert_eq!((report.sent, report.deferred), (2, 0), "{report:?}");
+    assert_each_once(&server, 2);
+    assert!(server.received().iter().all(|m| m.tls));
+}
+
+#[tokio::test]
+async fn a_set_up_step_slower_than_the_timeout_still_fails_and_names_the_step() {
+    let store = db::sqlite().await;
+    let server = SmtpServer::start(Faults {
+        step_delay: Some(Duration::from_millis(2500)),
+        ..Faults::default()
+    })
+    .await;
+    let mut settings = settings(server.port, "concurrency = 1");
+    settings.smtp.timeout_secs = 1u32.into();
+    let issue = queue(&store, 1).await;
+    let report = deliver(&settings, &store).await;
+    assert_eq!((report.sent, report.deferred), (0, 1), "{report:?}");
+    let error = report.last_error.unwrap_or_default();
+    assert!(
+        error.contains("greeting") && error.contains("no reply within 1 s"),
+        "{error}"
+    );
+    assert_eq!(status_of(&store, issue).await.get("deferred"), Some(&1));
 }

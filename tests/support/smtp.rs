@@ -4,7 +4,8 @@
 //! message (envelope and raw bytes) and every connection, and follows a script of faults: a
 //! negative reply at MAIL, RCPT, DATA or the final "." for the Nth message, 550 5.1.1 for given
 //! recipients, hanging up after the final "." without a reply for the Nth message, hanging up
-//! after a number of messages on one connection, and a delay before each reply to the final ".".
+//! after a number of messages on one connection, a delay before each reply to the final ".", and
+//! a delay before the greeting and each reply while a session is set up (EHLO, STARTTLS, AUTH).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,9 @@ pub struct Faults {
     pub drop_after_data: HashSet<u64>,
     /// A pause before answering each final ".".
     pub delay: Option<Duration>,
+    /// A pause before the greeting and before each reply to EHLO, HELO, STARTTLS and AUTH (a
+    /// relay slow to set up a session).
+    pub step_delay: Option<Duration>,
     /// After this many accepted messages on one connection the server hangs up without a word
     /// (as a server does with a client it has timed out).
     pub close_after: Option<u64>,
@@ -230,6 +234,9 @@ impl SmtpServer {
         let mut reader = BufReader::new(read);
         let upgraded = secure && faults.tls == Some(ServerTls::Starttls);
         if !upgraded {
+            if let Some(d) = faults.step_delay {
+                tokio::time::sleep(d).await;
+            }
             write
                 .write_all(b"220 localhost test SMTP ready\r\n")
                 .await?;
@@ -260,6 +267,12 @@ impl SmtpServer {
                 helo = cmd.get(5..).unwrap_or("").trim().to_string();
             }
             let tls_missing = faults.tls.is_some() && !secure;
+            let setting_up = ["EHLO", "HELO", "STARTTLS", "AUTH"]
+                .iter()
+                .any(|c| upper.starts_with(c));
+            if let (true, Some(d)) = (setting_up, faults.step_delay) {
+                tokio::time::sleep(d).await;
+            }
             let reply: String = if upper.starts_with("EHLO") {
                 let mut lines = vec!["localhost", "PIPELINING", "8BITMIME"];
                 if tls_missing {

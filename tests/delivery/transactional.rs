@@ -1,0 +1,145 @@
+//! Transactional mail end to end: an address typed into the real subscribe form, served over
+//! HTTP on loopback, gets its email at the loopback SMTP relay, on SQLite and PostgreSQL. An
+//! unsubscribed reader who types their address gets a link to their preferences (the way back);
+//! a new address gets a confirmation link.
+
+use tidings::config::Settings;
+use tidings::domain::SubscriberStatus;
+use tidings::store::Store;
+use tidings::web::{AppState, Application};
+
+use super::{TestClock, add};
+use crate::support::db;
+use crate::support::smtp::{Faults, Received, SmtpServer};
+
+/// Web and delivery settings for a relay on `smtp_port`.
+fn settings(smtp_port: u16) -> Settings {
+    let outbox = tempfile::tempdir().unwrap().keep();
+    Settings::from_toml(&format!(
+        r#"
+[newsletter]
+base_url = "http://news.test"
+from = "Tidings <news@example.com>"
+secret = "a-test-secret-that-is-long-enough-0123456789"
+
+[delivery]
+transport = "smtp"
+outbox_dir = "{}"
+concurrency = 1
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+timeout_secs = 5
+
+[[topics]]
+slug = "rust"
+name = "Rust"
+"#,
+        outbox.display()
+    ))
+    .unwrap()
+}
+
+/// Types `email` into the subscribe form of the app served on loopback, then delivers what is
+/// due and returns what reached the relay.
+async fn type_into_the_form(store: &Store, email: &str) -> Vec<Received> {
+    let server = SmtpServer::start(Faults::default()).await;
+    let settings = settings(server.port);
+    let state = AppState::new(std::sync::Arc::new(settings.clone()), store.clone()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = Application::from_listener(state, listener);
+    let web = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let answer = reqwest::Client::new()
+        .post(format!("http://{addr}/subscribe"))
+        .form(&[("email", email), ("topic", "rust")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::OK);
+    let _ = stop.send(());
+    let _ = web.await;
+    TestClock::new().deliver(&settings, store).await;
+    server.received()
+}
+
+/// The links to this site in a message's text part.
+fn links(message: &Received) -> Vec<String> {
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&message.raw)
+        .expect("parses as MIME");
+    let text = parsed.body_text(0).expect("a text part").into_owned();
+    text.split_whitespace()
+        .filter_map(|w| w.find("http://news.test/").map(|i| w[i..].to_string()))
+        .collect()
+}
+
+async fn an_unsubscribed_reader_typing_their_address_receives_a_preferences_link(
+    label: &str,
+    store: Store,
+) {
+    let id = add(
+        &store,
+        "returning@example.org",
+        &["rust"],
+        SubscriberStatus::Confirmed,
+    )
+    .await;
+    store.unsubscribe_all(id, chrono::Utc::now()).await.unwrap();
+    let got = type_into_the_form(&store, "returning@example.org").await;
+    assert_eq!(got.len(), 1, "{label}: the preferences email arrives");
+    assert_eq!(got[0].to, vec!["returning@example.org".to_string()]);
+    let links = links(&got[0]);
+    assert!(
+        links.iter().any(|l| l.contains("/preferences/")),
+        "{label}: {links:?}"
+    );
+    assert!(!links.iter().any(|l| l.contains("/confirm/")), "{label}");
+    let sub = store.get_subscriber(id).await.unwrap().unwrap();
+    assert_eq!(
+        sub.status,
+        SubscriberStatus::Unsubscribed,
+        "{label}: unchanged"
+    );
+}
+
+#[tokio::test]
+async fn an_unsubscribed_reader_typing_their_address_receives_a_preferences_link_on_sqlite() {
+    an_unsubscribed_reader_typing_their_address_receives_a_preferences_link(
+        "sqlite",
+        db::sqlite().await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unsubscribed_reader_typing_their_address_receives_a_preferences_link_on_postgres() {
+    let Some(store) = db::postgres().await else {
+        return;
+    };
+    an_unsubscribed_reader_typing_their_address_receives_a_preferences_link("postgres", store)
+        .await;
+}
+
+#[tokio::test]
+async fn a_new_address_receives_a_confirmation_link_and_a_bounced_one_nothing() {
+    let store = db::sqlite().await;
+    let got = type_into_the_form(&store, "new@example.org").await;
+    assert_eq!(got.len(), 1);
+    assert!(links(&got[0]).iter().any(|l| l.contains("/confirm/")));
+
+    add(
+        &store,
+        "gone@example.org",
+        &["rust"],
+        SubscriberStatus::Bounced,
+    )
+    .await;
+    let got = type_into_the_form(&store, "gone@example.org").await;
+    assert!(got.is_empty(), "a bounced address gets nothing");
+}

@@ -252,12 +252,35 @@ fn an_unclosed_quote_is_reported_at_its_line_with_the_lines_it_swallowed() {
     let out = env.run(&["subscribers", "import", csv.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("line 3:") && err.contains("quote"), "{err}");
     assert!(
-        err.contains("lines 3 to 5 were not imported"),
+        err.contains("line 3: a quote opened on this line is never closed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("lines 3 to 5 (the end of the file) were not imported"),
         "the swallowed rows are named: {err}"
     );
     assert_eq!(emails(&env), vec!["a@example.com".to_string()]);
+
+    // A later quote closes it: the rows after that are imported as usual.
+    let env = TestEnv::new(&db::sqlite_url(), "");
+    write(
+        &csv,
+        "email,topics\na@example.com,rust\n\"b@example.com,rust\nc@example.com,rust\"\nd@example.com,rust\n",
+    );
+    let out = env.run(&["subscribers", "import", csv.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "line 3: a quote opened on this line runs to line 4; lines 3 to 4 were not imported"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        emails(&env),
+        vec!["a@example.com".to_string(), "d@example.com".to_string()]
+    );
 }
 
 async fn export_then_import_keeps_the_consent_date(backend: &str) {

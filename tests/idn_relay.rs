@@ -52,13 +52,15 @@ async fn relay_without_smtputf8() -> (u16, Arc<Mutex<Vec<String>>>) {
 #[tokio::test]
 async fn an_internationalised_domain_goes_as_its_a_label_to_a_relay_without_smtputf8() {
     let (port, seen) = relay_without_smtputf8().await;
-    let mut settings = Settings::default();
-    settings.smtp = SmtpSettings {
-        host: "127.0.0.1".into(),
-        port,
-        tls: TlsMode::None,
-        timeout_secs: 10,
-        ..SmtpSettings::default()
+    let settings = Settings {
+        smtp: SmtpSettings {
+            host: "127.0.0.1".into(),
+            port,
+            tls: TlsMode::None,
+            timeout_secs: 10,
+            ..SmtpSettings::default()
+        },
+        ..Settings::default()
     };
     let Transport::Smtp(client) = Transport::from_settings(&settings).unwrap() else {
         panic!("an [smtp] host gives the SMTP transport");

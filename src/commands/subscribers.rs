@@ -227,8 +227,23 @@ async fn import(ctx: &Context, a: ImportArgs) -> CommandResult {
     let (mut created, mut updated, mut unchanged, mut suppressed) = (0u64, 0u64, 0u64, 0u64);
     let mut batch: Vec<ImportRow> = Vec::with_capacity(IMPORT_BATCH);
     let mut record = csv::StringRecord::new();
+    // A record that spans lines (line, last), reported once we know whether the file ended.
+    let mut open_quote: Option<(u64, u64)> = None;
     loop {
-        let more = match reader.read_record(&mut record) {
+        let read = reader.read_record(&mut record);
+        if let Some((line, last)) = open_quote.take() {
+            let reason = if matches!(read, Ok(false)) {
+                format!(
+                    "a quote opened on this line is never closed; lines {line} to {last} (the end of the file) were not imported"
+                )
+            } else {
+                format!(
+                    "a quote opened on this line runs to line {last}; lines {line} to {last} were not imported"
+                )
+            };
+            bad.push(BadRow { line, reason });
+        }
+        let more = match read {
             Ok(more) => more,
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
@@ -251,14 +266,7 @@ async fn import(ctx: &Context, a: ImportArgs) -> CommandResult {
         // left open: it swallowed the lines up to the next quote, or to the end of the file.
         let breaks: usize = record.iter().map(|f| f.matches('\n').count()).sum();
         if breaks > 0 {
-            bad.push(BadRow {
-                line,
-                reason: format!(
-                    "a quote opened on this line is not closed before line {}; lines {line} to {} were not imported",
-                    line + breaks as u64,
-                    line + breaks as u64
-                ),
-            });
+            open_quote = Some((line, line + breaks as u64));
             continue;
         }
         let columns = Columns {
@@ -585,4 +593,48 @@ pub async fn topics(ctx: &Context) -> CommandResult {
         .context("writing to stdout")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `input` through `CrlfToLf` with an inner buffer of `cap` bytes, reading `out` at a
+    /// time.
+    fn convert(input: &[u8], cap: usize, out: usize) -> Vec<u8> {
+        let mut reader = CrlfToLf::new(std::io::BufReader::with_capacity(cap, input));
+        let mut all = Vec::new();
+        let mut buf = vec![0u8; out];
+        loop {
+            let n = reader.read(&mut buf).unwrap();
+            if n == 0 {
+                return all;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn crlf_becomes_lf_across_every_chunk_boundary() {
+        let input = b"a\r\nb\rc\r\n\r\r\nd\r";
+        let want = b"a\nb\rc\n\r\nd\r";
+        for cap in 1..=5 {
+            for out in 1..=5 {
+                assert_eq!(convert(input, cap, out), want, "cap {cap}, out {out}");
+            }
+        }
+    }
+
+    #[test]
+    fn neutralised_cells_come_back_intact() {
+        for cell in [
+            "=1+2", "+x", "-x", "@x", "\tx", "'=x", "''-x", "'plain", "plain", "", "'",
+        ] {
+            let exported = neutralise(cell);
+            assert!(!starts_formula(&exported), "{cell:?} -> {exported:?}");
+            assert_eq!(unneutralise(&exported), cell, "{cell:?} -> {exported:?}");
+        }
+        assert_eq!(neutralise("=1+2"), "'=1+2");
+        assert_eq!(neutralise("plain"), "plain");
+    }
 }

@@ -8,7 +8,13 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "tidings", version, about = "A self-hosted newsletter digest bot", long_about = None)]
+#[command(
+    name = "tidings",
+    version,
+    about = "A self-hosted newsletter digest bot",
+    long_about = None,
+    help_expected = true
+)]
 pub struct Cli {
     /// Configuration file (default: config/tidings.toml when present)
     #[arg(long, global = true, env = "TIDINGS_CONFIG", value_name = "PATH")]
@@ -142,6 +148,7 @@ pub struct FetchArgs {
 
 #[derive(Debug, Args)]
 pub struct CompileArgs {
+    /// The topic whose issue to freeze (a configured slug)
     #[arg(long, value_name = "SLUG")]
     pub topic: String,
     /// A time inside the period (RFC 3339; default now)
@@ -161,10 +168,13 @@ pub enum PreviewFormat {
 
 #[derive(Debug, Args)]
 pub struct PreviewArgs {
+    /// The topic whose digest to show (a configured slug)
     #[arg(long, value_name = "SLUG")]
     pub topic: String,
+    /// A time inside the period (RFC 3339; default now)
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub at: Option<DateTime<Utc>>,
+    /// What to print: the text part, the HTML part, or the whole message as .eml
     #[arg(long, value_enum, default_value = "text")]
     pub format: PreviewFormat,
 }
@@ -173,16 +183,20 @@ pub struct PreviewArgs {
 pub struct ExplainArgs {
     /// The article's URL (any form; it is canonicalised)
     pub url: String,
+    /// The topic whose digest to explain (a configured slug)
     #[arg(long, value_name = "SLUG")]
     pub topic: String,
+    /// A time inside the period (RFC 3339; default now)
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
+    /// The topic whose issue to send (a configured slug)
     #[arg(long, value_name = "SLUG")]
     pub topic: String,
+    /// A time inside the period whose issue to send (RFC 3339; default now)
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub at: Option<DateTime<Utc>>,
     /// Send this existing issue instead of the period's
@@ -198,9 +212,10 @@ pub struct SendArgs {
 
 #[derive(Debug, Args)]
 pub struct DeliveriesArgs {
+    /// Only this issue's deliveries (the id `compile` printed)
     #[arg(long, value_name = "ID")]
     pub issue: Option<i64>,
-    /// queued, sending, sent, deferred, failed or skipped
+    /// Only deliveries with this status: queued, sending, sent, deferred, failed or skipped
     #[arg(long, value_name = "STATUS")]
     pub status: Option<String>,
     /// Print JSON instead of a table
@@ -210,12 +225,25 @@ pub struct DeliveriesArgs {
 
 #[derive(Debug, Args)]
 pub struct RetryArgs {
+    /// The issue whose failed and deferred deliveries to re-queue (the id `compile` printed)
     #[arg(long, value_name = "ID")]
     pub issue: i64,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Run as if it were this time (RFC 3339; default now)
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own checks, including `help_expected`: every argument has a help text.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -18,6 +18,12 @@ use crate::domain::TopicSlug;
 /// Default location of the configuration file, relative to the working directory.
 pub const DEFAULT_CONFIG_PATH: &str = "config/tidings.toml";
 
+/// The placeholder `newsletter.secret` shipped in `config/tidings.toml` and the defaults.
+pub const PLACEHOLDER_SECRET: &str = "change-me-to-32-random-bytes-in-production";
+
+/// The shortest `newsletter.secret` accepted when links point at a public `base_url`.
+pub const MIN_PUBLIC_SECRET_LEN: usize = 32;
+
 /// A value that must never be printed: `Debug` and `Display` show `***`.
 #[derive(Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(transparent)]
@@ -96,7 +102,7 @@ impl Default for NewsletterSettings {
             from: "Tidings <tidings@localhost>".into(),
             reply_to: String::new(),
             postal_address: "Tidings, 1 Example Street, Exampletown".into(),
-            secret: Secret::new("change-me-to-32-random-bytes-in-production"),
+            secret: Secret::new(PLACEHOLDER_SECRET),
             previous_secrets: Vec::new(),
             consent_version: "2026-01".into(),
         }
@@ -727,6 +733,53 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// For the commands that send or serve signed links (`serve`, `run`, `send`): refuses the
+    /// shipped placeholder secret, or a secret shorter than [`MIN_PUBLIC_SECRET_LEN`], unless
+    /// `newsletter.base_url` is a loopback address (127.0.0.0/8, ::1, localhost). Anyone who
+    /// knows the secret can forge unsubscribe and preferences links for every subscriber.
+    pub fn check_secret_for_public_links(&self) -> Result<(), ConfigError> {
+        let n = &self.newsletter;
+        if base_url_is_loopback(&n.base_url) {
+            return Ok(());
+        }
+        let keys = std::iter::once(("newsletter.secret".to_string(), &n.secret)).chain(
+            n.previous_secrets
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("newsletter.previous_secrets[{i}]"), s)),
+        );
+        for (key, secret) in keys {
+            let problem = if secret.expose() == PLACEHOLDER_SECRET {
+                "is the placeholder shipped in config/tidings.toml".to_string()
+            } else if secret.expose().chars().count() < MIN_PUBLIC_SECRET_LEN {
+                format!("is shorter than {MIN_PUBLIC_SECRET_LEN} characters")
+            } else {
+                continue;
+            };
+            return Err(err(format!(
+                "{key} {problem}, and newsletter.base_url is public: anyone could forge \
+                 unsubscribe and preferences links. Generate one with `openssl rand -base64 32` \
+                 and set it in the config file or as TIDINGS__NEWSLETTER__SECRET"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a base URL's host is a loopback address (127.0.0.0/8, ::1) or `localhost`.
+fn base_url_is_loopback(base_url: &str) -> bool {
+    match url::Url::parse(base_url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 fn describe_figment_error(e: figment::Error) -> ConfigError {
     let mut parts = Vec::new();
     for one in e {
@@ -744,6 +797,49 @@ fn describe_figment_error(e: figment::Error) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_weak_secret_is_refused_only_for_a_public_base_url() {
+        let with = |base: &str, secret: &str| {
+            let mut s = Settings::default();
+            s.newsletter.base_url = base.into();
+            s.newsletter.secret = Secret::new(secret);
+            s.check_secret_for_public_links()
+        };
+        let strong = "q3J1c2V0LXRoaXMtaXMtYS10ZXN0LXNlY3JldA==";
+        for base in [
+            "http://localhost:8080",
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://[::1]:8080/",
+        ] {
+            assert!(with(base, PLACEHOLDER_SECRET).is_ok(), "{base}");
+            assert!(with(base, "sixteen-chars-ok").is_ok(), "{base}");
+        }
+        for base in [
+            "https://news.example.com",
+            "http://10.0.0.1",
+            "http://localhost.example.com",
+        ] {
+            let e = with(base, PLACEHOLDER_SECRET).unwrap_err().to_string();
+            assert!(
+                e.contains("newsletter.secret") && e.contains("placeholder"),
+                "{e}"
+            );
+            assert!(e.contains("openssl rand -base64 32"), "{e}");
+            assert!(!e.contains(PLACEHOLDER_SECRET), "{e}");
+            let e = with(base, "sixteen-chars-ok").unwrap_err().to_string();
+            assert!(e.contains("shorter than 32"), "{e}");
+            assert!(!e.contains("sixteen-chars-ok"), "{e}");
+            assert!(with(base, strong).is_ok(), "{base}");
+        }
+        let mut s = Settings::default();
+        s.newsletter.base_url = "https://news.example.com".into();
+        s.newsletter.secret = Secret::new(strong);
+        s.newsletter.previous_secrets = vec![Secret::new(PLACEHOLDER_SECRET)];
+        let e = s.check_secret_for_public_links().unwrap_err().to_string();
+        assert!(e.contains("newsletter.previous_secrets[0]"), "{e}");
+    }
 
     #[test]
     fn secrets_print_as_stars() {

@@ -37,6 +37,7 @@ fn write_config(env: &TestEnv, s: &Setup) {
 [newsletter]
 base_url = "https://news.example.com"
 from = "Tidings <news@example.com>"
+secret = "e2e-test-secret-that-is-longer-than-32-characters"
 
 [database]
 url = "{db}"

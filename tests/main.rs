@@ -5,9 +5,12 @@ mod support;
 
 mod browser;
 mod cli;
+mod cli_input;
 mod delivery;
 mod e2e;
+mod idn_relay;
 mod pipeline;
 mod scheduler;
 mod store;
+mod summarizer;
 mod web;

@@ -70,10 +70,16 @@ pub struct Context {
 }
 
 impl Context {
-    pub async fn open(settings: Settings) -> Result<Context, CommandError> {
-        let store = Store::open(&settings.database.url, settings.database.max_connections)
-            .await
-            .map_err(|e| CommandError::Failed(e.into()))?;
+    /// Opens the configured database and migrates it. With `create` false a SQLite file that
+    /// does not exist is an error (a mistyped path), not a new empty database.
+    pub async fn open(settings: Settings, create: bool) -> Result<Context, CommandError> {
+        let db = &settings.database;
+        let store = if create {
+            Store::open(&db.url, db.max_connections).await
+        } else {
+            Store::open_existing(&db.url, db.max_connections).await
+        }
+        .map_err(|e| CommandError::Failed(e.into()))?;
         Ok(Context { settings, store })
     }
 
@@ -116,7 +122,17 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
         println!("migrations up to date ({n} applied now)");
         return Ok(());
     }
-    let ctx = Context::open(settings).await?;
+    // Only these send or serve signed links to the world.
+    if matches!(
+        cli.command,
+        Command::Serve | Command::Run(_) | Command::Send(_)
+    ) {
+        settings.check_secret_for_public_links()?;
+    }
+    // Only the commands that set up or run the service create a missing SQLite database; the
+    // others, pointed at a mistyped path, say there is none.
+    let create = matches!(cli.command, Command::Serve | Command::Run(_));
+    let ctx = Context::open(settings, create).await?;
     let result = match cli.command {
         Command::Subscribers(cmd) => subscribers::run(&ctx, cmd).await,
         Command::Topics => subscribers::topics(&ctx).await,

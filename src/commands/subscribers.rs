@@ -1,9 +1,17 @@
 //! `tidings subscribers add|list|remove|import|export` and `tidings topics`.
+//!
+//! Export and import are each other's inverse: a cell that a spreadsheet would run as a formula
+//! (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) is written with a leading `'`
+//! (OWASP's advice for CSV injection) and read back without it; `created_at`, the consent date,
+//! survives the trip. Import reads CRLF files (what spreadsheets write) with the right line
+//! numbers, and a quote left open is reported at its line, never silently swallowing the rows
+//! after it.
 
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::Path;
 
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{CommandError, CommandResult, Context, now, usage};
@@ -192,7 +200,7 @@ async fn import(ctx: &Context, a: ImportArgs) -> CommandResult {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(std::io::BufReader::new(file));
+        .from_reader(CrlfToLf::new(std::io::BufReader::new(file)));
     let headers = reader
         .headers()
         .map_err(|e| {
@@ -212,14 +220,30 @@ async fn import(ctx: &Context, a: ImportArgs) -> CommandResult {
     };
     let status_col = col("status");
     let tz_col = col("timezone");
+    let created_col = col("created_at");
 
     let progress = progress_bar(total_bytes, &a.file);
     let mut bad: Vec<BadRow> = Vec::new();
     let (mut created, mut updated, mut unchanged, mut suppressed) = (0u64, 0u64, 0u64, 0u64);
-    let mut batch: Vec<(u64, NewSubscriber)> = Vec::with_capacity(IMPORT_BATCH);
+    let mut batch: Vec<ImportRow> = Vec::with_capacity(IMPORT_BATCH);
     let mut record = csv::StringRecord::new();
+    // A record that spans lines (line, last), reported once we know whether the file ended.
+    let mut open_quote: Option<(u64, u64)> = None;
     loop {
-        let more = match reader.read_record(&mut record) {
+        let read = reader.read_record(&mut record);
+        if let Some((line, last)) = open_quote.take() {
+            let reason = if matches!(read, Ok(false)) {
+                format!(
+                    "a quote opened on this line is never closed; lines {line} to {last} (the end of the file) were not imported"
+                )
+            } else {
+                format!(
+                    "a quote opened on this line runs to line {last}; lines {line} to {last} were not imported"
+                )
+            };
+            bad.push(BadRow { line, reason });
+        }
+        let more = match read {
             Ok(more) => more,
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
@@ -238,17 +262,27 @@ async fn import(ctx: &Context, a: ImportArgs) -> CommandResult {
         }
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         progress.set_position(record.position().map(|p| p.byte()).unwrap_or(0));
-        match parse_row(
-            ctx,
-            &record,
-            headers.len(),
-            email_col,
-            topics_col,
-            status_col,
-            tz_col,
-            a.confirmed,
-        ) {
-            Ok(row) => batch.push((line, row)),
+        // No column of ours holds a line break, so a record that does was made by a quote
+        // left open: it swallowed the lines up to the next quote, or to the end of the file.
+        let breaks: usize = record.iter().map(|f| f.matches('\n').count()).sum();
+        if breaks > 0 {
+            open_quote = Some((line, line + breaks as u64));
+            continue;
+        }
+        let columns = Columns {
+            count: headers.len(),
+            email: email_col,
+            topics: topics_col,
+            status: status_col,
+            timezone: tz_col,
+            created_at: created_col,
+        };
+        match parse_row(ctx, &record, &columns, a.confirmed, now()) {
+            Ok((new, consented_at)) => batch.push(ImportRow {
+                line,
+                new,
+                consented_at,
+            }),
             Err(reason) => bad.push(BadRow { line, reason }),
         }
         if batch.len() >= IMPORT_BATCH {
@@ -293,24 +327,42 @@ async fn import(ctx: &Context, a: ImportArgs) -> CommandResult {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One parsed CSV row waiting for its batch.
+struct ImportRow {
+    line: u64,
+    new: NewSubscriber,
+    /// The consent date the row carried (`created_at`), if any.
+    consented_at: Option<DateTime<Utc>>,
+}
+
+/// Where the import's columns are in the header row.
+struct Columns {
+    count: usize,
+    email: usize,
+    topics: usize,
+    status: Option<usize>,
+    timezone: Option<usize>,
+    created_at: Option<usize>,
+}
+
 fn parse_row(
     ctx: &Context,
     record: &csv::StringRecord,
-    columns: usize,
-    email_col: usize,
-    topics_col: usize,
-    status_col: Option<usize>,
-    tz_col: Option<usize>,
+    columns: &Columns,
     confirmed: bool,
-) -> Result<NewSubscriber, String> {
-    if record.len() != columns {
-        return Err(format!("expected {columns} fields, found {}", record.len()));
+    now: DateTime<Utc>,
+) -> Result<(NewSubscriber, Option<DateTime<Utc>>), String> {
+    if record.len() != columns.count {
+        return Err(format!(
+            "expected {} fields, found {}",
+            columns.count,
+            record.len()
+        ));
     }
-    let field = |i: usize| record.get(i).unwrap_or("");
-    let email = SubscriberEmail::parse(field(email_col)).map_err(|e| format!("email: {e}"))?;
-    let topics = parse_topics(ctx, field(topics_col).split(';'))?;
-    let status = match status_col.map(field).filter(|s| !s.is_empty()) {
+    let field = |i: usize| unneutralise(record.get(i).unwrap_or(""));
+    let email = SubscriberEmail::parse(field(columns.email)).map_err(|e| format!("email: {e}"))?;
+    let topics = parse_topics(ctx, field(columns.topics).split(';'))?;
+    let status = match columns.status.map(field).filter(|s| !s.is_empty()) {
         Some(s) => s
             .parse::<SubscriberStatus>()
             .map_err(|e| format!("status: {e}"))?,
@@ -320,11 +372,21 @@ fn parse_row(
     if topics.is_empty() && !status.is_suppressed() {
         return Err("topics: no topic given".into());
     }
-    let timezone = match tz_col.map(field).filter(|s| !s.is_empty()) {
+    let timezone = match columns.timezone.map(field).filter(|s| !s.is_empty()) {
         Some(tz) => Some(parse_timezone(tz)?),
         None => None,
     };
-    Ok(NewSubscriber {
+    let consented_at = match columns.created_at.map(field).filter(|s| !s.is_empty()) {
+        Some(raw) => {
+            let at = crate::cli::parse_time(raw).map_err(|e| format!("created_at: {e}"))?;
+            if at > now {
+                return Err(format!("created_at: {} is in the future", printable(raw)));
+            }
+            Some(at)
+        }
+        None => None,
+    };
+    let new = NewSubscriber {
         email,
         topics,
         status,
@@ -334,12 +396,13 @@ fn parse_row(
         resubscribe: false,
         ip: None,
         user_agent: None,
-    })
+    };
+    Ok((new, consented_at))
 }
 
 async fn flush(
     ctx: &Context,
-    batch: &mut Vec<(u64, NewSubscriber)>,
+    batch: &mut Vec<ImportRow>,
     bad: &mut Vec<BadRow>,
     counters: [&mut u64; 4],
 ) -> Result<(), CommandError> {
@@ -347,12 +410,26 @@ async fn flush(
         return Ok(());
     }
     // An address twice in one batch: the later row adds to the earlier one.
-    let (lines, rows): (Vec<u64>, Vec<NewSubscriber>) = batch.drain(..).unzip();
+    let mut lines = Vec::with_capacity(batch.len());
+    let mut dates = Vec::with_capacity(batch.len());
+    let mut rows = Vec::with_capacity(batch.len());
+    for row in batch.drain(..) {
+        lines.push(row.line);
+        dates.push(row.consented_at);
+        rows.push(row.new);
+    }
     let outcomes = ctx.store.add_subscribers(&rows, now()).await?;
     let [created, updated, unchanged, suppressed] = counters;
-    for (line, outcome) in lines.into_iter().zip(outcomes) {
+    // People this batch created keep the consent date their row carried.
+    let mut backdated = Vec::new();
+    for ((line, consented_at), outcome) in lines.into_iter().zip(dates).zip(outcomes) {
         match outcome {
-            Ok(AddOutcome::Created { .. }) => *created += 1,
+            Ok(AddOutcome::Created { id }) => {
+                *created += 1;
+                if let Some(at) = consented_at {
+                    backdated.push((id, at));
+                }
+            }
             Ok(AddOutcome::Updated {
                 added_topics: 0,
                 confirmed: false,
@@ -366,8 +443,93 @@ async fn flush(
             }),
         }
     }
+    ctx.store.backdate_consent(&backdated).await?;
     tracing::debug!(rows = rows.len(), "import batch written");
     Ok(())
+}
+
+/// Whether a spreadsheet would take a cell starting with this character for a formula
+/// (OWASP, CSV injection).
+fn starts_formula(cell: &str) -> bool {
+    cell.starts_with(['=', '+', '-', '@', '\t', '\r'])
+}
+
+/// The cell as exported: one `'` in front of a cell that would start a formula, and in front of
+/// a cell that is already such a cell with quotes before it, so [`unneutralise`] can undo
+/// exactly what was added.
+fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    if starts_formula(cell.trim_start_matches('\'')) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+/// The cell as imported: the `'` that [`neutralise`] added is taken off again.
+fn unneutralise(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if starts_formula(rest.trim_start_matches('\'')) => rest,
+        _ => cell,
+    }
+}
+
+/// Reads CRLF line ends as LF, so the CSV reader's line numbers are right for the files
+/// spreadsheets write (it counts a record's line before it has consumed the record's `\n`).
+/// Our columns never hold a carriage return, so none is lost that mattered.
+struct CrlfToLf<R> {
+    inner: R,
+    /// A `\r` read at the end of a chunk, not yet known to be followed by `\n`.
+    pending_cr: bool,
+}
+
+impl<R: BufRead> CrlfToLf<R> {
+    fn new(inner: R) -> Self {
+        CrlfToLf {
+            inner,
+            pending_cr: false,
+        }
+    }
+}
+
+impl<R: BufRead> Read for CrlfToLf<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let mut n = 0;
+        while n == 0 {
+            let input = self.inner.fill_buf()?;
+            if input.is_empty() {
+                if std::mem::take(&mut self.pending_cr) {
+                    out[0] = b'\r';
+                    return Ok(1);
+                }
+                return Ok(0);
+            }
+            let mut used = 0;
+            for &b in input {
+                if n == out.len() {
+                    break;
+                }
+                if std::mem::take(&mut self.pending_cr) && b != b'\n' {
+                    out[n] = b'\r';
+                    n += 1;
+                    if n == out.len() {
+                        break;
+                    }
+                }
+                used += 1;
+                if b == b'\r' {
+                    self.pending_cr = true;
+                } else {
+                    out[n] = b;
+                    n += 1;
+                }
+            }
+            self.inner.consume(used);
+        }
+        Ok(n)
+    }
 }
 
 /// A byte-based progress bar on a terminal; hidden (with a log line per batch) otherwise.
@@ -400,14 +562,17 @@ async fn export(ctx: &Context, a: ExportArgs) -> CommandResult {
     w.write_record(["email", "status", "topics", "timezone", "created_at"])
         .context("writing CSV")?;
     for r in &rows {
-        w.write_record([
+        let topics = r.topics.join(";");
+        let created_at = r.created_at.to_rfc3339();
+        let cells = [
             r.email.as_str(),
             r.status.as_str(),
-            &r.topics.join(";"),
+            &topics,
             r.timezone.as_deref().unwrap_or(""),
-            &r.created_at.to_rfc3339(),
-        ])
-        .context("writing CSV")?;
+            &created_at,
+        ];
+        w.write_record(cells.map(neutralise).iter().map(|c| c.as_bytes()))
+            .context("writing CSV")?;
     }
     w.flush().context("writing CSV")?;
     Ok(())
@@ -428,4 +593,48 @@ pub async fn topics(ctx: &Context) -> CommandResult {
         .context("writing to stdout")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `input` through `CrlfToLf` with an inner buffer of `cap` bytes, reading `out` at a
+    /// time.
+    fn convert(input: &[u8], cap: usize, out: usize) -> Vec<u8> {
+        let mut reader = CrlfToLf::new(std::io::BufReader::with_capacity(cap, input));
+        let mut all = Vec::new();
+        let mut buf = vec![0u8; out];
+        loop {
+            let n = reader.read(&mut buf).unwrap();
+            if n == 0 {
+                return all;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn crlf_becomes_lf_across_every_chunk_boundary() {
+        let input = b"a\r\nb\rc\r\n\r\r\nd\r";
+        let want = b"a\nb\rc\n\r\nd\r";
+        for cap in 1..=5 {
+            for out in 1..=5 {
+                assert_eq!(convert(input, cap, out), want, "cap {cap}, out {out}");
+            }
+        }
+    }
+
+    #[test]
+    fn neutralised_cells_come_back_intact() {
+        for cell in [
+            "=1+2", "+x", "-x", "@x", "\tx", "'=x", "''-x", "'plain", "plain", "", "'",
+        ] {
+            let exported = neutralise(cell);
+            assert!(!starts_formula(&exported), "{cell:?} -> {exported:?}");
+            assert_eq!(unneutralise(&exported), cell, "{cell:?} -> {exported:?}");
+        }
+        assert_eq!(neutralise("=1+2"), "'=1+2");
+        assert_eq!(neutralise("plain"), "plain");
+    }
 }

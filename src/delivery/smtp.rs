@@ -27,6 +27,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use lettre::Address;
 use lettre::address::Envelope;
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
@@ -502,14 +503,21 @@ impl SmtpSender<'_> {
                 .to()
                 .iter()
                 .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
-        if non_ascii_address {
-            if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
-                return Err(TxError::Refused(
-                    "the address is not ASCII and the server does not offer SMTPUTF8".into(),
-                ));
-            }
+        let ascii_envelope;
+        let envelope = if !non_ascii_address {
+            envelope
+        } else if conn.server_info().supports_feature(Extension::SmtpUtfEight) {
             params.push(MailParameter::SmtpUtfEight);
-        }
+            envelope
+        } else {
+            // Without SMTPUTF8 an internationalised domain still travels as its A-label.
+            ascii_envelope = ascii_only(envelope).ok_or_else(|| {
+                TxError::Refused(
+                    "the address is not ASCII and the server does not offer SMTPUTF8".into(),
+                )
+            })?;
+            &ascii_envelope
+        };
         if !raw.is_ascii() {
             if !conn.server_info().supports_feature(Extension::EightBitMime) {
                 return Err(TxError::Refused(
@@ -549,6 +557,25 @@ impl SmtpSender<'_> {
     async fn reset(&self, conn: &mut AsyncSmtpConnection) -> bool {
         matches!(self.timed(conn.command(Rset)).await, Ok(Ok(_)))
     }
+}
+
+/// The envelope with every domain as its IDNA A-label; None when a local part is not ASCII.
+fn ascii_only(envelope: &Envelope) -> Option<Envelope> {
+    let ascii = |a: &Address| -> Option<Address> {
+        crate::domain::ascii_envelope_address(a.as_ref())?
+            .parse()
+            .ok()
+    };
+    let from = match envelope.from() {
+        Some(a) => Some(ascii(a)?),
+        None => None,
+    };
+    let to = envelope
+        .to()
+        .iter()
+        .map(ascii)
+        .collect::<Option<Vec<_>>>()?;
+    Envelope::new(from, to).ok()
 }
 
 #[cfg(test)]

@@ -1,8 +1,12 @@
-//! `SubscriberEmail`: an address parsed once (trimmed, domain lower-cased, local part kept as
-//! given) and rejected with a reason when it contains control characters, spaces, or is
-//! malformed or over-long.
+//! `SubscriberEmail`: an address parsed once (trimmed, Unicode NFC, domain lower-cased and
+//! IDNA-normalised, local part's case kept as given) and rejected with a reason when it contains
+//! control characters, spaces, or is malformed or over-long. One mailbox has one spelling:
+//! `josé@` typed in NFC or NFD, and `user@bücher.de` or `user@xn--bcher-kva.de`, parse to the
+//! same value, so the store's key and the suppression list's hash are the same too.
 
 use std::fmt;
+
+use unicode_normalization::UnicodeNormalization;
 
 /// Why an address was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,7 +29,9 @@ pub enum EmailError {
     Malformed(String),
 }
 
-/// A valid subscriber address. The domain is lower-cased; the local part keeps its case.
+/// A valid subscriber address: NFC, the domain lower-cased in its Unicode (U-label) form, which
+/// maps one-to-one to its IDNA A-label ([`SubscriberEmail::ascii_domain`]); the local part keeps
+/// its case.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
 pub struct SubscriberEmail(String);
@@ -48,6 +54,7 @@ impl SubscriberEmail {
         if s.len() > 254 {
             return Err(EmailError::TooLong);
         }
+        let s: String = s.nfc().collect();
         let (local, domain) = match s.split_once('@') {
             Some((l, d)) if !d.contains('@') => (l, d),
             _ => return Err(EmailError::MissingAt),
@@ -63,18 +70,14 @@ impl SubscriberEmail {
         if !local_ok {
             return Err(EmailError::BadLocalPart);
         }
-        let domain = domain.to_lowercase();
-        let labels: Vec<&str> = domain.split('.').collect();
-        let domain_ok = labels.len() >= 2
-            && labels.iter().all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-                    && l.chars().all(|c| c.is_alphanumeric() || c == '-')
-            });
-        if !domain_ok {
+        let ascii = ascii_domain(domain).ok_or(EmailError::BadDomain)?;
+        // Back from the A-label: both spellings of an internationalised domain meet here.
+        let (domain, decoded) = idna::domain_to_unicode(&ascii);
+        if decoded.is_err() {
             return Err(EmailError::BadDomain);
+        }
+        if local.len() + 1 + ascii.len() > 254 {
+            return Err(EmailError::TooLong);
         }
         let normalised = format!("{local}@{domain}");
         // lettre must accept it too, since it is what ends up in the To header.
@@ -96,6 +99,43 @@ impl SubscriberEmail {
     pub fn domain(&self) -> &str {
         self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
     }
+
+    /// The domain as its IDNA A-label (`xn--bcher-kva.de` for `bücher.de`): what DNS and a relay
+    /// without SMTPUTF8 understand.
+    pub fn ascii_domain(&self) -> String {
+        ascii_domain(self.domain()).unwrap_or_else(|| self.domain().to_string())
+    }
+}
+
+/// The domain of an address as a lower-case IDNA A-label whose labels are letters, digits and
+/// inner hyphens (at most 63 octets each, 253 in all, at least two labels); None when it is not
+/// a valid host name.
+fn ascii_domain(domain: &str) -> Option<String> {
+    if domain.ends_with('.') {
+        return None;
+    }
+    let ascii = idna::domain_to_ascii(domain).ok()?;
+    let labels: Vec<&str> = ascii.split('.').collect();
+    let ok = ascii.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    ok.then_some(ascii)
+}
+
+/// The all-ASCII form of an envelope address for a relay that does not offer SMTPUTF8: the
+/// domain as its A-label. None when the local part is not ASCII (no ASCII form exists).
+pub fn ascii_envelope_address(address: &str) -> Option<String> {
+    let (local, domain) = address.rsplit_once('@')?;
+    if !local.is_ascii() {
+        return None;
+    }
+    Some(format!("{local}@{}", ascii_domain(domain)?))
 }
 
 impl fmt::Display for SubscriberEmail {
@@ -168,6 +208,47 @@ mod tests {
         );
         let long_domain = format!("bob@{}.com", "a".repeat(260));
         assert_eq!(SubscriberEmail::parse(&long_domain), Err(TooLong));
+    }
+
+    #[test]
+    fn one_mailbox_has_one_spelling() {
+        let parse = |raw: &str| SubscriberEmail::parse(raw).unwrap();
+        let nfc = parse("jos\u{e9}@example.com");
+        let nfd = parse("jose\u{301}@example.com");
+        assert_eq!(nfc, nfd);
+        assert_eq!(nfc.as_str(), "jos\u{e9}@example.com");
+        assert_eq!(nfc.key(), nfd.key());
+        let unicode = parse("user@b\u{fc}cher.de");
+        for other in [
+            "user@xn--bcher-kva.de",
+            "user@B\u{dc}CHER.de",
+            "user@XN--BCHER-KVA.DE",
+        ] {
+            let other = parse(other);
+            assert_eq!(other, unicode);
+            assert_eq!(other.key(), unicode.key());
+        }
+        assert_eq!(unicode.as_str(), "user@b\u{fc}cher.de");
+        assert_eq!(unicode.ascii_domain(), "xn--bcher-kva.de");
+        assert_eq!(parse("bob@example.com").ascii_domain(), "example.com");
+        assert_eq!(
+            SubscriberEmail::parse("user@xn--zz.de"),
+            Err(EmailError::BadDomain),
+            "an A-label that decodes to nothing"
+        );
+    }
+
+    #[test]
+    fn envelope_addresses_have_an_ascii_form_when_the_local_part_is_ascii() {
+        assert_eq!(
+            ascii_envelope_address("user@b\u{fc}cher.de").as_deref(),
+            Some("user@xn--bcher-kva.de")
+        );
+        assert_eq!(
+            ascii_envelope_address("bob@example.com").as_deref(),
+            Some("bob@example.com")
+        );
+        assert_eq!(ascii_envelope_address("jos\u{e9}@b\u{fc}cher.de"), None);
     }
 
     proptest! {

@@ -6,7 +6,7 @@ mod email;
 mod subscriber;
 
 pub use article::{Article, ArticleSource, Digest, DigestEntry, FetchedItem, PageInfo, SourceLine};
-pub use email::{EmailError, SubscriberEmail, parse_mailbox};
+pub use email::{EmailError, SubscriberEmail, ascii_envelope_address, parse_mailbox};
 pub use subscriber::{
     ConsentSource, DeliveryStatus, PreferencesChange, SubscriberStatus, TopicSlug,
     preferences_change,

@@ -8,6 +8,7 @@
 
 mod articles;
 mod deliveries;
+mod import;
 mod issues;
 mod jobs;
 mod subscribers;
@@ -154,6 +155,19 @@ impl Store {
     /// Opens the database named by `url` (`sqlite://path` or `postgres://...`). A SQLite file and
     /// its folder are created on first use.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Store> {
+        Store::connect_with(url, max_connections, true).await
+    }
+
+    /// Opens an existing database and applies pending migrations; a SQLite file that does not
+    /// exist is an error naming the path, instead of a new empty database (what a mistyped
+    /// `database.url` would otherwise give a command that only reads).
+    pub async fn open_existing(url: &str, max_connections: u32) -> StoreResult<Store> {
+        let store = Store::connect_with(url, max_connections, false).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn connect_with(url: &str, max_connections: u32, create: bool) -> StoreResult<Store> {
         let open_err = |reason: String| StoreError::Open {
             url: redact_url(url),
             reason,
@@ -161,12 +175,19 @@ impl Store {
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(|e| open_err(e.to_string()))?
-                .create_if_missing(true)
+                .create_if_missing(create)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
             let file = opts.get_filename();
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            if !create && !in_memory && !file.exists() {
+                return Err(open_err(format!(
+                    "there is no database at {}; check database.url, or create it with `tidings migrate`",
+                    file.display()
+                )));
+            }
             if let Some(dir) = file
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty() && file != Path::new(":memory:"))

@@ -17,10 +17,13 @@ pub async fn sqlite() -> Store {
         .expect("open SQLite store")
 }
 
-/// A URL for a new, empty SQLite database file.
+/// A URL for a new, empty SQLite database file. The file exists (empty), as after `tidings
+/// migrate`, since only `migrate`, `run` and `serve` create a missing database.
 pub fn sqlite_url() -> String {
     let dir = tempfile::tempdir().expect("temp dir").keep();
-    format!("sqlite://{}", dir.join("tidings.db").display())
+    let file = dir.join("tidings.db");
+    std::fs::File::create(&file).expect("create the database file");
+    format!("sqlite://{}", file.display())
 }
 
 /// The URL of a new, empty PostgreSQL database, or None when no cluster is available.

@@ -57,7 +57,7 @@ async fn an_internationalised_domain_goes_as_its_a_label_to_a_relay_without_smtp
             host: "127.0.0.1".into(),
             port,
             tls: TlsMode::None,
-            timeout_secs: 10,
+            timeout_secs: 10.0,
             ..SmtpSettings::default()
         },
         ..Settings::default()

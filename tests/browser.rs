@@ -262,7 +262,7 @@ impl Pages {
             cdp(
                 &self.client,
                 "Emulation.setDeviceMetricsOverride",
-                serde_json::json!({ "width": 375, "height": 812, "deviceScaleFactor": 1, "mobile": true }),
+                serde_json::json!({ "width": 375, "height": 812, "deviceScaleFactor": 1, "mobile": false }),
             )
             .await;
         } else {

@@ -497,7 +497,16 @@ async fn compile(
             source_name: "hn".into(),
             source_kind: "hackernews".into(),
             external_id: format!("{round}-{i}"),
-            title: format!("Rust story {i} of round {round}"),
+            // The top story's title ends in a word too long for a phone's line, as titles
+            // quoting identifiers or URLs do: it must wrap, not widen the email or the page.
+            title: if i == 3 {
+                format!(
+                    "Rust story {i} of round {round}: {}",
+                    "Supercalifragilisticexpialidocious".repeat(3)
+                )
+            } else {
+                format!("Rust story {i} of round {round}")
+            },
             url: Some(format!("https://example.org/rust/{round}/{i}")),
             discussion_url: None,
             published_at: before - chrono::Duration::hours(1),

@@ -4,8 +4,14 @@
 //! open its link, click Confirm, receive a digest compiled by the pipeline, follow the digest's
 //! unsubscribe link (also checked against its List-Unsubscribe header), click the button, and
 //! receive no further digest: the row queued before the click is skipped at claim time and an
-//! issue compiled afterwards queues nothing for the reader. Every page is checked with axe-core
-//! and photographed at phone (375 px) and desktop width into a `tidings-screens-*` temp folder.
+//! issue compiled afterwards queues nothing for the reader; a known address entered in the form
+//! gets a preferences link instead. Every page is checked with axe-core in light and dark mode,
+//! must fit a 375 px phone (emulated through chromedriver's DevTools endpoint) and have a dark
+//! background in dark mode, and is photographed at phone and desktop width into a
+//! `tidings-screens-*` temp folder. Every email received (confirmation, digest, preferences
+//! link) is laid out at 375 px too: it must fit, the digest's titles must look like links and
+//! its footer links must be separate targets at least 44 px tall. Such problems are collected
+//! and listed together at the end, so one run shows them all.
 //!
 //! Without chromium/chromedriver/axe-core the test prints a loud SKIPPED and passes, unless
 //! `TIDINGS_REQUIRE_ALL=1`. axe-core comes from `TIDINGS_AXE_JS`, else

@@ -760,6 +760,9 @@ keywords = ["postgres", "sqlite"]
     // The archive and the digest as a web page (the email's "view in browser" link).
     client.goto(&format!("{base}/archive")).await.unwrap();
     pages.check("archive").await;
+    client.goto(&format!("{base}/archive/rust")).await.unwrap();
+    pages.wait_for_text("Atom feed of Rust").await;
+    pages.check("archive-topic").await;
     client.goto(&archived).await.unwrap();
     pages.wait_for_text("Rust story 1 of round 1").await;
     pages.check("archive-issue").await;

@@ -4,8 +4,14 @@
 //! open its link, click Confirm, receive a digest compiled by the pipeline, follow the digest's
 //! unsubscribe link (also checked against its List-Unsubscribe header), click the button, and
 //! receive no further digest: the row queued before the click is skipped at claim time and an
-//! issue compiled afterwards queues nothing for the reader. Every page is checked with axe-core
-//! and photographed at phone (375 px) and desktop width into a `tidings-screens-*` temp folder.
+//! issue compiled afterwards queues nothing for the reader; a known address entered in the form
+//! gets a preferences link instead. Every page is checked with axe-core in light and dark mode,
+//! must fit a 375 px phone (emulated through chromedriver's DevTools endpoint) and have a dark
+//! background in dark mode, and is photographed at phone and desktop width into a
+//! `tidings-screens-*` temp folder. Every email received (confirmation, digest, preferences
+//! link) is laid out at 375 px too: it must fit, the digest's titles must look like links and
+//! its footer links must be separate targets at least 44 px tall. Such problems are collected
+//! and listed together at the end, so one run shows them all.
 //!
 //! Without chromium/chromedriver/axe-core the test prints a loud SKIPPED and passes, unless
 //! `TIDINGS_REQUIRE_ALL=1`. axe-core comes from `TIDINGS_AXE_JS`, else
@@ -157,21 +163,86 @@ async fn start_browser(chromedriver: &Path, chromium: &Path, profile: &Path) -> 
     }
 }
 
+/// A Chrome DevTools Protocol command, sent through chromedriver's `goog/cdp/execute` endpoint.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let body = serde_json::json!({ "cmd": self.cmd, "params": self.params });
+        (axum::http::Method::POST, Some(body.to_string()))
+    }
+}
+
+async fn cdp(client: &Client, cmd: &'static str, params: serde_json::Value) {
+    client
+        .issue_cmd(Cdp { cmd, params })
+        .await
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+}
+
 struct Pages {
     client: Client,
     axe: String,
     shots: PathBuf,
     count: usize,
+    problems: Vec<String>,
 }
 
 impl Pages {
-    /// Runs axe-core on the current page (failing on any violation), checks that nothing is
-    /// wider than a 375 px phone screen, and saves a screenshot at phone and at desktop width.
+    /// Runs axe-core on the current page in light and in dark mode (failing on any violation),
+    /// checks that nothing is wider than a 375 px phone screen, that the dark mode is dark, and
+    /// saves screenshots at phone width (light and dark) and at desktop width.
     async fn check(&mut self, name: &str) {
         self.client
             .execute(&self.axe, vec![])
             .await
             .expect("inject axe-core");
+        self.axe_run(name).await;
+        self.count += 1;
+        self.phone(true).await;
+        self.assert_fits_phone(name).await;
+        self.shoot(&format!("{:02}-{name}-phone", self.count)).await;
+        self.dark(true).await;
+        self.axe_run(&format!("{name} (dark)")).await;
+        let background = self.background_brightness().await;
+        self.expect(
+            background < 80.0,
+            format!("the {name} page stays light in dark mode (brightness {background})"),
+        );
+        self.shoot(&format!("{:02}-{name}-dark", self.count)).await;
+        self.dark(false).await;
+        self.phone(false).await;
+        self.client.set_window_size(1280, 900).await.unwrap();
+        self.shoot(&format!("{:02}-{name}-desktop", self.count))
+            .await;
+        self.client.set_window_size(375, 812).await.unwrap();
+        self.phone(true).await;
+    }
+
+    /// Notes a problem; the test reports them all at its end, so one run shows every defect.
+    fn expect(&mut self, ok: bool, problem: String) {
+        if !ok {
+            eprintln!("browser test: {problem}");
+            self.problems.push(problem);
+        }
+    }
+
+    async fn axe_run(&mut self, name: &str) {
         let result = self
             .client
             .execute_async(
@@ -184,29 +255,149 @@ impl Pages {
             .await
             .expect("run axe-core");
         let text = result.as_str().unwrap_or("").to_string();
-        assert_eq!(
-            text, "[]",
-            "accessibility violations on the {name} page: {text}"
+        self.expect(
+            text == "[]",
+            format!("accessibility violations on the {name} page: {text}"),
         );
-        self.count += 1;
-        self.client.set_window_size(375, 812).await.unwrap();
-        let overflow = self
+    }
+
+    /// Lays pages out as a 375 px wide phone (headless Chromium's window cannot be made that
+    /// narrow, so the viewport is emulated), or goes back to the window's own size.
+    async fn phone(&self, on: bool) {
+        if on {
+            cdp(
+                &self.client,
+                "Emulation.setDeviceMetricsOverride",
+                serde_json::json!({ "width": 375, "height": 812, "deviceScaleFactor": 1, "mobile": false }),
+            )
+            .await;
+        } else {
+            cdp(
+                &self.client,
+                "Emulation.clearDeviceMetricsOverride",
+                serde_json::json!({}),
+            )
+            .await;
+        }
+    }
+
+    /// Makes `prefers-color-scheme` match dark (or light).
+    async fn dark(&self, on: bool) {
+        let scheme = if on { "dark" } else { "light" };
+        cdp(
+            &self.client,
+            "Emulation.setEmulatedMedia",
+            serde_json::json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
+        )
+        .await;
+    }
+
+    /// The mean of the red, green and blue of the body's (or, when transparent, the page's)
+    /// background colour, 0 to 255.
+    async fn background_brightness(&self) -> f64 {
+        let value = self
             .client
             .execute(
-                "return document.documentElement.scrollWidth - window.innerWidth;",
+                "for (const el of [document.body, document.documentElement]) {
+                   const m = getComputedStyle(el).backgroundColor.match(/[\\d.]+/g).map(Number);
+                   if (m.length < 4 || m[3] > 0) return (m[0] + m[1] + m[2]) / 3;
+                 }
+                 return 255;",
                 vec![],
             )
             .await
             .unwrap();
-        assert!(
-            overflow.as_i64().unwrap_or(1) <= 0,
-            "the {name} page is wider than a 375 px phone screen by {overflow} px"
+        value.as_f64().unwrap()
+    }
+
+    /// Asserts that the current document, laid out on a 375 px phone, does not scroll sideways.
+    async fn assert_fits_phone(&mut self, name: &str) {
+        let widths = self
+            .client
+            .execute(
+                "return [window.innerWidth, document.documentElement.scrollWidth];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let (inner, scroll) = (widths[0].as_i64().unwrap(), widths[1].as_i64().unwrap());
+        assert_eq!(inner, 375, "the phone viewport is not 375 px wide");
+        self.expect(
+            scroll <= 375,
+            format!("{name} is {scroll} px wide on a 375 px phone screen: it scrolls sideways"),
         );
-        self.shoot(&format!("{:02}-{name}-phone", self.count)).await;
-        self.client.set_window_size(1280, 900).await.unwrap();
-        self.shoot(&format!("{:02}-{name}-desktop", self.count))
+    }
+
+    /// Shows an email's HTML part the way a phone's mail app would (375 px wide), checks that
+    /// it fits, and photographs it in light and dark mode.
+    async fn check_email(&mut self, name: &str, raw: &[u8]) {
+        let message = parse(raw);
+        let html = message.body_html(0).expect("an HTML part").into_owned();
+        self.client.goto("about:blank").await.unwrap();
+        self.phone(true).await;
+        self.client
+            .execute(
+                "document.open(); document.write(arguments[0]); document.close(); return true;",
+                vec![serde_json::Value::String(html)],
+            )
+            .await
+            .unwrap();
+        self.count += 1;
+        self.assert_fits_phone(&format!("the {name} email")).await;
+        self.shoot(&format!("{:02}-email-{name}-phone", self.count))
             .await;
-        self.client.set_window_size(375, 812).await.unwrap();
+        self.dark(true).await;
+        self.shoot(&format!("{:02}-email-{name}-dark", self.count))
+            .await;
+        self.dark(false).await;
+    }
+
+    /// The boxes (left, top, width, height) of the elements `css` selects.
+    async fn boxes(&self, css: &str) -> Vec<[f64; 4]> {
+        let value = self
+            .client
+            .execute(
+                "return [...document.querySelectorAll(arguments[0])].map(e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; });",
+                vec![serde_json::Value::String(css.into())],
+            )
+            .await
+            .unwrap();
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                let n: Vec<f64> = b
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect();
+                [n[0], n[1], n[2], n[3]]
+            })
+            .collect()
+    }
+
+    /// Computed style properties of the first element `css` selects.
+    async fn computed(&self, css: &str, properties: &[&str]) -> Vec<String> {
+        let value = self
+            .client
+            .execute(
+                "const s = getComputedStyle(document.querySelector(arguments[0]));
+                 return arguments[1].map(p => s.getPropertyValue(p));",
+                vec![
+                    serde_json::Value::String(css.into()),
+                    serde_json::json!(properties),
+                ],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"));
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap_or("").to_string())
+            .collect()
     }
 
     async fn shoot(&self, file: &str) {
@@ -312,7 +503,16 @@ async fn compile(
             source_name: "hn".into(),
             source_kind: "hackernews".into(),
             external_id: format!("{round}-{i}"),
-            title: format!("Rust story {i} of round {round}"),
+            // The top story's title ends in a word too long for a phone's line, as titles
+            // quoting identifiers or URLs do: it must wrap, not widen the email or the page.
+            title: if i == 3 {
+                format!(
+                    "Rust story {i} of round {round}: {}",
+                    "Supercalifragilisticexpialidocious".repeat(3)
+                )
+            } else {
+                format!("Rust story {i} of round {round}")
+            },
             url: Some(format!("https://example.org/rust/{round}/{i}")),
             discussion_url: None,
             published_at: before - chrono::Duration::hours(1),
@@ -444,6 +644,7 @@ keywords = ["postgres", "sqlite"]
         axe,
         shots,
         count: 0,
+        problems: Vec::new(),
     };
 
     // The subscribe form.
@@ -467,6 +668,7 @@ keywords = ["postgres", "sqlite"]
     // The confirmation email arrives over SMTP; its link shows a page with a button.
     let got = smtp.wait_for(1, MAIL_WAIT).await;
     assert_eq!(got[0].to, [READER], "the first email is the confirmation");
+    pages.check_email("confirmation", &got[0].raw).await;
     let confirm = link_in_text(&parse(&got[0].raw), &base, "/confirm/");
     client.goto(&confirm).await.unwrap();
     pages.check("confirm").await;
@@ -523,6 +725,33 @@ keywords = ["postgres", "sqlite"]
         Some("List-Unsubscribe=One-Click")
     );
     let archived = link_in_text(&digest, &base, "/archive/");
+    pages.check_email("digest", &digests[1].raw).await;
+    // Titles look like links: underlined, in a colour other than the text's.
+    let title = pages
+        .computed(".title a", &["text-decoration-line", "color"])
+        .await;
+    let text = pages.computed(".summary", &["color"]).await;
+    pages.expect(
+        title[0].contains("underline") && title[1] != text[0],
+        format!("digest titles do not look like links: {title:?}, text {text:?}"),
+    );
+    // The footer's links are separate targets at least 44 px tall that do not touch.
+    let targets = pages.boxes(".footer a").await;
+    assert_eq!(targets.len(), 3, "{targets:?}");
+    for (i, a) in targets.iter().enumerate() {
+        pages.expect(
+            a[3] >= 44.0 && a[2] >= 44.0,
+            format!("footer link {i} is a small target: {a:?} (left, top, width, height)"),
+        );
+        for b in &targets[i + 1..] {
+            let apart_x = a[0] + a[2] + 4.0 <= b[0] || b[0] + b[2] + 4.0 <= a[0];
+            let apart_y = a[1] + a[3] <= b[1] || b[1] + b[3] <= a[1];
+            pages.expect(
+                apart_x || apart_y,
+                format!("footer links {a:?} and {b:?} touch"),
+            );
+        }
+    }
     assert_eq!(
         wait_for_issue_done(&store, first).await.get("sent"),
         Some(&2)
@@ -531,9 +760,23 @@ keywords = ["postgres", "sqlite"]
     // The archive and the digest as a web page (the email's "view in browser" link).
     client.goto(&format!("{base}/archive")).await.unwrap();
     pages.check("archive").await;
+    client.goto(&format!("{base}/archive/rust")).await.unwrap();
+    pages.wait_for_text("Atom feed of Rust").await;
+    pages.check("archive-topic").await;
     client.goto(&archived).await.unwrap();
     pages.wait_for_text("Rust story 1 of round 1").await;
     pages.check("archive-issue").await;
+    // The entries line up with the page's heading: one indent (the page's), not two.
+    let heading = pages.boxes("main h1").await;
+    let titles = pages.boxes(".entry .title").await;
+    assert!(!titles.is_empty());
+    pages.expect(
+        (titles[0][0] - heading[0][0]).abs() <= 1.0,
+        format!(
+            "archive entries are indented {} px past the heading on a phone",
+            titles[0][0] - heading[0][0]
+        ),
+    );
 
     // The next issue is queued while no worker runs, so the reader's row exists when they
     // unsubscribe; it must be skipped when claimed.
@@ -606,9 +849,26 @@ keywords = ["postgres", "sqlite"]
     client.goto(&format!("{base}/no-such-page")).await.unwrap();
     pages.check("not-found").await;
 
+    // A known address entered in the form gets a link to its preferences instead.
+    client.goto(&format!("{base}/")).await.unwrap();
+    pages.type_into("email", STAYER).await;
+    pages.click("#topic-rust").await;
+    pages.click("form button[type=submit]").await;
+    pages.wait_for_text("Check your inbox").await;
+    let got = smtp.wait_for(6, MAIL_WAIT).await;
+    assert_eq!(got[5].to, [STAYER], "the preferences link");
+    link_in_text(&parse(&got[5].raw), &base, "/preferences/");
+    pages.check_email("preferences-link", &got[5].raw).await;
+
     client.close().await.unwrap();
     workers.stop().await;
     web_stop.send(true).unwrap();
     web.await.unwrap().unwrap();
-    assert_eq!(smtp.received().len(), 5, "no other email left the outbox");
+    assert_eq!(smtp.received().len(), 6, "no other email left the outbox");
+    assert!(
+        pages.problems.is_empty(),
+        "{} problems:\n{}",
+        pages.problems.len(),
+        pages.problems.join("\n")
+    );
 }

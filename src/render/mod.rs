@@ -556,9 +556,10 @@ pub fn digest_text(digest: &Digest) -> String {
     text::digest_body_text(digest)
 }
 
-/// The digest as a web page fragment without personal links (for `/archive/{topic}/{issue}`).
-/// It uses the email's classes (`digest`, `topic`, `entry`, `title`, `summary`, `sources`...)
-/// with the email stylesheet inlined, so it reads the same as the email.
+/// The digest as a web page fragment without personal links (for `/archive/{topic}/{issue}`
+/// and the Atom feed). It carries the email's classes (`digest`, `topic`, `entry`, `title`,
+/// `summary`, `sources`...) but no inline styles: the page's stylesheet lays it out, so it
+/// follows the page's phone and dark-mode rules (inline styles would override them).
 pub fn archive_html(digest: &Digest) -> String {
     let entries = entry_views(digest);
     let topic_name = clean_line(&digest.topic_name, MAX_NAME_CHARS);
@@ -571,18 +572,8 @@ pub fn archive_html(digest: &Digest) -> String {
         entries: &entries,
     };
     // Rendering only fails on a formatter error; fall back to escaped text if it ever does.
-    let html = page
-        .render()
-        .unwrap_or_else(|e| format!("<p>{}</p>", escape_html(&e.to_string())));
-    // The page's own stylesheet handles dark mode and small screens: inline the base rules only.
-    static INLINER: std::sync::LazyLock<css_inline::CSSInliner<'static>> =
-        std::sync::LazyLock::new(|| {
-            css_inline::CSSInliner::options()
-                .load_remote_stylesheets(false)
-                .build()
-        });
-    let css = EMAIL_CSS.split("@media").next().unwrap_or_default();
-    INLINER.inline_fragment(&html, css).unwrap_or(html)
+    page.render()
+        .unwrap_or_else(|e| format!("<p>{}</p>", escape_html(&e.to_string())))
 }
 
 /// The double opt-in message: a link to `{base_url}/confirm/{token}`, valid for 7 days.
@@ -668,6 +659,8 @@ struct LinkText<'a> {
 #[derive(Template)]
 #[template(path = "web/mail/preferences_link.html")]
 struct LinkHtml<'a> {
+    subject: &'a str,
+    css: &'a str,
     title: &'a str,
     link: &'a str,
     postal_address: &'a str,
@@ -688,21 +681,28 @@ pub fn preferences_link_message(
         base_url(settings),
         tokens.preferences(recipient.subscriber_id)
     );
-    let title: String = n.title.chars().filter(|c| !c.is_control()).collect();
+    let title = clean_line(&n.title, MAX_NAME_CHARS);
+    let postal = clean_line(&n.postal_address, 500);
+    let subject = clean_line(
+        &format!("Your {title} subscription"),
+        text::MAX_SUBJECT_CHARS,
+    );
     let text = LinkText {
         title: &title,
         link: &link,
-        postal_address: &n.postal_address,
+        postal_address: &postal,
     }
     .render()?;
     let html = LinkHtml {
+        subject: &subject,
+        css: EMAIL_CSS,
         title: &title,
         link: &link,
-        postal_address: &n.postal_address,
+        postal_address: &postal,
     }
     .render()?;
+    let html = inline_css(&html)?;
     let message_id = format!("<{}@{}>", uuid::Uuid::new_v4(), mailbox_domain(&from));
-    let subject = format!("Your {title} subscription");
     let envelope = Envelope {
         from: &from,
         reply_to: reply_to.as_ref(),

@@ -568,12 +568,164 @@ fn confirmation_message_links_to_a_confirm_token_valid_for_seven_days() {
 fn archive_html_has_the_articles_but_no_personal_links() {
     let d = twenty();
     let html = archive_html(&d);
-    assert!(html.contains("Don't rent the cloud"), "{html}");
+    assert!(html.contains("Don&#39;t rent the cloud"), "{html}");
     assert!(html.contains("href=\"https://blog.comma.ai/datacenter/\""));
     assert!(!html.contains("unsubscribe"));
     assert!(!html.contains("preferences"));
     assert!(!html.contains('\u{1}'));
     assert!(!html.contains("<html"));
+}
+
+/// The `style` attribute of the first element whose attributes contain `marker`.
+fn style_of<'a>(html: &'a str, marker: &str) -> &'a str {
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in {html}"));
+    let tag_start = html[..=at].rfind('<').unwrap();
+    let tag_end = at + html[at..].find('>').unwrap();
+    let tag = &html[tag_start..tag_end];
+    let Some(style) = tag.find("style=\"") else {
+        return "";
+    };
+    let rest = &tag[style + 7..];
+    &rest[..rest.find('"').unwrap_or(rest.len())]
+}
+
+/// The pixel value of `property` in a `style` attribute (`padding: 13px 10px` gives the first).
+fn px(style: &str, property: &str) -> Option<f64> {
+    style.split(';').find_map(|decl| {
+        let (name, value) = decl.split_once(':')?;
+        if name.trim() != property {
+            return None;
+        }
+        value
+            .split_whitespace()
+            .next()?
+            .trim_end_matches("px")
+            .parse()
+            .ok()
+    })
+}
+
+fn preferences_link_html() -> String {
+    let out = preferences_link_message(&settings(), &signer(), &recipient(8), now()).unwrap();
+    parse(&out.raw).html
+}
+
+fn confirmation_html() -> String {
+    let out = confirmation_message(
+        &settings(),
+        &signer(),
+        None,
+        &recipient(6),
+        &["Distributed Systems".into()],
+        now(),
+    )
+    .unwrap();
+    parse(&out.raw).html
+}
+
+#[test]
+fn digest_titles_are_styled_as_links() {
+    let prepared = PreparedDigest::prepare(&settings(), &twenty(), None).unwrap();
+    let html = prepared.html_for(&signer(), &recipient(3));
+    let title = style_of(&html, "class=\"title-link\"");
+    assert!(title.contains("text-decoration: underline"), "{title}");
+    let text = style_of(&html, "class=\"summary\"");
+    let colour = |s: &str| {
+        s.split(';')
+            .find(|d| d.trim().starts_with("color:"))
+            .map(|d| d.trim().to_string())
+    };
+    assert!(colour(title).is_some(), "{title}");
+    assert_ne!(colour(title), colour(text), "titles look like body text");
+    // Dark mode gives them a link colour too.
+    assert!(
+        html.contains(".title-link { color: #"),
+        "no dark-mode link colour"
+    );
+}
+
+#[test]
+fn footer_links_are_44px_targets_apart_from_each_other() {
+    let prepared = PreparedDigest::prepare(&settings(), &twenty(), None).unwrap();
+    let html = prepared.html_for(&signer(), &recipient(3));
+    let footer = &html[html.find("class=\"footer\"").unwrap()..];
+    let links: Vec<&str> = footer
+        .match_indices("<a ")
+        .map(|(i, _)| &footer[i..])
+        .collect();
+    assert_eq!(
+        links.len(),
+        3,
+        "view in browser, manage topics, unsubscribe"
+    );
+    for link in links {
+        let style = style_of(link, "<a ");
+        assert!(style.contains("display: inline-block"), "{style}");
+        let line = px(style, "line-height").unwrap_or(0.0);
+        let padding = px(style, "padding").unwrap_or(0.0);
+        assert!(
+            line + 2.0 * padding >= 44.0,
+            "target shorter than 44 px: {style}"
+        );
+        assert!(
+            px(style, "margin-right").unwrap_or(0.0) >= 8.0,
+            "no space between: {style}"
+        );
+    }
+    assert!(
+        !footer.contains("</a> · <a"),
+        "links packed together with a dot"
+    );
+}
+
+#[test]
+fn preheaders_are_hidden_without_colour_tricks() {
+    let prepared = PreparedDigest::prepare(&settings(), &twenty(), None).unwrap();
+    let digest = prepared.html_for(&signer(), &recipient(3));
+    for (name, html) in [
+        ("digest", digest),
+        ("confirmation", confirmation_html()),
+        ("preferences link", preferences_link_html()),
+    ] {
+        let style = style_of(&html, "class=\"preheader\"");
+        assert!(style.contains("display: none"), "{name}: {style}");
+        assert!(style.contains("mso-hide: all"), "{name}: {style}");
+        assert!(style.contains("overflow: hidden"), "{name}: {style}");
+        assert!(
+            !style.contains("color"),
+            "{name}: coloured like the background: {style}"
+        );
+        assert!(!style.contains("opacity"), "{name}: {style}");
+    }
+}
+
+#[test]
+fn long_links_in_emails_can_wrap_on_a_phone() {
+    for (name, html) in [
+        ("confirmation", confirmation_html()),
+        ("preferences link", preferences_link_html()),
+    ] {
+        let style = style_of(&html, "class=\"long-link\"");
+        assert!(style.contains("word-break: break-all"), "{name}: {style}");
+        assert!(
+            html.contains(
+                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            ),
+            "{name}: no viewport"
+        );
+    }
+}
+
+#[test]
+fn archive_html_leaves_layout_and_colours_to_the_page() {
+    let html = archive_html(&twenty());
+    assert!(
+        !html.contains("style="),
+        "inline styles beat the page's phone and dark rules"
+    );
+    assert!(html.contains("class=\"entry\""));
 }
 
 // ---- DKIM ----
@@ -800,6 +952,8 @@ fn writes_sample_eml_files() {
     )
     .unwrap();
     std::fs::write(dir.join("confirm.eml"), &out.raw).unwrap();
+    let out = preferences_link_message(&settings(), &signer(), &recipient(8), now()).unwrap();
+    std::fs::write(dir.join("preferences-link.eml"), &out.raw).unwrap();
     let mut hostile = twenty();
     hostile.entries[0].title = "<script>alert(1)</script>\r\nBcc: x@example.org".into();
     hostile.entries[1].title = "\"><img src=x onerror=alert(1)>".into();

@@ -127,6 +127,7 @@ pub fn router(state: AppState) -> Router {
             get(unsubscribe::show).post(unsubscribe::submit),
         )
         .route("/archive", get(archive::index))
+        .route("/archive/{topic}", get(archive::topic))
         .route("/archive/{topic}/feed.xml", get(archive::feed))
         .route("/archive/{topic}/{issue}", get(archive::issue))
         .route("/healthz", get(ops::healthz))

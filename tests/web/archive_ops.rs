@@ -67,3 +67,48 @@ async fn healthz_answers_and_metrics_need_the_bearer_token() {
         assert!(a.body.contains("tidings_issues{topic=\"rust\"} 0"));
     }
 }
+
+#[tokio::test]
+async fn the_feed_s_alternate_link_is_the_topic_s_page() {
+    for app in TestApp::all().await {
+        let feed = app.get("/archive/rust/feed.xml").await;
+        let parsed = feed_rs::parser::parse(feed.body.as_bytes()).expect("a valid Atom feed");
+        let alternate: Vec<&str> = parsed
+            .links
+            .iter()
+            .filter(|l| l.rel.as_deref() == Some("alternate"))
+            .map(|l| l.href.as_str())
+            .collect();
+        let topic_page = format!("{}/archive/rust", super::BASE_URL);
+        assert_eq!(alternate, [topic_page.as_str()], "{}", app.label);
+        let page = app.get("/archive/rust").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", app.label);
+        assert!(page.body.contains("<h1>Rust</h1>"), "{}", page.body);
+        assert!(page.body.contains("/archive/rust/feed.xml"));
+        assert!(!page.body.contains("Databases</h2>"), "only the one topic");
+        assert_eq!(
+            app.get("/archive/cooking").await.status,
+            StatusCode::NOT_FOUND
+        );
+    }
+}
+
+#[tokio::test]
+async fn pages_follow_the_reader_s_colour_scheme() {
+    for app in TestApp::all().await {
+        let css = app.get("/static/style.css").await;
+        assert!(
+            css.body.contains("@media (prefers-color-scheme: dark)"),
+            "no dark mode in the stylesheet"
+        );
+        for path in ["/", "/archive", "/archive/rust", "/nope"] {
+            let page = app.get(path).await;
+            assert!(
+                page.body
+                    .contains(r#"<meta name="color-scheme" content="light dark">"#),
+                "{}: {path} does not declare its colour schemes",
+                app.label
+            );
+        }
+    }
+}

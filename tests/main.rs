@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod delivery;
 mod e2e;
+mod operator;
 mod pipeline;
 mod scheduler;
 mod store;

@@ -212,9 +212,9 @@ async fn job_runs_record_last_run_forward_only_and_next_run() {
         let t = monday_slot();
         store.set_next_run("fetch", Some(t), t).await.unwrap();
         store
-            .record_job_run(
+            .record_job_done(
                 "digest:rust",
-                Some(t),
+                t,
                 "ok: issue #1",
                 Some(t + Duration::days(7)),
                 t,
@@ -252,6 +252,14 @@ async fn job_runs_record_last_run_forward_only_and_next_run() {
             "{label}"
         );
         assert_eq!(runs[0].next_run_at, Some(t + Duration::days(7)), "{label}");
+        assert_eq!(
+            (
+                runs[0].last_completed_at,
+                runs[0].last_completed_result.as_deref()
+            ),
+            (Some(t), Some("ok: issue #1")),
+            "{label}: the skip and the failure keep the last completed run"
+        );
         assert_eq!(runs[1].job, "fetch");
         assert_eq!(runs[1].last_run_at, None, "{label}");
         assert_eq!(runs[1].next_run_at, Some(t), "{label}");

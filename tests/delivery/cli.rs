@@ -166,7 +166,7 @@ async fn dry_run_sends_nothing_and_reports_what_would_be_sent() {
         let text = stdout(&out);
         assert!(text.contains("dry run"), "{label}: {text}");
         assert!(
-            text.contains("would go to 4 confirmed subscribers"),
+            text.contains("4 message(s) would go out now (4 new, 0 due again)"),
             "{label}: {text}"
         );
         assert!(

@@ -236,6 +236,40 @@ async fn two_sends_in_one_period_meet_one_issue_and_mail_once_postgres() {
     }
 }
 
+async fn an_issue_frozen_with_fractions_is_still_the_periods_issue(database_url: &str) {
+    let op = Op::start(database_url, Options::default()).await;
+    op.ok(&["fetch", "--at", &rfc3339(at())]).await;
+    op.subscribe("reader@example.org").await;
+    // An issue frozen by an earlier version, whose period ended at the clock's fractions.
+    let text = std::fs::read_to_string(&op.env.config).unwrap();
+    let settings = Settings::from_toml(&text).unwrap();
+    let store = Store::open(database_url, 2).await.unwrap();
+    let topic = settings.topic("rust").unwrap();
+    let mut digest = tidings::pipeline::preview_digest(&settings, &store, topic, at())
+        .await
+        .unwrap();
+    digest.window_end = at() + Duration::milliseconds(500);
+    let (old, _) = store.insert_issue(&digest, at()).await.unwrap();
+    store.close().await;
+    let sent = op
+        .ok(&["send", "--topic", "rust", "--at", &rfc3339(at())])
+        .await;
+    assert_eq!(issue_in(&sent), old.id, "{sent}");
+    assert_eq!(op.smtp.received().len(), 1, "{sent}");
+}
+
+#[tokio::test]
+async fn an_issue_frozen_with_fractions_is_still_the_periods_issue_sqlite() {
+    an_issue_frozen_with_fractions_is_still_the_periods_issue(&db::sqlite_url()).await;
+}
+
+#[tokio::test]
+async fn an_issue_frozen_with_fractions_is_still_the_periods_issue_postgres() {
+    if let Some(url) = db::postgres_url().await {
+        an_issue_frozen_with_fractions_is_still_the_periods_issue(&url).await;
+    }
+}
+
 // --- item 12: send and compile never freeze an empty period ------------------------------------
 
 async fn send_and_compile_leave_an_empty_period_open(database_url: &str) {

@@ -124,7 +124,9 @@ impl Store {
         })
     }
 
-    /// The issue of `topic` whose period ends at `window_end`.
+    /// The issue of `topic` whose period ends at `window_end` (a whole second). Issues frozen
+    /// before periods were cut to whole seconds may end up to a second later, with the
+    /// fractions of the clock that compiled them: those are the same period.
     pub async fn find_issue(
         &self,
         topic: &str,
@@ -132,10 +134,12 @@ impl Store {
     ) -> StoreResult<Option<StoredIssue>> {
         with_pool!(self, p => {
             let row: Option<IssueRow> = sqlx::query_as(
-                "SELECT id, topic, window_start, window_end, compiled_at, content FROM issues WHERE topic = $1 AND window_end = $2",
+                "SELECT id, topic, window_start, window_end, compiled_at, content FROM issues \
+                 WHERE topic = $1 AND window_end >= $2 AND window_end < $3 ORDER BY window_end, id LIMIT 1",
             )
             .bind(topic)
             .bind(window_end)
+            .bind(window_end + chrono::Duration::seconds(1))
             .fetch_optional(p)
             .await?;
             row.map(IssueRow::into_issue).transpose()

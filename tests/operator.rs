@@ -356,6 +356,21 @@ async fn send_holds_deliveries_until_the_local_delivery_time(database_url: &str)
     );
     assert!(schedule[0].2 > Utc::now(), "{schedule:?}");
 
+    let dry = op
+        .ok(&[
+            "send",
+            "--topic",
+            "rust",
+            "--at",
+            &rfc3339(at()),
+            "--dry-run",
+        ])
+        .await;
+    assert!(
+        dry.contains(": 0 message(s) would go out now") && dry.contains("1 queued but not due yet"),
+        "{dry}"
+    );
+
     // Sending again before that time keeps it held (and mails nothing).
     op.ok(&["send", "--topic", "rust", "--at", &rfc3339(at())])
         .await;

@@ -51,23 +51,31 @@ impl Schedule {
         &self.text
     }
 
-    /// The first run strictly after `after`.
+    /// The first run strictly after `after`. Runs fall on whole seconds whatever the fractions
+    /// of a second in `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = after.with_timezone(&self.tz);
+        let local = whole_seconds(after).with_timezone(&self.tz);
         self.cron
             .find_next_occurrence(&local, false)
             .ok()
             .map(|t| t.with_timezone(&Utc))
     }
 
-    /// The most recent run at or before `at`.
+    /// The most recent run at or before `at`, on a whole second: `12:00:00.5` and `12:00:00`
+    /// find the same run, so two runs in one period meet the same issue.
     pub fn latest_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = at.with_timezone(&self.tz);
+        let local = whole_seconds(at).with_timezone(&self.tz);
         self.cron
             .find_previous_occurrence(&local, true)
             .ok()
             .map(|t| t.with_timezone(&Utc))
     }
+}
+
+/// `t` without its fractions of a second. croner keeps the fractions of the time it starts
+/// from, so a search from `12:00:00.5` would find a run at `12:00:00.5`.
+fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
 }
 
 #[cfg(test)]
@@ -132,6 +140,29 @@ mod tests {
         assert_eq!(
             s.latest_at_or_before(just_before).unwrap(),
             monday - chrono::Duration::days(7)
+        );
+    }
+
+    #[test]
+    fn runs_fall_on_whole_seconds_whatever_the_fractions_of_now() {
+        let s = Schedule::new("0 0 12 * * *", "Europe/Berlin").unwrap();
+        let noon = utc("2026-02-28T11:00:00Z");
+        for at in [
+            "2026-02-28T11:00:00Z",
+            "2026-02-28T11:00:00.5Z",
+            "2026-02-28T17:45:30.999Z",
+        ] {
+            assert_eq!(s.latest_at_or_before(utc(at)).unwrap(), noon, "{at}");
+        }
+        assert_eq!(
+            s.next_after(utc("2026-02-27T11:00:00.25Z")).unwrap(),
+            noon,
+            "from just after a run"
+        );
+        assert_eq!(
+            s.next_after(utc("2026-02-28T10:59:59.75Z")).unwrap(),
+            noon,
+            "from the last fraction before a run"
         );
     }
 

@@ -212,9 +212,9 @@ async fn job_runs_record_last_run_forward_only_and_next_run() {
         let t = monday_slot();
         store.set_next_run("fetch", Some(t), t).await.unwrap();
         store
-            .record_job_run(
+            .record_job_done(
                 "digest:rust",
-                Some(t),
+                t,
                 "ok: issue #1",
                 Some(t + Duration::days(7)),
                 t,
@@ -252,6 +252,14 @@ async fn job_runs_record_last_run_forward_only_and_next_run() {
             "{label}"
         );
         assert_eq!(runs[0].next_run_at, Some(t + Duration::days(7)), "{label}");
+        assert_eq!(
+            (
+                runs[0].last_completed_at,
+                runs[0].last_completed_result.as_deref()
+            ),
+            (Some(t), Some("ok: issue #1")),
+            "{label}: the skip and the failure keep the last completed run"
+        );
         assert_eq!(runs[1].job, "fetch");
         assert_eq!(runs[1].last_run_at, None, "{label}");
         assert_eq!(runs[1].next_run_at, Some(t), "{label}");
@@ -742,4 +750,54 @@ async fn run_on_the_system_clock_runs_due_jobs_and_stops_on_shutdown() {
         .expect("the scheduler stops on shutdown")
         .unwrap()
         .unwrap();
+}
+
+/// Publishing an issue again (a repair run, a second `tidings send`) after a row's local
+/// delivery time leaves the released row due, instead of holding it until the next day.
+#[tokio::test]
+async fn publishing_again_after_the_local_time_leaves_released_rows_due() {
+    for (label, store) in db::stores().await {
+        seed_article(&store, monday_slot()).await;
+        let s = settings("", "deliver_at_local = \"08:00\"");
+        subscribe(
+            &store,
+            "a@example.com",
+            Some("Europe/Berlin"),
+            SubscriberStatus::Confirmed,
+        )
+        .await;
+        let topic = s.topic("rust").unwrap();
+        let compiled = tidings::pipeline::compile_unless_empty(&s, &store, topic, monday_slot())
+            .await
+            .unwrap()
+            .unwrap();
+        // Published at 05:00 Berlin: held until 08:00 Berlin.
+        let early = monday_slot() - Duration::hours(3);
+        tidings::scheduler::publish_issue(&s, &store, topic, &compiled, early)
+            .await
+            .unwrap();
+        let first = store
+            .issue_delivery_schedule(compiled.issue_id)
+            .await
+            .unwrap();
+        assert_eq!(first[0].2, monday_slot(), "{label}: {first:?}");
+        // Published again at 09:00 Berlin before any worker took the row.
+        tidings::scheduler::publish_issue(
+            &s,
+            &store,
+            topic,
+            &compiled,
+            monday_slot() + Duration::hours(1),
+        )
+        .await
+        .unwrap();
+        let again = store
+            .issue_delivery_schedule(compiled.issue_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            again, first,
+            "{label}: still due at 08:00, not held until Tuesday"
+        );
+    }
 }

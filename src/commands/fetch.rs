@@ -1,7 +1,8 @@
 //! `tidings fetch [--at TIME] [--source NAME]`: ingest every source's window ending at TIME and
-//! print counts per source and warnings.
+//! print counts per source and warnings. Recorded as the fetch job's last run (`tidings
+//! status`); exits with 1 when every source failed, so cron notices.
 
-use super::{CommandResult, Context, now, usage};
+use super::{CommandError, CommandResult, Context, now, usage};
 
 pub async fn run(ctx: &Context, args: crate::cli::FetchArgs) -> CommandResult {
     if let Some(name) = &args.source
@@ -22,5 +23,19 @@ pub async fn run(ctx: &Context, args: crate::cli::FetchArgs) -> CommandResult {
     let report =
         crate::pipeline::fetch_all(&ctx.settings, &ctx.store, at, args.source.as_deref()).await?;
     print!("{report}");
+    crate::scheduler::record_fetch(
+        &ctx.settings,
+        &ctx.store,
+        &report,
+        at,
+        "tidings fetch",
+        now(),
+    )
+    .await?;
+    if report.all_failed() {
+        return Err(CommandError::Failed(anyhow::anyhow!(
+            report.all_failed_message()
+        )));
+    }
     Ok(())
 }

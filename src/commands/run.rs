@@ -1,6 +1,8 @@
 //! `tidings run [--at TIME]`: the main job. Fetch every source, then for every topic compile
 //! the period's issue, queue it for the topic's confirmed subscribers (or, with none yet, write
-//! one sample message into the outbox folder), and deliver everything that is due.
+//! one sample message into the outbox folder), and deliver everything that is due. The summary
+//! says what this run did; the exit code is 1 when every source failed (after the rest of the
+//! run, which works from what earlier fetches stored) or the mail server could not be reached.
 
 use std::io::IsTerminal;
 
@@ -24,6 +26,9 @@ pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
         .await
         .context("fetching sources")?;
     eprintln!("{fetched}");
+    crate::scheduler::record_fetch(settings, &ctx.store, &fetched, at, "tidings run", now())
+        .await?;
+    let sources_failed = fetched.all_failed().then(|| fetched.all_failed_message());
 
     let counts = ctx.store.confirmed_counts_by_topic().await?;
     let mut issues = Vec::new();
@@ -53,7 +58,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
                 compiled.digest.window_start.format("%Y-%m-%d %H:%M UTC"),
                 compiled.digest.window_end.format("%Y-%m-%d %H:%M UTC"),
             ),
-            Published::Queued { queued, .. } => {
+            Published::Queued { queued, local } => {
                 if counts.get(&topic.slug).copied().unwrap_or(0) == 0 {
                     let path = crate::delivery::write_sample(
                         settings,
@@ -71,10 +76,11 @@ pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
                     );
                 } else {
                     println!(
-                        "{}: issue {} ({} article(s)), {queued} new deliveries queued",
+                        "{}: issue {} ({} article(s)), {queued} new deliveries queued{}",
                         topic.slug,
                         compiled.issue_id,
-                        compiled.digest.entries.len()
+                        compiled.digest.entries.len(),
+                        local.as_ref().map(|l| format!(", {l}")).unwrap_or_default()
                     );
                     issues.push((topic.slug.clone(), compiled.issue_id));
                 }
@@ -82,33 +88,42 @@ pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
         }
     }
 
-    if issues.is_empty() {
-        return Ok(());
-    }
-    if std::io::stderr().is_terminal() {
-        eprintln!("delivering...");
-    }
-    let owner = crate::delivery::worker_owner("run");
-    let report = crate::delivery::deliver_until_idle(
-        settings,
-        &ctx.store,
-        &owner,
-        crate::delivery::system_clock(),
-    )
-    .await?;
-    for (slug, issue_id) in &issues {
-        let c = ctx.store.counts_by_status(Some(*issue_id)).await?;
-        let n = |s: &str| c.get(s).copied().unwrap_or(0);
+    if !issues.is_empty() {
+        if std::io::stderr().is_terminal() {
+            eprintln!("delivering...");
+        }
+        let owner = crate::delivery::worker_owner("run");
+        let report = crate::delivery::deliver_until_idle(
+            settings,
+            &ctx.store,
+            &owner,
+            crate::delivery::system_clock(),
+        )
+        .await?;
+        // What this run did (a second run in the same period sends nothing new), then where
+        // each issue stands.
         println!(
-            "{slug}: issue {issue_id}: sent {}, deferred {}, failed {}, skipped {}, waiting {}",
-            n("sent"),
-            n("deferred"),
-            n("failed"),
-            n("skipped"),
-            n("queued") + n("sending")
+            "this run sent {}, deferred {}, failed {} ({} bounced)",
+            report.sent, report.deferred, report.failed, report.bounced
         );
+        for (slug, issue_id) in &issues {
+            let c = ctx.store.counts_by_status(Some(*issue_id)).await?;
+            let n = |s: &str| c.get(s).copied().unwrap_or(0);
+            println!(
+                "{slug}: issue {issue_id} totals: sent {}, deferred {}, failed {}, skipped {}, waiting {}",
+                n("sent"),
+                n("deferred"),
+                n("failed"),
+                n("skipped"),
+                n("queued") + n("sending")
+            );
+        }
+        super::completed(report)?;
     }
-    super::completed(report)
+    match sources_failed {
+        Some(message) => Err(anyhow::anyhow!(message).into()),
+        None => Ok(()),
+    }
 }
 
 /// Records the handled period as the topic's last digest run, so `tidings status` shows it and
@@ -130,12 +145,12 @@ async fn record_digest_run(
         compiled.digest.entries.len()
     );
     ctx.store
-        .record_job_run(
+        .record_job_done(
             &crate::scheduler::JobKind::Digest {
                 topic: topic.slug.clone(),
             }
             .name(),
-            Some(compiled.digest.window_end),
+            compiled.digest.window_end,
             &summary,
             next,
             now(),

@@ -1,6 +1,9 @@
 //! `tidings send`: compile the period's issue if needed (or take `--issue`), queue one delivery
-//! per confirmed subscriber, and deliver everything due. `--to` sends one unrecorded test copy;
-//! `--dry-run` renders every message and reports what would be sent.
+//! per confirmed subscriber through the scheduler's publish path (held until the topic's
+//! `deliver_at_local` in each subscriber's zone when it has one), and deliver everything due.
+//! A period with no article on topic is never frozen: `send` says so and exits with 0.
+//! `--to` sends one unrecorded test copy; `--dry-run` renders the messages a send would deliver
+//! now and reports how many.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -12,9 +15,10 @@ use chrono::Utc;
 use super::{CommandError, CommandResult, Context, usage};
 use crate::cli::SendArgs;
 use crate::delivery::{self, Progress, Transport};
-use crate::domain::{DeliveryStatus, Digest, SubscriberEmail, SubscriberStatus};
+use crate::domain::{DeliveryStatus, Digest, SubscriberEmail};
 use crate::render::{DkimSigner, PreparedDigest, Recipient};
-use crate::store::SubscriberFilter;
+use crate::scheduler::{LocalRelease, Published, publish_issue};
+use crate::store::IssueRecipient;
 use crate::tokens::TokenSigner;
 
 pub async fn run(ctx: &Context, args: SendArgs) -> CommandResult {
@@ -42,9 +46,18 @@ pub async fn run(ctx: &Context, args: SendArgs) -> CommandResult {
             (issue.id, issue.digest)
         }
         None => {
-            let compiled =
-                crate::pipeline::compile_issue(&ctx.settings, &ctx.store, topic, at, false).await?;
-            (compiled.issue_id, compiled.digest)
+            match crate::pipeline::compile_unless_empty(&ctx.settings, &ctx.store, topic, at)
+                .await?
+            {
+                Ok(compiled) => (compiled.issue_id, compiled.digest),
+                Err(empty) => {
+                    println!(
+                        "{}: no issue compiled, nothing to send",
+                        crate::pipeline::NothingOnTopic(&empty)
+                    );
+                    return Ok(());
+                }
+            }
         }
     };
     if digest.entries.is_empty() {
@@ -58,18 +71,26 @@ pub async fn run(ctx: &Context, args: SendArgs) -> CommandResult {
         return send_test_copy(ctx, &digest, to).await;
     }
     if args.dry_run {
-        return dry_run(ctx, issue_id, &digest).await;
+        return dry_run(ctx, topic, issue_id, &digest).await;
     }
 
     let now = Utc::now();
-    let queued = ctx.store.enqueue_issue(issue_id, &topic.slug, now).await?;
-    tracing::info!(issue = issue_id, topic = %topic.slug, queued, "deliveries queued");
-    let before = ctx.store.counts_by_status(Some(issue_id)).await?;
-    let pending: u64 = ["queued", "deferred", "sending"]
-        .iter()
-        .map(|s| u64::try_from(before.get(*s).copied().unwrap_or(0)).unwrap_or(0))
-        .sum();
-    let (progress, bar) = progress_reporter(pending);
+    let compiled = crate::pipeline::CompiledIssue {
+        issue_id,
+        digest,
+        newly_compiled: false,
+    };
+    match publish_issue(&ctx.settings, &ctx.store, topic, &compiled, now).await? {
+        Published::Empty => {}
+        Published::Queued { queued, local } => {
+            tracing::info!(issue = issue_id, topic = %topic.slug, queued, "deliveries queued");
+            if let Some(local) = local {
+                println!("issue {issue_id} ({}): {local}", topic.slug);
+            }
+        }
+    }
+    let due = ctx.store.issue_outlook(issue_id, &topic.slug, now).await?;
+    let (progress, bar) = progress_reporter(due.due.len() as u64);
     let owner = delivery::worker_owner("send");
     let report = delivery::deliver_until_idle_with(
         &ctx.settings,
@@ -154,42 +175,53 @@ async fn send_test_copy(ctx: &Context, digest: &Digest, to: SubscriberEmail) -> 
     }
 }
 
-async fn dry_run(ctx: &Context, issue_id: i64, digest: &Digest) -> CommandResult {
+/// Renders the messages a `send` would deliver now and says how many: the confirmed
+/// subscribers not queued yet (unless the topic's local delivery time holds them) and the rows
+/// due now; held, waiting and sent rows are counted apart.
+async fn dry_run(
+    ctx: &Context,
+    topic: &crate::config::TopicSettings,
+    issue_id: i64,
+    digest: &Digest,
+) -> CommandResult {
     let prepared = prepare(ctx, digest)?;
     let tokens = TokenSigner::from_settings(&ctx.settings.newsletter);
-    let subscribers = ctx
-        .store
-        .list_subscribers(&SubscriberFilter {
-            topic: Some(digest.topic_slug.clone()),
-            status: Some(SubscriberStatus::Confirmed),
-        })
-        .await?;
-    let counts = ctx.store.counts_by_status(Some(issue_id)).await?;
-    let already_sent = counts.get("sent").copied().unwrap_or(0);
-    let mut bytes = 0usize;
     let now = Utc::now();
-    for s in &subscribers {
-        let email = SubscriberEmail::parse(&s.email)
-            .map_err(|e| anyhow::anyhow!("stored address of subscriber {}: {e}", s.id))?;
+    let outlook = ctx.store.issue_outlook(issue_id, &topic.slug, now).await?;
+    let release = LocalRelease::of(&ctx.settings, topic)?;
+    let (new_now, held): (Vec<&IssueRecipient>, Vec<&IssueRecipient>) = outlook
+        .unqueued
+        .iter()
+        .partition(|r| release.is_none_or(|l| l.time_for(r.timezone.as_deref(), now) <= now));
+    let mut bytes = 0usize;
+    for r in new_now.iter().copied().chain(&outlook.due) {
+        let email = SubscriberEmail::parse(&r.email)
+            .map_err(|e| anyhow::anyhow!("stored address {:?}: {e}", r.email))?;
         let m = prepared
             .message_for(
                 &tokens,
                 &Recipient {
-                    subscriber_id: s.id,
+                    subscriber_id: r.subscriber_id.unwrap_or(0),
                     email,
                 },
                 now,
             )
-            .with_context(|| format!("rendering for subscriber {}", s.id))?;
+            .with_context(|| format!("rendering for {}", r.email))?;
         bytes += m.raw.len();
     }
+    let going = new_now.len() + outlook.due.len();
     println!(
-        "dry run: issue {issue_id} ({}) \"{}\" would go to {} confirmed subscribers ({} already sent), {} bytes in all",
+        "dry run: issue {issue_id} ({}) \"{}\": {going} message(s) would go out now ({} new, {} due again), {bytes} bytes",
         digest.topic_slug,
         prepared.subject(),
-        subscribers.len(),
-        already_sent,
-        bytes
+        new_now.len(),
+        outlook.due.len(),
+    );
+    println!(
+        "not now: {} new held until the local delivery time, {} queued but not due yet; {} already sent",
+        held.len(),
+        outlook.waiting,
+        outlook.sent
     );
     Ok(())
 }

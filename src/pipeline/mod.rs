@@ -13,6 +13,7 @@ pub mod summarize;
 use std::collections::HashMap;
 use std::fmt;
 
+use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
 
@@ -21,7 +22,7 @@ use crate::domain::{Article, ArticleSource, Digest, FetchedItem};
 use crate::schedule::Schedule;
 use crate::sources::http::HttpClient;
 use crate::sources::{FetchWindow, SourceBatch, feed, hacker_news, lobsters, page};
-use crate::store::{ArticleUpsert, Store};
+use crate::store::{ArticleUpsert, DroppedItem, Store};
 use canonical::canonical_link;
 use classify::TopicMatch;
 use rank::Weights;
@@ -83,6 +84,30 @@ pub struct FetchReport {
 impl FetchReport {
     pub fn source(&self, name: &str) -> Option<&SourceReport> {
         self.sources.iter().find(|s| s.name == name)
+    }
+
+    /// True when sources were fetched and every one of them failed.
+    pub fn all_failed(&self) -> bool {
+        !self.sources.is_empty() && self.sources.iter().all(|s| s.error.is_some())
+    }
+
+    /// "every source failed (2 of 2)", for the error that makes `fetch` and `run` exit 1 (the
+    /// report above it names each source and its error once).
+    pub fn all_failed_message(&self) -> String {
+        format!(
+            "every source failed ({n} of {n}); nothing new was fetched",
+            n = self.sources.len()
+        )
+    }
+
+    /// One line for `tidings status`: "3 sources ok, 1 failed, 12 items stored".
+    pub fn summary(&self) -> String {
+        let failed = self.sources.iter().filter(|s| s.error.is_some()).count();
+        let stored: usize = self.sources.iter().map(|s| s.stored).sum();
+        format!(
+            "{} sources ok, {failed} failed, {stored} items stored",
+            self.sources.len() - failed
+        )
     }
 }
 
@@ -198,6 +223,20 @@ pub async fn fetch_all_with(
                 sr.not_modified = batch.not_modified;
                 sr.skipped = batch.warnings.len();
                 report.warnings.extend(batch.warnings);
+                for d in &batch.dropped {
+                    if let Some(link) = canonical_link(&d.url) {
+                        store
+                            .record_dropped(&DroppedItem {
+                                canonical_url: link.canonical,
+                                source_name: source.name.clone(),
+                                title: d.title.clone(),
+                                reason: d.reason.clone(),
+                                seen_at: at,
+                            })
+                            .await
+                            .with_context(|| format!("noting what {} dropped", source.name))?;
+                    }
+                }
                 for item in &batch.items {
                     match ingest(store, item, at).await {
                         Ok(Some(_)) => sr.stored += 1,
@@ -215,8 +254,9 @@ pub async fn fetch_all_with(
                 }
             }
             Err(e) => {
+                // Said once, in the report (the callers print or log it).
                 let msg = format!("{e:#}");
-                tracing::warn!(source = %source.name, error = %msg, "source failed; continuing with the others");
+                tracing::debug!(source = %source.name, error = %msg, "source failed; continuing with the others");
                 sr.error = Some(msg);
             }
         }
@@ -408,7 +448,8 @@ async fn build_digest(
 }
 
 /// Freezes (or returns the already frozen) issue of `topic` for the period containing `at`.
-/// `force` re-freezes the same issue id, refused once the issue has deliveries.
+/// `force` re-freezes the same issue id, refused once the issue has deliveries. An empty
+/// digest is never frozen: that is an error here (see [`compile_period`] to handle it).
 pub async fn compile_issue(
     settings: &Settings,
     store: &Store,
@@ -416,37 +457,49 @@ pub async fn compile_issue(
     at: DateTime<Utc>,
     force: bool,
 ) -> anyhow::Result<CompiledIssue> {
-    match compile(settings, store, topic, at, force, false).await? {
+    match compile_period(settings, store, topic, at, force).await? {
         Ok(compiled) => Ok(compiled),
-        // Unreachable with `keep_empty` on; an empty digest is frozen like any other.
-        Err(digest) => anyhow::bail!(
-            "the digest of {} for {} came back unfrozen",
-            digest.topic_slug,
-            digest.window_end
-        ),
+        Err(digest) => anyhow::bail!("{}", NothingOnTopic(&digest)),
     }
 }
 
-/// Like [`compile_issue`], but never freezes an empty digest: when no issue exists for the
-/// period yet and nothing in the window is on topic (for example because every source was
-/// down), nothing is stored and the empty digest comes back as `Err`, so a later run can still
-/// compile the period. The selection runs once.
+/// Like [`compile_period`] without `force`: the issue of the period containing `at`, frozen
+/// now or earlier, or the empty digest when nothing in the window is on topic.
 pub async fn compile_unless_empty(
     settings: &Settings,
     store: &Store,
     topic: &TopicSettings,
     at: DateTime<Utc>,
 ) -> anyhow::Result<Result<CompiledIssue, Digest>> {
-    compile(settings, store, topic, at, false, true).await
+    compile_period(settings, store, topic, at, false).await
 }
 
-async fn compile(
+/// "no articles on topic from .. to ..", for an empty digest.
+pub struct NothingOnTopic<'a>(pub &'a Digest);
+
+impl fmt::Display for NothingOnTopic<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: no articles on topic from {} to {}",
+            self.0.topic_slug,
+            self.0.window_start.format("%Y-%m-%d %H:%M UTC"),
+            self.0.window_end.format("%Y-%m-%d %H:%M UTC"),
+        )
+    }
+}
+
+/// The issue of `topic` for the period containing `at`: the one frozen earlier (re-frozen with
+/// `force`, refused once it has deliveries), or a new one. Never freezes an empty digest: when
+/// nothing in the window is on topic (for example because every source was down), nothing is
+/// stored (with `force`, the existing issue stays as it was) and the empty digest comes back
+/// as `Err`, so a later run can still compile the period. The selection runs once.
+pub async fn compile_period(
     settings: &Settings,
     store: &Store,
     topic: &TopicSettings,
     at: DateTime<Utc>,
     force: bool,
-    skip_empty: bool,
 ) -> anyhow::Result<Result<CompiledIssue, Digest>> {
     let (start, end) = period(settings, topic, at)?;
     let window = Window { start, end };
@@ -469,7 +522,7 @@ async fn compile(
     }
     let now = Utc::now();
     let digest = build_digest(settings, store, topic, window, now).await?;
-    if skip_empty && existing.is_none() && digest.entries.is_empty() {
+    if digest.entries.is_empty() {
         return Ok(Err(digest));
     }
     let (issue, fresh) = match existing {
@@ -505,6 +558,13 @@ pub struct Explanation {
     pub matched: Option<TopicMatch>,
     pub score: Option<f64>,
     pub verdict: Option<Verdict>,
+    /// When no article has the URL: what fetch noted when it saw the entry and dropped it.
+    pub dropped: Option<DroppedItem>,
+    /// When no article has the URL: the last fetch that completed, if any (the caller fills
+    /// it in from the fetch job's record).
+    pub last_fetch: Option<DateTime<Utc>>,
+    /// When no article has the URL: the Hacker News sources' `min_points`, by source name.
+    pub min_points: Vec<(String, i64)>,
 }
 
 impl fmt::Display for Explanation {
@@ -518,10 +578,34 @@ impl fmt::Display for Explanation {
             self.window.end.to_rfc3339()
         )?;
         let Some(a) = &self.article else {
-            return writeln!(
+            if let Some(d) = &self.dropped {
+                return writeln!(
+                    f,
+                    "verdict:   out: fetch saw it at {} ({}, {:?}) and did not store it: {}",
+                    d.seen_at.to_rfc3339(),
+                    d.source_name,
+                    d.title,
+                    d.reason
+                );
+            }
+            let Some(last) = self.last_fetch else {
+                return writeln!(
+                    f,
+                    "verdict:   out: no stored article has this URL and no fetch has completed yet (run `tidings fetch` first)"
+                );
+            };
+            write!(
                 f,
-                "verdict:   out: no stored article has this URL (run `tidings fetch` first)"
-            );
+                "verdict:   out: no source returned this URL (last fetch {})",
+                last.to_rfc3339()
+            )?;
+            for (name, points) in &self.min_points {
+                write!(
+                    f,
+                    "; {name} returns only stories with at least {points} points (min_points) published in the fetch window"
+                )?;
+            }
+            return writeln!(f, "; a feed lists only its latest entries");
         };
         writeln!(f, "title:     {}", a.title)?;
         writeln!(f, "published: {}", a.published_at.to_rfc3339())?;
@@ -583,8 +667,18 @@ pub async fn explain(
         matched: None,
         score: None,
         verdict: None,
+        dropped: None,
+        last_fetch: None,
+        min_points: Vec::new(),
     };
     let Some(article) = store.article_by_canonical_url(&canonical).await? else {
+        out.dropped = store.dropped_item(&canonical).await?;
+        out.min_points = settings
+            .sources
+            .iter()
+            .filter(|s| s.kind == SourceKind::Hackernews)
+            .map(|s| (s.name.clone(), s.min_points))
+            .collect();
         return Ok(out);
     };
     let weights = Weights::from_sources(&settings.sources);

@@ -401,9 +401,15 @@ impl Scheduler {
     ) -> anyhow::Result<()> {
         match attempt.kind {
             OutcomeKind::Ran | OutcomeKind::SkippedTooOld => {
-                self.store
-                    .record_job_run(job, Some(slot), &attempt.summary, next, now)
-                    .await?;
+                if attempt.kind == OutcomeKind::Ran {
+                    self.store
+                        .record_job_done(job, slot, &attempt.summary, next, now)
+                        .await?;
+                } else {
+                    self.store
+                        .record_job_run(job, Some(slot), &attempt.summary, next, now)
+                        .await?;
+                }
                 if let Some(key) = &attempt.claim {
                     // Held past any catch-up, so the slot is never claimed again.
                     let hold = slot + self.plan.catch_up + chrono::Duration::days(1);
@@ -430,6 +436,11 @@ impl Scheduler {
     async fn fetch(&self) -> anyhow::Result<String> {
         let now = self.clock.now();
         let report = crate::pipeline::fetch_all(&self.settings, &self.store, now, None).await?;
+        anyhow::ensure!(
+            !report.all_failed(),
+            "{}:\n{report}",
+            report.all_failed_message()
+        );
         Ok(format!("ok: {report}"))
     }
 
@@ -693,40 +704,98 @@ pub async fn apply_local_delivery_time(
     issue_id: i64,
     compiled_at: DateTime<Utc>,
 ) -> anyhow::Result<Option<LocalTimes>> {
-    let Some(raw) = topic.deliver_at_local.as_deref() else {
+    let Some(release) = LocalRelease::of(settings, topic)? else {
         return Ok(None);
     };
-    let deliver_at = NaiveTime::parse_from_str(raw.trim(), "%H:%M").with_context(|| {
-        format!(
-            "topics.{}.deliver_at_local {raw:?} is not HH:MM",
-            topic.slug
-        )
-    })?;
-    let default_tz: Tz = settings.schedule.timezone.parse().map_err(|_| {
-        anyhow::anyhow!(
-            "schedule.timezone {:?} is not an IANA time zone",
-            settings.schedule.timezone
-        )
-    })?;
     let zones = store.issue_delivery_timezones(issue_id).await?;
     let per_zone: Vec<(Option<String>, DateTime<Utc>)> = zones
         .into_iter()
         .map(|zone| {
-            let tz = parse_timezone(zone.as_deref());
-            if zone.is_some() && tz.is_none() {
-                tracing::warn!(timezone = ?zone, "unknown subscriber time zone; using the schedule's");
-            }
-            let at = local_not_before(deliver_at, tz, default_tz, compiled_at);
+            let at = release.time_for(zone.as_deref(), compiled_at);
             (zone, at)
         })
         .collect();
-    let rows = store.set_local_not_before(issue_id, &per_zone).await?;
+    let rows = store
+        .set_local_not_before(issue_id, &per_zone, compiled_at)
+        .await?;
     Ok(Some(LocalTimes {
         zones: per_zone.len(),
         rows,
         earliest: per_zone.iter().map(|(_, t)| *t).min(),
         latest: per_zone.iter().map(|(_, t)| *t).max(),
     }))
+}
+
+/// A topic's `deliver_at_local`, parsed: when a delivery queued at some moment is released in
+/// a subscriber's zone.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalRelease {
+    deliver_at: NaiveTime,
+    default_tz: Tz,
+}
+
+impl LocalRelease {
+    /// None when the topic has no local delivery time.
+    pub fn of(settings: &Settings, topic: &TopicSettings) -> anyhow::Result<Option<LocalRelease>> {
+        let Some(raw) = topic.deliver_at_local.as_deref() else {
+            return Ok(None);
+        };
+        let deliver_at = NaiveTime::parse_from_str(raw.trim(), "%H:%M").with_context(|| {
+            format!(
+                "topics.{}.deliver_at_local {raw:?} is not HH:MM",
+                topic.slug
+            )
+        })?;
+        let default_tz: Tz = settings.schedule.timezone.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "schedule.timezone {:?} is not an IANA time zone",
+                settings.schedule.timezone
+            )
+        })?;
+        Ok(Some(LocalRelease {
+            deliver_at,
+            default_tz,
+        }))
+    }
+
+    /// The release time of a delivery queued at `queued_at` for a subscriber in `zone` (the
+    /// schedule's zone for none or an unknown one).
+    pub fn time_for(&self, zone: Option<&str>, queued_at: DateTime<Utc>) -> DateTime<Utc> {
+        let tz = parse_timezone(zone);
+        if zone.is_some() && tz.is_none() {
+            tracing::warn!(timezone = ?zone, "unknown subscriber time zone; using the schedule's");
+        }
+        local_not_before(self.deliver_at, tz, self.default_tz, queued_at)
+    }
+}
+
+/// Records a fetch that a command did (`tidings fetch`, `tidings run`, named by `by`) as the
+/// fetch job's last run, so `tidings status` shows it: done at `at`, or failed when every
+/// source failed.
+pub async fn record_fetch(
+    settings: &Settings,
+    store: &Store,
+    report: &crate::pipeline::FetchReport,
+    at: DateTime<Utc>,
+    by: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let name = JobKind::Fetch.name();
+    let next = JobPlan::from_settings(settings)
+        .ok()
+        .and_then(|plan| plan.job(&name).and_then(|j| j.schedule.next_after(now)));
+    if report.all_failed() {
+        let summary = format!("failed ({by}): {}", report.all_failed_message());
+        store
+            .record_job_run(&name, None, &summary, next, now)
+            .await?;
+    } else {
+        let summary = format!("ok ({by}): {}", report.summary());
+        store
+            .record_job_done(&name, at, &summary, next, now)
+            .await?;
+    }
+    Ok(())
 }
 
 /// One job's line in `tidings status`.
@@ -825,6 +894,17 @@ impl fmt::Display for StatusReport {
                         "    last: {when}; {}",
                         r.last_result.as_deref().unwrap_or("no result yet")
                     )?;
+                    // A later skipped or failed slot does not hide the last one that did the job.
+                    let shown = r.last_run_at == r.last_completed_at
+                        && r.last_result == r.last_completed_result;
+                    if !shown && r.last_result.is_some() {
+                        match (r.last_completed_at, &r.last_completed_result) {
+                            (Some(at), Some(result)) => {
+                                writeln!(f, "    last completed: {}; {result}", local(at))?
+                            }
+                            _ => writeln!(f, "    last completed: never")?,
+                        }
+                    }
                 }
                 None => writeln!(f, "    last: never")?,
             }

@@ -5,7 +5,7 @@
 use chrono::Utc;
 
 use super::http::HttpClient;
-use super::{MAX_TITLE_CHARS, SourceBatch, clean_text, html_to_text, optional_text};
+use super::{DroppedEntry, MAX_TITLE_CHARS, SourceBatch, clean_text, html_to_text, optional_text};
 use crate::config::SourceSettings;
 use crate::domain::FetchedItem;
 use crate::pipeline::canonical::canonical_link;
@@ -81,7 +81,29 @@ pub fn parse(
             parsed.entries.len()
         ));
     }
-    for entry in parsed.entries.into_iter().take(max_entries) {
+    // Entries past the cap are only noted (for `tidings explain`), up to as many again.
+    for (n, entry) in parsed
+        .entries
+        .into_iter()
+        .take(max_entries.saturating_mul(2))
+        .enumerate()
+    {
+        if n >= max_entries {
+            if let Some(link) = entry.links.iter().find_map(|l| canonical_link(&l.href)) {
+                batch.dropped.push(DroppedEntry {
+                    url: link.url,
+                    title: entry
+                        .title
+                        .as_ref()
+                        .map(|t| clean_text(&t.content, MAX_TITLE_CHARS))
+                        .unwrap_or_default(),
+                    reason: format!(
+                        "beyond the first {max_entries} entries of the feed ([fetch] max_entries)"
+                    ),
+                });
+            }
+            continue;
+        }
         let title = entry
             .title
             .as_ref()
@@ -115,6 +137,11 @@ pub fn parse(
             batch.warnings.push(format!(
                 "{source_name}: entry {title:?} has no date, skipped"
             ));
+            batch.dropped.push(DroppedEntry {
+                url: link.url,
+                title,
+                reason: "the entry has no date".into(),
+            });
             continue;
         };
         let text = optional_text(entry.summary.as_ref().map(|s| s.content.as_str()))
@@ -187,6 +214,9 @@ mod tests {
         let doc = format!("<rss version=\"2.0\"><channel><title>x</title>{items}</channel></rss>");
         let b = parse("Feed", doc.as_bytes(), "https://e.com/", 10).unwrap();
         assert_eq!(b.items.len(), 10);
+        assert_eq!(b.dropped.len(), 10, "the next 10 are noted as dropped");
+        assert_eq!(b.dropped[0].url, "https://e.com/10");
+        assert!(b.dropped[0].reason.contains("max_entries"));
     }
 
     #[test]

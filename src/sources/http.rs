@@ -386,6 +386,8 @@ fn classify_error(url: &str, e: reqwest::Error) -> FetchError {
             url: url.to_string(),
         };
     }
+    // The URL leads every FetchError already; reqwest's own text would repeat it.
+    let e = e.without_url();
     let mut reason = e.to_string();
     // Our guard refuses a host through the resolver with a PermissionDenied error, and a
     // redirect through the redirect policy (`is_redirect`).

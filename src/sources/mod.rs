@@ -21,6 +21,18 @@ pub struct SourceBatch {
     pub warnings: Vec<String>,
     /// The feed answered 304 Not Modified.
     pub not_modified: bool,
+    /// Entries with a usable link that were seen and not returned, with the reason, so
+    /// `tidings explain` can say why an article is missing.
+    pub dropped: Vec<DroppedEntry>,
+}
+
+/// An entry a source saw and did not return.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DroppedEntry {
+    /// The entry's absolute http(s) link.
+    pub url: String,
+    pub title: String,
+    pub reason: String,
 }
 
 /// The period a fetch asks sources for: `[start, end)`.

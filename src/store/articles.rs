@@ -1,5 +1,5 @@
 //! Articles (one per canonical URL), each source's view of them, extracted pages, cached
-//! summaries and feeds' conditional-GET state.
+//! summaries, feeds' conditional-GET state, and the entries fetch saw but did not store.
 
 use std::collections::HashMap;
 
@@ -118,7 +118,60 @@ fn assemble(
         .collect())
 }
 
+/// An entry fetch saw and did not store, under its canonical URL (`tidings explain`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DroppedItem {
+    pub canonical_url: String,
+    pub source_name: String,
+    pub title: String,
+    pub reason: String,
+    pub seen_at: DateTime<Utc>,
+}
+
 impl Store {
+    /// Notes that `item.source_name` returned an entry that was not stored, and why (the latest
+    /// sighting wins).
+    pub async fn record_dropped(&self, item: &DroppedItem) -> StoreResult<()> {
+        with_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO dropped_items (canonical_url, source_name, title, reason, seen_at) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (canonical_url) DO UPDATE SET source_name = excluded.source_name, \
+                   title = excluded.title, reason = excluded.reason, seen_at = excluded.seen_at",
+            )
+            .bind(&item.canonical_url)
+            .bind(&item.source_name)
+            .bind(&item.title)
+            .bind(&item.reason)
+            .bind(item.seen_at)
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Why fetch did not store the entry with this canonical URL, if it saw one.
+    pub async fn dropped_item(&self, canonical: &str) -> StoreResult<Option<DroppedItem>> {
+        let row: Option<(String, String, String, String, DateTime<Utc>)> = with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT canonical_url, source_name, title, reason, seen_at FROM dropped_items \
+                 WHERE canonical_url = $1",
+            )
+            .bind(canonical)
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(row.map(
+            |(canonical_url, source_name, title, reason, seen_at)| DroppedItem {
+                canonical_url,
+                source_name,
+                title,
+                reason,
+                seen_at,
+            },
+        ))
+    }
+
     /// Inserts the article or updates it (title, earliest publication time), and inserts or
     /// updates this source's row (points and comments move, never duplicate). Returns the id.
     pub async fn upsert_article(

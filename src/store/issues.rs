@@ -82,6 +82,31 @@ macro_rules! insert_issue_articles {
     };
 }
 
+/// One recipient of an issue, for [`Store::issue_outlook`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssueRecipient {
+    /// None once the subscriber's data was erased.
+    pub subscriber_id: Option<i64>,
+    pub email: String,
+    pub timezone: Option<String>,
+}
+
+/// What a delivery run at a given time would do with one issue (`tidings send --dry-run`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IssueOutlook {
+    /// Confirmed subscribers of the topic with no delivery row for the issue yet: queueing
+    /// would add them.
+    pub unqueued: Vec<IssueRecipient>,
+    /// Rows a worker could take now: queued or deferred and due, or `sending` with an expired
+    /// lease.
+    pub due: Vec<IssueRecipient>,
+    /// Queued, deferred or sending rows that are not due yet (held for a local delivery time,
+    /// waiting for a retry, or being sent under a live lease).
+    pub waiting: i64,
+    /// Rows already sent.
+    pub sent: i64,
+}
+
 fn to_json(digest: &Digest) -> StoreResult<String> {
     serde_json::to_string(digest).map_err(|e| StoreError::Corrupt(format!("digest: {e}")))
 }
@@ -99,7 +124,9 @@ impl Store {
         })
     }
 
-    /// The issue of `topic` whose period ends at `window_end`.
+    /// The issue of `topic` whose period ends at `window_end` (a whole second). Issues frozen
+    /// before periods were cut to whole seconds may end up to a second later, with the
+    /// fractions of the clock that compiled them: those are the same period.
     pub async fn find_issue(
         &self,
         topic: &str,
@@ -107,10 +134,12 @@ impl Store {
     ) -> StoreResult<Option<StoredIssue>> {
         with_pool!(self, p => {
             let row: Option<IssueRow> = sqlx::query_as(
-                "SELECT id, topic, window_start, window_end, compiled_at, content FROM issues WHERE topic = $1 AND window_end = $2",
+                "SELECT id, topic, window_start, window_end, compiled_at, content FROM issues \
+                 WHERE topic = $1 AND window_end >= $2 AND window_end < $3 ORDER BY window_end, id LIMIT 1",
             )
             .bind(topic)
             .bind(window_end)
+            .bind(window_end + chrono::Duration::seconds(1))
             .fetch_optional(p)
             .await?;
             row.map(IssueRow::into_issue).transpose()
@@ -281,5 +310,61 @@ impl Store {
         self.get_issue(id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("issue {id}")))
+    }
+
+    /// Who a delivery run of `issue_id` (of `topic`) at `now` would mail: the confirmed
+    /// subscribers not queued yet, the rows due now, and how many wait or are sent.
+    pub async fn issue_outlook(
+        &self,
+        issue_id: i64,
+        topic: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<IssueOutlook> {
+        type Row = (Option<i64>, String, Option<String>);
+        let to_recipient = |(subscriber_id, email, timezone): Row| IssueRecipient {
+            subscriber_id,
+            email,
+            timezone,
+        };
+        with_pool!(self, p => {
+            let unqueued: Vec<Row> = sqlx::query_as(
+                "SELECT s.id, s.email, s.timezone FROM subscribers s \
+                 JOIN subscriptions t ON t.subscriber_id = s.id \
+                 WHERE t.topic = $2 AND s.status = 'confirmed' \
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.issue_id = $1 AND d.subscriber_id = s.id) \
+                 ORDER BY s.id",
+            )
+            .bind(issue_id)
+            .bind(topic)
+            .fetch_all(p)
+            .await?;
+            let due: Vec<Row> = sqlx::query_as(
+                "SELECT d.subscriber_id, d.email, s.timezone FROM deliveries d \
+                 LEFT JOIN subscribers s ON s.id = d.subscriber_id \
+                 WHERE d.issue_id = $1 AND ( \
+                   (d.status IN ('queued','deferred') AND d.next_attempt_at <= $2 AND d.not_before <= $2) \
+                   OR (d.status = 'sending' AND d.lease_expires_at <= $2)) \
+                 ORDER BY d.id",
+            )
+            .bind(issue_id)
+            .bind(now)
+            .fetch_all(p)
+            .await?;
+            let (pending, sent): (i64, i64) = sqlx::query_as(
+                "SELECT \
+                   COALESCE(SUM(CASE WHEN status IN ('queued','deferred','sending') THEN 1 ELSE 0 END), 0), \
+                   COALESCE(SUM(CASE WHEN status = 'sent' THEN 1 ELSE 0 END), 0) \
+                 FROM deliveries WHERE issue_id = $1",
+            )
+            .bind(issue_id)
+            .fetch_one(p)
+            .await?;
+            Ok(IssueOutlook {
+                waiting: pending - due.len() as i64,
+                sent,
+                unqueued: unqueued.into_iter().map(to_recipient).collect(),
+                due: due.into_iter().map(to_recipient).collect(),
+            })
+        })
     }
 }

@@ -21,6 +21,10 @@ pub struct JobRunRecord {
     pub last_result: Option<String>,
     pub next_run_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// The slot of the last run that did the job (not skipped, not failed), and its summary:
+    /// kept when a later slot is skipped or fails.
+    pub last_completed_at: Option<DateTime<Utc>>,
+    pub last_completed_result: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -30,6 +34,8 @@ struct JobRunRow {
     last_result: Option<String>,
     next_run_at: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
+    last_completed_at: Option<DateTime<Utc>>,
+    last_completed_result: Option<String>,
 }
 
 impl From<JobRunRow> for JobRunRecord {
@@ -40,6 +46,8 @@ impl From<JobRunRow> for JobRunRecord {
             last_result: r.last_result,
             next_run_at: r.next_run_at,
             updated_at: r.updated_at,
+            last_completed_at: r.last_completed_at,
+            last_completed_result: r.last_completed_result,
         }
     }
 }
@@ -52,9 +60,10 @@ pub struct ClaimHolder {
 }
 
 impl Store {
-    /// Records an attempt of `job`. `slot` is the scheduled time it handled (None when the
-    /// attempt failed and the slot stays open); `last_run_at` only ever moves forward, so a late
-    /// record of an older slot never hides a newer one. `next_run_at` replaces the stored one.
+    /// Records an attempt of `job` that did not do the job: skipped (`slot` is the skipped
+    /// scheduled time) or failed (`slot` None: the slot stays open). `last_run_at` only ever
+    /// moves forward, so a late record of an older slot never hides a newer one; the last
+    /// completed run stays as it was. `next_run_at` replaces the stored one.
     pub async fn record_job_run(
         &self,
         job: &str,
@@ -74,6 +83,47 @@ impl Store {
                    last_result = excluded.last_result, \
                    next_run_at = excluded.next_run_at, \
                    updated_at = excluded.updated_at",
+            )
+            .bind(job)
+            .bind(slot)
+            .bind(result)
+            .bind(next_run_at)
+            .bind(now)
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Records a run of `job` that did the job for the scheduled time `slot`: as
+    /// [`Store::record_job_run`], and also as the last completed run (unless a later slot
+    /// completed already).
+    pub async fn record_job_done(
+        &self,
+        job: &str,
+        slot: DateTime<Utc>,
+        result: &str,
+        next_run_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        with_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO job_runs (job, last_run_at, last_result, next_run_at, updated_at, \
+                   last_completed_at, last_completed_result) \
+                 VALUES ($1, $2, $3, $4, $5, $2, $3) \
+                 ON CONFLICT (job) DO UPDATE SET \
+                   last_run_at = CASE WHEN job_runs.last_run_at IS NULL \
+                       OR excluded.last_run_at > job_runs.last_run_at \
+                       THEN excluded.last_run_at ELSE job_runs.last_run_at END, \
+                   last_result = excluded.last_result, \
+                   next_run_at = excluded.next_run_at, \
+                   updated_at = excluded.updated_at, \
+                   last_completed_result = CASE WHEN job_runs.last_completed_at IS NULL \
+                       OR excluded.last_completed_at >= job_runs.last_completed_at \
+                       THEN excluded.last_completed_result ELSE job_runs.last_completed_result END, \
+                   last_completed_at = CASE WHEN job_runs.last_completed_at IS NULL \
+                       OR excluded.last_completed_at >= job_runs.last_completed_at \
+                       THEN excluded.last_completed_at ELSE job_runs.last_completed_at END",
             )
             .bind(job)
             .bind(slot)
@@ -111,7 +161,7 @@ impl Store {
     /// Every job's row, ordered by job name.
     pub async fn last_runs(&self) -> StoreResult<Vec<JobRunRecord>> {
         let rows: Vec<JobRunRow> = with_pool!(self, p => {
-            sqlx::query_as("SELECT job, last_run_at, last_result, next_run_at, updated_at FROM job_runs ORDER BY job")
+            sqlx::query_as("SELECT job, last_run_at, last_result, next_run_at, updated_at, last_completed_at, last_completed_result FROM job_runs ORDER BY job")
                 .fetch_all(p)
                 .await?
         });
@@ -121,7 +171,7 @@ impl Store {
     /// One job's row, if it ever ran or was scheduled.
     pub async fn job_run(&self, job: &str) -> StoreResult<Option<JobRunRecord>> {
         let row: Option<JobRunRow> = with_pool!(self, p => {
-            sqlx::query_as("SELECT job, last_run_at, last_result, next_run_at, updated_at FROM job_runs WHERE job = $1")
+            sqlx::query_as("SELECT job, last_run_at, last_result, next_run_at, updated_at, last_completed_at, last_completed_result FROM job_runs WHERE job = $1")
                 .bind(job)
                 .fetch_optional(p)
                 .await?
@@ -264,13 +314,16 @@ impl Store {
         }))
     }
 
-    /// Sets the earliest send time of `issue_id`'s queued, never-attempted deliveries, one time
-    /// per subscriber time zone (`None` = subscribers without a zone), in one transaction.
-    /// Call it right after `enqueue_issue`. Returns how many rows were updated.
+    /// Sets the earliest send time of `issue_id`'s queued, never-attempted deliveries that are
+    /// still held at `now` (released rows stay released, so publishing the issue again after
+    /// the local time lets them go instead of holding them another day), one time per
+    /// subscriber time zone (`None` = subscribers without a zone), in one transaction. Call it
+    /// right after `enqueue_issue_held`. Returns how many rows were updated.
     pub async fn set_local_not_before(
         &self,
         issue_id: i64,
         per_timezone: &[(Option<String>, DateTime<Utc>)],
+        now: DateTime<Utc>,
     ) -> StoreResult<u64> {
         with_pool!(self, p => {
             let mut tx = p.begin_write().await?;
@@ -278,13 +331,14 @@ impl Store {
             for (timezone, not_before) in per_timezone {
                 updated += sqlx::query(
                     "UPDATE deliveries SET not_before = $1 \
-                     WHERE issue_id = $2 AND status = 'queued' AND attempts = 0 \
+                     WHERE issue_id = $2 AND status = 'queued' AND attempts = 0 AND not_before > $4 \
                      AND subscriber_id IN (SELECT id FROM subscribers \
                          WHERE ($3 IS NULL AND timezone IS NULL) OR timezone = $3)",
                 )
                 .bind(not_before)
                 .bind(issue_id)
                 .bind(timezone)
+                .bind(now)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

@@ -22,12 +22,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
-pub use articles::{ArticleUpsert, FeedState};
+pub use articles::{ArticleUpsert, DroppedItem, FeedState};
 pub use deliveries::{
     ClaimedDelivery, DeliveryKind, DeliveryOutcome, DeliveryRecord, HeldLease, LeaseHolder,
     RetryPolicy,
 };
-pub use issues::{IssueSummary, StoredIssue};
+pub use issues::{IssueOutlook, IssueRecipient, IssueSummary, StoredIssue};
 pub use jobs::{ClaimHolder, JobRunRecord};
 pub use subscribers::{
     AddOutcome, ImportOutcome, NewSubscriber, SubscriberFilter, SubscriberRecord, email_hash,

@@ -4,6 +4,7 @@
 mod archive_ops;
 mod links;
 mod one_click;
+mod server;
 mod subscribe;
 
 use std::net::{IpAddr, SocketAddr};

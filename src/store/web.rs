@@ -1,5 +1,6 @@
-//! Queries the web app needs beyond the shared subscriber methods: counts for `/metrics` and
-//! bringing back an unsubscribed reader who asked to return through an emailed link.
+//! Queries the web app needs beyond the shared subscriber methods: counts for `/metrics`,
+//! bringing back an unsubscribed reader who asked to return through an emailed link, and the
+//! `/healthz` write check.
 
 use std::collections::BTreeMap;
 
@@ -91,5 +92,22 @@ impl Store {
                 payload: payload.unwrap_or_default(),
             })
             .collect())
+    }
+}
+
+impl Store {
+    /// For `/healthz`: the database answers and would take a write. Runs, inside a transaction
+    /// that is rolled back, an UPDATE that matches no row: a read-only database (a read-only
+    /// SQLite file or mount, PostgreSQL with `default_transaction_read_only` or a hot standby)
+    /// refuses it, while nothing changes anywhere else.
+    pub async fn check_writable(&self) -> StoreResult<()> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("UPDATE subscribers SET id = id WHERE 1 = 0")
+                .execute(&mut *tx)
+                .await?;
+            tx.rollback().await?;
+        });
+        Ok(())
     }
 }

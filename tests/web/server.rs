@@ -224,7 +224,10 @@ impl Serve {
                 .expect("serve starts in time")
                 .unwrap_or_else(|| panic!("serve ended early: {before_listening:#?}"));
             if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.trim().parse::<SocketAddr>().expect("the bound address");
+                break rest
+                    .trim()
+                    .parse::<SocketAddr>()
+                    .expect("the bound address");
             }
             before_listening.push(line);
         };
@@ -300,7 +303,10 @@ async fn one_client_holding_many_connections_cannot_starve_the_others_under_a_lo
         .await
         .expect("the connection over the per-client cap is closed");
     let text = String::from_utf8_lossy(&answer);
-    assert!(text.is_empty() || text.starts_with("HTTP/1.1 429"), "{text}");
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 429"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -415,7 +421,11 @@ async fn healthz_is_503_when_postgres_refuses_writes() {
     let writer = Store::open(&url, 1).await.unwrap();
     let (addr, _stop) = serve(writer, "").await;
     assert_eq!(healthz(addr).await, 200);
-    let name = url::Url::parse(&url).unwrap().path().trim_start_matches('/').to_string();
+    let name = url::Url::parse(&url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_string();
     let admin = std::env::var("TIDINGS_TEST_POSTGRES_URL").unwrap();
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
         .await

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{BeginWrite, Store, StoreResult, email_hash, with_pool};
+use sqlx::{ConnectOptions as _, Connection as _};
+
+use super::{BeginWrite, Pool, Store, StoreResult, email_hash, with_pool};
 use crate::domain::{ConsentSource, SubscriberEmail, TopicSlug};
 
 impl Store {
@@ -99,15 +101,43 @@ impl Store {
     /// For `/healthz`: the database answers and would take a write. Runs, inside a transaction
     /// that is rolled back, an UPDATE that matches no row: a read-only database (a read-only
     /// SQLite file or mount, PostgreSQL with `default_transaction_read_only` or a hot standby)
-    /// refuses it, while nothing changes anywhere else.
+    /// refuses it, and nothing changes.
+    ///
+    /// On SQLite the check uses a connection of its own that does not wait for the write lock:
+    /// another writer holding it shows the database takes writes, and waiting would hold the
+    /// check up for as long as that writer runs.
     pub async fn check_writable(&self) -> StoreResult<()> {
-        with_pool!(self, p => {
-            let mut tx = p.begin().await?;
-            sqlx::query("UPDATE subscribers SET id = id WHERE 1 = 0")
-                .execute(&mut *tx)
-                .await?;
-            tx.rollback().await?;
-        });
-        Ok(())
+        const PROBE: &str = "UPDATE subscribers SET id = id WHERE 1 = 0";
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                let options = (*p.connect_options())
+                    .clone()
+                    .busy_timeout(std::time::Duration::ZERO);
+                let mut conn = options.connect().await?;
+                let probe = async {
+                    let mut tx = conn.begin().await?;
+                    sqlx::query(PROBE).execute(&mut *tx).await?;
+                    tx.rollback().await
+                }
+                .await;
+                let _ = conn.close().await;
+                match probe {
+                    Err(sqlx::Error::Database(e)) if sqlite_busy(e.code().as_deref()) => Ok(()),
+                    other => Ok(other?),
+                }
+            }
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query(PROBE).execute(&mut *tx).await?;
+                tx.rollback().await?;
+                Ok(())
+            }
+        }
     }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED, with or without an extended code.
+fn sqlite_busy(code: Option<&str>) -> bool {
+    code.and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -50,6 +50,9 @@ impl ConnectionLimits {
     }
 }
 
+/// Refused connections are logged at most this often (each one at debug level).
+const REFUSAL_WARNING_EVERY: Duration = Duration::from_secs(60);
+
 /// Serves `router` on `listener` until `shutdown` resolves, then drains connections for at most
 /// the grace period.
 pub async fn serve(
@@ -64,6 +67,7 @@ pub async fn serve(
         .header_read_timeout(limits.header_read_timeout);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut connections = JoinSet::new();
+    let mut last_warning: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -81,6 +85,14 @@ pub async fn serve(
                     Ok(slot) => slot,
                     Err(refusal) => {
                         refuse(&stream, refusal);
+                        if last_warning.is_none_or(|at| at.elapsed() >= REFUSAL_WARNING_EVERY) {
+                            last_warning = Some(Instant::now());
+                            tracing::warn!(
+                                ?refusal,
+                                %peer,
+                                "refusing connections over web.max_connections or web.max_connections_per_client"
+                            );
+                        }
                         continue;
                     }
                 };

@@ -414,6 +414,22 @@ async fn healthz_is_503_when_sqlite_refuses_writes() {
 }
 
 #[tokio::test]
+async fn healthz_stays_200_while_another_sqlite_writer_holds_the_write_lock() {
+    let url = db::sqlite_url();
+    let store = Store::open(&url, 2).await.unwrap();
+    let mut writer = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    let (addr, _stop) = serve(store, "").await;
+    assert_eq!(healthz(addr).await, 200);
+    sqlx::query("ROLLBACK").execute(&mut writer).await.unwrap();
+}
+
+#[tokio::test]
 async fn healthz_is_503_when_postgres_refuses_writes() {
     let Some(url) = db::postgres_url().await else {
         return;

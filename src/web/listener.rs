@@ -34,7 +34,7 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     pub max_connections_per_client: usize,
     pub shutdown_grace: Duration,
-    /// Peers exempt from the per-client cap (`[web] trusted_proxies`).
+    /// Peers exempt from the per-client cap (`[web] trusted_proxies`, each exactly).
     pub exempt: Vec<IpAddr>,
 }
 
@@ -45,7 +45,7 @@ impl ConnectionLimits {
             max_connections: web.max_connections,
             max_connections_per_client: web.max_connections_per_client,
             shutdown_grace: Duration::from_secs(web.shutdown_grace_secs),
-            exempt: trusted_proxies.iter().map(|ip| client_key(*ip)).collect(),
+            exempt: trusted_proxies.iter().map(|ip| ip.to_canonical()).collect(),
         }
     }
 }
@@ -233,7 +233,7 @@ impl Admission {
     /// A slot for a connection from `peer`, released when dropped, or why there is none.
     fn admit(&self, peer: IpAddr) -> Result<Slot, Refusal> {
         let key = client_key(peer);
-        let counted = !self.exempt.contains(&key);
+        let counted = !self.exempt.contains(&peer.to_canonical());
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         if counts.total >= self.max_total {
             return Err(Refusal::Full);

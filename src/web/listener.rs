@@ -99,7 +99,7 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let connection = http.serve_connection(
                     TokioIo::new(stream),
-                    hyper::service::service_fn(move_router(router.clone(), peer)),
+                    hyper::service::service_fn(router_for_peer(router.clone(), peer)),
                 );
                 let mut stop = stop_rx.clone();
                 connections.spawn(async move {
@@ -133,7 +133,7 @@ pub async fn serve(
 }
 
 /// The per-request service of one connection: the router, told the peer's address.
-fn move_router(
+fn router_for_peer(
     router: Router,
     peer: SocketAddr,
 ) -> impl Fn(hyper::Request<Incoming>) -> tower::util::Oneshot<Router, hyper::Request<Incoming>> + Clone

@@ -791,6 +791,18 @@ mod tests {
         assert!(e.to_string().contains("smtp.port"), "{e}");
         let e = Settings::from_toml("[[topics]]\nslug = \"Bad Slug\"\nname = \"x\"\n").unwrap_err();
         assert!(e.to_string().contains("topics[0].slug"), "{e}");
+        let e =
+            Settings::from_toml("[web]\nmax_connections = 10\nmax_connections_per_client = 11\n")
+                .unwrap_err();
+        assert!(
+            e.to_string().contains("web.max_connections_per_client"),
+            "{e}"
+        );
+        let e = Settings::from_toml("[web]\nheader_read_timeout_secs = 0\n").unwrap_err();
+        assert!(
+            e.to_string().contains("web.header_read_timeout_secs"),
+            "{e}"
+        );
         let e = Settings::from_toml("[newsletter]\nbogus = 1\n").unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
     }

@@ -266,6 +266,17 @@ pub struct WebSettings {
     pub confirmations_per_hour: u32,
     pub request_timeout_secs: u64,
     pub max_body_bytes: usize,
+    /// A connection that has not sent a whole request head this long after it opened, or after
+    /// its previous response (an idle keep-alive), is closed.
+    pub header_read_timeout_secs: u64,
+    /// Open connections at most, in total; beyond it a new connection gets 503 and is closed.
+    pub max_connections: usize,
+    /// Open connections at most from one client address (an IPv6 /64 counts as one); beyond it
+    /// 429 and closed. Peers in `trusted_proxies` are counted only in the total.
+    pub max_connections_per_client: usize,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish before the
+    /// connections still open are closed.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for WebSettings {
@@ -280,6 +291,10 @@ impl Default for WebSettings {
             confirmations_per_hour: 200,
             request_timeout_secs: 15,
             max_body_bytes: 16 * 1024,
+            header_read_timeout_secs: 10,
+            max_connections: 512,
+            max_connections_per_client: 32,
+            shutdown_grace_secs: 5,
         }
     }
 }
@@ -620,6 +635,19 @@ impl Settings {
         if self.web.request_timeout_secs == 0 {
             return Err(err("web.request_timeout_secs must be at least 1"));
         }
+        if self.web.header_read_timeout_secs == 0 {
+            return Err(err("web.header_read_timeout_secs must be at least 1"));
+        }
+        if self.web.max_connections == 0 {
+            return Err(err("web.max_connections must be at least 1"));
+        }
+        if self.web.max_connections_per_client == 0
+            || self.web.max_connections_per_client > self.web.max_connections
+        {
+            return Err(err(
+                "web.max_connections_per_client must be between 1 and web.max_connections",
+            ));
+        }
         let sch = &self.schedule;
         sch.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
             err(format!(
@@ -870,6 +898,18 @@ mod tests {
         assert!(e.to_string().contains("smtp.port"), "{e}");
         let e = Settings::from_toml("[[topics]]\nslug = \"Bad Slug\"\nname = \"x\"\n").unwrap_err();
         assert!(e.to_string().contains("topics[0].slug"), "{e}");
+        let e =
+            Settings::from_toml("[web]\nmax_connections = 10\nmax_connections_per_client = 11\n")
+                .unwrap_err();
+        assert!(
+            e.to_string().contains("web.max_connections_per_client"),
+            "{e}"
+        );
+        let e = Settings::from_toml("[web]\nheader_read_timeout_secs = 0\n").unwrap_err();
+        assert!(
+            e.to_string().contains("web.header_read_timeout_secs"),
+            "{e}"
+        );
         let e = Settings::from_toml("[newsletter]\nbogus = 1\n").unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
     }

@@ -9,6 +9,7 @@ mod links;
 mod live;
 mod one_click;
 mod races;
+mod server;
 mod subscribe;
 
 use std::net::{IpAddr, SocketAddr};

@@ -2,13 +2,16 @@
 //! mail the web app queues on request under its limits (once an hour per address and slot,
 //! `[web] confirmations_per_hour` overall), and the preferences page asking a reader who is not
 //! confirmed for a fresh confirmation. Each of those is one transaction: a failure anywhere
-//! leaves nothing half done (no slot claimed without its message, no status without its topics).
+//! leaves nothing half done (no slot claimed without its message, no status without its
+//! topics). Also the `/healthz` write check.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{BeginWrite, DeliveryKind, Store, StoreResult, with_pool};
+use sqlx::{ConnectOptions as _, Connection as _};
+
+use super::{BeginWrite, DeliveryKind, Pool, Store, StoreResult, with_pool};
 use crate::domain::{ConsentSource, SubscriberStatus, TopicSlug};
 
 /// The PostgreSQL advisory lock that keeps two instances from both taking the last place under
@@ -297,4 +300,49 @@ impl Store {
             })
             .collect())
     }
+}
+
+impl Store {
+    /// For `/healthz`: the database answers and would take a write. Runs, inside a transaction
+    /// that is rolled back, an UPDATE that matches no row: a read-only database (a read-only
+    /// SQLite file or mount, PostgreSQL with `default_transaction_read_only` or a hot standby)
+    /// refuses it, and nothing changes.
+    ///
+    /// On SQLite the check uses a connection of its own that does not wait for the write lock:
+    /// another writer holding it shows the database takes writes, and waiting would hold the
+    /// check up for as long as that writer runs.
+    pub async fn check_writable(&self) -> StoreResult<()> {
+        const PROBE: &str = "UPDATE subscribers SET id = id WHERE 1 = 0";
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                let options = (*p.connect_options())
+                    .clone()
+                    .busy_timeout(std::time::Duration::ZERO);
+                let mut conn = options.connect().await?;
+                let probe = async {
+                    let mut tx = conn.begin().await?;
+                    sqlx::query(PROBE).execute(&mut *tx).await?;
+                    tx.rollback().await
+                }
+                .await;
+                let _ = conn.close().await;
+                match probe {
+                    Err(sqlx::Error::Database(e)) if sqlite_busy(e.code().as_deref()) => Ok(()),
+                    other => Ok(other?),
+                }
+            }
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query(PROBE).execute(&mut *tx).await?;
+                tx.rollback().await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED, with or without an extended code.
+fn sqlite_busy(code: Option<&str>) -> bool {
+    code.and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }

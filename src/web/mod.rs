@@ -1,14 +1,16 @@
 //! The web app: subscribe, confirm, preferences, unsubscribe (RFC 8058), archive, health and metrics.
 //!
 //! [`router`] builds the whole app from an [`AppState`] (handlers are testable with tower's
-//! `oneshot`); [`Application`] binds the listener from `[web] bind` and serves it until a
-//! shutdown future resolves. One file per page; [`error::WebError`] maps failures to status codes
+//! `oneshot`); [`Application`] binds the listener from `[web] bind` and serves it (on the accept
+//! loop of `listener.rs`: header timeout, connection caps, shutdown deadline) until a shutdown
+//! future resolves. One file per page; [`error::WebError`] maps failures to status codes
 //! and pages that never show internals. No page needs JavaScript and no GET changes state.
 
 mod archive;
 mod client_ip;
 mod confirm;
 mod error;
+mod listener;
 mod ops;
 mod pages;
 mod preferences;
@@ -213,7 +215,8 @@ impl Application {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish for at most
+    /// `[web] shutdown_grace_secs` (see [`listener`] for the timeouts and connection caps).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -229,15 +232,12 @@ impl Application {
                 limiter.shrink_to_fit();
             }
         });
-        let result = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the web server failed");
+        let limits = listener::ConnectionLimits::from_settings(
+            &self.state.settings.web,
+            &self.state.trusted_proxies,
+        );
+        listener::serve(self.listener, self.router, limits, shutdown).await;
         sweeper.abort();
-        result
+        Ok(())
     }
 }

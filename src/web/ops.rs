@@ -1,8 +1,12 @@
-//! Operations endpoints: `GET /healthz` (the database answers), `GET /metrics` (Prometheus text,
-//! behind `Authorization: Bearer {[web] metrics_token}` when one is set) and the stylesheet.
+//! Operations endpoints: `GET /healthz` (the database answers and would take a write, within
+//! [`HEALTH_DEADLINE`]), `GET /metrics` (Prometheus text, behind
+//! `Authorization: Bearer {[web] metrics_token}` when one is set, else only for loopback and
+//! trusted proxies) and the stylesheet.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -10,8 +14,13 @@ use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use super::client_ip::ClientIp;
 use super::error::WebError;
 use crate::domain::{DeliveryStatus, SubscriberStatus};
+
+/// How long `/healthz` waits for the database before answering 503: a monitor gets its answer
+/// within a second even when the database is gone and the pool would keep retrying.
+pub const HEALTH_DEADLINE: Duration = Duration::from_millis(800);
 
 /// The one stylesheet every page shares.
 pub const STYLESHEET: &str = include_str!("../../templates/web/style.css");
@@ -34,37 +43,88 @@ pub async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// `GET /healthz`
+/// `GET /healthz`: 200 when the database answers and would take a write (a read-only database
+/// fails), 503 otherwise or when it does not answer within [`HEALTH_DEADLINE`].
 pub async fn healthz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "health check: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response()
+    match tokio::time::timeout(HEALTH_DEADLINE, state.store.check_writable()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "health check: the database refuses writes or is unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+        Err(_) => {
+            tracing::error!(
+                deadline_ms = HEALTH_DEADLINE.as_millis(),
+                "health check: the database did not answer in time"
+            );
+            (StatusCode::SERVICE_UNAVAILABLE, "database not answering\n").into_response()
         }
     }
 }
 
-fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+/// Who may read `/metrics`.
+#[derive(Debug, PartialEq, Eq)]
+enum MetricsAccess {
+    Allowed,
+    /// A token is set and the request does not carry it.
+    Unauthorized,
+    /// No token is set and the client is neither on loopback nor a trusted proxy.
+    Forbidden,
+}
+
+/// The bearer token of an `Authorization` header; the scheme is case-insensitive (RFC 9110).
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
+/// With `[web] metrics_token` set, the token decides. Without it, only a client on loopback or
+/// listed in `trusted_proxies` is answered; a request from loopback that carries forwarding
+/// headers is refused too (a proxy not listed in `trusted_proxies` relayed it for someone else).
+fn metrics_access(state: &AppState, headers: &HeaderMap, client: IpAddr) -> MetricsAccess {
     let expected = state.settings.web.metrics_token.expose();
-    if expected.is_empty() {
-        return true;
+    if !expected.is_empty() {
+        let given = bearer_token(headers).unwrap_or("");
+        return if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+            MetricsAccess::Allowed
+        } else {
+            MetricsAccess::Unauthorized
+        };
     }
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+    let client = client.to_canonical();
+    let trusted = state
+        .trusted_proxies
+        .iter()
+        .any(|p| p.to_canonical() == client);
+    let forwarded = ["x-forwarded-for", "forwarded", "x-real-ip"]
+        .iter()
+        .any(|name| headers.contains_key(*name));
+    if trusted || (client.is_loopback() && !forwarded) {
+        MetricsAccess::Allowed
+    } else {
+        MetricsAccess::Forbidden
+    }
 }
 
 /// `GET /metrics`
 pub async fn metrics(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    if !authorized(&state, &headers) {
-        return Err(WebError::Unauthorized);
+    match metrics_access(&state, &headers, client) {
+        MetricsAccess::Allowed => {}
+        MetricsAccess::Unauthorized => return Err(WebError::Unauthorized),
+        MetricsAccess::Forbidden => {
+            return Ok((
+                StatusCode::FORBIDDEN,
+                "metrics answer loopback and web.trusted_proxies only; set web.metrics_token to read them from elsewhere\n",
+            )
+                .into_response());
+        }
     }
     let store = &state.store;
     let subscribers = with_zeros(

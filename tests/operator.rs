@@ -80,6 +80,7 @@ impl Op {
             r#"
 [newsletter]
 base_url = "https://news.example.com"
+secret = "operator-test-secret-longer-than-32-characters"
 from = "Tidings <news@example.com>"
 postal_address = "1 Example Street, Exampleville"
 

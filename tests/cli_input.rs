@@ -8,15 +8,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::cli::{TestEnv, stderr, stdout, write};
-use crate::support::db;
+use crate::support::cli::{COMMANDS, TestEnv, stderr, stdout, write};
+use crate::support::db::{self, Backend, per_backend};
 
 /// A config on a fresh SQLite database, or on a fresh PostgreSQL one (None without a cluster).
-async fn env_on(backend: &str) -> Option<TestEnv> {
-    match backend {
-        "postgres" => Some(TestEnv::new(&db::postgres_url().await?, "")),
-        _ => Some(TestEnv::new(&db::sqlite_url(), "")),
-    }
+async fn env_on(backend: Backend) -> Option<TestEnv> {
+    let (_, url) = backend.url().await?;
+    Some(TestEnv::new(&url, ""))
 }
 
 fn list(env: &TestEnv) -> Vec<Value> {
@@ -110,8 +108,9 @@ fn run_and_send_refuse_the_shipped_or_a_short_secret_on_a_public_base_url() {
 }
 
 // ---- one mailbox, one subscriber -------------------------------------------------------------
+per_backend!(one_mailbox_is_one_subscriber_and_one_suppression_entry);
 
-async fn one_mailbox_is_one_subscriber_and_one_suppression_entry(backend: &str) {
+async fn one_mailbox_is_one_subscriber_and_one_suppression_entry(backend: Backend) {
     let Some(env) = env_on(backend).await else {
         return;
     };
@@ -157,16 +156,6 @@ async fn one_mailbox_is_one_subscriber_and_one_suppression_entry(backend: &str) 
         );
     }
     assert!(list(&env).is_empty(), "{backend}");
-}
-
-#[tokio::test]
-async fn one_mailbox_is_one_subscriber_and_one_suppression_entry_on_sqlite() {
-    one_mailbox_is_one_subscriber_and_one_suppression_entry("sqlite").await;
-}
-
-#[tokio::test]
-async fn one_mailbox_is_one_subscriber_and_one_suppression_entry_on_postgres() {
-    one_mailbox_is_one_subscriber_and_one_suppression_entry("postgres").await;
 }
 
 // ---- export and import -----------------------------------------------------------------------
@@ -282,8 +271,9 @@ fn an_unclosed_quote_is_reported_at_its_line_with_the_lines_it_swallowed() {
         vec!["a@example.com".to_string(), "d@example.com".to_string()]
     );
 }
+per_backend!(export_then_import_keeps_the_consent_date);
 
-async fn export_then_import_keeps_the_consent_date(backend: &str) {
+async fn export_then_import_keeps_the_consent_date(backend: Backend) {
     let Some(env) = env_on(backend).await else {
         return;
     };
@@ -335,16 +325,6 @@ async fn export_then_import_keeps_the_consent_date(backend: &str) {
     assert_eq!(created(&fresh), first, "{backend}");
 }
 
-#[tokio::test]
-async fn export_then_import_keeps_the_consent_date_on_sqlite() {
-    export_then_import_keeps_the_consent_date("sqlite").await;
-}
-
-#[tokio::test]
-async fn export_then_import_keeps_the_consent_date_on_postgres() {
-    export_then_import_keeps_the_consent_date("postgres").await;
-}
-
 // ---- terminal manners ------------------------------------------------------------------------
 
 #[test]
@@ -393,23 +373,7 @@ fn a_closed_stdout_ends_the_command_quietly() {
 #[test]
 fn every_option_has_help_text() {
     let env = TestEnv::new(&db::sqlite_url(), "");
-    let commands: &[&[&str]] = &[
-        &[],
-        &["subscribers", "add"],
-        &["subscribers", "list"],
-        &["subscribers", "remove"],
-        &["subscribers", "import"],
-        &["subscribers", "export"],
-        &["fetch"],
-        &["compile"],
-        &["preview"],
-        &["explain"],
-        &["send"],
-        &["deliveries"],
-        &["retry"],
-        &["run"],
-    ];
-    for args in commands {
+    for args in COMMANDS {
         let mut full = args.to_vec();
         full.push("--help");
         let out = env.run(&full);

@@ -18,7 +18,8 @@ use tidings::domain::{
 };
 use tidings::store::{ArticleUpsert, RetryPolicy, Store};
 
-use crate::support::db;
+use crate::support::cli::{Workers, send_command};
+use crate::support::db::{self, Backend, per_backend};
 use crate::support::smtp::{Faults, Received, SmtpServer, Stage};
 
 mod cli;
@@ -221,284 +222,296 @@ async fn status_of(store: &Store, issue: i64) -> BTreeMap<String, i64> {
     store.counts_by_status(Some(issue)).await.unwrap()
 }
 
-#[tokio::test]
-async fn each_confirmed_subscriber_gets_exactly_one_message_and_a_second_run_sends_nothing() {
-    for (label, store) in db::stores().await {
-        let server = SmtpServer::start(Faults::default()).await;
-        let settings = settings(server.port, "");
-        let mut confirmed = HashSet::new();
-        for i in 0..12 {
-            let e = format!("reader{i}@example.org");
-            reader(&store, &e).await;
-            confirmed.insert(e);
-        }
-        add(
-            &store,
-            "pending@example.org",
-            &[TOPIC],
-            SubscriberStatus::Pending,
-        )
-        .await;
-        add(
-            &store,
-            "other-topic@example.org",
-            &["go"],
-            SubscriberStatus::Confirmed,
-        )
-        .await;
-        let gone = reader(&store, "gone@example.org").await;
-        store.unsubscribe_all(gone, Utc::now()).await.unwrap();
-        let issue = issue(&store, TOPIC, 3).await;
-
-        assert_eq!(
-            store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap(),
-            12,
-            "{label}"
-        );
-        assert_eq!(
-            store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap(),
-            0,
-            "{label}: idempotent"
-        );
-        let clock = TestClock::new();
-        let report = delivery::deliver_until_idle(&settings, &store, "w1", clock.clock())
-            .await
-            .unwrap();
-        assert_eq!(report.sent, 12, "{label}: {report:?}");
-
-        let got = server.received();
-        let by_rcpt = recipients(&got);
-        assert_eq!(
-            by_rcpt.keys().cloned().collect::<HashSet<_>>(),
-            confirmed,
-            "{label}"
-        );
-        assert!(by_rcpt.values().all(|n| *n == 1), "{label}: {by_rcpt:?}");
-        let ids: HashSet<String> = got.iter().map(check_message).collect();
-        assert_eq!(
-            ids.len(),
-            12,
-            "{label}: Message-IDs are unique per subscriber"
-        );
-
-        // A second run (even an hour later) sends nothing: no row is due.
-        clock.advance(3600);
-        store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap();
-        let again = delivery::deliver_until_idle(&settings, &store, "w2", clock.clock())
-            .await
-            .unwrap();
-        assert_eq!(again.attempted(), 0, "{label}: {again:?}");
-        assert_eq!(server.received().len(), 12, "{label}");
-        assert_eq!(
-            status_of(&store, issue).await.get("sent"),
-            Some(&12),
-            "{label}"
-        );
+per_backend!(each_confirmed_subscriber_gets_exactly_one_message_and_a_second_run_sends_nothing);
+async fn each_confirmed_subscriber_gets_exactly_one_message_and_a_second_run_sends_nothing(
+    backend: Backend,
+) {
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
+    let server = SmtpServer::start(Faults::default()).await;
+    let settings = settings(server.port, "");
+    let mut confirmed = HashSet::new();
+    for i in 0..12 {
+        let e = format!("reader{i}@example.org");
+        reader(&store, &e).await;
+        confirmed.insert(e);
     }
+    add(
+        &store,
+        "pending@example.org",
+        &[TOPIC],
+        SubscriberStatus::Pending,
+    )
+    .await;
+    add(
+        &store,
+        "other-topic@example.org",
+        &["go"],
+        SubscriberStatus::Confirmed,
+    )
+    .await;
+    let gone = reader(&store, "gone@example.org").await;
+    store.unsubscribe_all(gone, Utc::now()).await.unwrap();
+    let issue = issue(&store, TOPIC, 3).await;
+
+    assert_eq!(
+        store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap(),
+        12,
+        "{label}"
+    );
+    assert_eq!(
+        store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap(),
+        0,
+        "{label}: idempotent"
+    );
+    let clock = TestClock::new();
+    let report = delivery::deliver_until_idle(&settings, &store, "w1", clock.clock())
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 12, "{label}: {report:?}");
+
+    let got = server.received();
+    let by_rcpt = recipients(&got);
+    assert_eq!(
+        by_rcpt.keys().cloned().collect::<HashSet<_>>(),
+        confirmed,
+        "{label}"
+    );
+    assert!(by_rcpt.values().all(|n| *n == 1), "{label}: {by_rcpt:?}");
+    let ids: HashSet<String> = got.iter().map(check_message).collect();
+    assert_eq!(
+        ids.len(),
+        12,
+        "{label}: Message-IDs are unique per subscriber"
+    );
+
+    // A second run (even an hour later) sends nothing: no row is due.
+    clock.advance(3600);
+    store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap();
+    let again = delivery::deliver_until_idle(&settings, &store, "w2", clock.clock())
+        .await
+        .unwrap();
+    assert_eq!(again.attempted(), 0, "{label}: {again:?}");
+    assert_eq!(server.received().len(), 12, "{label}");
+    assert_eq!(
+        status_of(&store, issue).await.get("sent"),
+        Some(&12),
+        "{label}"
+    );
 }
 
-#[tokio::test]
-async fn temporary_failures_mid_batch_are_retried_after_backoff_and_delivered_once() {
+per_backend!(temporary_failures_mid_batch_are_retried_after_backoff_and_delivered_once);
+async fn temporary_failures_mid_batch_are_retried_after_backoff_and_delivered_once(
+    backend: Backend,
+) {
     // One worker, so that message 2 comes over a reused connection: its 421 is what a server
     // that timed out an idle client says, and it is sent again at once over a new connection.
     // The 450 and 451 are deferred with backoff, on a connection that is kept (RSET).
-    for (label, store) in db::stores().await {
-        let server = SmtpServer::start(Faults {
-            replies: vec![
-                (
-                    2,
-                    Stage::Mail,
-                    "421 4.3.2 shutting down, come back later".into(),
-                ),
-                (4, Stage::Rcpt, "450 4.2.1 mailbox busy".into()),
-                (6, Stage::Data, "451 4.3.0 local error".into()),
-            ],
-            ..Faults::default()
-        })
-        .await;
-        let settings = settings(server.port, "concurrency = 1");
-        for i in 0..10 {
-            reader(&store, &format!("r{i}@example.org")).await;
-        }
-        let issue = queued_issue(&store, 2).await;
-        let clock = TestClock::new();
-        let first = clock.deliver(&settings, &store).await;
-        assert_eq!((first.sent, first.deferred), (8, 2), "{label}: {first:?}");
-        assert_eq!(
-            server.connections(),
-            2,
-            "{label}: only the 421 closed a connection"
-        );
-        let deferred = store
-            .list_deliveries(Some(issue), Some(DeliveryStatus::Deferred))
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
+    let server = SmtpServer::start(Faults {
+        replies: vec![
+            (
+                2,
+                Stage::Mail,
+                "421 4.3.2 shutting down, come back later".into(),
+            ),
+            (4, Stage::Rcpt, "450 4.2.1 mailbox busy".into()),
+            (6, Stage::Data, "451 4.3.0 local error".into()),
+        ],
+        ..Faults::default()
+    })
+    .await;
+    let settings = settings(server.port, "concurrency = 1");
+    for i in 0..10 {
+        reader(&store, &format!("r{i}@example.org")).await;
+    }
+    let issue = queued_issue(&store, 2).await;
+    let clock = TestClock::new();
+    let first = clock.deliver(&settings, &store).await;
+    assert_eq!((first.sent, first.deferred), (8, 2), "{label}: {first:?}");
+    assert_eq!(
+        server.connections(),
+        2,
+        "{label}: only the 421 closed a connection"
+    );
+    let deferred = store
+        .list_deliveries(Some(issue), Some(DeliveryStatus::Deferred))
+        .await
+        .unwrap();
+    assert_eq!(deferred.len(), 2, "{label}");
+    assert!(
+        deferred
+            .iter()
+            .all(|d| d.last_reply.as_deref().is_some_and(|r| r.contains("4."))),
+        "{label}: {deferred:?}"
+    );
+
+    // Not yet due: nothing happens.
+    let early = clock.deliver(&settings, &store).await;
+    assert_eq!(early.attempted(), 0, "{label}");
+    // After the backoff (60 s for a first failure) they go out.
+    clock.advance(61);
+    let second = clock.deliver(&settings, &store).await;
+    assert_eq!(second.sent, 2, "{label}: {second:?}");
+    let by_rcpt = recipients(&server.received());
+    assert_eq!(by_rcpt.len(), 10, "{label}");
+    assert!(by_rcpt.values().all(|n| *n == 1), "{label}: {by_rcpt:?}");
+}
+
+per_backend!(a_bad_mailbox_fails_the_delivery_and_marks_the_subscriber_bounced);
+async fn a_bad_mailbox_fails_the_delivery_and_marks_the_subscriber_bounced(backend: Backend) {
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
+    let server = SmtpServer::start(Faults {
+        bad_mailboxes: HashSet::from(["nobody@example.org".to_string()]),
+        ..Faults::default()
+    })
+    .await;
+    let settings = settings(server.port, "");
+    let bad = reader(&store, "nobody@example.org").await;
+    reader(&store, "somebody@example.org").await;
+    let issue = queued_issue(&store, 1).await;
+    let report = TestClock::new().deliver(&settings, &store).await;
+    assert_eq!(
+        (report.sent, report.failed, report.bounced),
+        (1, 1, 1),
+        "{label}: {report:?}"
+    );
+    let failed = store
+        .list_deliveries(Some(issue), Some(DeliveryStatus::Failed))
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1, "{label}");
+    assert!(
+        failed[0]
+            .last_reply
+            .as_deref()
+            .unwrap_or("")
+            .contains("5.1.1"),
+        "{label}: {failed:?}"
+    );
+    let sub = store.get_subscriber(bad).await.unwrap().unwrap();
+    assert_eq!(sub.status, SubscriberStatus::Bounced, "{label}");
+    assert!(
+        store
+            .suppression_reason(&SubscriberEmail::parse("nobody@example.org").unwrap())
             .await
-            .unwrap();
-        assert_eq!(deferred.len(), 2, "{label}");
-        assert!(
-            deferred
-                .iter()
-                .all(|d| d.last_reply.as_deref().is_some_and(|r| r.contains("4."))),
-            "{label}: {deferred:?}"
-        );
-
-        // Not yet due: nothing happens.
-        let early = clock.deliver(&settings, &store).await;
-        assert_eq!(early.attempted(), 0, "{label}");
-        // After the backoff (60 s for a first failure) they go out.
-        clock.advance(61);
-        let second = clock.deliver(&settings, &store).await;
-        assert_eq!(second.sent, 2, "{label}: {second:?}");
-        let by_rcpt = recipients(&server.received());
-        assert_eq!(by_rcpt.len(), 10, "{label}");
-        assert!(by_rcpt.values().all(|n| *n == 1), "{label}: {by_rcpt:?}");
-    }
+            .unwrap()
+            .is_some()
+    );
 }
 
-#[tokio::test]
-async fn a_bad_mailbox_fails_the_delivery_and_marks_the_subscriber_bounced() {
-    for (label, store) in db::stores().await {
-        let server = SmtpServer::start(Faults {
-            bad_mailboxes: HashSet::from(["nobody@example.org".to_string()]),
-            ..Faults::default()
-        })
-        .await;
-        let settings = settings(server.port, "");
-        let bad = reader(&store, "nobody@example.org").await;
-        reader(&store, "somebody@example.org").await;
-        let issue = queued_issue(&store, 1).await;
-        let report = TestClock::new().deliver(&settings, &store).await;
-        assert_eq!(
-            (report.sent, report.failed, report.bounced),
-            (1, 1, 1),
-            "{label}: {report:?}"
-        );
-        let failed = store
-            .list_deliveries(Some(issue), Some(DeliveryStatus::Failed))
-            .await
-            .unwrap();
-        assert_eq!(failed.len(), 1, "{label}");
-        assert!(
-            failed[0]
-                .last_reply
-                .as_deref()
-                .unwrap_or("")
-                .contains("5.1.1"),
-            "{label}: {failed:?}"
-        );
-        let sub = store.get_subscriber(bad).await.unwrap().unwrap();
-        assert_eq!(sub.status, SubscriberStatus::Bounced, "{label}");
-        assert!(
-            store
-                .suppression_reason(&SubscriberEmail::parse("nobody@example.org").unwrap())
-                .await
-                .unwrap()
-                .is_some()
-        );
-    }
+per_backend!(a_connection_dropped_after_the_final_dot_is_retried_with_the_same_message_id);
+async fn a_connection_dropped_after_the_final_dot_is_retried_with_the_same_message_id(
+    backend: Backend,
+) {
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
+    let server = SmtpServer::start(Faults {
+        drop_after_data: HashSet::from([1]),
+        ..Faults::default()
+    })
+    .await;
+    let settings = settings(server.port, "concurrency = 1");
+    reader(&store, "only@example.org").await;
+    queued_issue(&store, 1).await;
+    let clock = TestClock::new();
+    let first = clock.deliver(&settings, &store).await;
+    assert_eq!(
+        (first.sent, first.deferred, first.unknown),
+        (0, 1, 1),
+        "{label}: {first:?}"
+    );
+    assert_eq!(server.dropped().len(), 1, "{label}");
+    clock.advance(61);
+    let second = clock.deliver(&settings, &store).await;
+    assert_eq!(second.sent, 1, "{label}: {second:?}");
+    let dropped_id = check_message(&server.dropped()[0]);
+    let got = server.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(
+        check_message(&got[0]),
+        dropped_id,
+        "{label}: same Message-ID on the retry"
+    );
 }
 
-#[tokio::test]
-async fn a_connection_dropped_after_the_final_dot_is_retried_with_the_same_message_id() {
-    for (label, store) in db::stores().await {
-        let server = SmtpServer::start(Faults {
-            drop_after_data: HashSet::from([1]),
-            ..Faults::default()
-        })
-        .await;
-        let settings = settings(server.port, "concurrency = 1");
-        reader(&store, "only@example.org").await;
-        queued_issue(&store, 1).await;
-        let clock = TestClock::new();
-        let first = clock.deliver(&settings, &store).await;
-        assert_eq!(
-            (first.sent, first.deferred, first.unknown),
-            (0, 1, 1),
-            "{label}: {first:?}"
-        );
-        assert_eq!(server.dropped().len(), 1, "{label}");
-        clock.advance(61);
-        let second = clock.deliver(&settings, &store).await;
-        assert_eq!(second.sent, 1, "{label}: {second:?}");
-        let dropped_id = check_message(&server.dropped()[0]);
-        let got = server.wait_for(1, Duration::from_secs(10)).await;
-        assert_eq!(
-            check_message(&got[0]),
-            dropped_id,
-            "{label}: same Message-ID on the retry"
-        );
-    }
+per_backend!(an_unsubscribe_between_enqueue_and_claim_stops_the_message);
+async fn an_unsubscribe_between_enqueue_and_claim_stops_the_message(backend: Backend) {
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
+    let server = SmtpServer::start(Faults::default()).await;
+    let settings = settings(server.port, "");
+    let leaver = add(
+        &store,
+        "leaver@example.org",
+        &[TOPIC, "go"],
+        SubscriberStatus::Confirmed,
+    )
+    .await;
+    let quitter = reader(&store, "quitter@example.org").await;
+    reader(&store, "stayer@example.org").await;
+    let issue = issue(&store, TOPIC, 1).await;
+    assert_eq!(
+        store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap(),
+        3
+    );
+    store.leave_topic(leaver, TOPIC, Utc::now()).await.unwrap();
+    store.unsubscribe_all(quitter, Utc::now()).await.unwrap();
+    let report = TestClock::new().deliver(&settings, &store).await;
+    assert_eq!(report.sent, 1, "{label}: {report:?}");
+    assert_eq!(
+        recipients(&server.received()).keys().collect::<Vec<_>>(),
+        vec!["stayer@example.org"]
+    );
+    assert_eq!(
+        status_of(&store, issue).await.get("skipped"),
+        Some(&2),
+        "{label}"
+    );
 }
 
-#[tokio::test]
-async fn an_unsubscribe_between_enqueue_and_claim_stops_the_message() {
-    for (label, store) in db::stores().await {
-        let server = SmtpServer::start(Faults::default()).await;
-        let settings = settings(server.port, "");
-        let leaver = add(
-            &store,
-            "leaver@example.org",
-            &[TOPIC, "go"],
-            SubscriberStatus::Confirmed,
-        )
-        .await;
-        let quitter = reader(&store, "quitter@example.org").await;
-        reader(&store, "stayer@example.org").await;
-        let issue = issue(&store, TOPIC, 1).await;
-        assert_eq!(
-            store.enqueue_issue(issue, TOPIC, Utc::now()).await.unwrap(),
-            3
-        );
-        store.leave_topic(leaver, TOPIC, Utc::now()).await.unwrap();
-        store.unsubscribe_all(quitter, Utc::now()).await.unwrap();
-        let report = TestClock::new().deliver(&settings, &store).await;
-        assert_eq!(report.sent, 1, "{label}: {report:?}");
-        assert_eq!(
-            recipients(&server.received()).keys().collect::<Vec<_>>(),
-            vec!["stayer@example.org"]
-        );
-        assert_eq!(
-            status_of(&store, issue).await.get("skipped"),
-            Some(&2),
-            "{label}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn retry_requeues_failed_and_deferred_deliveries_keeping_attempts() {
-    for (label, store) in db::stores().await {
-        let server = SmtpServer::start(Faults {
-            replies: vec![
-                (1, Stage::Rcpt, "554 5.7.1 relay denied".into()),
-                (2, Stage::Mail, "451 4.3.2 later".into()),
-            ],
-            ..Faults::default()
-        })
-        .await;
-        let settings = settings(server.port, "concurrency = 1");
-        reader(&store, "a@example.org").await;
-        reader(&store, "b@example.org").await;
-        let issue = queued_issue(&store, 1).await;
-        let clock = TestClock::new();
-        let first = clock.deliver(&settings, &store).await;
-        assert_eq!(
-            (first.failed, first.deferred, first.bounced),
-            (1, 1, 0),
-            "{label}: {first:?}"
-        );
-        assert_eq!(
-            store.requeue_issue(issue, clock.clock()()).await.unwrap(),
-            2,
-            "{label}"
-        );
-        let second = clock.deliver(&settings, &store).await;
-        assert_eq!(second.sent, 2, "{label}: {second:?}");
-        let rows = store.list_deliveries(Some(issue), None).await.unwrap();
-        assert!(
-            rows.iter().all(|r| r.attempts == 2 && r.status == "sent"),
-            "{label}: {rows:?}"
-        );
-    }
+per_backend!(retry_requeues_failed_and_deferred_deliveries_keeping_attempts);
+async fn retry_requeues_failed_and_deferred_deliveries_keeping_attempts(backend: Backend) {
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
+    let server = SmtpServer::start(Faults {
+        replies: vec![
+            (1, Stage::Rcpt, "554 5.7.1 relay denied".into()),
+            (2, Stage::Mail, "451 4.3.2 later".into()),
+        ],
+        ..Faults::default()
+    })
+    .await;
+    let settings = settings(server.port, "concurrency = 1");
+    reader(&store, "a@example.org").await;
+    reader(&store, "b@example.org").await;
+    let issue = queued_issue(&store, 1).await;
+    let clock = TestClock::new();
+    let first = clock.deliver(&settings, &store).await;
+    assert_eq!(
+        (first.failed, first.deferred, first.bounced),
+        (1, 1, 0),
+        "{label}: {first:?}"
+    );
+    assert_eq!(
+        store.requeue_issue(issue, clock.clock()()).await.unwrap(),
+        2,
+        "{label}"
+    );
+    let second = clock.deliver(&settings, &store).await;
+    assert_eq!(second.sent, 2, "{label}: {second:?}");
+    let rows = store.list_deliveries(Some(issue), None).await.unwrap();
+    assert!(
+        rows.iter().all(|r| r.attempts == 2 && r.status == "sent"),
+        "{label}: {rows:?}"
+    );
 }
 
 #[tokio::test]
@@ -529,43 +542,44 @@ async fn deferred_deliveries_fail_after_max_attempts() {
     assert_eq!(policy.backoff(2), chrono::Duration::seconds(120));
 }
 
-#[tokio::test]
-async fn many_concurrent_claimers_claim_every_row_exactly_once() {
-    for (label, store) in db::stores().await {
-        for i in 0..200 {
-            reader(&store, &format!("c{i}@example.org")).await;
-        }
-        queued_issue(&store, 1).await;
-        let mut tasks = tokio::task::JoinSet::new();
-        for w in 0..8 {
-            let store = store.clone();
-            tasks.spawn(async move {
-                let mut mine = Vec::new();
-                loop {
-                    let batch = store
-                        .claim_due(
-                            &format!("claimer{w}"),
-                            Utc::now(),
-                            chrono::Duration::seconds(60),
-                            7,
-                        )
-                        .await
-                        .unwrap();
-                    if batch.is_empty() {
-                        return mine;
-                    }
-                    mine.extend(batch.into_iter().map(|c| c.id));
-                }
-            });
-        }
-        let mut all = Vec::new();
-        while let Some(r) = tasks.join_next().await {
-            all.extend(r.unwrap());
-        }
-        let unique: HashSet<i64> = all.iter().copied().collect();
-        assert_eq!(all.len(), 200, "{label}: claimed {} rows", all.len());
-        assert_eq!(unique.len(), 200, "{label}: a row was claimed twice");
+per_backend!(many_concurrent_claimers_claim_every_row_exactly_once);
+async fn many_concurrent_claimers_claim_every_row_exactly_once(backend: Backend) {
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
+    for i in 0..200 {
+        reader(&store, &format!("c{i}@example.org")).await;
     }
+    queued_issue(&store, 1).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store
+                    .claim_due(
+                        &format!("claimer{w}"),
+                        Utc::now(),
+                        chrono::Duration::seconds(60),
+                        7,
+                    )
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|c| c.id));
+            }
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        all.extend(r.unwrap());
+    }
+    let unique: HashSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), 200, "{label}: claimed {} rows", all.len());
+    assert_eq!(unique.len(), 200, "{label}: a row was claimed twice");
 }
 
 #[tokio::test]
@@ -607,108 +621,61 @@ async fn two_worker_pools_on_postgres_deliver_every_message_exactly_once_and_sha
     assert!(by_rcpt.values().all(|n| *n == 1), "{by_rcpt:?}");
 }
 
-#[tokio::test]
-async fn a_send_killed_mid_batch_resumes_and_reaches_everyone_with_at_most_concurrency_duplicates()
-{
-    let mut urls = vec![("sqlite", {
-        let dir = tempfile::tempdir().unwrap().keep();
-        format!("sqlite://{}", dir.join("t.db").display())
-    })];
-    if let Some(pg) = db::postgres_url().await {
-        urls.push(("postgres", pg));
+per_backend!(
+    a_send_killed_mid_batch_resumes_and_reaches_everyone_with_at_most_concurrency_duplicates
+);
+async fn a_send_killed_mid_batch_resumes_and_reaches_everyone_with_at_most_concurrency_duplicates(
+    backend: Backend,
+) {
+    let Some((label, url)) = backend.url().await else {
+        return;
+    };
+    let server = SmtpServer::start(Faults {
+        delay: Some(Duration::from_millis(20)),
+        ..Faults::default()
+    })
+    .await;
+    let store = Store::open(&url, 5).await.unwrap();
+    let total = 60;
+    for i in 0..total {
+        reader(&store, &format!("k{i}@example.org")).await;
     }
-    for (label, url) in urls {
-        let server = SmtpServer::start(Faults {
-            delay: Some(Duration::from_millis(20)),
-            ..Faults::default()
-        })
-        .await;
-        let store = Store::open(&url, 5).await.unwrap();
-        let total = 60;
-        for i in 0..total {
-            reader(&store, &format!("k{i}@example.org")).await;
-        }
-        let issue = issue(&store, TOPIC, 2).await;
-        let dir = tempfile::tempdir().unwrap().keep();
-        let config = dir.join("tidings.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"
-[database]
-url = "{url}"
-[newsletter]
-from = "Tidings <news@example.com>"
-[delivery]
-transport = "smtp"
-outbox_dir = "{}"
-concurrency = 3
-batch_size = 4
-lease_secs = 2
-[smtp]
-host = "127.0.0.1"
-port = {}
-tls = "none"
-timeout_secs = 5
-[[topics]]
-slug = "rust"
-name = "Rust"
-"#,
-                dir.join("outbox").display(),
-                server.port
-            ),
-        )
-        .unwrap();
-        let command = || {
-            let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
-            c.arg("--config").arg(&config).args([
-                "send",
-                "--topic",
-                TOPIC,
-                "--issue",
-                &issue.to_string(),
-            ]);
-            c.current_dir(&dir)
-                .env("RUST_LOG", "warn")
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            for (k, _) in std::env::vars() {
-                if k.starts_with("TIDINGS__") {
-                    c.env_remove(k);
-                }
-            }
-            c
-        };
-        let mut child = command().spawn().unwrap();
-        server.wait_for(10, Duration::from_secs(60)).await;
-        child.start_kill().unwrap(); // SIGKILL
-        let _ = child.wait().await;
-        let before_restart = server.received().len();
-        assert!(
-            before_restart < total,
-            "{label}: killed too late ({before_restart})"
-        );
+    let issue = issue(&store, TOPIC, 2).await;
+    let workers = Workers {
+        concurrency: 3,
+        batch_size: 4,
+        lease_secs: 2,
+    };
+    let command = || send_command(&url, server.port, issue, &workers);
+    let mut child = command().spawn().unwrap();
+    server.wait_for(10, Duration::from_secs(60)).await;
+    child.start_kill().unwrap(); // SIGKILL
+    let _ = child.wait().await;
+    let before_restart = server.received().len();
+    assert!(
+        before_restart < total,
+        "{label}: killed too late ({before_restart})"
+    );
 
-        let out = command().output().await.unwrap();
-        assert!(
-            out.status.success(),
-            "{label}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let got = server.received();
-        let by_rcpt = recipients(&got);
-        assert_eq!(by_rcpt.len(), total, "{label}: everyone reached");
-        let duplicates: usize = by_rcpt.values().map(|n| n - 1).sum();
-        assert!(
-            duplicates <= 3,
-            "{label}: {duplicates} duplicates with concurrency 3"
-        );
-        assert_eq!(
-            status_of(&store, issue).await.get("sent"),
-            Some(&(total as i64)),
-            "{label}"
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stdout.contains("totals: sent 60"), "{label}: {stdout}");
-    }
+    let out = command().output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{label}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = server.received();
+    let by_rcpt = recipients(&got);
+    assert_eq!(by_rcpt.len(), total, "{label}: everyone reached");
+    let duplicates: usize = by_rcpt.values().map(|n| n - 1).sum();
+    assert!(
+        duplicates <= 3,
+        "{label}: {duplicates} duplicates with concurrency 3"
+    );
+    assert_eq!(
+        status_of(&store, issue).await.get("sent"),
+        Some(&(total as i64)),
+        "{label}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("totals: sent 60"), "{label}: {stdout}");
 }

@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use mail_parser::{MessageParser, MimeHeaders};
 
 use crate::support::cli::{TestEnv, stderr, stdout};
-use crate::support::db;
+use crate::support::db::{self, Backend, per_backend};
 use crate::support::feed::{FeedServer, Post};
 use crate::support::smtp::{Faults, SmtpServer};
 
@@ -231,186 +231,191 @@ fn eml_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_writes_one_checked_message_per_confirmed_subscriber_and_topic() {
+per_backend!(
+    run_writes_one_checked_message_per_confirmed_subscriber_and_topic,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
+async fn run_writes_one_checked_message_per_confirmed_subscriber_and_topic(backend: Backend) {
     let at = Utc.with_ymd_and_hms(2026, 2, 9, 8, 0, 0).unwrap(); // a Monday, the default send time
     let feed = FeedServer::start(posts_around(at)).await;
-    let mut backends = vec![None];
-    if let Some(pg) = db::postgres_url().await {
-        backends.push(Some(pg));
+    // The PostgreSQL URL arrives through TIDINGS__DATABASE__URL; None runs on SQLite.
+    let pg = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => match db::postgres_url().await {
+            Some(url) => Some(url),
+            None => return,
+        },
+    };
+    let label = backend.label();
+    let env = TestEnv::new(&db::sqlite_url(), "");
+    let feed_url = feed.feed_url();
+    write_config(
+        &env,
+        &Setup {
+            database_url: &db::sqlite_url(),
+            feed_url: &feed_url,
+            smtp_port: None,
+            cron: "0 0 8 * * Mon",
+            extra_delivery: "",
+        },
+    );
+    add(
+        &env,
+        &pg,
+        &[
+            "subscribers",
+            "add",
+            "a@example.com",
+            "--topic",
+            "distributed-systems",
+            "--confirmed",
+        ],
+    );
+    add(
+        &env,
+        &pg,
+        &[
+            "subscribers",
+            "add",
+            "b@example.com",
+            "--topic",
+            "distributed-systems",
+            "--topic",
+            "rust",
+            "--confirmed",
+        ],
+    );
+    add(
+        &env,
+        &pg,
+        &[
+            "subscribers",
+            "add",
+            "pending@example.com",
+            "--topic",
+            "distributed-systems",
+        ],
+    );
+    add(
+        &env,
+        &pg,
+        &[
+            "subscribers",
+            "add",
+            "gone@example.com",
+            "--topic",
+            "rust",
+            "--confirmed",
+        ],
+    );
+    add(&env, &pg, &["subscribers", "remove", "gone@example.com"]);
+
+    let mut cmd = env.command();
+    if let Some(url) = &pg {
+        cmd.env("TIDINGS__DATABASE__URL", url);
     }
-    for pg in backends {
-        let label = if pg.is_some() { "postgres" } else { "sqlite" };
-        let env = TestEnv::new(&db::sqlite_url(), "");
-        let feed_url = feed.feed_url();
-        write_config(
-            &env,
-            &Setup {
-                database_url: &db::sqlite_url(),
-                feed_url: &feed_url,
-                smtp_port: None,
-                cron: "0 0 8 * * Mon",
-                extra_delivery: "",
-            },
-        );
-        add(
-            &env,
-            &pg,
-            &[
-                "subscribers",
-                "add",
-                "a@example.com",
-                "--topic",
-                "distributed-systems",
-                "--confirmed",
-            ],
-        );
-        add(
-            &env,
-            &pg,
-            &[
-                "subscribers",
-                "add",
-                "b@example.com",
-                "--topic",
-                "distributed-systems",
-                "--topic",
-                "rust",
-                "--confirmed",
-            ],
-        );
-        add(
-            &env,
-            &pg,
-            &[
-                "subscribers",
-                "add",
-                "pending@example.com",
-                "--topic",
-                "distributed-systems",
-            ],
-        );
-        add(
-            &env,
-            &pg,
-            &[
-                "subscribers",
-                "add",
-                "gone@example.com",
-                "--topic",
-                "rust",
-                "--confirmed",
-            ],
-        );
-        add(&env, &pg, &["subscribers", "remove", "gone@example.com"]);
+    let out = cmd
+        .args(["run", "--at", &at.to_rfc3339()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{label}: {}", stderr(&out));
+    let report = stdout(&out);
+    assert!(
+        report.contains("gardening") && report.contains("sample message"),
+        "{label}: {report}"
+    );
 
-        let mut cmd = env.command();
-        if let Some(url) = &pg {
-            cmd.env("TIDINGS__DATABASE__URL", url);
-        }
-        let out = cmd
-            .args(["run", "--at", &at.to_rfc3339()])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{label}: {}", stderr(&out));
-        let report = stdout(&out);
+    let files = eml_files(&env.path("outbox"));
+    let mut by_recipient: BTreeMap<String, Vec<Checked>> = BTreeMap::new();
+    for f in &files {
+        let c = check_message(&std::fs::read(f).unwrap());
+        by_recipient.entry(c.to.clone()).or_default().push(c);
+    }
+    let recipients: Vec<(&str, usize)> = by_recipient
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.len()))
+        .collect();
+    assert_eq!(
+        recipients,
+        [
+            ("a@example.com", 1),
+            ("b@example.com", 2),
+            ("sample@example.com", 1)
+        ],
+        "{label}: one message per confirmed subscriber and topic, plus the gardening sample"
+    );
+    for c in by_recipient.values().flatten() {
+        let url = c.list_unsubscribe.trim_matches(|ch| ch == '<' || ch == '>');
         assert!(
-            report.contains("gardening") && report.contains("sample message"),
-            "{label}: {report}"
+            url.starts_with("https://news.example.com/unsubscribe/"),
+            "{label}: {url}"
         );
-
-        let files = eml_files(&env.path("outbox"));
-        let mut by_recipient: BTreeMap<String, Vec<Checked>> = BTreeMap::new();
-        for f in &files {
-            let c = check_message(&std::fs::read(f).unwrap());
-            by_recipient.entry(c.to.clone()).or_default().push(c);
-        }
-        let recipients: Vec<(&str, usize)> = by_recipient
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.len()))
-            .collect();
-        assert_eq!(
-            recipients,
-            [
-                ("a@example.com", 1),
-                ("b@example.com", 2),
-                ("sample@example.com", 1)
-            ],
-            "{label}: one message per confirmed subscriber and topic, plus the gardening sample"
-        );
-        for c in by_recipient.values().flatten() {
-            let url = c.list_unsubscribe.trim_matches(|ch| ch == '<' || ch == '>');
-            assert!(
-                url.starts_with("https://news.example.com/unsubscribe/"),
-                "{label}: {url}"
-            );
-            assert!(
-                c.text.contains(url) && c.html.contains(url),
-                "{label}: unsubscribe link in both parts"
-            );
-        }
-        let ds = &by_recipient["a@example.com"][0];
         assert!(
-            ds.subject.starts_with("Distributed Systems: "),
-            "{label}: {}",
-            ds.subject
-        );
-        for title in [
-            "Raft consensus in practice",
-            "A fault-tolerant queue in Rust",
-        ] {
-            assert!(
-                ds.text.contains(title) && ds.html.contains(title),
-                "{label}: {title} in both parts"
-            );
-        }
-        for absent in ["Tomatoes", "Knitting", "Old replication paper"] {
-            assert!(
-                !ds.text.contains(absent),
-                "{label}: {absent} is off topic or out of the window"
-            );
-        }
-        assert!(ds.text.contains(&feed.post_url(0)) && ds.html.contains(&feed.post_url(0)));
-        assert!(
-            ds.text.contains("Sources: Fixture Blog"),
-            "{label}: {}",
-            ds.text
-        );
-        let ids: HashSet<&str> = by_recipient
-            .values()
-            .flatten()
-            .map(|c| c.message_id.as_str())
-            .collect();
-        assert_eq!(ids.len(), files.len(), "{label}: unique Message-IDs");
-
-        let mut cmd = env.command();
-        if let Some(url) = &pg {
-            cmd.env("TIDINGS__DATABASE__URL", url);
-        }
-        let status = stdout(&cmd.arg("status").output().unwrap());
-        assert!(
-            status.contains("digest:distributed-systems")
-                && status.contains("tidings run: issue #"),
-            "{label}: {status}"
-        );
-
-        // A second run finds the same issues and delivers nothing new.
-        let mut cmd = env.command();
-        if let Some(url) = &pg {
-            cmd.env("TIDINGS__DATABASE__URL", url);
-        }
-        let again = cmd
-            .args(["run", "--at", &at.to_rfc3339()])
-            .output()
-            .unwrap();
-        assert!(again.status.success(), "{label}: {}", stderr(&again));
-        // (The gardening sample is written again under the same name: it replaces itself.)
-        assert_eq!(
-            eml_files(&env.path("outbox")).len(),
-            files.len(),
-            "{label}: nothing new delivered"
+            c.text.contains(url) && c.html.contains(url),
+            "{label}: unsubscribe link in both parts"
         );
     }
+    let ds = &by_recipient["a@example.com"][0];
+    assert!(
+        ds.subject.starts_with("Distributed Systems: "),
+        "{label}: {}",
+        ds.subject
+    );
+    for title in [
+        "Raft consensus in practice",
+        "A fault-tolerant queue in Rust",
+    ] {
+        assert!(
+            ds.text.contains(title) && ds.html.contains(title),
+            "{label}: {title} in both parts"
+        );
+    }
+    for absent in ["Tomatoes", "Knitting", "Old replication paper"] {
+        assert!(
+            !ds.text.contains(absent),
+            "{label}: {absent} is off topic or out of the window"
+        );
+    }
+    assert!(ds.text.contains(&feed.post_url(0)) && ds.html.contains(&feed.post_url(0)));
+    assert!(
+        ds.text.contains("Sources: Fixture Blog"),
+        "{label}: {}",
+        ds.text
+    );
+    let ids: HashSet<&str> = by_recipient
+        .values()
+        .flatten()
+        .map(|c| c.message_id.as_str())
+        .collect();
+    assert_eq!(ids.len(), files.len(), "{label}: unique Message-IDs");
+
+    let mut cmd = env.command();
+    if let Some(url) = &pg {
+        cmd.env("TIDINGS__DATABASE__URL", url);
+    }
+    let status = stdout(&cmd.arg("status").output().unwrap());
+    assert!(
+        status.contains("digest:distributed-systems") && status.contains("tidings run: issue #"),
+        "{label}: {status}"
+    );
+
+    // A second run finds the same issues and delivers nothing new.
+    let mut cmd = env.command();
+    if let Some(url) = &pg {
+        cmd.env("TIDINGS__DATABASE__URL", url);
+    }
+    let again = cmd
+        .args(["run", "--at", &at.to_rfc3339()])
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{label}: {}", stderr(&again));
+    // (The gardening sample is written again under the same name: it replaces itself.)
+    assert_eq!(
+        eml_files(&env.path("outbox")).len(),
+        files.len(),
+        "{label}: nothing new delivered"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,4 +14,5 @@ mod pipeline;
 mod scheduler;
 mod store;
 mod summarizer;
+mod tidy;
 mod web;

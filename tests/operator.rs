@@ -12,12 +12,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use tidings::config::Settings;
 use tidings::domain::SubscriberStatus;
-use tidings::scheduler::{Clock, ManualClock, Scheduler, SchedulerOptions};
+use tidings::scheduler::{Clock, ManualClock, Scheduler};
 use tidings::store::Store;
 
 use crate::support::cli::{TestEnv, stderr, stdout};
-use crate::support::db;
+use crate::support::db::{self, Backend, per_backend};
 use crate::support::feed::{FeedServer, Post};
+use crate::support::scheduler::{options, seed_article};
 use crate::support::smtp::{Faults, SmtpServer};
 
 /// Saturday 2026-02-28 12:00 UTC: a scheduled time of the daily noon digest below.
@@ -203,7 +204,12 @@ fn issue_in(send_stdout: &str) -> i64 {
 
 // --- item 9: periods end on whole scheduled seconds --------------------------------------------
 
-async fn two_sends_in_one_period_meet_one_issue_and_mail_once(database_url: &str) {
+per_backend!(two_sends_in_one_period_meet_one_issue_and_mail_once);
+async fn two_sends_in_one_period_meet_one_issue_and_mail_once(backend: Backend) {
+    let Some((_, url)) = backend.url().await else {
+        return;
+    };
+    let database_url = url.as_str();
     let op = Op::start(database_url, Options::default()).await;
     op.ok(&["fetch", "--at", &rfc3339(at())]).await;
     op.subscribe("reader@example.org").await;
@@ -225,19 +231,12 @@ async fn two_sends_in_one_period_meet_one_issue_and_mail_once(database_url: &str
     );
 }
 
-#[tokio::test]
-async fn two_sends_in_one_period_meet_one_issue_and_mail_once_sqlite() {
-    two_sends_in_one_period_meet_one_issue_and_mail_once(&db::sqlite_url()).await;
-}
-
-#[tokio::test]
-async fn two_sends_in_one_period_meet_one_issue_and_mail_once_postgres() {
-    if let Some(url) = db::postgres_url().await {
-        two_sends_in_one_period_meet_one_issue_and_mail_once(&url).await;
-    }
-}
-
-async fn an_issue_frozen_with_fractions_is_still_the_periods_issue(database_url: &str) {
+per_backend!(an_issue_frozen_with_fractions_is_still_the_periods_issue);
+async fn an_issue_frozen_with_fractions_is_still_the_periods_issue(backend: Backend) {
+    let Some((_, url)) = backend.url().await else {
+        return;
+    };
+    let database_url = url.as_str();
     let op = Op::start(database_url, Options::default()).await;
     op.ok(&["fetch", "--at", &rfc3339(at())]).await;
     op.subscribe("reader@example.org").await;
@@ -259,21 +258,14 @@ async fn an_issue_frozen_with_fractions_is_still_the_periods_issue(database_url:
     assert_eq!(op.smtp.received().len(), 1, "{sent}");
 }
 
-#[tokio::test]
-async fn an_issue_frozen_with_fractions_is_still_the_periods_issue_sqlite() {
-    an_issue_frozen_with_fractions_is_still_the_periods_issue(&db::sqlite_url()).await;
-}
-
-#[tokio::test]
-async fn an_issue_frozen_with_fractions_is_still_the_periods_issue_postgres() {
-    if let Some(url) = db::postgres_url().await {
-        an_issue_frozen_with_fractions_is_still_the_periods_issue(&url).await;
-    }
-}
-
 // --- item 12: send and compile never freeze an empty period ------------------------------------
 
-async fn send_and_compile_leave_an_empty_period_open(database_url: &str) {
+per_backend!(send_and_compile_leave_an_empty_period_open);
+async fn send_and_compile_leave_an_empty_period_open(backend: Backend) {
+    let Some((_, url)) = backend.url().await else {
+        return;
+    };
+    let database_url = url.as_str();
     let op = Op::start(database_url, Options::default()).await;
     op.subscribe("reader@example.org").await;
     let when = rfc3339(at());
@@ -308,21 +300,14 @@ async fn send_and_compile_leave_an_empty_period_open(database_url: &str) {
     assert!(raw.contains("The Rust 2026 edition"), "{raw}");
 }
 
-#[tokio::test]
-async fn send_and_compile_leave_an_empty_period_open_sqlite() {
-    send_and_compile_leave_an_empty_period_open(&db::sqlite_url()).await;
-}
-
-#[tokio::test]
-async fn send_and_compile_leave_an_empty_period_open_postgres() {
-    if let Some(url) = db::postgres_url().await {
-        send_and_compile_leave_an_empty_period_open(&url).await;
-    }
-}
-
 // --- item 12: send honours deliver_at_local ----------------------------------------------------
 
-async fn send_holds_deliveries_until_the_local_delivery_time(database_url: &str) {
+per_backend!(send_holds_deliveries_until_the_local_delivery_time);
+async fn send_holds_deliveries_until_the_local_delivery_time(backend: Backend) {
+    let Some((_, url)) = backend.url().await else {
+        return;
+    };
+    let database_url = url.as_str();
     // Two hours from now, in the schedule's zone (UTC): always ahead of the send below.
     let local = (Utc::now() + Duration::hours(2))
         .format("%H:%M")
@@ -381,18 +366,6 @@ async fn send_holds_deliveries_until_the_local_delivery_time(database_url: &str)
     store.close().await;
 }
 
-#[tokio::test]
-async fn send_holds_deliveries_until_the_local_delivery_time_sqlite() {
-    send_holds_deliveries_until_the_local_delivery_time(&db::sqlite_url()).await;
-}
-
-#[tokio::test]
-async fn send_holds_deliveries_until_the_local_delivery_time_postgres() {
-    if let Some(url) = db::postgres_url().await {
-        send_holds_deliveries_until_the_local_delivery_time(&url).await;
-    }
-}
-
 // --- item 17: every source failed ---------------------------------------------------------------
 
 /// A loopback URL where nothing listens (the port was just released).
@@ -433,7 +406,12 @@ async fn fetch_and_run_exit_1_when_every_source_failed_and_say_it_once() {
 
 // --- item 20: operator output -------------------------------------------------------------------
 
-async fn dry_run_counts_what_would_go_out_now(database_url: &str) {
+per_backend!(dry_run_counts_what_would_go_out_now);
+async fn dry_run_counts_what_would_go_out_now(backend: Backend) {
+    let Some((_, url)) = backend.url().await else {
+        return;
+    };
+    let database_url = url.as_str();
     let op = Op::start(database_url, Options::default()).await;
     let when = rfc3339(at());
     op.ok(&["fetch", "--at", &when]).await;
@@ -455,18 +433,6 @@ async fn dry_run_counts_what_would_go_out_now(database_url: &str) {
     );
     assert!(dry.contains("2 already sent"), "{dry}");
     assert_eq!(op.smtp.received().len(), 2, "a dry run sends nothing");
-}
-
-#[tokio::test]
-async fn dry_run_counts_what_would_go_out_now_sqlite() {
-    dry_run_counts_what_would_go_out_now(&db::sqlite_url()).await;
-}
-
-#[tokio::test]
-async fn dry_run_counts_what_would_go_out_now_postgres() {
-    if let Some(url) = db::postgres_url().await {
-        dry_run_counts_what_would_go_out_now(&url).await;
-    }
 }
 
 #[tokio::test]
@@ -497,26 +463,16 @@ fn weekly_settings(database_url: &str) -> Arc<Settings> {
     Arc::new(Settings::from_toml(&text).unwrap())
 }
 
-async fn status_keeps_the_last_completed_digest_after_a_skipped_slot(database_url: &str) {
+per_backend!(status_keeps_the_last_completed_digest_after_a_skipped_slot);
+async fn status_keeps_the_last_completed_digest_after_a_skipped_slot(backend: Backend) {
+    let Some((_, url)) = backend.url().await else {
+        return;
+    };
+    let database_url = url.as_str();
     let monday = Utc.with_ymd_and_hms(2026, 2, 2, 8, 0, 0).unwrap();
     let settings = weekly_settings(database_url);
     let store = Store::open(database_url, 2).await.unwrap();
-    let item = tidings::domain::FetchedItem {
-        source_name: "Fixture".into(),
-        source_kind: "feed".into(),
-        external_id: "rust-news".into(),
-        title: "Rust news of the week".into(),
-        url: Some("https://example.com/rust-news".into()),
-        discussion_url: None,
-        published_at: monday - Duration::hours(20),
-        points: None,
-        comments: None,
-        text: Some("What happened in Rust this week.".into()),
-        tags: vec![],
-    };
-    tidings::pipeline::ingest(&store, &item, monday)
-        .await
-        .unwrap();
+    seed_article(&store, monday).await;
     store
         .add_subscriber(
             &db::new_subscriber("a@example.com", &["rust"], SubscriberStatus::Confirmed),
@@ -524,12 +480,6 @@ async fn status_keeps_the_last_completed_digest_after_a_skipped_slot(database_ur
         )
         .await
         .unwrap();
-    let options = |owner: &str| SchedulerOptions {
-        owner: owner.into(),
-        claim_lease: Duration::minutes(10),
-        retry_failed_after: Duration::minutes(5),
-        max_idle: std::time::Duration::from_millis(10),
-    };
     // Monday's digest runs on time.
     let clock = Arc::new(ManualClock::new(monday));
     let dyn_clock: Arc<dyn Clock> = clock.clone();
@@ -572,19 +522,12 @@ async fn status_keeps_the_last_completed_digest_after_a_skipped_slot(database_ur
     store.close().await;
 }
 
-#[tokio::test]
-async fn status_keeps_the_last_completed_digest_after_a_skipped_slot_sqlite() {
-    status_keeps_the_last_completed_digest_after_a_skipped_slot(&db::sqlite_url()).await;
-}
-
-#[tokio::test]
-async fn status_keeps_the_last_completed_digest_after_a_skipped_slot_postgres() {
-    if let Some(url) = db::postgres_url().await {
-        status_keeps_the_last_completed_digest_after_a_skipped_slot(&url).await;
-    }
-}
-
-async fn explain_says_why_fetch_did_not_store_an_entry(database_url: &str) {
+per_backend!(explain_says_why_fetch_did_not_store_an_entry);
+async fn explain_says_why_fetch_did_not_store_an_entry(backend: Backend) {
+    let Some((_, url)) = backend.url().await else {
+        return;
+    };
+    let database_url = url.as_str();
     let op = Op::start(
         database_url,
         Options {
@@ -638,16 +581,4 @@ async fn explain_says_why_fetch_did_not_store_an_entry(database_url: &str) {
         unknown.contains("no source returned this URL (last fetch 2026-02-28T12:00:00+00:00)"),
         "{unknown}"
     );
-}
-
-#[tokio::test]
-async fn explain_says_why_fetch_did_not_store_an_entry_sqlite() {
-    explain_says_why_fetch_did_not_store_an_entry(&db::sqlite_url()).await;
-}
-
-#[tokio::test]
-async fn explain_says_why_fetch_did_not_store_an_entry_postgres() {
-    if let Some(url) = db::postgres_url().await {
-        explain_says_why_fetch_did_not_store_an_entry(&url).await;
-    }
 }

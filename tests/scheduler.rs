@@ -10,13 +10,14 @@ use chrono::{DateTime, Duration, Utc};
 use tidings::config::Settings;
 use tidings::domain::SubscriberStatus;
 use tidings::scheduler::{
-    Clock, JobOutcome, ManualClock, OutcomeKind, Scheduler, SchedulerOptions, digest_claim_key,
+    Clock, JobOutcome, ManualClock, OutcomeKind, Scheduler, digest_claim_key,
 };
 use tidings::store::{NewSubscriber, Store};
 use tokio::sync::{mpsc, watch};
 
 use crate::support::cli::TestEnv;
-use crate::support::db;
+use crate::support::db::{self, Backend, per_backend};
+use crate::support::scheduler::{options, seed_article};
 
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -64,36 +65,6 @@ async fn subscribe(store: &Store, email: &str, timezone: Option<&str>, status: S
         .unwrap();
 }
 
-/// One on-topic article published `before` the given time, so the period's digest is not
-/// empty (an empty period is never compiled or sent).
-async fn seed_article(store: &Store, before: DateTime<Utc>) {
-    let item = tidings::domain::FetchedItem {
-        source_name: "Fixture".into(),
-        source_kind: "feed".into(),
-        external_id: "rust-news".into(),
-        title: "Rust news of the week".into(),
-        url: Some("https://example.com/rust-news".into()),
-        discussion_url: None,
-        published_at: before - Duration::hours(20),
-        points: None,
-        comments: None,
-        text: Some("What happened in Rust this week.".into()),
-        tags: vec![],
-    };
-    tidings::pipeline::ingest(store, &item, before)
-        .await
-        .unwrap();
-}
-
-fn options(owner: &str) -> SchedulerOptions {
-    SchedulerOptions {
-        owner: owner.into(),
-        claim_lease: Duration::minutes(10),
-        retry_failed_after: Duration::minutes(5),
-        max_idle: StdDuration::from_millis(10),
-    }
-}
-
 fn scheduler(
     settings: &Arc<Settings>,
     store: &Store,
@@ -110,531 +81,533 @@ fn digests(outcomes: &[JobOutcome]) -> Vec<&JobOutcome> {
     outcomes.iter().filter(|o| o.job == "digest:rust").collect()
 }
 
-#[tokio::test]
-async fn claim_run_is_won_exactly_once_by_many_concurrent_claimers() {
-    for (label, store) in db::stores().await {
-        seed_article(&store, monday_slot()).await;
-        let now = monday_slot();
-        let key = digest_claim_key("rust", now);
-        let mut tasks = Vec::new();
-        for i in 0..24 {
-            let store = store.clone();
-            let key = key.clone();
-            tasks.push(tokio::spawn(async move {
-                store
-                    .claim_run(&key, &format!("owner-{i}"), now, Duration::minutes(10))
-                    .await
-                    .unwrap()
-            }));
+per_backend!(claim_run_is_won_exactly_once_by_many_concurrent_claimers);
+async fn claim_run_is_won_exactly_once_by_many_concurrent_claimers(backend: Backend) {
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
+    seed_article(&store, monday_slot()).await;
+    let now = monday_slot();
+    let key = digest_claim_key("rust", now);
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let store = store.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .claim_run(&key, &format!("owner-{i}"), now, Duration::minutes(10))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            wins += 1;
         }
-        let mut wins = 0;
-        for t in tasks {
-            if t.await.unwrap() {
-                wins += 1;
-            }
-        }
-        assert_eq!(wins, 1, "{label}: exactly one claimer wins");
-        let holder = store.run_claim_holder(&key).await.unwrap().unwrap();
-        assert_eq!(holder.expires_at, now + Duration::minutes(10), "{label}");
-
-        // Still held a minute later; free once the lease has expired.
-        let later = now + Duration::minutes(1);
-        assert!(
-            !store
-                .claim_run(&key, "late", later, Duration::minutes(10))
-                .await
-                .unwrap(),
-            "{label}"
-        );
-        let expired = now + Duration::minutes(10);
-        assert!(
-            store
-                .claim_run(&key, "after-expiry", expired, Duration::minutes(10))
-                .await
-                .unwrap(),
-            "{label}"
-        );
-        // A finished claim is held until its hold ends, whoever asks.
-        assert!(
-            store
-                .finish_run(&key, "after-expiry", now + Duration::days(2))
-                .await
-                .unwrap(),
-            "{label}"
-        );
-        assert!(
-            !store
-                .finish_run(&key, &holder.owner, now + Duration::days(3))
-                .await
-                .unwrap(),
-            "{label}: a former holder cannot finish it"
-        );
-        assert!(
-            !store
-                .claim_run(&key, "x", now + Duration::days(1), Duration::minutes(10))
-                .await
-                .unwrap(),
-            "{label}"
-        );
-        // Release only by the holder.
-        assert!(!store.release_run(&key, "x").await.unwrap(), "{label}");
-        assert!(
-            store.release_run(&key, "after-expiry").await.unwrap(),
-            "{label}"
-        );
-        assert!(
-            store
-                .claim_run(&key, "x", now, Duration::minutes(10))
-                .await
-                .unwrap(),
-            "{label}"
-        );
-        // Housekeeping removes claims whose hold ended.
-        assert_eq!(
-            store
-                .delete_expired_run_claims(now + Duration::hours(1))
-                .await
-                .unwrap(),
-            1,
-            "{label}"
-        );
-        assert!(
-            store.run_claim_holder(&key).await.unwrap().is_none(),
-            "{label}"
-        );
     }
-}
+    assert_eq!(wins, 1, "{label}: exactly one claimer wins");
+    let holder = store.run_claim_holder(&key).await.unwrap().unwrap();
+    assert_eq!(holder.expires_at, now + Duration::minutes(10), "{label}");
 
-#[tokio::test]
-async fn job_runs_record_last_run_forward_only_and_next_run() {
-    for (label, store) in db::stores().await {
-        seed_article(&store, monday_slot()).await;
-        let t = monday_slot();
-        store.set_next_run("fetch", Some(t), t).await.unwrap();
-        store
-            .record_job_done(
-                "digest:rust",
-                t,
-                "ok: issue #1",
-                Some(t + Duration::days(7)),
-                t,
-            )
+    // Still held a minute later; free once the lease has expired.
+    let later = now + Duration::minutes(1);
+    assert!(
+        !store
+            .claim_run(&key, "late", later, Duration::minutes(10))
             .await
-            .unwrap();
-        // A late record of an older slot, and a failure, leave last_run_at where it was.
+            .unwrap(),
+        "{label}"
+    );
+    let expired = now + Duration::minutes(10);
+    assert!(
         store
-            .record_job_run(
-                "digest:rust",
-                Some(t - Duration::days(7)),
-                "skipped: old",
-                None,
-                t,
-            )
+            .claim_run(&key, "after-expiry", expired, Duration::minutes(10))
             .await
-            .unwrap();
+            .unwrap(),
+        "{label}"
+    );
+    // A finished claim is held until its hold ends, whoever asks.
+    assert!(
         store
-            .record_job_run(
-                "digest:rust",
-                None,
-                "failed: boom",
-                Some(t + Duration::days(7)),
-                t,
-            )
+            .finish_run(&key, "after-expiry", now + Duration::days(2))
             .await
-            .unwrap();
-        let runs = store.last_runs().await.unwrap();
-        assert_eq!(runs.len(), 2, "{label}");
-        assert_eq!(runs[0].job, "digest:rust");
-        assert_eq!(runs[0].last_run_at, Some(t), "{label}");
-        assert_eq!(
-            runs[0].last_result.as_deref(),
-            Some("failed: boom"),
-            "{label}"
-        );
-        assert_eq!(runs[0].next_run_at, Some(t + Duration::days(7)), "{label}");
-        assert_eq!(
-            (
-                runs[0].last_completed_at,
-                runs[0].last_completed_result.as_deref()
-            ),
-            (Some(t), Some("ok: issue #1")),
-            "{label}: the skip and the failure keep the last completed run"
-        );
-        assert_eq!(runs[1].job, "fetch");
-        assert_eq!(runs[1].last_run_at, None, "{label}");
-        assert_eq!(runs[1].next_run_at, Some(t), "{label}");
-    }
+            .unwrap(),
+        "{label}"
+    );
+    assert!(
+        !store
+            .finish_run(&key, &holder.owner, now + Duration::days(3))
+            .await
+            .unwrap(),
+        "{label}: a former holder cannot finish it"
+    );
+    assert!(
+        !store
+            .claim_run(&key, "x", now + Duration::days(1), Duration::minutes(10))
+            .await
+            .unwrap(),
+        "{label}"
+    );
+    // Release only by the holder.
+    assert!(!store.release_run(&key, "x").await.unwrap(), "{label}");
+    assert!(
+        store.release_run(&key, "after-expiry").await.unwrap(),
+        "{label}"
+    );
+    assert!(
+        store
+            .claim_run(&key, "x", now, Duration::minutes(10))
+            .await
+            .unwrap(),
+        "{label}"
+    );
+    // Housekeeping removes claims whose hold ended.
+    assert_eq!(
+        store
+            .delete_expired_run_claims(now + Duration::hours(1))
+            .await
+            .unwrap(),
+        1,
+        "{label}"
+    );
+    assert!(
+        store.run_claim_holder(&key).await.unwrap().is_none(),
+        "{label}"
+    );
 }
 
-#[tokio::test]
-async fn catch_up_sends_a_missed_digest_once_after_downtime() {
-    for (label, store) in db::stores().await {
-        seed_article(&store, monday_slot()).await;
-        let s = settings("", "");
-        subscribe(&store, "a@example.com", None, SubscriberStatus::Confirmed).await;
-        subscribe(&store, "b@example.com", None, SubscriberStatus::Confirmed).await;
-        subscribe(&store, "p@example.com", None, SubscriberStatus::Pending).await;
-        // Nothing ran on Monday 08:00; an instance starts at 11:00 (3 h late, grace 24 h).
-        let clock = Arc::new(ManualClock::new(monday_slot() + Duration::hours(3)));
-        let mut first = scheduler(&s, &store, &clock, "first");
-        first.start().await.unwrap();
-        let ran = first.run_due().await;
-        let d = digests(&ran);
-        assert_eq!(d.len(), 1, "{label}: {ran:?}");
-        assert_eq!(d[0].kind, OutcomeKind::Ran, "{label}: {ran:?}");
-        assert_eq!(d[0].slot, monday_slot(), "{label}");
-        assert!(
-            d[0].summary.contains("2 deliveries queued"),
-            "{label}: {}",
-            d[0].summary
-        );
-        let counts = store.delivery_status_counts().await.unwrap();
-        assert_eq!(counts.get("queued"), Some(&2), "{label}: {counts:?}");
-        // Next regular run: the following Monday.
-        assert_eq!(
-            first.next_wake(),
-            Some(monday_slot() + Duration::days(7)),
-            "{label}"
-        );
-        let rec = store.job_run("digest:rust").await.unwrap().unwrap();
-        assert_eq!(rec.last_run_at, Some(monday_slot()), "{label}");
-        assert_eq!(
-            rec.next_run_at,
-            Some(monday_slot() + Duration::days(7)),
-            "{label}"
-        );
-
-        // Restarting later the same day catches nothing up: never twice.
-        clock.advance(Duration::hours(2));
-        let mut second = scheduler(&s, &store, &clock, "second");
-        second.start().await.unwrap();
-        let ran = second.run_due().await;
-        assert!(digests(&ran).is_empty(), "{label}: {ran:?}");
-        let counts = store.delivery_status_counts().await.unwrap();
-        assert_eq!(counts.get("queued"), Some(&2), "{label}: {counts:?}");
-    }
+per_backend!(job_runs_record_last_run_forward_only_and_next_run);
+async fn job_runs_record_last_run_forward_only_and_next_run(backend: Backend) {
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
+    seed_article(&store, monday_slot()).await;
+    let t = monday_slot();
+    store.set_next_run("fetch", Some(t), t).await.unwrap();
+    store
+        .record_job_done(
+            "digest:rust",
+            t,
+            "ok: issue #1",
+            Some(t + Duration::days(7)),
+            t,
+        )
+        .await
+        .unwrap();
+    // A late record of an older slot, and a failure, leave last_run_at where it was.
+    store
+        .record_job_run(
+            "digest:rust",
+            Some(t - Duration::days(7)),
+            "skipped: old",
+            None,
+            t,
+        )
+        .await
+        .unwrap();
+    store
+        .record_job_run(
+            "digest:rust",
+            None,
+            "failed: boom",
+            Some(t + Duration::days(7)),
+            t,
+        )
+        .await
+        .unwrap();
+    let runs = store.last_runs().await.unwrap();
+    assert_eq!(runs.len(), 2, "{label}");
+    assert_eq!(runs[0].job, "digest:rust");
+    assert_eq!(runs[0].last_run_at, Some(t), "{label}");
+    assert_eq!(
+        runs[0].last_result.as_deref(),
+        Some("failed: boom"),
+        "{label}"
+    );
+    assert_eq!(runs[0].next_run_at, Some(t + Duration::days(7)), "{label}");
+    assert_eq!(
+        (
+            runs[0].last_completed_at,
+            runs[0].last_completed_result.as_deref()
+        ),
+        (Some(t), Some("ok: issue #1")),
+        "{label}: the skip and the failure keep the last completed run"
+    );
+    assert_eq!(runs[1].job, "fetch");
+    assert_eq!(runs[1].last_run_at, None, "{label}");
+    assert_eq!(runs[1].next_run_at, Some(t), "{label}");
 }
 
-#[tokio::test]
-async fn catch_up_skips_a_digest_missed_beyond_the_grace_period() {
-    for (label, store) in db::stores().await {
-        seed_article(&store, monday_slot()).await;
-        let s = settings("", "");
-        subscribe(&store, "a@example.com", None, SubscriberStatus::Confirmed).await;
-        // Started on Tuesday 08:00:01 Berlin: Monday's run is 24 h + 1 s old.
-        let clock = Arc::new(ManualClock::new(
-            monday_slot() + Duration::hours(24) + Duration::seconds(1),
-        ));
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut sched = scheduler(&s, &store, &clock, "only").with_outcomes(tx);
-        sched.start().await.unwrap();
-        let skipped = rx.try_recv().unwrap();
-        assert_eq!(skipped.kind, OutcomeKind::SkippedTooOld, "{label}");
-        assert_eq!(skipped.slot, monday_slot(), "{label}");
-        assert!(sched.run_due().await.is_empty(), "{label}");
-        assert!(
-            store.delivery_status_counts().await.unwrap().is_empty(),
-            "{label}"
-        );
-        let rec = store.job_run("digest:rust").await.unwrap().unwrap();
-        assert_eq!(
-            rec.last_run_at,
-            Some(monday_slot()),
-            "{label}: recorded so it is not retried"
-        );
-        assert!(rec.last_result.unwrap().starts_with("skipped"), "{label}");
+per_backend!(catch_up_sends_a_missed_digest_once_after_downtime);
+async fn catch_up_sends_a_missed_digest_once_after_downtime(backend: Backend) {
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
+    seed_article(&store, monday_slot()).await;
+    let s = settings("", "");
+    subscribe(&store, "a@example.com", None, SubscriberStatus::Confirmed).await;
+    subscribe(&store, "b@example.com", None, SubscriberStatus::Confirmed).await;
+    subscribe(&store, "p@example.com", None, SubscriberStatus::Pending).await;
+    // Nothing ran on Monday 08:00; an instance starts at 11:00 (3 h late, grace 24 h).
+    let clock = Arc::new(ManualClock::new(monday_slot() + Duration::hours(3)));
+    let mut first = scheduler(&s, &store, &clock, "first");
+    first.start().await.unwrap();
+    let ran = first.run_due().await;
+    let d = digests(&ran);
+    assert_eq!(d.len(), 1, "{label}: {ran:?}");
+    assert_eq!(d[0].kind, OutcomeKind::Ran, "{label}: {ran:?}");
+    assert_eq!(d[0].slot, monday_slot(), "{label}");
+    assert!(
+        d[0].summary.contains("2 deliveries queued"),
+        "{label}: {}",
+        d[0].summary
+    );
+    let counts = store.delivery_status_counts().await.unwrap();
+    assert_eq!(counts.get("queued"), Some(&2), "{label}: {counts:?}");
+    // Next regular run: the following Monday.
+    assert_eq!(
+        first.next_wake(),
+        Some(monday_slot() + Duration::days(7)),
+        "{label}"
+    );
+    let rec = store.job_run("digest:rust").await.unwrap().unwrap();
+    assert_eq!(rec.last_run_at, Some(monday_slot()), "{label}");
+    assert_eq!(
+        rec.next_run_at,
+        Some(monday_slot() + Duration::days(7)),
+        "{label}"
+    );
 
-        // A restart does not log it again, and the next Monday runs normally.
-        let mut again = scheduler(&s, &store, &clock, "again");
-        again.start().await.unwrap();
-        assert!(again.run_due().await.is_empty(), "{label}");
-        clock.set(monday_slot() + Duration::days(7));
-        let ran = again.run_due().await;
-        assert_eq!(digests(&ran).len(), 1, "{label}: {ran:?}");
-        assert_eq!(digests(&ran)[0].kind, OutcomeKind::Ran, "{label}");
-    }
+    // Restarting later the same day catches nothing up: never twice.
+    clock.advance(Duration::hours(2));
+    let mut second = scheduler(&s, &store, &clock, "second");
+    second.start().await.unwrap();
+    let ran = second.run_due().await;
+    assert!(digests(&ran).is_empty(), "{label}: {ran:?}");
+    let counts = store.delivery_status_counts().await.unwrap();
+    assert_eq!(counts.get("queued"), Some(&2), "{label}: {counts:?}");
 }
 
+per_backend!(catch_up_skips_a_digest_missed_beyond_the_grace_period);
+async fn catch_up_skips_a_digest_missed_beyond_the_grace_period(backend: Backend) {
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
+    seed_article(&store, monday_slot()).await;
+    let s = settings("", "");
+    subscribe(&store, "a@example.com", None, SubscriberStatus::Confirmed).await;
+    // Started on Tuesday 08:00:01 Berlin: Monday's run is 24 h + 1 s old.
+    let clock = Arc::new(ManualClock::new(
+        monday_slot() + Duration::hours(24) + Duration::seconds(1),
+    ));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut sched = scheduler(&s, &store, &clock, "only").with_outcomes(tx);
+    sched.start().await.unwrap();
+    let skipped = rx.try_recv().unwrap();
+    assert_eq!(skipped.kind, OutcomeKind::SkippedTooOld, "{label}");
+    assert_eq!(skipped.slot, monday_slot(), "{label}");
+    assert!(sched.run_due().await.is_empty(), "{label}");
+    assert!(
+        store.delivery_status_counts().await.unwrap().is_empty(),
+        "{label}"
+    );
+    let rec = store.job_run("digest:rust").await.unwrap().unwrap();
+    assert_eq!(
+        rec.last_run_at,
+        Some(monday_slot()),
+        "{label}: recorded so it is not retried"
+    );
+    assert!(rec.last_result.unwrap().starts_with("skipped"), "{label}");
+
+    // A restart does not log it again, and the next Monday runs normally.
+    let mut again = scheduler(&s, &store, &clock, "again");
+    again.start().await.unwrap();
+    assert!(again.run_due().await.is_empty(), "{label}");
+    clock.set(monday_slot() + Duration::days(7));
+    let ran = again.run_due().await;
+    assert_eq!(digests(&ran).len(), 1, "{label}: {ran:?}");
+    assert_eq!(digests(&ran)[0].kind, OutcomeKind::Ran, "{label}");
+}
+
+per_backend!(two_scheduler_loops_on_one_database_run_a_due_digest_once);
 /// Two scheduler loops share one database and one injected clock; when the digest falls due,
 /// exactly one of them compiles and queues it, and every subscriber has exactly one delivery.
-#[tokio::test]
-async fn two_scheduler_loops_on_one_database_run_a_due_digest_once() {
-    let mut backends = Vec::new();
-    if let Some(url) = db::postgres_url().await {
-        backends.push(("postgres", url));
+async fn two_scheduler_loops_on_one_database_run_a_due_digest_once(backend: Backend) {
+    let Some((label, url)) = backend.url().await else {
+        return;
+    };
+    // Each loop gets its own pool, as two processes would.
+    let store_a = Store::open(&url, 4).await.unwrap();
+    seed_article(&store_a, monday_slot()).await;
+    let store_b = Store::open(&url, 4).await.unwrap();
+    for i in 0..5 {
+        subscribe(
+            &store_a,
+            &format!("s{i}@example.com"),
+            None,
+            SubscriberStatus::Confirmed,
+        )
+        .await;
     }
-    backends.push(("sqlite", db::sqlite_url()));
-    for (label, url) in backends {
-        // Each loop gets its own pool, as two processes would.
-        let store_a = Store::open(&url, 4).await.unwrap();
-        seed_article(&store_a, monday_slot()).await;
-        let store_b = Store::open(&url, 4).await.unwrap();
-        for i in 0..5 {
-            subscribe(
-                &store_a,
-                &format!("s{i}@example.com"),
-                None,
-                SubscriberStatus::Confirmed,
-            )
-            .await;
-        }
-        let s = settings("", "");
-        let clock = Arc::new(ManualClock::new(monday_slot() - Duration::seconds(1)));
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let (stop, shutdown) = watch::channel(false);
-        let a = scheduler(&s, &store_a, &clock, "instance-a").with_outcomes(tx.clone());
-        let b = scheduler(&s, &store_b, &clock, "instance-b").with_outcomes(tx);
-        let ha = tokio::spawn(a.run(shutdown.clone()));
-        let hb = tokio::spawn(b.run(shutdown));
+    let s = settings("", "");
+    let clock = Arc::new(ManualClock::new(monday_slot() - Duration::seconds(1)));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (stop, shutdown) = watch::channel(false);
+    let a = scheduler(&s, &store_a, &clock, "instance-a").with_outcomes(tx.clone());
+    let b = scheduler(&s, &store_b, &clock, "instance-b").with_outcomes(tx);
+    let ha = tokio::spawn(a.run(shutdown.clone()));
+    let hb = tokio::spawn(b.run(shutdown));
 
-        // Both loops have planned Monday 08:00; make it due.
-        let deadline = tokio::time::Instant::now() + StdDuration::from_secs(30);
-        let planned = async {
-            loop {
-                let n = store_a
-                    .job_run("digest:rust")
-                    .await
-                    .unwrap()
-                    .and_then(|r| r.next_run_at);
-                if n == Some(monday_slot()) {
-                    break;
-                }
-                tokio::time::sleep(StdDuration::from_millis(5)).await;
-            }
-        };
-        tokio::time::timeout_at(deadline, planned)
-            .await
-            .expect("both loops started");
-        clock.set(monday_slot() + Duration::milliseconds(500));
-
-        let mut for_slot = Vec::new();
-        while for_slot.len() < 2 {
-            let o = tokio::time::timeout_at(deadline, rx.recv())
+    // Both loops have planned Monday 08:00; make it due.
+    let deadline = tokio::time::Instant::now() + StdDuration::from_secs(30);
+    let planned = async {
+        loop {
+            let n = store_a
+                .job_run("digest:rust")
                 .await
-                .expect("both loops handle the due slot")
-                .unwrap();
-            if o.job == "digest:rust" && o.slot == monday_slot() {
-                for_slot.push(o);
+                .unwrap()
+                .and_then(|r| r.next_run_at);
+            if n == Some(monday_slot()) {
+                break;
             }
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
         }
-        let ran: Vec<_> = for_slot
-            .iter()
-            .filter(|o| o.kind == OutcomeKind::Ran)
-            .collect();
-        assert_eq!(
-            ran.len(),
-            1,
-            "{label}: exactly one instance compiles: {for_slot:?}"
-        );
-        assert!(
-            for_slot.iter().any(|o| matches!(
-                o.kind,
-                OutcomeKind::HeldElsewhere | OutcomeKind::AlreadyDone
-            )),
-            "{label}: {for_slot:?}"
-        );
-        let counts = store_a.delivery_status_counts().await.unwrap();
-        assert_eq!(
-            counts.get("queued"),
-            Some(&5),
-            "{label}: one delivery per subscriber: {counts:?}"
-        );
-        let issue = ran[0].issue_id.unwrap();
-        assert_eq!(
-            store_a.issue_delivery_schedule(issue).await.unwrap().len(),
-            5,
-            "{label}"
-        );
+    };
+    tokio::time::timeout_at(deadline, planned)
+        .await
+        .expect("both loops started");
+    clock.set(monday_slot() + Duration::milliseconds(500));
 
-        stop.send(true).unwrap();
-        ha.await.unwrap().unwrap();
-        hb.await.unwrap().unwrap();
-        // Nothing else ran for the slot while the loops stopped.
-        while let Ok(o) = rx.try_recv() {
-            assert!(
-                !(o.job == "digest:rust" && o.kind == OutcomeKind::Ran),
-                "{label}: {o:?}"
-            );
+    let mut for_slot = Vec::new();
+    while for_slot.len() < 2 {
+        let o = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("both loops handle the due slot")
+            .unwrap();
+        if o.job == "digest:rust" && o.slot == monday_slot() {
+            for_slot.push(o);
         }
-        store_a.close().await;
-        store_b.close().await;
     }
+    let ran: Vec<_> = for_slot
+        .iter()
+        .filter(|o| o.kind == OutcomeKind::Ran)
+        .collect();
+    assert_eq!(
+        ran.len(),
+        1,
+        "{label}: exactly one instance compiles: {for_slot:?}"
+    );
+    assert!(
+        for_slot.iter().any(|o| matches!(
+            o.kind,
+            OutcomeKind::HeldElsewhere | OutcomeKind::AlreadyDone
+        )),
+        "{label}: {for_slot:?}"
+    );
+    let counts = store_a.delivery_status_counts().await.unwrap();
+    assert_eq!(
+        counts.get("queued"),
+        Some(&5),
+        "{label}: one delivery per subscriber: {counts:?}"
+    );
+    let issue = ran[0].issue_id.unwrap();
+    assert_eq!(
+        store_a.issue_delivery_schedule(issue).await.unwrap().len(),
+        5,
+        "{label}"
+    );
+
+    stop.send(true).unwrap();
+    ha.await.unwrap().unwrap();
+    hb.await.unwrap().unwrap();
+    // Nothing else ran for the slot while the loops stopped.
+    while let Ok(o) = rx.try_recv() {
+        assert!(
+            !(o.job == "digest:rust" && o.kind == OutcomeKind::Ran),
+            "{label}: {o:?}"
+        );
+    }
+    store_a.close().await;
+    store_b.close().await;
 }
 
+per_backend!(a_dead_claimants_digest_is_repaired_when_its_lease_expires);
 /// A claimant that died mid-run leaves its claim; another instance waits for the lease to end
 /// and then does the run.
-#[tokio::test]
-async fn a_dead_claimants_digest_is_repaired_when_its_lease_expires() {
-    for (label, store) in db::stores().await {
-        seed_article(&store, monday_slot()).await;
-        let s = settings("", "");
-        subscribe(&store, "a@example.com", None, SubscriberStatus::Confirmed).await;
-        let key = digest_claim_key("rust", monday_slot());
-        assert!(
-            store
-                .claim_run(&key, "dead", monday_slot(), Duration::minutes(10))
-                .await
-                .unwrap()
-        );
-        let clock = Arc::new(ManualClock::new(monday_slot() + Duration::minutes(1)));
-        let mut sched = scheduler(&s, &store, &clock, "survivor");
-        sched.start().await.unwrap();
-        let ran = sched.run_due().await;
-        assert_eq!(digests(&ran).len(), 1, "{label}: {ran:?}");
-        assert_eq!(digests(&ran)[0].kind, OutcomeKind::HeldElsewhere, "{label}");
-        assert_eq!(
-            sched.next_wake(),
-            Some(monday_slot() + Duration::minutes(10)),
-            "{label}"
-        );
-        assert!(
-            store.delivery_status_counts().await.unwrap().is_empty(),
-            "{label}"
-        );
-
-        clock.set(monday_slot() + Duration::minutes(10));
-        let ran = sched.run_due().await;
-        assert_eq!(digests(&ran).len(), 1, "{label}: {ran:?}");
-        assert_eq!(digests(&ran)[0].kind, OutcomeKind::Ran, "{label}: {ran:?}");
-        assert_eq!(
-            store.delivery_status_counts().await.unwrap().get("queued"),
-            Some(&1),
-            "{label}"
-        );
-        let holder = store.run_claim_holder(&key).await.unwrap().unwrap();
-        assert_eq!(holder.owner, "survivor", "{label}");
-        assert!(
-            holder.expires_at > monday_slot() + Duration::hours(24),
-            "{label}: finished claims are held past the grace"
-        );
-    }
-}
-
-#[tokio::test]
-async fn local_delivery_time_holds_each_subscriber_until_eight_in_their_zone() {
-    for (label, store) in db::stores().await {
-        seed_article(&store, monday_slot()).await;
-        // Compiled Monday 08:00 Berlin; deliver at 08:00 local; the schedule's zone is Berlin.
-        let s = settings("", "deliver_at_local = \"08:00\"");
-        subscribe(
-            &store,
-            "berlin@example.com",
-            Some("Europe/Berlin"),
-            SubscriberStatus::Confirmed,
-        )
-        .await;
-        subscribe(
-            &store,
-            "ny@example.com",
-            Some("America/New_York"),
-            SubscriberStatus::Confirmed,
-        )
-        .await;
-        subscribe(
-            &store,
-            "kiritimati@example.com",
-            Some("Pacific/Kiritimati"),
-            SubscriberStatus::Confirmed,
-        )
-        .await;
-        subscribe(
-            &store,
-            "nozone@example.com",
-            None,
-            SubscriberStatus::Confirmed,
-        )
-        .await;
-        subscribe(
-            &store,
-            "mars@example.com",
-            Some("Mars/Olympus"),
-            SubscriberStatus::Confirmed,
-        )
-        .await;
-        let clock = Arc::new(ManualClock::new(monday_slot()));
-        let mut sched = scheduler(&s, &store, &clock, "only");
-        sched.start().await.unwrap();
-        let ran = sched.run_due().await;
-        let d = digests(&ran);
-        assert_eq!(d.len(), 1, "{label}: {ran:?}");
-        assert!(
-            d[0].summary
-                .contains("5 held for local delivery in 5 zones"),
-            "{label}: {}",
-            d[0].summary
-        );
-        let rows = store
-            .issue_delivery_schedule(d[0].issue_id.unwrap())
+async fn a_dead_claimants_digest_is_repaired_when_its_lease_expires(backend: Backend) {
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
+    seed_article(&store, monday_slot()).await;
+    let s = settings("", "");
+    subscribe(&store, "a@example.com", None, SubscriberStatus::Confirmed).await;
+    let key = digest_claim_key("rust", monday_slot());
+    assert!(
+        store
+            .claim_run(&key, "dead", monday_slot(), Duration::minutes(10))
             .await
-            .unwrap();
-        let got: Vec<(&str, DateTime<Utc>)> =
-            rows.iter().map(|(e, _, t)| (e.as_str(), *t)).collect();
-        assert_eq!(
-            got,
-            [
-                // 08:00 Berlin is now: right away.
-                ("berlin@example.com", utc("2026-02-02T07:00:00Z")),
-                // 21:00 on Monday in Kiritimati: Tuesday 08:00 there.
-                ("kiritimati@example.com", utc("2026-02-02T18:00:00Z")),
-                // Unknown zone: the schedule's.
-                ("mars@example.com", utc("2026-02-02T07:00:00Z")),
-                ("nozone@example.com", utc("2026-02-02T07:00:00Z")),
-                // 02:00 in New York: 08:00 EST the same day.
-                ("ny@example.com", utc("2026-02-02T13:00:00Z")),
-            ],
-            "{label}"
-        );
-    }
+            .unwrap()
+    );
+    let clock = Arc::new(ManualClock::new(monday_slot() + Duration::minutes(1)));
+    let mut sched = scheduler(&s, &store, &clock, "survivor");
+    sched.start().await.unwrap();
+    let ran = sched.run_due().await;
+    assert_eq!(digests(&ran).len(), 1, "{label}: {ran:?}");
+    assert_eq!(digests(&ran)[0].kind, OutcomeKind::HeldElsewhere, "{label}");
+    assert_eq!(
+        sched.next_wake(),
+        Some(monday_slot() + Duration::minutes(10)),
+        "{label}"
+    );
+    assert!(
+        store.delivery_status_counts().await.unwrap().is_empty(),
+        "{label}"
+    );
+
+    clock.set(monday_slot() + Duration::minutes(10));
+    let ran = sched.run_due().await;
+    assert_eq!(digests(&ran).len(), 1, "{label}: {ran:?}");
+    assert_eq!(digests(&ran)[0].kind, OutcomeKind::Ran, "{label}: {ran:?}");
+    assert_eq!(
+        store.delivery_status_counts().await.unwrap().get("queued"),
+        Some(&1),
+        "{label}"
+    );
+    let holder = store.run_claim_holder(&key).await.unwrap().unwrap();
+    assert_eq!(holder.owner, "survivor", "{label}");
+    assert!(
+        holder.expires_at > monday_slot() + Duration::hours(24),
+        "{label}: finished claims are held past the grace"
+    );
 }
 
-#[tokio::test]
-async fn housekeeping_purges_unconfirmed_subscribers_and_old_claims() {
-    for (label, store) in db::stores().await {
-        seed_article(&store, monday_slot()).await;
-        let s = settings("housekeeping_cron = \"0 30 3 * * *\"", "");
-        // Created 40 days before the slot and never confirmed.
-        subscribe(&store, "stale@example.com", None, SubscriberStatus::Pending).await;
-        subscribe(
-            &store,
-            "kept@example.com",
-            None,
-            SubscriberStatus::Confirmed,
-        )
-        .await;
-        assert!(
-            store
-                .claim_run(
-                    "digest:rust:old",
-                    "x",
-                    monday_slot() - Duration::days(9),
-                    Duration::days(1)
-                )
-                .await
-                .unwrap()
-        );
-        // Tuesday 03:30 Berlin is the housekeeping time.
-        let clock = Arc::new(ManualClock::new(utc("2026-02-03T02:29:59Z")));
-        let mut sched = scheduler(&s, &store, &clock, "only");
-        sched.start().await.unwrap();
-        clock.set(utc("2026-02-03T02:30:00Z"));
-        let ran = sched.run_due().await;
-        let hk: Vec<_> = ran.iter().filter(|o| o.job == "housekeeping").collect();
-        assert_eq!(hk.len(), 1, "{label}: {ran:?}");
-        assert_eq!(hk[0].kind, OutcomeKind::Ran, "{label}");
-        assert!(
-            hk[0].summary.contains("1 unconfirmed subscribers purged"),
-            "{label}: {}",
-            hk[0].summary
-        );
-        assert!(
-            hk[0].summary.contains("1 old claims removed"),
-            "{label}: {}",
-            hk[0].summary
-        );
-        let left = store.subscriber_counts_by_status().await.unwrap();
-        assert_eq!(left.get("pending"), None, "{label}: {left:?}");
-        assert_eq!(left.get("confirmed"), Some(&1), "{label}");
-    }
+per_backend!(local_delivery_time_holds_each_subscriber_until_eight_in_their_zone);
+async fn local_delivery_time_holds_each_subscriber_until_eight_in_their_zone(backend: Backend) {
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
+    seed_article(&store, monday_slot()).await;
+    // Compiled Monday 08:00 Berlin; deliver at 08:00 local; the schedule's zone is Berlin.
+    let s = settings("", "deliver_at_local = \"08:00\"");
+    subscribe(
+        &store,
+        "berlin@example.com",
+        Some("Europe/Berlin"),
+        SubscriberStatus::Confirmed,
+    )
+    .await;
+    subscribe(
+        &store,
+        "ny@example.com",
+        Some("America/New_York"),
+        SubscriberStatus::Confirmed,
+    )
+    .await;
+    subscribe(
+        &store,
+        "kiritimati@example.com",
+        Some("Pacific/Kiritimati"),
+        SubscriberStatus::Confirmed,
+    )
+    .await;
+    subscribe(
+        &store,
+        "nozone@example.com",
+        None,
+        SubscriberStatus::Confirmed,
+    )
+    .await;
+    subscribe(
+        &store,
+        "mars@example.com",
+        Some("Mars/Olympus"),
+        SubscriberStatus::Confirmed,
+    )
+    .await;
+    let clock = Arc::new(ManualClock::new(monday_slot()));
+    let mut sched = scheduler(&s, &store, &clock, "only");
+    sched.start().await.unwrap();
+    let ran = sched.run_due().await;
+    let d = digests(&ran);
+    assert_eq!(d.len(), 1, "{label}: {ran:?}");
+    assert!(
+        d[0].summary
+            .contains("5 held for local delivery in 5 zones"),
+        "{label}: {}",
+        d[0].summary
+    );
+    let rows = store
+        .issue_delivery_schedule(d[0].issue_id.unwrap())
+        .await
+        .unwrap();
+    let got: Vec<(&str, DateTime<Utc>)> = rows.iter().map(|(e, _, t)| (e.as_str(), *t)).collect();
+    assert_eq!(
+        got,
+        [
+            // 08:00 Berlin is now: right away.
+            ("berlin@example.com", utc("2026-02-02T07:00:00Z")),
+            // 21:00 on Monday in Kiritimati: Tuesday 08:00 there.
+            ("kiritimati@example.com", utc("2026-02-02T18:00:00Z")),
+            // Unknown zone: the schedule's.
+            ("mars@example.com", utc("2026-02-02T07:00:00Z")),
+            ("nozone@example.com", utc("2026-02-02T07:00:00Z")),
+            // 02:00 in New York: 08:00 EST the same day.
+            ("ny@example.com", utc("2026-02-02T13:00:00Z")),
+        ],
+        "{label}"
+    );
+}
+
+per_backend!(housekeeping_purges_unconfirmed_subscribers_and_old_claims);
+async fn housekeeping_purges_unconfirmed_subscribers_and_old_claims(backend: Backend) {
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
+    seed_article(&store, monday_slot()).await;
+    let s = settings("housekeeping_cron = \"0 30 3 * * *\"", "");
+    // Created 40 days before the slot and never confirmed.
+    subscribe(&store, "stale@example.com", None, SubscriberStatus::Pending).await;
+    subscribe(
+        &store,
+        "kept@example.com",
+        None,
+        SubscriberStatus::Confirmed,
+    )
+    .await;
+    assert!(
+        store
+            .claim_run(
+                "digest:rust:old",
+                "x",
+                monday_slot() - Duration::days(9),
+                Duration::days(1)
+            )
+            .await
+            .unwrap()
+    );
+    // Tuesday 03:30 Berlin is the housekeeping time.
+    let clock = Arc::new(ManualClock::new(utc("2026-02-03T02:29:59Z")));
+    let mut sched = scheduler(&s, &store, &clock, "only");
+    sched.start().await.unwrap();
+    clock.set(utc("2026-02-03T02:30:00Z"));
+    let ran = sched.run_due().await;
+    let hk: Vec<_> = ran.iter().filter(|o| o.job == "housekeeping").collect();
+    assert_eq!(hk.len(), 1, "{label}: {ran:?}");
+    assert_eq!(hk[0].kind, OutcomeKind::Ran, "{label}");
+    assert!(
+        hk[0].summary.contains("1 unconfirmed subscribers purged"),
+        "{label}: {}",
+        hk[0].summary
+    );
+    assert!(
+        hk[0].summary.contains("1 old claims removed"),
+        "{label}: {}",
+        hk[0].summary
+    );
+    let left = store.subscriber_counts_by_status().await.unwrap();
+    assert_eq!(left.get("pending"), None, "{label}: {left:?}");
+    assert_eq!(left.get("confirmed"), Some(&1), "{label}");
 }
 
 #[test]
@@ -752,52 +725,53 @@ async fn run_on_the_system_clock_runs_due_jobs_and_stops_on_shutdown() {
         .unwrap();
 }
 
+per_backend!(publishing_again_after_the_local_time_leaves_released_rows_due);
 /// Publishing an issue again (a repair run, a second `tidings send`) after a row's local
 /// delivery time leaves the released row due, instead of holding it until the next day.
-#[tokio::test]
-async fn publishing_again_after_the_local_time_leaves_released_rows_due() {
-    for (label, store) in db::stores().await {
-        seed_article(&store, monday_slot()).await;
-        let s = settings("", "deliver_at_local = \"08:00\"");
-        subscribe(
-            &store,
-            "a@example.com",
-            Some("Europe/Berlin"),
-            SubscriberStatus::Confirmed,
-        )
-        .await;
-        let topic = s.topic("rust").unwrap();
-        let compiled = tidings::pipeline::compile_unless_empty(&s, &store, topic, monday_slot())
-            .await
-            .unwrap()
-            .unwrap();
-        // Published at 05:00 Berlin: held until 08:00 Berlin.
-        let early = monday_slot() - Duration::hours(3);
-        tidings::scheduler::publish_issue(&s, &store, topic, &compiled, early)
-            .await
-            .unwrap();
-        let first = store
-            .issue_delivery_schedule(compiled.issue_id)
-            .await
-            .unwrap();
-        assert_eq!(first[0].2, monday_slot(), "{label}: {first:?}");
-        // Published again at 09:00 Berlin before any worker took the row.
-        tidings::scheduler::publish_issue(
-            &s,
-            &store,
-            topic,
-            &compiled,
-            monday_slot() + Duration::hours(1),
-        )
+async fn publishing_again_after_the_local_time_leaves_released_rows_due(backend: Backend) {
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
+    seed_article(&store, monday_slot()).await;
+    let s = settings("", "deliver_at_local = \"08:00\"");
+    subscribe(
+        &store,
+        "a@example.com",
+        Some("Europe/Berlin"),
+        SubscriberStatus::Confirmed,
+    )
+    .await;
+    let topic = s.topic("rust").unwrap();
+    let compiled = tidings::pipeline::compile_unless_empty(&s, &store, topic, monday_slot())
+        .await
+        .unwrap()
+        .unwrap();
+    // Published at 05:00 Berlin: held until 08:00 Berlin.
+    let early = monday_slot() - Duration::hours(3);
+    tidings::scheduler::publish_issue(&s, &store, topic, &compiled, early)
         .await
         .unwrap();
-        let again = store
-            .issue_delivery_schedule(compiled.issue_id)
-            .await
-            .unwrap();
-        assert_eq!(
-            again, first,
-            "{label}: still due at 08:00, not held until Tuesday"
-        );
-    }
+    let first = store
+        .issue_delivery_schedule(compiled.issue_id)
+        .await
+        .unwrap();
+    assert_eq!(first[0].2, monday_slot(), "{label}: {first:?}");
+    // Published again at 09:00 Berlin before any worker took the row.
+    tidings::scheduler::publish_issue(
+        &s,
+        &store,
+        topic,
+        &compiled,
+        monday_slot() + Duration::hours(1),
+    )
+    .await
+    .unwrap();
+    let again = store
+        .issue_delivery_schedule(compiled.issue_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        again, first,
+        "{label}: still due at 08:00, not held until Tuesday"
+    );
 }

@@ -24,6 +24,9 @@ use tidings::store::{Store, SubscriberRecord};
 use tidings::web::{AppState, router};
 use tower::ServiceExt as _;
 
+use crate::support::db::Backend;
+use crate::support::smtp::{Faults, SmtpServer};
+
 pub const BASE_URL: &str = "http://news.test";
 
 /// Settings with two topics and the given extra TOML.
@@ -47,11 +50,47 @@ name = "Databases"
     .unwrap()
 }
 
+/// Delivery settings for the relay on 127.0.0.1:`smtp_port`, one worker so that messages
+/// arrive in the order they were queued.
+fn delivery_settings(smtp_port: u16) -> Settings {
+    let outbox = tempfile::tempdir().unwrap().keep();
+    Settings::from_toml(&format!(
+        r#"
+[newsletter]
+base_url = "{BASE_URL}"
+from = "Tidings <news@example.org>"
+secret = "a-test-secret-that-is-long-enough-0123456789"
+
+[delivery]
+transport = "smtp"
+outbox_dir = "{}"
+concurrency = 1
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+timeout_secs = 5
+
+[[topics]]
+slug = "rust"
+name = "Rust"
+[[topics]]
+slug = "databases"
+name = "Databases"
+"#,
+        outbox.display()
+    ))
+    .unwrap()
+}
+
 pub struct TestApp {
     pub label: &'static str,
     pub store: Store,
     pub state: AppState,
     pub router: Router,
+    /// The loopback SMTP relay [`TestApp::mail_received_by`] delivers to, started on first use.
+    relay: tokio::sync::OnceCell<SmtpServer>,
 }
 
 /// A response, read whole.
@@ -69,21 +108,19 @@ impl TestApp {
             store,
             router: router(state.clone()),
             state,
+            relay: tokio::sync::OnceCell::new(),
         }
     }
 
-    /// One app per available backend with default web settings.
-    pub async fn all() -> Vec<TestApp> {
-        Self::all_with("").await
+    /// An app on `backend` with default web settings (None without a PostgreSQL cluster).
+    pub async fn on(backend: Backend) -> Option<TestApp> {
+        Self::on_with(backend, "").await
     }
 
-    /// One app per available backend; `extra` goes into the TOML (e.g. a `[web]` section).
-    pub async fn all_with(extra: &str) -> Vec<TestApp> {
-        let mut apps = Vec::new();
-        for (label, store) in crate::support::db::stores().await {
-            apps.push(TestApp::new(label, store, settings(extra)));
-        }
-        apps
+    /// An app on `backend`; `extra` goes into the TOML (e.g. a `[web]` section).
+    pub async fn on_with(backend: Backend, extra: &str) -> Option<TestApp> {
+        let (label, store) = backend.store().await?;
+        Some(TestApp::new(label, store, settings(extra)))
     }
 
     pub async fn send(&self, request: Request<Body>, peer: IpAddr) -> Answer {
@@ -133,6 +170,30 @@ impl TestApp {
     pub async fn add_confirmed(&self, email: &str, topics: &[&str]) -> i64 {
         crate::support::db::add_subscriber(&self.store, email, topics, SubscriberStatus::Confirmed)
             .await
+    }
+
+    /// Delivers every message due, through the delivery workers and SMTP on loopback, to this
+    /// app's relay, and returns every message that has arrived there for `email` so far, oldest
+    /// first: the mail a reader gets, not the rows queued.
+    pub async fn mail_received_by(&self, email: &str) -> Vec<Vec<u8>> {
+        let relay = self
+            .relay
+            .get_or_init(|| SmtpServer::start(Faults::default()))
+            .await;
+        tidings::delivery::deliver_until_idle(
+            &delivery_settings(relay.port),
+            &self.store,
+            "web-tests",
+            tidings::delivery::system_clock(),
+        )
+        .await
+        .unwrap();
+        relay
+            .received()
+            .into_iter()
+            .filter(|m| m.to.iter().any(|to| to.eq_ignore_ascii_case(email)))
+            .map(|m| m.raw)
+            .collect()
     }
 
     /// The payloads of transactional messages queued for an address.

@@ -10,61 +10,20 @@ use chrono::Utc;
 use tidings::store::{LeaseHolder, Store};
 
 use super::{TOPIC, issue, reader, recipients, status_of};
-use crate::support::db;
+use crate::support::cli::{Workers, send_command};
+use crate::support::db::{Backend, per_backend};
 use crate::support::smtp::{Faults, SmtpServer};
 
 /// How long the second `send` may take at most. The leases last 600 s, so a `send` that waited
 /// for them to run out would be far past this.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// `tidings send` of `issue` through the relay on `port`, with its own config file.
-fn send_command(url: &str, port: u16, issue: i64, lease_secs: u64) -> tokio::process::Command {
-    let dir = tempfile::tempdir().unwrap().keep();
-    let config = dir.join("tidings.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[database]
-url = "{url}"
-[newsletter]
-from = "Tidings <news@example.com>"
-[delivery]
-transport = "smtp"
-outbox_dir = "{}"
-concurrency = 2
-batch_size = 8
-lease_secs = {lease_secs}
-[smtp]
-host = "127.0.0.1"
-port = {port}
-tls = "none"
-timeout_secs = 5
-[[topics]]
-slug = "rust"
-name = "Rust"
-"#,
-            dir.join("outbox").display(),
-        ),
-    )
-    .unwrap();
-    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
-    c.arg("--config")
-        .arg(&config)
-        .args(["send", "--topic", TOPIC, "--issue", &issue.to_string()]);
-    c.current_dir(&dir)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TIDINGS__") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-async fn a_second_send_takes_over_the_leases_of_a_killed_one_at_once(label: &str, url: &str) {
+per_backend!(a_second_send_takes_over_the_leases_of_a_killed_one_at_once);
+async fn a_second_send_takes_over_the_leases_of_a_killed_one_at_once(backend: Backend) {
+    let Some((label, url)) = backend.url().await else {
+        return;
+    };
+    let url = url.as_str();
     let server = SmtpServer::start(Faults {
         delay: Some(Duration::from_millis(50)),
         ..Faults::default()
@@ -76,7 +35,18 @@ async fn a_second_send_takes_over_the_leases_of_a_killed_one_at_once(label: &str
         reader(&store, &format!("k{i}@example.org")).await;
     }
     let issue = issue(&store, TOPIC, 1).await;
-    let command = || send_command(url, server.port, issue, 600);
+    let command = || {
+        send_command(
+            url,
+            server.port,
+            issue,
+            &Workers {
+                concurrency: 2,
+                batch_size: 8,
+                lease_secs: 600,
+            },
+        )
+    };
     let mut child = command().spawn().unwrap();
     server.wait_for(3, Duration::from_secs(60)).await;
     child.start_kill().unwrap(); // SIGKILL
@@ -113,21 +83,6 @@ async fn a_second_send_takes_over_the_leases_of_a_killed_one_at_once(label: &str
 }
 
 #[tokio::test]
-async fn a_second_send_takes_over_the_leases_of_a_killed_one_at_once_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap().keep();
-    let url = format!("sqlite://{}", dir.join("t.db").display());
-    a_second_send_takes_over_the_leases_of_a_killed_one_at_once("sqlite", &url).await;
-}
-
-#[tokio::test]
-async fn a_second_send_takes_over_the_leases_of_a_killed_one_at_once_on_postgres() {
-    let Some(url) = db::postgres_url().await else {
-        return;
-    };
-    a_second_send_takes_over_the_leases_of_a_killed_one_at_once("postgres", &url).await;
-}
-
-#[tokio::test]
 async fn send_says_how_long_it_waits_for_leases_held_elsewhere_or_by_a_running_process() {
     let dir = tempfile::tempdir().unwrap().keep();
     let url = format!("sqlite://{}", dir.join("t.db").display());
@@ -153,10 +108,23 @@ async fn send_says_how_long_it_waits_for_leases_held_elsewhere_or_by_a_running_p
         assert_eq!(claimed.len(), 1);
     }
 
-    let out = tokio::time::timeout(DEADLINE, send_command(&url, server.port, issue, 2).output())
-        .await
-        .expect("send finishes once the leases run out")
-        .unwrap();
+    let out = tokio::time::timeout(
+        DEADLINE,
+        send_command(
+            &url,
+            server.port,
+            issue,
+            &Workers {
+                concurrency: 2,
+                batch_size: 8,
+                lease_secs: 2,
+            },
+        )
+        .output(),
+    )
+    .await
+    .expect("send finishes once the leases run out")
+    .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let waits: Vec<&str> = stderr

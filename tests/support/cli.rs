@@ -74,6 +74,93 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Every command and subcommand of the binary, as argument lists (the top level first).
+pub const COMMANDS: &[&[&str]] = &[
+    &[],
+    &["subscribers"],
+    &["subscribers", "add"],
+    &["subscribers", "list"],
+    &["subscribers", "remove"],
+    &["subscribers", "import"],
+    &["subscribers", "export"],
+    &["topics"],
+    &["migrate"],
+    &["fetch"],
+    &["compile"],
+    &["preview"],
+    &["explain"],
+    &["send"],
+    &["deliveries"],
+    &["retry"],
+    &["run"],
+    &["serve"],
+    &["status"],
+];
+
 pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write file");
+}
+
+/// How [`send_command`] tunes the delivery workers.
+pub struct Workers {
+    pub concurrency: usize,
+    pub batch_size: usize,
+    pub lease_secs: u64,
+}
+
+/// `tidings send --topic rust --issue <issue>` as a tokio child (so a test can kill it
+/// mid-send), on its own config: the database at `url`, SMTP without TLS on
+/// 127.0.0.1:`smtp_port`, `workers` as given; stdout and stderr piped, no `TIDINGS__` variables
+/// inherited.
+pub fn send_command(
+    url: &str,
+    smtp_port: u16,
+    issue: i64,
+    workers: &Workers,
+) -> tokio::process::Command {
+    let Workers {
+        concurrency,
+        batch_size,
+        lease_secs,
+    } = workers;
+    let dir = tempfile::tempdir().expect("temp dir").keep();
+    let config = dir.join("tidings.toml");
+    let text = format!(
+        r#"
+[database]
+url = "{url}"
+[newsletter]
+from = "Tidings <news@example.com>"
+[delivery]
+transport = "smtp"
+outbox_dir = "{}"
+concurrency = {concurrency}
+batch_size = {batch_size}
+lease_secs = {lease_secs}
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+timeout_secs = 5
+[[topics]]
+slug = "rust"
+name = "Rust"
+"#,
+        dir.join("outbox").display(),
+    );
+    std::fs::write(&config, text).expect("write config");
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
+    c.arg("--config")
+        .arg(&config)
+        .args(["send", "--topic", "rust", "--issue", &issue.to_string()]);
+    c.current_dir(&dir)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TIDINGS__") {
+            c.env_remove(k);
+        }
+    }
+    c
 }

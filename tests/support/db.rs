@@ -63,14 +63,67 @@ pub async fn postgres() -> Option<Store> {
     Some(Store::open(&url, 5).await.expect("open PostgreSQL store"))
 }
 
-/// One fresh store per available backend, labelled for assertion messages.
-pub async fn stores() -> Vec<(&'static str, Store)> {
-    let mut out = vec![("sqlite", sqlite().await)];
-    if let Some(pg) = postgres().await {
-        out.push(("postgres", pg));
-    }
-    out
+/// A database backend. A test that covers both is written once as `async fn name(backend:
+/// Backend)` and expanded by [`per_backend!`] into `name::sqlite` and `name::postgres`, so a
+/// failure names its backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
 }
+
+impl Backend {
+    /// The name used in test names and assertion messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// The URL of a new, empty database on this backend, labelled; None when no PostgreSQL
+    /// cluster is available (the test then passes after the loud skip of [`postgres_url`]).
+    pub async fn url(self) -> Option<(&'static str, String)> {
+        match self {
+            Backend::Sqlite => Some((self.label(), sqlite_url())),
+            Backend::Postgres => Some((self.label(), postgres_url().await?)),
+        }
+    }
+
+    /// A migrated store on a new database on this backend, labelled; None as for [`Self::url`].
+    pub async fn store(self) -> Option<(&'static str, Store)> {
+        match self {
+            Backend::Sqlite => Some((self.label(), sqlite().await)),
+            Backend::Postgres => Some((self.label(), postgres().await?)),
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// `per_backend!(name)` (or `per_backend!(name, flavor = "multi_thread", ...)`, the arguments
+/// of `#[tokio::test]`) declares the tests `name::sqlite` and `name::postgres`, each calling
+/// `async fn name(backend: Backend)` with its backend.
+macro_rules! per_backend {
+    ($name:ident $(, $($test_args:tt)+)?) => {
+        mod $name {
+            #[tokio::test$(($($test_args)+))?]
+            async fn sqlite() {
+                super::$name($crate::support::db::Backend::Sqlite).await;
+            }
+
+            #[tokio::test$(($($test_args)+))?]
+            async fn postgres() {
+                super::$name($crate::support::db::Backend::Postgres).await;
+            }
+        }
+    };
+}
+pub(crate) use per_backend;
 
 /// A subscriber as `tidings subscribers add` would record one (consent from the CLI, "v1").
 pub fn new_subscriber(

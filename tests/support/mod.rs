@@ -6,4 +6,5 @@
 pub mod cli;
 pub mod db;
 pub mod feed;
+pub mod scheduler;
 pub mod smtp;

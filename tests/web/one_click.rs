@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{TestApp, local};
+use crate::support::db::{Backend, per_backend};
 
 /// Serves `app` on 127.0.0.1:0 until the returned sender is dropped or fired.
 async fn serve(app: &TestApp) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
@@ -85,58 +86,61 @@ fn gmail_one_click(addr: SocketAddr, path: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-#[tokio::test]
-async fn one_click_posts_over_http_in_both_encodings_answer_200_without_redirect_or_cookie() {
-    for app in TestApp::all().await {
-        let label = app.label;
-        let (addr, _stop) = serve(&app).await;
+per_backend!(one_click_posts_over_http_in_both_encodings_answer_200_without_redirect_or_cookie);
+async fn one_click_posts_over_http_in_both_encodings_answer_200_without_redirect_or_cookie(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::on(backend).await else {
+        return;
+    };
+    let label = app.label;
+    let (addr, _stop) = serve(&app).await;
 
-        // multipart/form-data (RFC 8058 SHOULD), as Gmail sends it.
-        let jo = app
-            .add_confirmed("jo@example.com", &["rust", "databases"])
-            .await;
-        let path = format!("/unsubscribe/{}", app.state.tokens.unsubscribe(jo, "rust"));
-        for attempt in 1..=2 {
-            let a = raw_http(addr, &gmail_one_click(addr, &path)).await;
-            assert_eq!(a.status, 200, "{label} attempt {attempt}: {}", a.body);
-            assert_eq!(a.header("location"), None, "{label}: no redirect");
-            assert_eq!(a.header("set-cookie"), None, "{label}: no cookie");
-            assert!(a.body.contains("You are unsubscribed"), "{label}");
-            let s = app.store.get_subscriber(jo).await.unwrap().unwrap();
-            assert_eq!(s.topics, vec!["databases".to_string()], "{label}");
-            assert_eq!(s.status, SubscriberStatus::Confirmed, "{label}");
-        }
+    // multipart/form-data (RFC 8058 SHOULD), as Gmail sends it.
+    let jo = app
+        .add_confirmed("jo@example.com", &["rust", "databases"])
+        .await;
+    let path = format!("/unsubscribe/{}", app.state.tokens.unsubscribe(jo, "rust"));
+    for attempt in 1..=2 {
+        let a = raw_http(addr, &gmail_one_click(addr, &path)).await;
+        assert_eq!(a.status, 200, "{label} attempt {attempt}: {}", a.body);
+        assert_eq!(a.header("location"), None, "{label}: no redirect");
+        assert_eq!(a.header("set-cookie"), None, "{label}: no cookie");
+        assert!(a.body.contains("You are unsubscribed"), "{label}");
+        let s = app.store.get_subscriber(jo).await.unwrap().unwrap();
+        assert_eq!(s.topics, vec!["databases".to_string()], "{label}");
+        assert_eq!(s.status, SubscriberStatus::Confirmed, "{label}");
+    }
 
-        // application/x-www-form-urlencoded (RFC 8058 MAY), from a real client that would
-        // show a redirect rather than follow it.
-        let kim = app.add_confirmed("kim@example.com", &["rust"]).await;
-        let url = format!(
-            "http://{addr}/unsubscribe/{}",
-            app.state.tokens.unsubscribe(kim, "rust")
-        );
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
+    // application/x-www-form-urlencoded (RFC 8058 MAY), from a real client that would
+    // show a redirect rather than follow it.
+    let kim = app.add_confirmed("kim@example.com", &["rust"]).await;
+    let url = format!(
+        "http://{addr}/unsubscribe/{}",
+        app.state.tokens.unsubscribe(kim, "rust")
+    );
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for attempt in 1..=2 {
+        let a = client
+            .post(&url)
+            .form(&[("List-Unsubscribe", "One-Click")])
+            .send()
+            .await
             .unwrap();
-        for attempt in 1..=2 {
-            let a = client
-                .post(&url)
-                .form(&[("List-Unsubscribe", "One-Click")])
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(a.status(), 200, "{label} attempt {attempt}");
-            assert!(a.headers().get(header::LOCATION).is_none(), "{label}");
-            assert!(a.headers().get(header::SET_COOKIE).is_none(), "{label}");
-            let s = app.store.get_subscriber(kim).await.unwrap().unwrap();
-            assert_eq!(s.status, SubscriberStatus::Unsubscribed, "{label}");
-            assert!(s.topics.is_empty(), "{label}");
-        }
+        assert_eq!(a.status(), 200, "{label} attempt {attempt}");
+        assert!(a.headers().get(header::LOCATION).is_none(), "{label}");
+        assert!(a.headers().get(header::SET_COOKIE).is_none(), "{label}");
+        let s = app.store.get_subscriber(kim).await.unwrap().unwrap();
+        assert_eq!(s.status, SubscriberStatus::Unsubscribed, "{label}");
+        assert!(s.topics.is_empty(), "{label}");
     }
 }
 
-#[tokio::test]
-async fn a_valid_token_with_an_unexpected_body_leaves_only_the_tokens_topic() {
+per_backend!(a_valid_token_with_an_unexpected_body_leaves_only_the_tokens_topic);
+async fn a_valid_token_with_an_unexpected_body_leaves_only_the_tokens_topic(backend: Backend) {
     let odd_bodies: [(&str, Option<&str>, &str); 8] = [
         ("no body, no type", None, ""),
         ("text/plain", Some("text/plain"), "hello"),
@@ -172,43 +176,44 @@ async fn a_valid_token_with_an_unexpected_body_leaves_only_the_tokens_topic() {
             "--b\r\nContent-Disposition: form-data; name=\"scope\"\r\n\r\nall\r\n--b--\r\n",
         ),
     ];
-    for app in TestApp::all().await {
-        let label = app.label;
-        for (i, (what, content_type, body)) in odd_bodies.iter().enumerate() {
-            let id = app
-                .add_confirmed(&format!("odd{i}@example.com"), &["rust", "databases"])
-                .await;
-            let uri = format!("/unsubscribe/{}", app.state.tokens.unsubscribe(id, "rust"));
-            let mut request = Request::post(&uri);
-            if let Some(ct) = content_type {
-                request = request.header(header::CONTENT_TYPE, *ct);
-            }
-            let a = app
-                .send(request.body(Body::from(body.to_string())).unwrap(), local())
-                .await;
-            assert_eq!(a.status, StatusCode::OK, "{label}, {what}: {}", a.body);
-            assert!(!a.headers.contains_key(header::LOCATION), "{label}, {what}");
-            let s = app.store.get_subscriber(id).await.unwrap().unwrap();
-            assert_eq!(
-                s.topics,
-                vec!["databases".to_string()],
-                "{label}, {what}: the token's topic and nothing more"
-            );
-            assert_eq!(s.status, SubscriberStatus::Confirmed, "{label}, {what}");
-        }
-
-        // A body over `[web] max_body_bytes` is refused before the handler runs.
+    let Some(app) = TestApp::on(backend).await else {
+        return;
+    };
+    let label = app.label;
+    for (i, (what, content_type, body)) in odd_bodies.iter().enumerate() {
         let id = app
-            .add_confirmed("big@example.com", &["rust", "databases"])
+            .add_confirmed(&format!("odd{i}@example.com"), &["rust", "databases"])
             .await;
         let uri = format!("/unsubscribe/{}", app.state.tokens.unsubscribe(id, "rust"));
-        let huge = format!(
-            "List-Unsubscribe=One-Click&pad={}",
-            "x".repeat(app.state.settings.web.max_body_bytes)
-        );
-        let a = app.post_form(&uri, &huge).await;
-        assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{label}");
+        let mut request = Request::post(&uri);
+        if let Some(ct) = content_type {
+            request = request.header(header::CONTENT_TYPE, *ct);
+        }
+        let a = app
+            .send(request.body(Body::from(body.to_string())).unwrap(), local())
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{label}, {what}: {}", a.body);
+        assert!(!a.headers.contains_key(header::LOCATION), "{label}, {what}");
         let s = app.store.get_subscriber(id).await.unwrap().unwrap();
-        assert_eq!(s.topics.len(), 2, "{label}: nothing changed");
+        assert_eq!(
+            s.topics,
+            vec!["databases".to_string()],
+            "{label}, {what}: the token's topic and nothing more"
+        );
+        assert_eq!(s.status, SubscriberStatus::Confirmed, "{label}, {what}");
     }
+
+    // A body over `[web] max_body_bytes` is refused before the handler runs.
+    let id = app
+        .add_confirmed("big@example.com", &["rust", "databases"])
+        .await;
+    let uri = format!("/unsubscribe/{}", app.state.tokens.unsubscribe(id, "rust"));
+    let huge = format!(
+        "List-Unsubscribe=One-Click&pad={}",
+        "x".repeat(app.state.settings.web.max_body_bytes)
+    );
+    let a = app.post_form(&uri, &huge).await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{label}");
+    let s = app.store.get_subscriber(id).await.unwrap().unwrap();
+    assert_eq!(s.topics.len(), 2, "{label}: nothing changed");
 }

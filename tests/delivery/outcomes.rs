@@ -10,7 +10,7 @@ use tidings::domain::SubscriberStatus;
 use tidings::store::Store;
 
 use super::{TestClock, queued_issue, reader, settings};
-use crate::support::db;
+use crate::support::db::{self, Backend, per_backend};
 use crate::support::smtp::{Faults, SmtpServer};
 
 /// One reader, a relay that hangs up after every final "." without a reply, `max_attempts = 3`
@@ -38,27 +38,18 @@ async fn copies_after_unknown_outcomes(store: &Store, extra: &str) -> (usize, St
     assert!(server.received().is_empty());
     (server.dropped().len(), rows[0].status.clone())
 }
+per_backend!(an_unknown_outcome_is_resent_once_then_recorded_unknown);
 
-async fn an_unknown_outcome_is_resent_once_then_recorded_unknown(label: &str, store: Store) {
+async fn an_unknown_outcome_is_resent_once_then_recorded_unknown(backend: Backend) {
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
     let (copies, status) = copies_after_unknown_outcomes(&store, "").await;
     assert_eq!(
         (copies, status.as_str()),
         (2, "unknown"),
         "{label}: one resend by default, then unknown (neither sent nor failed)"
     );
-}
-
-#[tokio::test]
-async fn an_unknown_outcome_is_resent_once_then_recorded_unknown_on_sqlite() {
-    an_unknown_outcome_is_resent_once_then_recorded_unknown("sqlite", db::sqlite().await).await;
-}
-
-#[tokio::test]
-async fn an_unknown_outcome_is_resent_once_then_recorded_unknown_on_postgres() {
-    let Some(store) = db::postgres().await else {
-        return;
-    };
-    an_unknown_outcome_is_resent_once_then_recorded_unknown("postgres", store).await;
 }
 
 #[tokio::test]
@@ -116,8 +107,13 @@ async fn repair_subscriber_updates(url: &str) {
             .unwrap();
     }
 }
+per_backend!(a_bounce_and_its_delivery_are_recorded_together_or_not_at_all);
 
-async fn a_bounce_and_its_delivery_are_recorded_together_or_not_at_all(label: &str, url: &str) {
+async fn a_bounce_and_its_delivery_are_recorded_together_or_not_at_all(backend: Backend) {
+    let Some((label, url)) = backend.url().await else {
+        return;
+    };
+    let url = url.as_str();
     let store = Store::open(url, 5).await.unwrap();
     let server = SmtpServer::start(Faults {
         bad_mailboxes: HashSet::from(["nobody@example.org".to_string()]),
@@ -153,18 +149,4 @@ async fn a_bounce_and_its_delivery_are_recorded_together_or_not_at_all(label: &s
     assert_eq!(row.status, "failed", "{label}");
     let subscriber = store.get_subscriber(bad).await.unwrap().unwrap();
     assert_eq!(subscriber.status, SubscriberStatus::Bounced, "{label}");
-}
-
-#[tokio::test]
-async fn a_bounce_and_its_delivery_are_recorded_together_or_not_at_all_on_sqlite() {
-    a_bounce_and_its_delivery_are_recorded_together_or_not_at_all("sqlite", &db::sqlite_url())
-        .await;
-}
-
-#[tokio::test]
-async fn a_bounce_and_its_delivery_are_recorded_together_or_not_at_all_on_postgres() {
-    let Some(url) = db::postgres_url().await else {
-        return;
-    };
-    a_bounce_and_its_delivery_are_recorded_together_or_not_at_all("postgres", &url).await;
 }

@@ -9,7 +9,7 @@ use tidings::store::Store;
 use tidings::web::{AppState, Application};
 
 use super::{TestClock, add};
-use crate::support::db;
+use crate::support::db::{self, Backend, per_backend};
 use crate::support::smtp::{Faults, Received, SmtpServer};
 
 /// Web and delivery settings for a relay on `smtp_port`.
@@ -78,11 +78,12 @@ fn links(message: &Received) -> Vec<String> {
         .filter_map(|w| w.find("http://news.test/").map(|i| w[i..].to_string()))
         .collect()
 }
+per_backend!(an_unsubscribed_reader_typing_their_address_receives_a_preferences_link);
 
-async fn an_unsubscribed_reader_typing_their_address_receives_a_preferences_link(
-    label: &str,
-    store: Store,
-) {
+async fn an_unsubscribed_reader_typing_their_address_receives_a_preferences_link(backend: Backend) {
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
     let id = add(
         &store,
         "returning@example.org",
@@ -106,24 +107,6 @@ async fn an_unsubscribed_reader_typing_their_address_receives_a_preferences_link
         SubscriberStatus::Unsubscribed,
         "{label}: unchanged"
     );
-}
-
-#[tokio::test]
-async fn an_unsubscribed_reader_typing_their_address_receives_a_preferences_link_on_sqlite() {
-    an_unsubscribed_reader_typing_their_address_receives_a_preferences_link(
-        "sqlite",
-        db::sqlite().await,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn an_unsubscribed_reader_typing_their_address_receives_a_preferences_link_on_postgres() {
-    let Some(store) = db::postgres().await else {
-        return;
-    };
-    an_unsubscribed_reader_typing_their_address_receives_a_preferences_link("postgres", store)
-        .await;
 }
 
 #[tokio::test]

@@ -8,8 +8,13 @@ use reqwest::StatusCode;
 use tidings::domain::{SubscriberEmail, SubscriberStatus};
 
 use super::live::{TestDb, client, serve, url};
+use crate::support::db::{Backend, per_backend};
+per_backend!(a_failure_while_queueing_leaves_the_hourly_slot_free);
 
-async fn a_failure_while_queueing_leaves_the_hourly_slot_free(db: TestDb) {
+async fn a_failure_while_queueing_leaves_the_hourly_slot_free(backend: Backend) {
+    let Some(db) = TestDb::on(backend).await else {
+        return;
+    };
     let app = db.app("").await;
     let label = app.label;
     let (addr, _stop) = serve(app.state.clone()).await;
@@ -35,18 +40,6 @@ async fn a_failure_while_queueing_leaves_the_hourly_slot_free(db: TestDb) {
         1,
         "{label}: the failed attempt must not use up the address's hour"
     );
-}
-
-#[tokio::test]
-async fn a_failure_while_queueing_leaves_the_hourly_slot_free_on_sqlite() {
-    a_failure_while_queueing_leaves_the_hourly_slot_free(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn a_failure_while_queueing_leaves_the_hourly_slot_free_on_postgres() {
-    if let Some(db) = TestDb::postgres().await {
-        a_failure_while_queueing_leaves_the_hourly_slot_free(db).await;
-    }
 }
 
 /// A reader with one topic leaves it (one-click), or saves the preferences page with nothing
@@ -126,9 +119,13 @@ async fn saving_no_topics_is_all_or_nothing_on_postgres() {
     }
 }
 
+per_backend!(rejoining_is_all_or_nothing);
 /// An unsubscribed reader chooses topics and a time zone on the preferences page while saving
 /// the time zone fails: nothing changes (still unsubscribed, no topics, no email).
-async fn rejoining_is_all_or_nothing(db: TestDb) {
+async fn rejoining_is_all_or_nothing(backend: Backend) {
+    let Some(db) = TestDb::on(backend).await else {
+        return;
+    };
     let app = db.app("").await;
     let label = app.label;
     let (addr, _stop) = serve(app.state.clone()).await;
@@ -159,16 +156,4 @@ async fn rejoining_is_all_or_nothing(db: TestDb) {
     assert!(s.topics.is_empty(), "{label}: {:?}", s.topics);
     assert_eq!(s.timezone, None, "{label}");
     assert!(app.mails_to("pia@example.com").await.is_empty(), "{label}");
-}
-
-#[tokio::test]
-async fn rejoining_is_all_or_nothing_on_sqlite() {
-    rejoining_is_all_or_nothing(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn rejoining_is_all_or_nothing_on_postgres() {
-    if let Some(db) = TestDb::postgres().await {
-        rejoining_is_all_or_nothing(db).await;
-    }
 }

@@ -11,6 +11,7 @@ use tidings::domain::{SubscriberEmail, SubscriberStatus};
 use super::live::{TestDb, client, our_origin, serve, url};
 use super::{TestApp, link_in};
 use crate::support::db;
+use crate::support::db::{Backend, per_backend};
 
 fn address(email: &str) -> SubscriberEmail {
     SubscriberEmail::parse(email).unwrap()
@@ -20,8 +21,12 @@ async fn status_and_topics(app: &TestApp, id: i64) -> (SubscriberStatus, Vec<Str
     let s = app.store.get_subscriber(id).await.unwrap().unwrap();
     (s.status, s.topics)
 }
+per_backend!(rejoining_after_unsubscribing_needs_a_fresh_confirmation);
 
-async fn rejoining_after_unsubscribing_needs_a_fresh_confirmation(db: TestDb) {
+async fn rejoining_after_unsubscribing_needs_a_fresh_confirmation(backend: Backend) {
+    let Some(db) = TestDb::on(backend).await else {
+        return;
+    };
     let app = db.app("").await;
     let label = app.label;
     let (addr, _stop) = serve(app.state.clone()).await;
@@ -83,20 +88,12 @@ async fn rejoining_after_unsubscribing_needs_a_fresh_confirmation(db: TestDb) {
         "{label}: off the suppression list once confirmed"
     );
 }
+per_backend!(a_pending_reader_saving_preferences_gets_a_confirmation);
 
-#[tokio::test]
-async fn rejoining_after_unsubscribing_needs_a_fresh_confirmation_on_sqlite() {
-    rejoining_after_unsubscribing_needs_a_fresh_confirmation(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn rejoining_after_unsubscribing_needs_a_fresh_confirmation_on_postgres() {
-    if let Some(db) = TestDb::postgres().await {
-        rejoining_after_unsubscribing_needs_a_fresh_confirmation(db).await;
-    }
-}
-
-async fn a_pending_reader_saving_preferences_gets_a_confirmation(db: TestDb) {
+async fn a_pending_reader_saving_preferences_gets_a_confirmation(backend: Backend) {
+    let Some(db) = TestDb::on(backend).await else {
+        return;
+    };
     let app = db.app("").await;
     let label = app.label;
     let (addr, _stop) = serve(app.state.clone()).await;
@@ -132,18 +129,6 @@ async fn a_pending_reader_saving_preferences_gets_a_confirmation(db: TestDb) {
     assert!(link_in(&mails[0], "/confirm/").is_some(), "{label}");
 }
 
-#[tokio::test]
-async fn a_pending_reader_saving_preferences_gets_a_confirmation_on_sqlite() {
-    a_pending_reader_saving_preferences_gets_a_confirmation(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn a_pending_reader_saving_preferences_gets_a_confirmation_on_postgres() {
-    if let Some(db) = TestDb::postgres().await {
-        a_pending_reader_saving_preferences_gets_a_confirmation(db).await;
-    }
-}
-
 /// How a cross-site post names its site.
 const FOREIGN: [(&str, &str); 3] = [
     ("origin", "https://evil.example"),
@@ -151,8 +136,12 @@ const FOREIGN: [(&str, &str); 3] = [
     // A sandboxed frame or a page with `Referrer-Policy: no-referrer`.
     ("origin", "null"),
 ];
+per_backend!(forms_posted_from_another_site_are_refused);
 
-async fn forms_posted_from_another_site_are_refused(db: TestDb) {
+async fn forms_posted_from_another_site_are_refused(backend: Backend) {
+    let Some(db) = TestDb::on(backend).await else {
+        return;
+    };
     let app = db.app("").await;
     let label = app.label;
     let (addr, _stop) = serve(app.state.clone()).await;
@@ -267,16 +256,4 @@ async fn forms_posted_from_another_site_are_refused(db: TestDb) {
         SubscriberStatus::Unsubscribed,
         "{label}"
     );
-}
-
-#[tokio::test]
-async fn forms_posted_from_another_site_are_refused_on_sqlite() {
-    forms_posted_from_another_site_are_refused(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn forms_posted_from_another_site_are_refused_on_postgres() {
-    if let Some(db) = TestDb::postgres().await {
-        forms_posted_from_another_site_are_refused(db).await;
-    }
 }

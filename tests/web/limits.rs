@@ -11,6 +11,7 @@ use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 
 use super::live::{TestDb, client, serve, url};
+use crate::support::db::{Backend, per_backend};
 
 /// Behind a trusted proxy on loopback, so each request can name its client address.
 const BEHIND_PROXY: &str = "[web]\ntrusted_proxies = [\"127.0.0.1\"]\n";
@@ -43,8 +44,12 @@ async fn ipv6_clients_are_limited_per_64() {
     let other_net = post("2001:db8:1:3::1", "v3@example.com").await.unwrap();
     assert_eq!(other_net.status(), StatusCode::OK);
 }
+per_backend!(confirmation_emails_are_capped_per_hour_overall);
 
-async fn confirmation_emails_are_capped_per_hour_overall(db: TestDb) {
+async fn confirmation_emails_are_capped_per_hour_overall(backend: Backend) {
+    let Some(db) = TestDb::on(backend).await else {
+        return;
+    };
     let app = db
         .app(&format!(
             "{BEHIND_PROXY}subscribe_per_minute = 0\nconfirmations_per_hour = 3\n"
@@ -93,16 +98,4 @@ async fn confirmation_emails_are_capped_per_hour_overall(db: TestDb) {
     let later = post(7).await.unwrap();
     assert_eq!(later.status(), StatusCode::OK, "{label}");
     assert_eq!(app.mails_to("c7@example.com").await.len(), 1, "{label}");
-}
-
-#[tokio::test]
-async fn confirmation_emails_are_capped_per_hour_overall_on_sqlite() {
-    confirmation_emails_are_capped_per_hour_overall(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn confirmation_emails_are_capped_per_hour_overall_on_postgres() {
-    if let Some(db) = TestDb::postgres().await {
-        confirmation_emails_are_capped_per_hour_overall(db).await;
-    }
 }

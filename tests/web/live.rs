@@ -11,7 +11,7 @@ use tidings::web::{AppState, Application};
 use tokio::net::TcpListener;
 
 use super::{BASE_URL, TestApp, settings};
-use crate::support::db;
+use crate::support::db::{self, Backend};
 
 /// Serves `state` on 127.0.0.1:0 until the returned sender is dropped or fired.
 pub async fn serve(state: AppState) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
@@ -63,6 +63,14 @@ impl TestDb {
             label: "postgres",
             url: db::postgres_url().await?,
         })
+    }
+
+    /// A fresh database on `backend`; `None` as for [`TestDb::postgres`].
+    pub async fn on(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => Some(TestDb::sqlite()),
+            Backend::Postgres => TestDb::postgres().await,
+        }
     }
 
     /// The app on this database; `extra` goes into the settings' TOML.

@@ -5,8 +5,13 @@
 use reqwest::StatusCode;
 
 use super::live::{TestDb, client, serve, url};
+use crate::support::db::{Backend, per_backend};
+per_backend!(simultaneous_sign_ups_for_one_new_address);
 
-async fn simultaneous_sign_ups_for_one_new_address(db: TestDb) {
+async fn simultaneous_sign_ups_for_one_new_address(backend: Backend) {
+    let Some(db) = TestDb::on(backend).await else {
+        return;
+    };
     let app = db.app("[web]\nsubscribe_per_minute = 0\n").await;
     let label = app.label;
     let (addr, _stop) = serve(app.state.clone()).await;
@@ -34,16 +39,4 @@ async fn simultaneous_sign_ups_for_one_new_address(db: TestDb) {
     let counts = app.store.subscriber_counts_by_status().await.unwrap();
     assert_eq!(counts.get("pending"), Some(&8), "{label}: {counts:?}");
     assert_eq!(counts.len(), 1, "{label}: {counts:?}");
-}
-
-#[tokio::test]
-async fn simultaneous_sign_ups_for_one_new_address_on_sqlite() {
-    simultaneous_sign_ups_for_one_new_address(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn simultaneous_sign_ups_for_one_new_address_on_postgres() {
-    if let Some(db) = TestDb::postgres().await {
-        simultaneous_sign_ups_for_one_new_address(db).await;
-    }
 }

@@ -108,8 +108,8 @@ fn run_and_send_refuse_the_shipped_or_a_short_secret_on_a_public_base_url() {
 }
 
 // ---- one mailbox, one subscriber -------------------------------------------------------------
-per_backend!(one_mailbox_is_one_subscriber_and_one_suppression_entry);
 
+per_backend!(one_mailbox_is_one_subscriber_and_one_suppression_entry);
 async fn one_mailbox_is_one_subscriber_and_one_suppression_entry(backend: Backend) {
     let Some(env) = env_on(backend).await else {
         return;
@@ -271,8 +271,8 @@ fn an_unclosed_quote_is_reported_at_its_line_with_the_lines_it_swallowed() {
         vec!["a@example.com".to_string(), "d@example.com".to_string()]
     );
 }
-per_backend!(export_then_import_keeps_the_consent_date);
 
+per_backend!(export_then_import_keeps_the_consent_date);
 async fn export_then_import_keeps_the_consent_date(backend: Backend) {
     let Some(env) = env_on(backend).await else {
         return;

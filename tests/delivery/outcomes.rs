@@ -38,8 +38,8 @@ async fn copies_after_unknown_outcomes(store: &Store, extra: &str) -> (usize, St
     assert!(server.received().is_empty());
     (server.dropped().len(), rows[0].status.clone())
 }
-per_backend!(an_unknown_outcome_is_resent_once_then_recorded_unknown);
 
+per_backend!(an_unknown_outcome_is_resent_once_then_recorded_unknown);
 async fn an_unknown_outcome_is_resent_once_then_recorded_unknown(backend: Backend) {
     let Some((label, store)) = backend.store().await else {
         return;
@@ -107,8 +107,8 @@ async fn repair_subscriber_updates(url: &str) {
             .unwrap();
     }
 }
-per_backend!(a_bounce_and_its_delivery_are_recorded_together_or_not_at_all);
 
+per_backend!(a_bounce_and_its_delivery_are_recorded_together_or_not_at_all);
 async fn a_bounce_and_its_delivery_are_recorded_together_or_not_at_all(backend: Backend) {
     let Some((label, url)) = backend.url().await else {
         return;

@@ -78,8 +78,8 @@ fn links(message: &Received) -> Vec<String> {
         .filter_map(|w| w.find("http://news.test/").map(|i| w[i..].to_string()))
         .collect()
 }
-per_backend!(an_unsubscribed_reader_typing_their_address_receives_a_preferences_link);
 
+per_backend!(an_unsubscribed_reader_typing_their_address_receives_a_preferences_link);
 async fn an_unsubscribed_reader_typing_their_address_receives_a_preferences_link(backend: Backend) {
     let Some((label, store)) = backend.store().await else {
         return;

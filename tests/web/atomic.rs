@@ -9,8 +9,8 @@ use tidings::domain::{SubscriberEmail, SubscriberStatus};
 
 use super::live::{TestDb, client, serve, url};
 use crate::support::db::{Backend, per_backend};
-per_backend!(a_failure_while_queueing_leaves_the_hourly_slot_free);
 
+per_backend!(a_failure_while_queueing_leaves_the_hourly_slot_free);
 async fn a_failure_while_queueing_leaves_the_hourly_slot_free(backend: Backend) {
     let Some(db) = TestDb::on(backend).await else {
         return;

@@ -21,8 +21,8 @@ async fn status_and_topics(app: &TestApp, id: i64) -> (SubscriberStatus, Vec<Str
     let s = app.store.get_subscriber(id).await.unwrap().unwrap();
     (s.status, s.topics)
 }
-per_backend!(rejoining_after_unsubscribing_needs_a_fresh_confirmation);
 
+per_backend!(rejoining_after_unsubscribing_needs_a_fresh_confirmation);
 async fn rejoining_after_unsubscribing_needs_a_fresh_confirmation(backend: Backend) {
     let Some(db) = TestDb::on(backend).await else {
         return;
@@ -63,8 +63,8 @@ async fn rejoining_after_unsubscribing_needs_a_fresh_confirmation(backend: Backe
         "{label}: still suppressed until confirmed"
     );
 
-    // The confirmation email arrives in the outbox; its button confirms.
-    let mails = app.mails_to("pat@example.com").await;
+    // The confirmation email arrives at the relay; its button confirms.
+    let mails = app.mail_received_by("pat@example.com").await;
     assert_eq!(mails.len(), 1, "{label}");
     let confirm = link_in(&mails[0], "/confirm/").expect("a confirmation link");
     let done = http
@@ -88,8 +88,8 @@ async fn rejoining_after_unsubscribing_needs_a_fresh_confirmation(backend: Backe
         "{label}: off the suppression list once confirmed"
     );
 }
-per_backend!(a_pending_reader_saving_preferences_gets_a_confirmation);
 
+per_backend!(a_pending_reader_saving_preferences_gets_a_confirmation);
 async fn a_pending_reader_saving_preferences_gets_a_confirmation(backend: Backend) {
     let Some(db) = TestDb::on(backend).await else {
         return;
@@ -124,7 +124,7 @@ async fn a_pending_reader_saving_preferences_gets_a_confirmation(backend: Backen
         ),
         "{label}"
     );
-    let mails = app.mails_to("rex@example.com").await;
+    let mails = app.mail_received_by("rex@example.com").await;
     assert_eq!(mails.len(), 1, "{label}: a confirmation email");
     assert!(link_in(&mails[0], "/confirm/").is_some(), "{label}");
 }
@@ -136,8 +136,8 @@ const FOREIGN: [(&str, &str); 3] = [
     // A sandboxed frame or a page with `Referrer-Policy: no-referrer`.
     ("origin", "null"),
 ];
-per_backend!(forms_posted_from_another_site_are_refused);
 
+per_backend!(forms_posted_from_another_site_are_refused);
 async fn forms_posted_from_another_site_are_refused(backend: Backend) {
     let Some(db) = TestDb::on(backend).await else {
         return;

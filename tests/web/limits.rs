@@ -44,8 +44,8 @@ async fn ipv6_clients_are_limited_per_64() {
     let other_net = post("2001:db8:1:3::1", "v3@example.com").await.unwrap();
     assert_eq!(other_net.status(), StatusCode::OK);
 }
-per_backend!(confirmation_emails_are_capped_per_hour_overall);
 
+per_backend!(confirmation_emails_are_capped_per_hour_overall);
 async fn confirmation_emails_are_capped_per_hour_overall(backend: Backend) {
     let Some(db) = TestDb::on(backend).await else {
         return;

@@ -6,8 +6,8 @@ use reqwest::StatusCode;
 
 use super::live::{TestDb, client, serve, url};
 use crate::support::db::{Backend, per_backend};
-per_backend!(simultaneous_sign_ups_for_one_new_address);
 
+per_backend!(simultaneous_sign_ups_for_one_new_address);
 async fn simultaneous_sign_ups_for_one_new_address(backend: Backend) {
     let Some(db) = TestDb::on(backend).await else {
         return;
@@ -31,7 +31,7 @@ async fn simultaneous_sign_ups_for_one_new_address(backend: Backend) {
             assert!(body.contains("Check your inbox"), "{label}");
         }
         assert_eq!(
-            app.mails_to(&email).await.len(),
+            app.mail_received_by(&email).await.len(),
             1,
             "{label} round {round}: one confirmation email"
         );

@@ -416,7 +416,10 @@ async fn run_holds_deliveries_until_the_local_delivery_time(database_url: &str) 
     .await;
     op.subscribe("reader@example.org").await;
     let out = op.ok(&["run", "--at", &rfc3339(at())]).await;
-    assert!(out.contains("1 new deliveries queued, 1 held for local delivery"), "{out}");
+    assert!(
+        out.contains("1 new deliveries queued, 1 held for local delivery"),
+        "{out}"
+    );
     assert!(out.contains("this run sent 0,"), "{out}");
     assert!(
         op.smtp.received().is_empty(),
@@ -431,7 +434,14 @@ async fn run_holds_deliveries_until_the_local_delivery_time(database_url: &str) 
         local,
         "released at the local delivery time: {schedule:?}"
     );
-    let articles = store.get_issue(issue).await.unwrap().unwrap().digest.entries.len();
+    let articles = store
+        .get_issue(issue)
+        .await
+        .unwrap()
+        .unwrap()
+        .digest
+        .entries
+        .len();
     store.close().await;
 
     let status = op.ok(&["status"]).await;

@@ -834,7 +834,10 @@ async fn publish_freezes_nothing_empty_and_queues_an_issue_once(store: Store) {
     else {
         panic!("expected the issue queued");
     };
-    assert_eq!((again.issue_id, again.newly_compiled, queued), (first.issue_id, false, 0));
+    assert_eq!(
+        (again.issue_id, again.newly_compiled, queued),
+        (first.issue_id, false, 0)
+    );
     let counts = store.delivery_status_counts().await.unwrap();
     assert_eq!(counts.get("queued"), Some(&1), "{counts:?}");
 }

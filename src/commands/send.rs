@@ -17,8 +17,8 @@ use super::{CommandError, CommandResult, Context, usage};
 use crate::cli::SendArgs;
 use crate::delivery::{self, Progress, Transport};
 use crate::domain::{DeliveryStatus, Digest, SubscriberEmail};
-use crate::render::{DkimSigner, PreparedDigest, Recipient};
 use crate::pipeline::CompiledIssue;
+use crate::render::{DkimSigner, PreparedDigest, Recipient};
 use crate::scheduler::{IssueToPublish, LocalRelease, Publication, SystemClock, publish};
 use crate::store::IssueRecipient;
 use crate::tokens::TokenSigner;
@@ -69,25 +69,24 @@ pub async fn run(ctx: &Context, args: SendArgs) -> CommandResult {
         };
     }
 
-    let (issue_id, now) = match publish(&ctx.settings, &ctx.store, topic, issue, &SystemClock)
-        .await?
-    {
-        Publication::NothingOnTopic(empty) => return nothing_on_topic(&empty),
-        Publication::NoArticles(compiled) => return no_articles(topic, &compiled),
-        Publication::Queued {
-            issue,
-            queued,
-            local,
-            queued_at,
-        } => {
-            let issue_id = issue.issue_id;
-            tracing::info!(issue = issue_id, topic = %topic.slug, queued, "deliveries queued");
-            if let Some(local) = local {
-                println!("issue {issue_id} ({}): {local}", topic.slug);
+    let (issue_id, now) =
+        match publish(&ctx.settings, &ctx.store, topic, issue, &SystemClock).await? {
+            Publication::NothingOnTopic(empty) => return nothing_on_topic(&empty),
+            Publication::NoArticles(compiled) => return no_articles(topic, &compiled),
+            Publication::Queued {
+                issue,
+                queued,
+                local,
+                queued_at,
+            } => {
+                let issue_id = issue.issue_id;
+                tracing::info!(issue = issue_id, topic = %topic.slug, queued, "deliveries queued");
+                if let Some(local) = local {
+                    println!("issue {issue_id} ({}): {local}", topic.slug);
+                }
+                (issue_id, queued_at)
             }
-            (issue_id, queued_at)
-        }
-    };
+        };
     let due = ctx.store.issue_outlook(issue_id, &topic.slug, now).await?;
     let (progress, bar) = progress_reporter(due.due.len() as u64);
     let owner = delivery::worker_owner("send");

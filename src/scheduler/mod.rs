@@ -578,7 +578,10 @@ impl Scheduler {
             ),
             Publication::NoArticles(issue) => (
                 Some(issue.issue_id),
-                format!("ok: issue #{} has no articles: nothing queued", issue.issue_id),
+                format!(
+                    "ok: issue #{} has no articles: nothing queued",
+                    issue.issue_id
+                ),
             ),
             Publication::Queued {
                 issue,
@@ -621,4 +624,3 @@ async fn shutdown_signalled(rx: &mut watch::Receiver<bool>) {
         }
     }
 }
-

@@ -223,4 +223,3 @@ impl LocalRelease {
         local_not_before(self.deliver_at, tz, self.default_tz, queued_at)
     }
 }
-

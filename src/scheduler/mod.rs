@@ -15,7 +15,7 @@
 //! catch-up on start: a missed digest within `[schedule] catch_up_hours` runs once, an older
 //! one is recorded as skipped.
 //!
-//! Beside the loop: [`publish`] (the one publish path, shared with `tidings run` and `tidings
+//! Beside the loop: [`publish()`] (the one publish path, shared with `tidings run` and `tidings
 //! send`), [`record`] (the `job_runs` record, shared with the commands that do a job's work) and
 //! [`status`] (`tidings status`).
 

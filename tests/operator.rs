@@ -4,7 +4,8 @@
 //! `compile`, `send` holds deliveries until `deliver_at_local`, `fetch` and `run` exit 1 when
 //! every source failed (saying it once), `send --dry-run` and a second `run` say what would go
 //! out or went out now, `status` keeps the last completed digest and shows the fetch `run`
-//! did, and `explain` says why fetch did not store an entry.
+//! did, `run` holds deliveries until `deliver_at_local` like `send` and records its digest run,
+//! and `explain` says why fetch did not store an entry.
 
 use std::process::Output;
 use std::sync::Arc;
@@ -366,6 +367,70 @@ async fn send_holds_deliveries_until_the_local_delivery_time(backend: Backend) {
     store.close().await;
 }
 
+// --- one publish path: run holds like send and records the digest run ---------------------------
+
+per_backend!(run_holds_deliveries_until_the_local_delivery_time);
+/// `tidings run` queues through the same publish path as `send` and the digest job: with
+/// `deliver_at_local` nothing is mailed before that time, and the handled period is recorded as
+/// the digest's last run (what `status` shows, and what keeps a later `serve` from catching it
+/// up).
+async fn run_holds_deliveries_until_the_local_delivery_time(backend: Backend) {
+    let Some((_, url)) = backend.url().await else {
+        return;
+    };
+    let database_url = url.as_str();
+    // Two hours from now, in the schedule's zone (UTC): always ahead of the run below.
+    let local = (Utc::now() + Duration::hours(2))
+        .format("%H:%M")
+        .to_string();
+    let topic_extra = format!("deliver_at_local = \"{local}\"");
+    let op = Op::start(
+        database_url,
+        Options {
+            topic_extra: &topic_extra,
+            ..Options::default()
+        },
+    )
+    .await;
+    op.subscribe("reader@example.org").await;
+    let out = op.ok(&["run", "--at", &rfc3339(at())]).await;
+    assert!(
+        out.contains("1 new deliveries queued, 1 held for local delivery"),
+        "{out}"
+    );
+    assert!(out.contains("this run sent 0,"), "{out}");
+    assert!(
+        op.smtp.received().is_empty(),
+        "held until {local}, not sent now:\n{out}"
+    );
+    let store = Store::open(database_url, 2).await.unwrap();
+    let issue = store.list_issues(Some("rust")).await.unwrap()[0].id;
+    let schedule = store.issue_delivery_schedule(issue).await.unwrap();
+    assert_eq!(schedule.len(), 1, "{schedule:?}");
+    assert_eq!(
+        schedule[0].2.format("%H:%M").to_string(),
+        local,
+        "released at the local delivery time: {schedule:?}"
+    );
+    let articles = store
+        .get_issue(issue)
+        .await
+        .unwrap()
+        .unwrap()
+        .digest
+        .entries
+        .len();
+    store.close().await;
+
+    let status = op.ok(&["status"]).await;
+    let digest = job_block(&status, "digest:rust");
+    assert!(
+        digest.contains(&format!(
+            "last: 2026-02-28 12:00:00 UTC; tidings run: issue #{issue} ({articles} article(s))"
+        )),
+        "{status}"
+    );
+}
 // --- item 17: every source failed ---------------------------------------------------------------
 
 /// A loopback URL where nothing listens (the port was just released).

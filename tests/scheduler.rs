@@ -10,9 +10,10 @@ use chrono::{DateTime, Duration, Utc};
 use tidings::config::Settings;
 use tidings::domain::SubscriberStatus;
 use tidings::scheduler::{
-    Clock, JobOutcome, ManualClock, OutcomeKind, Scheduler, digest_claim_key,
+    Clock, IssueToPublish, JobOutcome, ManualClock, OutcomeKind, Publication, Scheduler,
+    digest_claim_key, publish,
 };
-use tidings::store::{NewSubscriber, Store};
+use tidings::store::{NewSubscriber, RunEnd, Store};
 use tokio::sync::{mpsc, watch};
 
 use crate::support::cli::TestEnv;
@@ -186,9 +187,9 @@ async fn job_runs_record_last_run_forward_only_and_next_run(backend: Backend) {
     let t = monday_slot();
     store.set_next_run("fetch", Some(t), t).await.unwrap();
     store
-        .record_job_done(
+        .record_job_run(
             "digest:rust",
-            t,
+            RunEnd::Done(t),
             "ok: issue #1",
             Some(t + Duration::days(7)),
             t,
@@ -199,7 +200,7 @@ async fn job_runs_record_last_run_forward_only_and_next_run(backend: Backend) {
     store
         .record_job_run(
             "digest:rust",
-            Some(t - Duration::days(7)),
+            RunEnd::Skipped(t - Duration::days(7)),
             "skipped: old",
             None,
             t,
@@ -209,7 +210,7 @@ async fn job_runs_record_last_run_forward_only_and_next_run(backend: Backend) {
     store
         .record_job_run(
             "digest:rust",
-            None,
+            RunEnd::Failed,
             "failed: boom",
             Some(t + Duration::days(7)),
             t,
@@ -748,7 +749,8 @@ async fn publishing_again_after_the_local_time_leaves_released_rows_due(backend:
         .unwrap();
     // Published at 05:00 Berlin: held until 08:00 Berlin.
     let early = monday_slot() - Duration::hours(3);
-    tidings::scheduler::publish_issue(&s, &store, topic, &compiled, early)
+    let frozen = || IssueToPublish::Frozen(compiled.clone());
+    publish(&s, &store, topic, frozen(), &ManualClock::new(early))
         .await
         .unwrap();
     let first = store
@@ -757,15 +759,8 @@ async fn publishing_again_after_the_local_time_leaves_released_rows_due(backend:
         .unwrap();
     assert_eq!(first[0].2, monday_slot(), "{label}: {first:?}");
     // Published again at 09:00 Berlin before any worker took the row.
-    tidings::scheduler::publish_issue(
-        &s,
-        &store,
-        topic,
-        &compiled,
-        monday_slot() + Duration::hours(1),
-    )
-    .await
-    .unwrap();
+    let late = ManualClock::new(monday_slot() + Duration::hours(1));
+    publish(&s, &store, topic, frozen(), &late).await.unwrap();
     let again = store
         .issue_delivery_schedule(compiled.issue_id)
         .await
@@ -774,4 +769,53 @@ async fn publishing_again_after_the_local_time_leaves_released_rows_due(backend:
         again, first,
         "{label}: still due at 08:00, not held until Tuesday"
     );
+}
+
+per_backend!(publish_freezes_nothing_empty_and_queues_an_issue_once);
+/// The one publish path (`tidings run`, `tidings send` and the digest job): a period with nothing
+/// on topic freezes no issue and queues nothing; a period with articles is compiled and queued
+/// once, and publishing it again finds the same issue and queues nothing new.
+async fn publish_freezes_nothing_empty_and_queues_an_issue_once(backend: Backend) {
+    let Some((_, store)) = backend.store().await else {
+        return;
+    };
+    let s = settings("", "");
+    subscribe(&store, "a@example.com", None, SubscriberStatus::Confirmed).await;
+    let topic = s.topic("rust").unwrap();
+    let clock = ManualClock::new(monday_slot());
+    let period = || IssueToPublish::Period(monday_slot());
+
+    match publish(&s, &store, topic, period(), &clock).await.unwrap() {
+        Publication::NothingOnTopic(empty) => assert_eq!(empty.window_end, monday_slot()),
+        other => panic!("expected nothing on topic, got {other:?}"),
+    }
+    assert!(store.list_issues(Some("rust")).await.unwrap().is_empty());
+    assert!(store.delivery_status_counts().await.unwrap().is_empty());
+
+    seed_article(&store, monday_slot()).await;
+    let Publication::Queued {
+        issue: first,
+        queued,
+        local,
+        queued_at,
+    } = publish(&s, &store, topic, period(), &clock).await.unwrap()
+    else {
+        panic!("expected the issue queued");
+    };
+    assert!(first.newly_compiled);
+    assert_eq!((queued, local, queued_at), (1, None, monday_slot()));
+    let Publication::Queued {
+        issue: again,
+        queued,
+        ..
+    } = publish(&s, &store, topic, period(), &clock).await.unwrap()
+    else {
+        panic!("expected the issue queued");
+    };
+    assert_eq!(
+        (again.issue_id, again.newly_compiled, queued),
+        (first.issue_id, false, 0)
+    );
+    let counts = store.delivery_status_counts().await.unwrap();
+    assert_eq!(counts.get("queued"), Some(&1), "{counts:?}");
 }

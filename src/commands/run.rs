@@ -1,6 +1,8 @@
 //! `tidings run [--at TIME]`: the main job. Fetch every source, then for every topic compile
-//! the period's issue, queue it for the topic's confirmed subscribers (or, with none yet, write
-//! one sample message into the outbox folder), and deliver everything that is due. The summary
+//! the period's issue and queue it for the topic's confirmed subscribers through the one publish
+//! path ([`crate::scheduler::publish`], held until the topic's `deliver_at_local` in each
+//! subscriber's zone when it has one; with no subscriber yet, also write one sample message into
+//! the outbox folder), and deliver everything that is due. The summary
 //! says what this run did; the exit code is 1 when every source failed (after the rest of the
 //! run, which works from what earlier fetches stored) or the mail server could not be reached.
 
@@ -10,8 +12,7 @@ use anyhow::Context as _;
 
 use super::{CommandResult, Context, now};
 use crate::cli::RunArgs;
-use crate::pipeline::compile_unless_empty;
-use crate::scheduler::{Published, publish_issue};
+use crate::scheduler::{IssueToPublish, Publication, SystemClock, publish};
 
 pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
     let settings = &ctx.settings;
@@ -33,32 +34,38 @@ pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
     let counts = ctx.store.confirmed_counts_by_topic().await?;
     let mut issues = Vec::new();
     for topic in &settings.topics {
-        let compiled = match compile_unless_empty(settings, &ctx.store, topic, at)
-            .await
-            .with_context(|| format!("compiling {}", topic.slug))?
-        {
-            Ok(compiled) => compiled,
-            Err(empty) => {
-                println!(
-                    "{}: no articles on topic from {} to {}: no issue compiled, nothing to send",
-                    topic.slug,
-                    empty.window_start.format("%Y-%m-%d %H:%M UTC"),
-                    empty.window_end.format("%Y-%m-%d %H:%M UTC"),
-                );
-                continue;
-            }
-        };
-        let published = publish_issue(settings, &ctx.store, topic, &compiled, now()).await?;
-        record_digest_run(ctx, topic, &compiled).await?;
-        match &published {
-            Published::Empty => println!(
-                "{}: issue {} has no articles for {} to {}: nothing to send",
+        let publication = publish(
+            settings,
+            &ctx.store,
+            topic,
+            IssueToPublish::Period(at),
+            &SystemClock,
+        )
+        .await?;
+        match &publication {
+            Publication::NothingOnTopic(empty) => println!(
+                "{}: no articles on topic from {} to {}: no issue compiled, nothing to send",
                 topic.slug,
-                compiled.issue_id,
-                compiled.digest.window_start.format("%Y-%m-%d %H:%M UTC"),
-                compiled.digest.window_end.format("%Y-%m-%d %H:%M UTC"),
+                empty.window_start.format("%Y-%m-%d %H:%M UTC"),
+                empty.window_end.format("%Y-%m-%d %H:%M UTC"),
             ),
-            Published::Queued { queued, local } => {
+            Publication::NoArticles(compiled) => {
+                record_digest_run(ctx, topic, compiled).await?;
+                println!(
+                    "{}: issue {} has no articles for {} to {}: nothing to send",
+                    topic.slug,
+                    compiled.issue_id,
+                    compiled.digest.window_start.format("%Y-%m-%d %H:%M UTC"),
+                    compiled.digest.window_end.format("%Y-%m-%d %H:%M UTC"),
+                )
+            }
+            Publication::Queued {
+                issue: compiled,
+                queued,
+                local,
+                ..
+            } => {
+                record_digest_run(ctx, topic, compiled).await?;
                 if counts.get(&topic.slug).copied().unwrap_or(0) == 0 {
                     let path = crate::delivery::write_sample(
                         settings,
@@ -126,35 +133,21 @@ pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
     }
 }
 
-/// Records the handled period as the topic's last digest run, so `tidings status` shows it and
-/// a `serve` started later does not treat the period as missed (queueing again would be a no-op
-/// anyway: deliveries are unique per issue and subscriber).
+/// Records the handled period as the topic's last digest run (see
+/// [`crate::scheduler::record_digest_published`]).
 async fn record_digest_run(
     ctx: &Context,
     topic: &crate::config::TopicSettings,
     compiled: &crate::pipeline::CompiledIssue,
 ) -> CommandResult {
-    let settings = &ctx.settings;
-    let cron = topic.cron_or(&settings.schedule);
-    let next = crate::schedule::Schedule::new(cron, &settings.schedule.timezone)
-        .ok()
-        .and_then(|s| s.next_after(now()));
-    let summary = format!(
-        "tidings run: issue #{} ({} article(s))",
-        compiled.issue_id,
-        compiled.digest.entries.len()
-    );
-    ctx.store
-        .record_job_done(
-            &crate::scheduler::JobKind::Digest {
-                topic: topic.slug.clone(),
-            }
-            .name(),
-            compiled.digest.window_end,
-            &summary,
-            next,
-            now(),
-        )
-        .await?;
+    crate::scheduler::record_digest_published(
+        &ctx.settings,
+        &ctx.store,
+        &topic.slug,
+        compiled,
+        "tidings run",
+        now(),
+    )
+    .await?;
     Ok(())
 }

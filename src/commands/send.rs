@@ -1,6 +1,7 @@
-//! `tidings send`: compile the period's issue if needed (or take `--issue`), queue one delivery
-//! per confirmed subscriber through the scheduler's publish path (held until the topic's
-//! `deliver_at_local` in each subscriber's zone when it has one), and deliver everything due.
+//! `tidings send`: compile the period's issue if needed (or take `--issue`) and queue one
+//! delivery per confirmed subscriber through the one publish path ([`crate::scheduler::publish`],
+//! held until the topic's `deliver_at_local` in each subscriber's zone when it has one), then
+//! deliver everything due.
 //! A period with no article on topic is never frozen: `send` says so and exits with 0.
 //! `--to` sends one unrecorded test copy; `--dry-run` renders the messages a send would deliver
 //! now and reports how many.
@@ -16,8 +17,9 @@ use super::{CommandError, CommandResult, Context, usage};
 use crate::cli::SendArgs;
 use crate::delivery::{self, Progress, Transport};
 use crate::domain::{DeliveryStatus, Digest, SubscriberEmail};
+use crate::pipeline::CompiledIssue;
 use crate::render::{DkimSigner, PreparedDigest, Recipient};
-use crate::scheduler::{LocalRelease, Published, publish_issue};
+use crate::scheduler::{IssueToPublish, LocalRelease, Publication, SystemClock, publish};
 use crate::store::IssueRecipient;
 use crate::tokens::TokenSigner;
 
@@ -30,7 +32,7 @@ pub async fn run(ctx: &Context, args: SendArgs) -> CommandResult {
         }
         None => None,
     };
-    let (issue_id, digest) = match args.issue {
+    let issue = match args.issue {
         Some(id) => {
             let issue = ctx
                 .store
@@ -43,52 +45,48 @@ pub async fn run(ctx: &Context, args: SendArgs) -> CommandResult {
                     issue.topic, topic.slug
                 )));
             }
-            (issue.id, issue.digest)
+            IssueToPublish::Frozen(CompiledIssue {
+                issue_id: issue.id,
+                digest: issue.digest,
+                newly_compiled: false,
+            })
         }
-        None => {
-            match crate::pipeline::compile_unless_empty(&ctx.settings, &ctx.store, topic, at)
-                .await?
-            {
-                Ok(compiled) => (compiled.issue_id, compiled.digest),
-                Err(empty) => {
-                    println!(
-                        "{}: no issue compiled, nothing to send",
-                        crate::pipeline::NothingOnTopic(&empty)
-                    );
-                    return Ok(());
-                }
-            }
-        }
+        None => IssueToPublish::Period(at),
     };
-    if digest.entries.is_empty() {
-        println!(
-            "issue {issue_id} of {} ({} to {}) has no articles: nothing sent",
-            topic.slug, digest.window_start, digest.window_end
-        );
-        return Ok(());
-    }
-    if let Some(to) = to {
-        return send_test_copy(ctx, &digest, to).await;
-    }
-    if args.dry_run {
-        return dry_run(ctx, topic, issue_id, &digest).await;
+    if to.is_some() || args.dry_run {
+        // A test copy or a dry run looks at the issue (compiling the period's if needed) and
+        // queues nothing.
+        let compiled = match issue.resolve(&ctx.settings, &ctx.store, topic).await? {
+            Ok(compiled) => compiled,
+            Err(empty) => return nothing_on_topic(&empty),
+        };
+        if compiled.digest.entries.is_empty() {
+            return no_articles(topic, &compiled);
+        }
+        return match to {
+            Some(to) => send_test_copy(ctx, &compiled.digest, to).await,
+            None => dry_run(ctx, topic, compiled.issue_id, &compiled.digest).await,
+        };
     }
 
-    let now = Utc::now();
-    let compiled = crate::pipeline::CompiledIssue {
-        issue_id,
-        digest,
-        newly_compiled: false,
-    };
-    match publish_issue(&ctx.settings, &ctx.store, topic, &compiled, now).await? {
-        Published::Empty => {}
-        Published::Queued { queued, local } => {
-            tracing::info!(issue = issue_id, topic = %topic.slug, queued, "deliveries queued");
-            if let Some(local) = local {
-                println!("issue {issue_id} ({}): {local}", topic.slug);
+    let (issue_id, now) =
+        match publish(&ctx.settings, &ctx.store, topic, issue, &SystemClock).await? {
+            Publication::NothingOnTopic(empty) => return nothing_on_topic(&empty),
+            Publication::NoArticles(compiled) => return no_articles(topic, &compiled),
+            Publication::Queued {
+                issue,
+                queued,
+                local,
+                queued_at,
+            } => {
+                let issue_id = issue.issue_id;
+                tracing::info!(issue = issue_id, topic = %topic.slug, queued, "deliveries queued");
+                if let Some(local) = local {
+                    println!("issue {issue_id} ({}): {local}", topic.slug);
+                }
+                (issue_id, queued_at)
             }
-        }
-    }
+        };
     let due = ctx.store.issue_outlook(issue_id, &topic.slug, now).await?;
     let (progress, bar) = progress_reporter(due.due.len() as u64);
     let owner = delivery::worker_owner("send");
@@ -118,6 +116,23 @@ pub async fn run(ctx: &Context, args: SendArgs) -> CommandResult {
         count("queued") + count("sending")
     );
     super::completed(report)
+}
+
+fn nothing_on_topic(empty: &Digest) -> CommandResult {
+    println!(
+        "{}: no issue compiled, nothing to send",
+        crate::pipeline::NothingOnTopic(empty)
+    );
+    Ok(())
+}
+
+fn no_articles(topic: &crate::config::TopicSettings, compiled: &CompiledIssue) -> CommandResult {
+    let digest = &compiled.digest;
+    println!(
+        "issue {} of {} ({} to {}) has no articles: nothing sent",
+        compiled.issue_id, topic.slug, digest.window_start, digest.window_end
+    );
+    Ok(())
 }
 
 /// A progress bar on a terminal, log lines every 10% otherwise.

@@ -14,26 +14,33 @@
 //! result goes to `job_runs`, whose `last_run_at` (the scheduled time handled) also drives
 //! catch-up on start: a missed digest within `[schedule] catch_up_hours` runs once, an older
 //! one is recorded as skipped.
+//!
+//! Beside the loop: [`publish()`] (the one publish path, shared with `tidings run` and `tidings
+//! send`), [`record`] (the `job_runs` record, shared with the commands that do a job's work) and
+//! [`status`] (`tidings status`).
 
 mod clock;
 mod local_time;
 mod plan;
+pub mod publish;
+pub mod record;
+pub mod status;
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use chrono::{DateTime, NaiveTime, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use local_time::{local_not_before, parse_timezone};
 pub use plan::{CatchUp, JobKind, JobPlan, PlannedJob, catch_up_decision, following_slot};
+pub use publish::{IssueToPublish, LocalRelease, LocalTimes, Publication, publish};
+pub use record::{record_digest_published, record_fetch};
+pub use status::{JobStatus, StatusReport, status_report};
 
-use crate::config::{Settings, TopicSettings};
-use crate::store::{JobRunRecord, Store};
+use crate::config::Settings;
+use crate::store::{RunEnd, Store};
 
 /// Pending subscribers who never confirmed, and cached pages, are deleted after this long.
 pub const HOUSEKEEPING_AGE_DAYS: i64 = 30;
@@ -275,7 +282,7 @@ impl Scheduler {
                         let summary = too_old_summary(slot, self.plan.catch_up);
                         tracing::warn!(job = %job.name, slot = %slot, "{summary}");
                         self.store
-                            .record_job_run(&job.name, Some(slot), &summary, next, now)
+                            .record_job_run(&job.name, RunEnd::Skipped(slot), &summary, next, now)
                             .await?;
                         self.emit(JobOutcome {
                             job: job.name.clone(),
@@ -399,36 +406,26 @@ impl Scheduler {
         next: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        match attempt.kind {
-            OutcomeKind::Ran | OutcomeKind::SkippedTooOld => {
-                if attempt.kind == OutcomeKind::Ran {
-                    self.store
-                        .record_job_done(job, slot, &attempt.summary, next, now)
-                        .await?;
-                } else {
-                    self.store
-                        .record_job_run(job, Some(slot), &attempt.summary, next, now)
-                        .await?;
-                }
-                if let Some(key) = &attempt.claim {
-                    // Held past any catch-up, so the slot is never claimed again.
-                    let hold = slot + self.plan.catch_up + chrono::Duration::days(1);
-                    self.store
-                        .finish_run(key, &self.options.owner, hold.max(now))
-                        .await?;
-                }
-            }
-            OutcomeKind::Failed => {
+        match attempt.kind.run_end(slot) {
+            Some(end) => {
                 self.store
-                    .record_job_run(job, None, &attempt.summary, next, now)
+                    .record_job_run(job, end, &attempt.summary, next, now)
+                    .await?
+            }
+            None => self.store.set_next_run(job, next, now).await?,
+        }
+        match (&attempt.claim, attempt.kind) {
+            (Some(key), OutcomeKind::Ran | OutcomeKind::SkippedTooOld) => {
+                // Held past any catch-up, so the slot is never claimed again.
+                let hold = slot + self.plan.catch_up + chrono::Duration::days(1);
+                self.store
+                    .finish_run(key, &self.options.owner, hold.max(now))
                     .await?;
-                if let Some(key) = &attempt.claim {
-                    self.store.release_run(key, &self.options.owner).await?;
-                }
             }
-            OutcomeKind::HeldElsewhere | OutcomeKind::AlreadyDone => {
-                self.store.set_next_run(job, next, now).await?;
+            (Some(key), OutcomeKind::Failed) => {
+                self.store.release_run(key, &self.options.owner).await?;
             }
+            _ => {}
         }
         Ok(())
     }
@@ -558,49 +555,54 @@ impl Scheduler {
             .settings
             .topic(slug)
             .with_context(|| format!("topic {slug:?} is no longer configured"))?;
-        let compiled =
-            match crate::pipeline::compile_unless_empty(&self.settings, &self.store, topic, slot)
-                .await
-                .with_context(|| format!("compiling {slug}"))?
-            {
-                Ok(compiled) => compiled,
-                Err(empty) => {
-                    return Ok((
-                        None,
-                        format!(
-                            "ok: no articles on topic from {} to {}: no issue, nothing queued",
-                            empty
-                                .window_start
-                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                            empty
-                                .window_end
-                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                        ),
-                    ));
-                }
-            };
-        let now = self.clock.now();
-        let summary = match publish_issue(&self.settings, &self.store, topic, &compiled, now)
-            .await
-            .with_context(|| format!("queueing issue #{}", compiled.issue_id))?
-        {
-            Published::Empty => format!(
-                "ok: issue #{} has no articles: nothing queued",
-                compiled.issue_id
+        let publication = publish(
+            &self.settings,
+            &self.store,
+            topic,
+            IssueToPublish::Period(slot),
+            self.clock.as_ref(),
+        )
+        .await?;
+        Ok(match publication {
+            Publication::NothingOnTopic(empty) => (
+                None,
+                format!(
+                    "ok: no articles on topic from {} to {}: no issue, nothing queued",
+                    empty
+                        .window_start
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    empty
+                        .window_end
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
             ),
-            Published::Queued { queued, local } => format!(
-                "ok: issue #{} ({} articles, {}), {queued} deliveries queued{}",
-                compiled.issue_id,
-                compiled.digest.entries.len(),
-                if compiled.newly_compiled {
-                    "compiled now"
-                } else {
-                    "compiled earlier"
-                },
-                local.map(|l| format!(", {l}")).unwrap_or_default(),
+            Publication::NoArticles(issue) => (
+                Some(issue.issue_id),
+                format!(
+                    "ok: issue #{} has no articles: nothing queued",
+                    issue.issue_id
+                ),
             ),
-        };
-        Ok((Some(compiled.issue_id), summary))
+            Publication::Queued {
+                issue,
+                queued,
+                local,
+                ..
+            } => (
+                Some(issue.issue_id),
+                format!(
+                    "ok: issue #{} ({} articles, {}), {queued} deliveries queued{}",
+                    issue.issue_id,
+                    issue.digest.entries.len(),
+                    if issue.newly_compiled {
+                        "compiled now"
+                    } else {
+                        "compiled earlier"
+                    },
+                    local.map(|l| format!(", {l}")).unwrap_or_default(),
+                ),
+            ),
+        })
     }
 }
 
@@ -620,305 +622,5 @@ async fn shutdown_signalled(rx: &mut watch::Receiver<bool>) {
         if rx.changed().await.is_err() {
             return;
         }
-    }
-}
-
-/// What [`apply_local_delivery_time`] did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LocalTimes {
-    pub zones: usize,
-    pub rows: u64,
-    pub earliest: Option<DateTime<Utc>>,
-    pub latest: Option<DateTime<Utc>>,
-}
-
-impl fmt::Display for LocalTimes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} held for local delivery in {} zones",
-            self.rows, self.zones
-        )?;
-        if let (Some(a), Some(b)) = (self.earliest, self.latest) {
-            write!(
-                f,
-                " ({} to {})",
-                a.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                b.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// What [`publish_issue`] did with a compiled issue.
-#[derive(Debug)]
-pub enum Published {
-    /// The issue has no articles; nothing was queued (an empty digest is never sent).
-    Empty,
-    /// Deliveries were queued (`queued` new ones; 0 when they existed already).
-    Queued {
-        queued: u64,
-        local: Option<LocalTimes>,
-    },
-}
-
-/// Queues a compiled issue for its topic's confirmed subscribers, holding each delivery until
-/// the topic's local delivery time when it has one. Idempotent: running it again for the same
-/// issue queues nothing new. Shared by the scheduler and `tidings run`.
-pub async fn publish_issue(
-    settings: &Settings,
-    store: &Store,
-    topic: &TopicSettings,
-    compiled: &crate::pipeline::CompiledIssue,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Published> {
-    if compiled.digest.entries.is_empty() {
-        return Ok(Published::Empty);
-    }
-    // With a local delivery time the rows are written held (longer than any zone's next local
-    // time can be away) and released per zone below: no worker can claim a row before its
-    // local time, and a crash in between only delays, never sends early (the scheduler's
-    // repair run applies the times again).
-    let not_before = if topic.deliver_at_local.is_some() {
-        now + chrono::Duration::days(3)
-    } else {
-        now
-    };
-    let queued = store
-        .enqueue_issue_held(compiled.issue_id, &topic.slug, now, not_before)
-        .await?;
-    let local = apply_local_delivery_time(settings, store, topic, compiled.issue_id, now).await?;
-    Ok(Published::Queued { queued, local })
-}
-
-/// For a topic with `deliver_at_local`, holds `issue_id`'s queued deliveries until that time in
-/// each subscriber's zone (the schedule's zone for those without one or with an unknown one),
-/// counted from `compiled_at` (the caller's clock right after compiling). Call right after
-/// `Store::enqueue_issue`; only queued, never-attempted rows change. Returns None when the topic
-/// has no local delivery time.
-pub async fn apply_local_delivery_time(
-    settings: &Settings,
-    store: &Store,
-    topic: &TopicSettings,
-    issue_id: i64,
-    compiled_at: DateTime<Utc>,
-) -> anyhow::Result<Option<LocalTimes>> {
-    let Some(release) = LocalRelease::of(settings, topic)? else {
-        return Ok(None);
-    };
-    let zones = store.issue_delivery_timezones(issue_id).await?;
-    let per_zone: Vec<(Option<String>, DateTime<Utc>)> = zones
-        .into_iter()
-        .map(|zone| {
-            let at = release.time_for(zone.as_deref(), compiled_at);
-            (zone, at)
-        })
-        .collect();
-    let rows = store
-        .set_local_not_before(issue_id, &per_zone, compiled_at)
-        .await?;
-    Ok(Some(LocalTimes {
-        zones: per_zone.len(),
-        rows,
-        earliest: per_zone.iter().map(|(_, t)| *t).min(),
-        latest: per_zone.iter().map(|(_, t)| *t).max(),
-    }))
-}
-
-/// A topic's `deliver_at_local`, parsed: when a delivery queued at some moment is released in
-/// a subscriber's zone.
-#[derive(Clone, Copy, Debug)]
-pub struct LocalRelease {
-    deliver_at: NaiveTime,
-    default_tz: Tz,
-}
-
-impl LocalRelease {
-    /// None when the topic has no local delivery time.
-    pub fn of(settings: &Settings, topic: &TopicSettings) -> anyhow::Result<Option<LocalRelease>> {
-        let Some(raw) = topic.deliver_at_local.as_deref() else {
-            return Ok(None);
-        };
-        let deliver_at = NaiveTime::parse_from_str(raw.trim(), "%H:%M").with_context(|| {
-            format!(
-                "topics.{}.deliver_at_local {raw:?} is not HH:MM",
-                topic.slug
-            )
-        })?;
-        let default_tz: Tz = settings.schedule.timezone.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "schedule.timezone {:?} is not an IANA time zone",
-                settings.schedule.timezone
-            )
-        })?;
-        Ok(Some(LocalRelease {
-            deliver_at,
-            default_tz,
-        }))
-    }
-
-    /// The release time of a delivery queued at `queued_at` for a subscriber in `zone` (the
-    /// schedule's zone for none or an unknown one).
-    pub fn time_for(&self, zone: Option<&str>, queued_at: DateTime<Utc>) -> DateTime<Utc> {
-        let tz = parse_timezone(zone);
-        if zone.is_some() && tz.is_none() {
-            tracing::warn!(timezone = ?zone, "unknown subscriber time zone; using the schedule's");
-        }
-        local_not_before(self.deliver_at, tz, self.default_tz, queued_at)
-    }
-}
-
-/// Records a fetch that a command did (`tidings fetch`, `tidings run`, named by `by`) as the
-/// fetch job's last run, so `tidings status` shows it: done at `at`, or failed when every
-/// source failed.
-pub async fn record_fetch(
-    settings: &Settings,
-    store: &Store,
-    report: &crate::pipeline::FetchReport,
-    at: DateTime<Utc>,
-    by: &str,
-    now: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    let name = JobKind::Fetch.name();
-    let next = JobPlan::from_settings(settings)
-        .ok()
-        .and_then(|plan| plan.job(&name).and_then(|j| j.schedule.next_after(now)));
-    if report.all_failed() {
-        let summary = format!("failed ({by}): {}", report.all_failed_message());
-        store
-            .record_job_run(&name, None, &summary, next, now)
-            .await?;
-    } else {
-        let summary = format!("ok ({by}): {}", report.summary());
-        store
-            .record_job_done(&name, at, &summary, next, now)
-            .await?;
-    }
-    Ok(())
-}
-
-/// One job's line in `tidings status`.
-#[derive(Clone, Debug)]
-pub struct JobStatus {
-    pub name: String,
-    /// None when the job is disabled (blank cron).
-    pub cron: Option<String>,
-    pub next_run: Option<DateTime<Utc>>,
-    pub last: Option<JobRunRecord>,
-}
-
-/// What `tidings status` shows.
-#[derive(Clone, Debug)]
-pub struct StatusReport {
-    pub now: DateTime<Utc>,
-    pub timezone: Tz,
-    pub jobs: Vec<JobStatus>,
-    pub deliveries: BTreeMap<String, i64>,
-    pub subscribers: BTreeMap<String, i64>,
-}
-
-/// Gathers next and last runs per job and topic, queue depth and subscribers by status.
-pub async fn status_report(
-    settings: &Settings,
-    store: &Store,
-    now: DateTime<Utc>,
-) -> anyhow::Result<StatusReport> {
-    let plan = JobPlan::from_settings(settings).map_err(anyhow::Error::msg)?;
-    let mut last: BTreeMap<String, JobRunRecord> = store
-        .last_runs()
-        .await?
-        .into_iter()
-        .map(|r| (r.job.clone(), r))
-        .collect();
-    let mut names = vec![JobKind::Fetch.name()];
-    names.extend(settings.topics.iter().map(|t| {
-        JobKind::Digest {
-            topic: t.slug.clone(),
-        }
-        .name()
-    }));
-    names.push(JobKind::RetrySweep.name());
-    names.push(JobKind::Housekeeping.name());
-    let jobs = names
-        .into_iter()
-        .map(|name| {
-            let planned = plan.job(&name);
-            JobStatus {
-                cron: planned.map(|j| j.schedule.expression().to_string()),
-                next_run: planned.and_then(|j| j.schedule.next_after(now)),
-                last: last.remove(&name),
-                name,
-            }
-        })
-        .collect();
-    Ok(StatusReport {
-        now,
-        timezone: plan.timezone,
-        jobs,
-        deliveries: store.delivery_status_counts().await?,
-        subscribers: store.subscriber_counts_by_status().await?,
-    })
-}
-
-impl fmt::Display for StatusReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let local = |t: DateTime<Utc>| {
-            t.with_timezone(&self.timezone)
-                .format("%Y-%m-%d %H:%M:%S %Z")
-                .to_string()
-        };
-        writeln!(
-            f,
-            "now: {} (schedule time zone {})",
-            local(self.now),
-            self.timezone
-        )?;
-        writeln!(f, "jobs:")?;
-        for job in &self.jobs {
-            match (&job.cron, job.next_run) {
-                (None, _) => writeln!(f, "  {}: disabled (blank cron)", job.name)?,
-                (Some(cron), Some(next)) => {
-                    writeln!(f, "  {}: cron \"{cron}\", next {}", job.name, local(next))?
-                }
-                (Some(cron), None) => writeln!(f, "  {}: cron \"{cron}\", no next run", job.name)?,
-            }
-            match &job.last {
-                Some(r) => {
-                    let when = r
-                        .last_run_at
-                        .map(local)
-                        .unwrap_or_else(|| "never completed".into());
-                    writeln!(
-                        f,
-                        "    last: {when}; {}",
-                        r.last_result.as_deref().unwrap_or("no result yet")
-                    )?;
-                    // A later skipped or failed slot does not hide the last one that did the job.
-                    let shown = r.last_run_at == r.last_completed_at
-                        && r.last_result == r.last_completed_result;
-                    if !shown && r.last_result.is_some() {
-                        match (r.last_completed_at, &r.last_completed_result) {
-                            (Some(at), Some(result)) => {
-                                writeln!(f, "    last completed: {}; {result}", local(at))?
-                            }
-                            _ => writeln!(f, "    last completed: never")?,
-                        }
-                    }
-                }
-                None => writeln!(f, "    last: never")?,
-            }
-        }
-        let counts = |m: &BTreeMap<String, i64>| {
-            if m.is_empty() {
-                "none".to_string()
-            } else {
-                let total: i64 = m.values().sum();
-                let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v}")).collect();
-                format!("{} (total {total})", parts.join(", "))
-            }
-        };
-        writeln!(f, "deliveries: {}", counts(&self.deliveries))?;
-        writeln!(f, "subscribers: {}", counts(&self.subscribers))
     }
 }

@@ -52,6 +52,19 @@ impl From<JobRunRow> for JobRunRecord {
     }
 }
 
+/// How an attempt at a job's scheduled time (slot) ended, as [`Store::record_job_run`] records
+/// it in `job_runs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    /// The job was done for this slot: the last run handled and the last completed run.
+    Done(DateTime<Utc>),
+    /// This slot was skipped (missed beyond `catch_up_hours`): the last run handled, not a
+    /// completed one.
+    Skipped(DateTime<Utc>),
+    /// The attempt failed: the slot stays open (`last_run_at` does not move).
+    Failed,
+}
+
 /// Who holds a claim and until when.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClaimHolder {
@@ -60,69 +73,44 @@ pub struct ClaimHolder {
 }
 
 impl Store {
-    /// Records an attempt of `job` that did not do the job: skipped (`slot` is the skipped
-    /// scheduled time) or failed (`slot` None: the slot stays open). `last_run_at` only ever
-    /// moves forward, so a late record of an older slot never hides a newer one; the last
-    /// completed run stays as it was. `next_run_at` replaces the stored one.
+    /// Records how an attempt at `job` ended ([`RunEnd`]) with its one-line `result`, in one
+    /// statement whatever the ending. `last_run_at` only ever moves forward, so a late record of
+    /// an older slot never hides a newer one; a failure leaves it where it was (the slot stays
+    /// open). Only [`RunEnd::Done`] moves the last completed run (unless a later slot completed
+    /// already), so a skipped or failed slot never hides the last run that did the job.
+    /// `next_run_at` replaces the stored one.
     pub async fn record_job_run(
         &self,
         job: &str,
-        slot: Option<DateTime<Utc>>,
+        end: RunEnd,
         result: &str,
         next_run_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
+        let (slot, completed_at, completed_result) = match end {
+            RunEnd::Done(slot) => (Some(slot), Some(slot), Some(result)),
+            RunEnd::Skipped(slot) => (Some(slot), None, None),
+            RunEnd::Failed => (None, None, None),
+        };
         with_pool!(self, p => {
             sqlx::query(
-                "INSERT INTO job_runs (job, last_run_at, last_result, next_run_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5) \
+                "INSERT INTO job_runs (job, last_run_at, last_result, next_run_at, updated_at, \
+                   last_completed_at, last_completed_result) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (job) DO UPDATE SET \
                    last_run_at = CASE WHEN excluded.last_run_at IS NOT NULL \
                        AND (job_runs.last_run_at IS NULL OR excluded.last_run_at > job_runs.last_run_at) \
                        THEN excluded.last_run_at ELSE job_runs.last_run_at END, \
                    last_result = excluded.last_result, \
                    next_run_at = excluded.next_run_at, \
-                   updated_at = excluded.updated_at",
-            )
-            .bind(job)
-            .bind(slot)
-            .bind(result)
-            .bind(next_run_at)
-            .bind(now)
-            .execute(p)
-            .await?;
-        });
-        Ok(())
-    }
-
-    /// Records a run of `job` that did the job for the scheduled time `slot`: as
-    /// [`Store::record_job_run`], and also as the last completed run (unless a later slot
-    /// completed already).
-    pub async fn record_job_done(
-        &self,
-        job: &str,
-        slot: DateTime<Utc>,
-        result: &str,
-        next_run_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        with_pool!(self, p => {
-            sqlx::query(
-                "INSERT INTO job_runs (job, last_run_at, last_result, next_run_at, updated_at, \
-                   last_completed_at, last_completed_result) \
-                 VALUES ($1, $2, $3, $4, $5, $2, $3) \
-                 ON CONFLICT (job) DO UPDATE SET \
-                   last_run_at = CASE WHEN job_runs.last_run_at IS NULL \
-                       OR excluded.last_run_at > job_runs.last_run_at \
-                       THEN excluded.last_run_at ELSE job_runs.last_run_at END, \
-                   last_result = excluded.last_result, \
-                   next_run_at = excluded.next_run_at, \
                    updated_at = excluded.updated_at, \
-                   last_completed_result = CASE WHEN job_runs.last_completed_at IS NULL \
-                       OR excluded.last_completed_at >= job_runs.last_completed_at \
+                   last_completed_result = CASE WHEN excluded.last_completed_at IS NOT NULL \
+                       AND (job_runs.last_completed_at IS NULL \
+                         OR excluded.last_completed_at >= job_runs.last_completed_at) \
                        THEN excluded.last_completed_result ELSE job_runs.last_completed_result END, \
-                   last_completed_at = CASE WHEN job_runs.last_completed_at IS NULL \
-                       OR excluded.last_completed_at >= job_runs.last_completed_at \
+                   last_completed_at = CASE WHEN excluded.last_completed_at IS NOT NULL \
+                       AND (job_runs.last_completed_at IS NULL \
+                         OR excluded.last_completed_at >= job_runs.last_completed_at) \
                        THEN excluded.last_completed_at ELSE job_runs.last_completed_at END",
             )
             .bind(job)
@@ -130,6 +118,8 @@ impl Store {
             .bind(result)
             .bind(next_run_at)
             .bind(now)
+            .bind(completed_at)
+            .bind(completed_result)
             .execute(p)
             .await?;
         });

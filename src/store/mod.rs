@@ -28,7 +28,7 @@ pub use deliveries::{
     RetryPolicy,
 };
 pub use issues::{IssueOutlook, IssueRecipient, IssueSummary, StoredIssue};
-pub use jobs::{ClaimHolder, JobRunRecord};
+pub use jobs::{ClaimHolder, JobRunRecord, RunEnd};
 pub use subscribers::{
     AddOutcome, ImportOutcome, NewSubscriber, SubscriberFilter, SubscriberRecord, email_hash,
 };

@@ -192,6 +192,19 @@ mod tests {
         assert!(b.warnings.iter().any(|w| w.contains("Bad link")));
     }
 
+    /// A feed hands over the link as readers should see it (fragment and tracking parameters
+    /// removed, nothing else changed); it is no dedupe key (`www.`, the trailing slash stay).
+    #[test]
+    fn entry_links_are_handed_over_as_web_links() {
+        let doc = r#"<rss version="2.0"><channel><title>x</title>
+<item><title>Raft</title><link>https://www.e.com/a/?utm_source=rss&amp;id=7#top</link><pubDate>Tue, 03 Feb 2026 10:00:00 GMT</pubDate></item>
+</channel></rss>"#;
+        let b = parse("Feed", doc.as_bytes(), "https://e.com/feed", 10).unwrap();
+        assert_eq!(b.items.len(), 1, "{:?}", b.warnings);
+        let it = &b.items[0];
+        assert_eq!(it.url.as_deref(), Some("https://www.e.com/a/?id=7"));
+    }
+
     #[test]
     fn malformed_xml_is_an_error_not_a_panic() {
         assert!(

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use tidings::config::Settings;
-use tidings::delivery::{self, Clock};
+use tidings::delivery::{self, Clock, RetryPolicy};
 use tidings::domain::{
     ArticleSource, DeliveryStatus, Digest, DigestEntry, SubscriberEmail, SubscriberStatus,
 };
-use tidings::store::{ArticleUpsert, RetryPolicy, Store};
+use tidings::store::{ArticleUpsert, Store};
 
 use crate::support::cli::{Workers, send_command};
 use crate::support::db::{self, Backend, per_backend};

@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex};
 use lettre::Address;
 use lettre::address::Envelope;
 use tidings::config::{Settings, SmtpSettings, TlsMode};
-use tidings::delivery::Transport;
-use tidings::store::DeliveryOutcome;
+use tidings::delivery::{DeliveryOutcome, Transport};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Serves one SMTP session without SMTPUTF8; returns the port and the commands it received.

@@ -178,13 +178,13 @@ async fn send_test_copy(ctx: &Context, digest: &Digest, to: SubscriberEmail) -> 
     let result = sender.send(&message).await;
     sender.close().await;
     match result.outcome {
-        crate::store::DeliveryOutcome::Sent { reply } => {
+        crate::delivery::DeliveryOutcome::Sent { reply } => {
             println!("test copy sent to {to} (not recorded as a delivery): {reply}");
             Ok(())
         }
-        crate::store::DeliveryOutcome::Deferred { reply }
-        | crate::store::DeliveryOutcome::Unknown { reply }
-        | crate::store::DeliveryOutcome::Failed { reply, .. } => Err(CommandError::Failed(
+        crate::delivery::DeliveryOutcome::Deferred { reply }
+        | crate::delivery::DeliveryOutcome::Unknown { reply }
+        | crate::delivery::DeliveryOutcome::Failed { reply, .. } => Err(CommandError::Failed(
             anyhow::anyhow!("test copy to {to} not sent: {reply}"),
         )),
     }

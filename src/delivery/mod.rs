@@ -1,10 +1,15 @@
 //! Delivery: the outbox workers (claim under lease, send, record the outcome with backoff,
-//! bounces, unknown outcomes; take over the leases of a process that died) and the transports (SMTP via lettre, .eml files). The only place that talks SMTP.
+//! bounces, unknown outcomes; take over the leases of a process that died) and the transports
+//! (SMTP via lettre, .eml files). The only place that talks SMTP. The outcome of an attempt
+//! ([`DeliveryOutcome`]) and what it does to the outbox row ([`RetryPolicy::settle`]) are
+//! decided here; the store records the result.
 //!
 //! Entry points: [`deliver_until_idle`] for `tidings send`, [`run_workers`] for `tidings serve`,
 //! [`write_sample`] for a first `tidings run` with no subscribers yet.
 
 mod lease;
+mod outcome;
+mod retry;
 mod smtp;
 mod transport;
 mod worker;
@@ -15,6 +20,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use lease::{current_process, is_gone};
+pub use outcome::{DeliveryOutcome, SendResult};
+pub use retry::RetryPolicy;
 pub use transport::Transport;
 use transport::write_eml;
 pub use worker::{

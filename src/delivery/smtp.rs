@@ -41,9 +41,8 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use lettre::transport::smtp::response::Response;
 use tokio::net::TcpStream;
 
-use super::transport::{SendResult, classify_error, error_text};
+use super::outcome::{DeliveryOutcome, SendResult, classify_error, error_text};
 use crate::config::{SmtpSettings, TlsMode};
-use crate::store::DeliveryOutcome;
 
 /// A connection unused for this long is closed rather than reused: many servers drop idle
 /// clients after a minute or less.

@@ -16,14 +16,12 @@ use chrono::Utc;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Mutex, watch};
 
-use super::Clock;
 use super::transport::{Sender, Transport};
+use super::{Clock, DeliveryOutcome, RetryPolicy};
 use crate::config::Settings;
 use crate::domain::{DeliveryStatus, SubscriberEmail, parse_mailbox};
 use crate::render::{DkimSigner, OutgoingMessage, PreparedDigest, Recipient};
-use crate::store::{
-    ClaimedDelivery, DeliveryKind, DeliveryOutcome, LeaseHolder, RetryPolicy, Store,
-};
+use crate::store::{ClaimedDelivery, DeliveryKind, LeaseHolder, Store};
 use crate::tokens::TokenSigner;
 
 /// How many rendered issues a worker pool keeps.
@@ -273,11 +271,8 @@ impl Engine {
             }
         }
         let now = (self.clock)();
-        match self
-            .store
-            .record_outcome(claim, &outcome, &self.policy, now)
-            .await?
-        {
+        let settlement = self.policy.settle(claim, &outcome, now);
+        match self.store.record_outcome(claim, &settlement, now).await? {
             Some(status) => {
                 match status {
                     DeliveryStatus::Sent => c.sent.fetch_add(1, Ordering::Relaxed),
@@ -293,7 +288,7 @@ impl Engine {
                     }
                     _ => c.failed.fetch_add(1, Ordering::Relaxed),
                 };
-                if matches!(outcome, DeliveryOutcome::Failed { bounce: true, .. }) {
+                if settlement.bounce {
                     c.bounced.fetch_add(1, Ordering::Relaxed);
                 }
                 if let Some(progress) = &self.progress {

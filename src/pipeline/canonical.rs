@@ -1,19 +1,15 @@
 //! Canonical article URLs, the dedupe key: the same story linked from several sources, with
 //! different tracking parameters, `www.`, default ports, fragments or a trailing slash, maps to
-//! one string. Pure: no I/O.
+//! one string. Built by ingest from the [`WebLink`]s sources return (sources know nothing of
+//! dedupe). Pure: no I/O.
 
-use url::Url;
-
-/// Query parameters that only track the reader and never change the page.
-const TRACKING_PARAMS: &[&str] = &[
-    "ref", "ref_src", "ref_url", "source", "fbclid", "gclid", "dclid", "msclkid", "mc_cid",
-    "mc_eid", "igshid", "yclid", "_hsenc", "_hsmi", "mkt_tok", "cmpid", "share", "s_cid",
-];
+use crate::domain::WebLink;
 
 /// A link as kept by ingest: the URL as given and its canonical form and domain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CanonicalLink {
-    /// The URL to show readers (fragment removed, otherwise as given).
+    /// The URL to show readers ([`WebLink`]: fragment and tracking parameters removed,
+    /// otherwise as given).
     pub url: String,
     /// The dedupe key.
     pub canonical: String,
@@ -21,36 +17,17 @@ pub struct CanonicalLink {
     pub domain: String,
 }
 
-/// Parses an absolute http(s) link; anything else (`javascript:`, `data:`, relative paths,
-/// hosts missing) yields `None`.
+/// Parses an absolute http(s) link ([`WebLink::parse`]) and derives its dedupe key; anything
+/// else (`javascript:`, `data:`, relative paths, hosts missing) yields `None`.
 pub fn canonical_link(raw: &str) -> Option<CanonicalLink> {
-    let trimmed = raw.trim();
-    if trimmed.is_empty() || trimmed.len() > 4096 {
-        return None;
-    }
-    let mut url = Url::parse(trimmed).ok()?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return None;
-    }
-    let host = url.host_str()?.to_ascii_lowercase();
-    if host.is_empty() {
-        return None;
-    }
-    url.set_fragment(None);
-    let pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .filter(|(k, _)| !is_tracking_param(k))
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    if url.query().is_some() && pairs.len() != url.query_pairs().count() {
-        if pairs.is_empty() {
-            url.set_query(None);
-        } else {
-            url.query_pairs_mut().clear().extend_pairs(&pairs);
-        }
-    }
-    let shown = url.to_string();
+    WebLink::parse(raw).and_then(|link| canonical_of(&link))
+}
 
+/// The dedupe key and domain of a link: `www.` dropped from the host, trailing slashes from the
+/// path, the remaining query parameters written out again.
+fn canonical_of(link: &WebLink) -> Option<CanonicalLink> {
+    let url = link.url();
+    let host = url.host_str()?.to_ascii_lowercase();
     // The url crate already lower-cases scheme and host and drops default ports.
     let domain = host.strip_prefix("www.").unwrap_or(&host).to_string();
     let mut path = url.path().to_string();
@@ -62,16 +39,17 @@ pub fn canonical_link(raw: &str) -> Option<CanonicalLink> {
     }
     let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
     let mut canonical = format!("{}://{}{}{}", url.scheme(), domain, port, path);
-    if !pairs.is_empty() {
+    let mut pairs = url.query_pairs().peekable();
+    if pairs.peek().is_some() {
         let mut ser = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in &pairs {
-            ser.append_pair(k, v);
+        for (k, v) in pairs {
+            ser.append_pair(&k, &v);
         }
         canonical.push('?');
         canonical.push_str(&ser.finish());
     }
     Some(CanonicalLink {
-        url: shown,
+        url: link.as_str().to_string(),
         canonical,
         domain,
     })
@@ -80,11 +58,6 @@ pub fn canonical_link(raw: &str) -> Option<CanonicalLink> {
 /// The canonical form alone (for `explain` and lookups).
 pub fn canonicalize(raw: &str) -> Option<String> {
     canonical_link(raw).map(|l| l.canonical)
-}
-
-fn is_tracking_param(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    k.starts_with("utm_") || TRACKING_PARAMS.contains(&k.as_str())
 }
 
 #[cfg(test)]

@@ -7,11 +7,10 @@ use chrono::Utc;
 use super::http::HttpClient;
 use super::{DroppedEntry, MAX_TITLE_CHARS, SourceBatch, clean_text, html_to_text, optional_text};
 use crate::config::SourceSettings;
-use crate::domain::FetchedItem;
-use crate::pipeline::canonical::canonical_link;
-use crate::store::FeedState;
+use crate::domain::{FeedState, FetchedItem, web_link};
 
-/// Fetches one feed. Returns the batch and the validators to store for the next fetch.
+/// Fetches one feed with the validators of the last fetch (`state`). Returns the batch and the
+/// validators for the next fetch; the caller keeps them.
 pub async fn fetch(
     http: &HttpClient,
     source: &SourceSettings,
@@ -89,9 +88,9 @@ pub fn parse(
         .enumerate()
     {
         if n >= max_entries {
-            if let Some(link) = entry.links.iter().find_map(|l| canonical_link(&l.href)) {
+            if let Some(link) = entry.links.iter().find_map(|l| web_link(&l.href)) {
                 batch.dropped.push(DroppedEntry {
-                    url: link.url,
+                    url: link,
                     title: entry
                         .title
                         .as_ref()
@@ -126,7 +125,7 @@ pub fn parse(
             .links
             .iter()
             .filter(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
-            .find_map(|l| canonical_link(&l.href));
+            .find_map(|l| web_link(&l.href));
         let Some(link) = link else {
             batch.warnings.push(format!(
                 "{source_name}: entry {title:?} has no http(s) link, skipped"
@@ -138,7 +137,7 @@ pub fn parse(
                 "{source_name}: entry {title:?} has no date, skipped"
             ));
             batch.dropped.push(DroppedEntry {
-                url: link.url,
+                url: link,
                 title,
                 reason: "the entry has no date".into(),
             });
@@ -147,7 +146,7 @@ pub fn parse(
         let text = optional_text(entry.summary.as_ref().map(|s| s.content.as_str()))
             .or_else(|| optional_text(entry.content.as_ref().and_then(|c| c.body.as_deref())));
         let external_id = if entry.id.trim().is_empty() {
-            link.url.clone()
+            link.clone()
         } else {
             clean_text(&entry.id, 300)
         };
@@ -156,7 +155,7 @@ pub fn parse(
             source_kind: "feed".into(),
             external_id,
             title,
-            url: Some(link.url),
+            url: Some(link),
             discussion_url: None,
             published_at: published_at.with_timezone(&Utc),
             points: None,
@@ -191,6 +190,19 @@ mod tests {
         assert_eq!(it.text.as_deref(), Some("Body text"));
         assert_eq!(it.tags, vec!["distributed"]);
         assert!(b.warnings.iter().any(|w| w.contains("Bad link")));
+    }
+
+    /// A feed hands over the link as readers should see it (fragment and tracking parameters
+    /// removed, nothing else changed); it is no dedupe key (`www.`, the trailing slash stay).
+    #[test]
+    fn entry_links_are_handed_over_as_web_links() {
+        let doc = r#"<rss version="2.0"><channel><title>x</title>
+<item><title>Raft</title><link>https://www.e.com/a/?utm_source=rss&amp;id=7#top</link><pubDate>Tue, 03 Feb 2026 10:00:00 GMT</pubDate></item>
+</channel></rss>"#;
+        let b = parse("Feed", doc.as_bytes(), "https://e.com/feed", 10).unwrap();
+        assert_eq!(b.items.len(), 1, "{:?}", b.warnings);
+        let it = &b.items[0];
+        assert_eq!(it.url.as_deref(), Some("https://www.e.com/a/?id=7"));
     }
 
     #[test]

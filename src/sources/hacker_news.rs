@@ -9,8 +9,7 @@ use serde::Deserialize;
 use super::http::HttpClient;
 use super::{FetchWindow, MAX_TITLE_CHARS, SourceBatch, clean_text, optional_text};
 use crate::config::SourceSettings;
-use crate::domain::FetchedItem;
-use crate::pipeline::canonical::canonical_link;
+use crate::domain::{FetchedItem, web_link};
 
 pub const DEFAULT_BASE_URL: &str = "https://hn.algolia.com";
 /// Algolia never returns more than this many hits for one query.
@@ -142,8 +141,8 @@ fn to_item(source_name: &str, hit: Hit) -> Result<FetchedItem, String> {
         url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
     );
     let url = match hit.url.as_deref().filter(|u| !u.trim().is_empty()) {
-        Some(u) => match canonical_link(u) {
-            Some(l) => Some(l.url),
+        Some(u) => match web_link(u) {
+            Some(l) => Some(l),
             None => {
                 return Err(format!(
                     "{source_name}: story {id} has a non-http link, skipped"

@@ -7,8 +7,7 @@ use serde::Deserialize;
 use super::http::HttpClient;
 use super::{MAX_TITLE_CHARS, SourceBatch, clean_text, optional_text};
 use crate::config::SourceSettings;
-use crate::domain::FetchedItem;
-use crate::pipeline::canonical::canonical_link;
+use crate::domain::{FetchedItem, web_link};
 
 pub const DEFAULT_BASE_URL: &str = "https://lobste.rs";
 
@@ -110,18 +109,14 @@ fn to_item(source_name: &str, s: Story) -> Result<FetchedItem, String> {
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc))
         .ok_or_else(|| format!("{source_name}: story {id} has no valid created_at"))?;
-    let discussion = s
-        .comments_url
-        .or(s.short_id_url)
-        .and_then(|u| canonical_link(&u))
-        .map(|l| l.url);
-    let url =
-        match s.url.as_deref().filter(|u| !u.trim().is_empty()) {
-            Some(u) => Some(canonical_link(u).map(|l| l.url).ok_or_else(|| {
-                format!("{source_name}: story {id} has a non-http link, skipped")
-            })?),
-            None => None,
-        };
+    let discussion = s.comments_url.or(s.short_id_url).and_then(|u| web_link(&u));
+    let url = match s.url.as_deref().filter(|u| !u.trim().is_empty()) {
+        Some(u) => Some(
+            web_link(u)
+                .ok_or_else(|| format!("{source_name}: story {id} has a non-http link, skipped"))?,
+        ),
+        None => None,
+    };
     Ok(FetchedItem {
         source_name: source_name.to_string(),
         source_kind: "lobsters".into(),

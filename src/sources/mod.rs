@@ -1,7 +1,10 @@
 //! Where articles come from: the shared HTTP client with its limits and SSRF guard
 //! ([`http`]), the Hacker News Algolia API, RSS/Atom/JSON feeds, Lobsters JSON, and the
 //! extraction of an article page's description and main text. Every source returns
-//! [`FetchedItem`]s with absolute http(s) links only; ingest happens in `crate::pipeline`.
+//! [`FetchedItem`]s whose links are [`crate::domain::WebLink`]s (absolute http(s), fragment
+//! and tracking parameters removed). Sources know nothing of dedupe or storage: canonical
+//! URLs, ingest and the feed state kept between fetches are `crate::pipeline`'s and
+//! `crate::store`'s business.
 
 pub mod feed;
 pub mod hacker_news;

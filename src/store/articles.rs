@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::{BeginWrite, Store, StoreError, StoreResult, with_pool};
-use crate::domain::{Article, ArticleSource, PageInfo};
+use crate::domain::{Article, ArticleSource, FeedState, PageInfo};
 
 /// An article to insert or update, with one source's view of it.
 #[derive(Clone, Debug)]
@@ -16,13 +16,6 @@ pub struct ArticleUpsert<'a> {
     pub domain: &'a str,
     pub title: &'a str,
     pub source: &'a ArticleSource,
-}
-
-/// A feed's validators for conditional GET.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FeedState {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]

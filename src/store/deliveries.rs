@@ -4,13 +4,19 @@
 //! row per confirmed subscriber of the topic at once), claimed by workers under a lease
 //! ([`Store::claim_due`]: `FOR UPDATE SKIP LOCKED` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite),
 //! and settled by [`Store::record_outcome`] only while the lease is still the claimer's (in one
-//! transaction with the bounce it may cause). Each claim records its holder (host, process id,
-//! process start) so a `send` can tell a lease of a process that died from one still in use. No
-//! transaction is held while a message is being sent. Failed rows are never deleted.
+//! transaction with the bounce it may cause). What a settlement says (status, next attempt,
+//! bounce) is decided in `src/delivery`; the store records the plain values ([`Settlement`]).
+//! Each claim records its holder (`leases.rs`); operators' views of the outbox are in
+//! `records.rs`. No transaction is held while a message is being sent. Failed rows are never
+//! deleted.
 
-use std::collections::BTreeMap;
+mod leases;
+mod records;
 
 use chrono::{DateTime, Duration, Utc};
+
+pub use leases::{HeldLease, LeaseHolder};
+pub use records::DeliveryRecord;
 
 use super::{BeginWrite, Store, StoreError, StoreResult, email_hash, with_pool};
 use crate::domain::{DeliveryStatus, SubscriberEmail, SubscriberStatus};
@@ -71,26 +77,6 @@ impl DeliveryKind {
     }
 }
 
-/// Who holds a claim's lease: the host, the process id and the process's start (an opaque
-/// text that tells a process from a later one with the same id; `None` where it cannot be
-/// known). `src/delivery` fills it in and decides whether such a process still runs.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct LeaseHolder {
-    pub host: String,
-    pub pid: i64,
-    pub process_start: Option<String>,
-}
-
-/// The rows one holder has leased and not settled yet (see [`Store::held_leases`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HeldLease {
-    /// `None` for rows claimed without a recorded holder (an older version of tidings).
-    pub holder: Option<LeaseHolder>,
-    pub rows: i64,
-    /// When the last of these leases runs out.
-    pub expires_at: DateTime<Utc>,
-}
-
 /// A row a worker has claimed: it owns it until `lease_expires_at`.
 #[derive(Clone, Debug)]
 pub struct ClaimedDelivery {
@@ -113,89 +99,24 @@ pub struct ClaimedDelivery {
     pub lease_owner: String,
 }
 
-/// How one attempt went, with the server's reply (or the error) as text.
+/// How to settle a claimed row after one attempt, as `src/delivery` decided it from the
+/// attempt's outcome and its retry policy: plain values for [`Store::record_outcome`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DeliveryOutcome {
-    /// Accepted (2xx).
-    Sent { reply: String },
-    /// Temporary failure (4xx), or no session / no reply before the message data went out:
-    /// retry later.
-    Deferred { reply: String },
-    /// No reply after the message data went out (connection lost, timeout, the lease ran
-    /// out): it may have arrived. Sent again at most `unknown_retries` times, then recorded
-    /// with the status `unknown`.
-    Unknown { reply: String },
-    /// Permanent failure (5xx); `bounce` when the reply says the mailbox is bad (5.1.x).
-    Failed { reply: String, bounce: bool },
-}
-
-/// Backoff and give-up rules (from `[delivery]`).
-#[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
-    pub base_secs: u64,
-    pub max_secs: u64,
-    pub max_attempts: u32,
-    pub give_up_after: Duration,
-    /// Resends allowed after an unknown outcome before the row is recorded `unknown`.
-    pub unknown_retries: u32,
-}
-
-impl RetryPolicy {
-    pub fn from_settings(d: &crate::config::DeliverySettings) -> RetryPolicy {
-        RetryPolicy {
-            base_secs: d.retry_base_secs,
-            max_secs: d.retry_max_secs,
-            max_attempts: d.max_attempts,
-            give_up_after: Duration::hours(
-                i64::try_from(d.give_up_after_hours).unwrap_or(i64::MAX / 3_600_000),
-            ),
-            unknown_retries: d.unknown_retries,
-        }
-    }
-
-    /// The wait after the `attempts`-th failed attempt: `base * 2^(attempts-1)`, capped at max.
-    pub fn backoff(&self, attempts: i64) -> Duration {
-        let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 62)).unwrap_or(62);
-        let secs = self
-            .base_secs
-            .saturating_mul(1u64.checked_shl(exp).unwrap_or(u64::MAX))
-            .min(self.max_secs);
-        Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
-    }
-}
-
-/// One delivery record, as listed by `tidings deliveries`.
-#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
-pub struct DeliveryRecord {
-    // `kind` is one of `DeliveryKind::as_str`; `status` one of `DeliveryStatus::as_str`.
-    pub id: i64,
-    pub kind: String,
-    pub issue_id: Option<i64>,
-    pub subscriber_id: Option<i64>,
-    pub email: String,
-    pub topic: Option<String>,
-    pub message_id: String,
-    pub status: String,
-    pub attempts: i64,
-    pub not_before: DateTime<Utc>,
+pub struct Settlement {
+    /// The row's new status: sent, deferred (tried again at `next_attempt_at`), failed or
+    /// unknown.
+    pub status: DeliveryStatus,
+    /// The server's reply or the error, as text (stored with control characters replaced, at
+    /// most 500 characters).
+    pub reply: String,
     pub next_attempt_at: DateTime<Utc>,
-    pub last_reply: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    /// When the relay took the message (sent rows only).
     pub sent_at: Option<DateTime<Utc>>,
-}
-
-impl DeliveryRecord {
-    /// The time that matters for this record, and what it is: `sent` (when the relay took it),
-    /// `next` (when a queued or deferred row is due), or `updated` (when anything else last
-    /// changed: failed, skipped, unknown, or claimed while `sending`).
-    pub fn when(&self) -> (&'static str, DateTime<Utc>) {
-        match self.status.as_str() {
-            "sent" => ("sent", self.sent_at.unwrap_or(self.updated_at)),
-            "queued" | "deferred" => ("next", self.next_attempt_at.max(self.not_before)),
-            _ => ("updated", self.updated_at),
-        }
-    }
+    /// The attempt's outcome was unknown: it counts toward the row's unknown outcomes.
+    pub unknown_outcome: bool,
+    /// The reply says the mailbox is bad: the row's subscriber is marked bounced and the
+    /// address suppressed, in the same transaction.
+    pub bounce: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -426,45 +347,21 @@ impl Store {
     }
 
     /// Records how an attempt went, only while `claim`'s lease is still held (returns `None`
-    /// otherwise: the lease expired and another worker may own the row now). Deferred rows get
-    /// `next_attempt_at = now + backoff`, or become failed after `max_attempts` attempts or
-    /// `give_up_after` since they were queued. An unknown outcome is retried the same way at
-    /// most `unknown_retries` times, then (or when the row would give up) recorded `unknown`.
-    /// A bounce marks the subscriber bounced and suppresses the address in the same
+    /// otherwise: the lease expired and another worker may own the row now); returns the row's
+    /// new status. A bounce marks the subscriber bounced and suppresses the address in the same
     /// transaction, so the two never disagree.
     pub async fn record_outcome(
         &self,
         claim: &ClaimedDelivery,
-        outcome: &DeliveryOutcome,
-        policy: &RetryPolicy,
+        settlement: &Settlement,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<DeliveryStatus>> {
-        let give_up = claim.attempts >= i64::from(policy.max_attempts)
-            || now - claim.created_at >= policy.give_up_after;
-        let retry_at = now + policy.backoff(claim.attempts);
-        let (status, reply, next, sent_at, unknown) = match outcome {
-            DeliveryOutcome::Sent { reply } => (DeliveryStatus::Sent, reply, now, Some(now), 0),
-            DeliveryOutcome::Failed { reply, .. } => (DeliveryStatus::Failed, reply, now, None, 0),
-            DeliveryOutcome::Deferred { reply } if give_up => {
-                (DeliveryStatus::Failed, reply, now, None, 0)
-            }
-            DeliveryOutcome::Deferred { reply } => {
-                (DeliveryStatus::Deferred, reply, retry_at, None, 0)
-            }
-            DeliveryOutcome::Unknown { reply } => {
-                let resends_used = claim.unknown_outcomes >= i64::from(policy.unknown_retries);
-                if give_up || resends_used {
-                    (DeliveryStatus::Unknown, reply, now, None, 1)
-                } else {
-                    (DeliveryStatus::Deferred, reply, retry_at, None, 1)
-                }
-            }
-        };
-        let bounce = match (outcome, claim.subscriber_id) {
-            (DeliveryOutcome::Failed { bounce: true, .. }, Some(sub)) => Some(sub),
-            _ => None,
-        };
-        let reply = truncate_reply(reply);
+        let status = settlement.status;
+        let next = settlement.next_attempt_at;
+        let sent_at = settlement.sent_at;
+        let unknown = i32::from(settlement.unknown_outcome);
+        let bounce = claim.subscriber_id.filter(|_| settlement.bounce);
+        let reply = truncate_reply(&settlement.reply);
         with_pool!(self, p => {
             let mut tx = p.begin_write().await?;
             let n = sqlx::query(
@@ -522,58 +419,6 @@ impl Store {
         Ok(Some(status))
     }
 
-    /// Delivery records, optionally of one issue and one status, ordered by id.
-    pub async fn list_deliveries(
-        &self,
-        issue_id: Option<i64>,
-        status: Option<DeliveryStatus>,
-    ) -> StoreResult<Vec<DeliveryRecord>> {
-        let status = status.map(|s| s.as_str());
-        Ok(with_pool!(self, p => {
-            sqlx::query_as(
-                "SELECT id, kind, issue_id, subscriber_id, email, topic, message_id, status, attempts, not_before, \
-                 next_attempt_at, last_reply, created_at, updated_at, sent_at FROM deliveries \
-                 WHERE ($1 IS NULL OR issue_id = $1) AND ($2 IS NULL OR status = $2) ORDER BY id",
-            )
-            .bind(issue_id)
-            .bind(status)
-            .fetch_all(p)
-            .await?
-        }))
-    }
-
-    /// Deliveries per status, of one issue or of all.
-    pub async fn counts_by_status(
-        &self,
-        issue_id: Option<i64>,
-    ) -> StoreResult<BTreeMap<String, i64>> {
-        let rows: Vec<(String, i64)> = with_pool!(self, p => {
-            sqlx::query_as("SELECT status, COUNT(*) FROM deliveries WHERE ($1 IS NULL OR issue_id = $1) GROUP BY status")
-                .bind(issue_id)
-                .fetch_all(p)
-                .await?
-        });
-        Ok(rows.into_iter().collect())
-    }
-
-    /// Re-queues an issue's failed, deferred and unknown deliveries for `now` (an operator's
-    /// decision: an unknown one may then arrive twice). Attempts and the count of unknown
-    /// outcomes are kept, so a re-queued row whose outcome is unknown again is not resent
-    /// again. Returns how many rows were re-queued.
-    pub async fn requeue_issue(&self, issue_id: i64, now: DateTime<Utc>) -> StoreResult<u64> {
-        Ok(with_pool!(self, p => {
-            sqlx::query(
-                "UPDATE deliveries SET status = 'queued', next_attempt_at = $2, updated_at = $2 \
-                 WHERE issue_id = $1 AND status IN ('failed','deferred','unknown')",
-            )
-            .bind(issue_id)
-            .bind(now)
-            .execute(p)
-            .await?
-            .rows_affected()
-        }))
-    }
-
     /// Gives back a claimed row that was not sent (a graceful stop, or a lease about to run
     /// out): it is queued again as it was, its attempt not counted. Returns false when the lease
     /// was no longer held.
@@ -596,75 +441,6 @@ impl Store {
             .rows_affected()
         });
         Ok(n == 1)
-    }
-
-    /// The earliest time a row in `sending` under someone's lease becomes claimable again, if any.
-    pub async fn next_lease_expiry(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        Ok(with_pool!(self, p => {
-            sqlx::query_scalar("SELECT MIN(lease_expires_at) FROM deliveries WHERE status = 'sending'")
-                .fetch_one(p)
-                .await?
-        }))
-    }
-
-    /// Rows in `sending` under a lease that has not run out at `now`, grouped by holder.
-    pub async fn held_leases(&self, now: DateTime<Utc>) -> StoreResult<Vec<HeldLease>> {
-        type Row = (
-            Option<String>,
-            Option<i64>,
-            Option<String>,
-            i64,
-            DateTime<Utc>,
-        );
-        let rows: Vec<Row> = with_pool!(self, p => {
-            sqlx::query_as(
-                "SELECT lease_host, lease_pid, lease_process_start, COUNT(*), MAX(lease_expires_at) \
-                 FROM deliveries WHERE status = 'sending' AND lease_expires_at > $1 \
-                 GROUP BY lease_host, lease_pid, lease_process_start ORDER BY MAX(lease_expires_at)",
-            )
-            .bind(now)
-            .fetch_all(p)
-            .await?
-        });
-        Ok(rows
-            .into_iter()
-            .map(|(host, pid, process_start, rows, expires_at)| HeldLease {
-                holder: match (host, pid) {
-                    (Some(host), Some(pid)) => Some(LeaseHolder {
-                        host,
-                        pid,
-                        process_start,
-                    }),
-                    _ => None,
-                },
-                rows,
-                expires_at,
-            })
-            .collect())
-    }
-
-    /// Ends at `now` every lease `holder` holds (a process that no longer runs), so the rows
-    /// can be claimed at once. A holder without a known process start matches nothing. Returns
-    /// how many rows were freed.
-    pub async fn expire_leases_of(
-        &self,
-        holder: &LeaseHolder,
-        now: DateTime<Utc>,
-    ) -> StoreResult<u64> {
-        Ok(with_pool!(self, p => {
-            sqlx::query(
-                "UPDATE deliveries SET lease_expires_at = $1 \
-                 WHERE status = 'sending' AND lease_expires_at > $1 AND lease_host = $2 AND lease_pid = $3 \
-                 AND lease_process_start = $4",
-            )
-            .bind(now)
-            .bind(&holder.host)
-            .bind(holder.pid)
-            .bind(holder.process_start.as_deref())
-            .execute(p)
-            .await?
-            .rows_affected()
-        }))
     }
 }
 
@@ -713,21 +489,5 @@ mod tests {
             "{sql}"
         );
         assert!(DeliveryKind::parse("newsletter").is_err());
-    }
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let p = RetryPolicy {
-            base_secs: 300,
-            max_secs: 3600,
-            max_attempts: 8,
-            give_up_after: Duration::hours(120),
-            unknown_retries: 1,
-        };
-        assert_eq!(p.backoff(1), Duration::seconds(300));
-        assert_eq!(p.backoff(2), Duration::seconds(600));
-        assert_eq!(p.backoff(4), Duration::seconds(2400));
-        assert_eq!(p.backoff(5), Duration::seconds(3600));
-        assert_eq!(p.backoff(200), Duration::seconds(3600));
     }
 }

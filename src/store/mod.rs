@@ -22,10 +22,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
-pub use articles::{ArticleUpsert, DroppedItem, FeedState};
+pub use articles::{ArticleUpsert, DroppedItem};
 pub use deliveries::{
-    ClaimedDelivery, DeliveryKind, DeliveryOutcome, DeliveryRecord, HeldLease, LeaseHolder,
-    RetryPolicy,
+    ClaimedDelivery, DeliveryKind, DeliveryRecord, HeldLease, LeaseHolder, Settlement,
 };
 pub use issues::{IssueOutlook, IssueRecipient, IssueSummary, StoredIssue};
 pub use jobs::{ClaimHolder, JobRunRecord, RunEnd};

@@ -1,13 +1,14 @@
 //! Handler failures and the status codes and pages they become. Users see a short page that
 //! names the problem in their terms; internals (the cause chain) only go to the log.
 
+use askama::Template;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::AppState;
-use super::pages::{ErrorPage, Site, render_page};
+use super::site::{Site, render_page};
 use crate::store::StoreError;
 use crate::tokens::TokenError;
 
@@ -33,6 +34,15 @@ pub enum WebError {
     /// Anything else: logged with its cause chain, shown as a plain 500 page.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+/// The page a failed request shows: a heading and a message in the user's terms.
+#[derive(Clone, Template)]
+#[template(path = "web/error.html")]
+struct ErrorPage {
+    site: Site,
+    heading: String,
+    message: String,
 }
 
 impl From<StoreError> for WebError {

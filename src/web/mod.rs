@@ -14,6 +14,7 @@ mod listener;
 mod ops;
 mod pages;
 mod preferences;
+mod site;
 mod subscribe;
 mod unsubscribe;
 

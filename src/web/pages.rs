@@ -1,37 +1,16 @@
-//! What every page shares: the site header and footer ([`Site`]), the error page, topic
-//! checkboxes, rendering a template into an HTML response, and the same-site check of
-//! state-changing form posts ([`check_same_site`]).
+//! What every page shares: the site header and footer and rendering a template ([`Site`] and
+//! [`render_page`], defined in `site.rs` so that `error.rs` can use them without this module),
+//! topic checkboxes and names, the subscriber a link names ([`subscriber_for`]), and the
+//! same-site check of state-changing form posts ([`check_same_site`]).
 
-use askama::Template;
 use axum::http::{HeaderMap, header};
-use axum::response::Html;
 
+use super::AppState;
+use super::error::WebError;
+pub use super::site::{Site, render_page};
 use crate::config::Settings;
-
-/// The newsletter's name and postal address shown on every page.
-#[derive(Clone, Debug)]
-pub struct Site {
-    pub title: String,
-    pub postal_address: String,
-}
-
-impl Site {
-    pub fn from_settings(settings: &Settings) -> Site {
-        Site {
-            title: settings.newsletter.title.clone(),
-            postal_address: settings.newsletter.postal_address.clone(),
-        }
-    }
-
-    /// For pages rendered without the settings at hand (errors; [`super::error::brand_error_page`]
-    /// fills in the real one on the way out).
-    pub fn generic() -> Site {
-        Site {
-            title: String::new(),
-            postal_address: String::new(),
-        }
-    }
-}
+use crate::store::SubscriberRecord;
+use crate::tokens::Purpose;
 
 /// One topic checkbox.
 #[derive(Clone, Debug)]
@@ -74,29 +53,17 @@ pub fn topic_names(settings: &Settings, slugs: &[String]) -> Vec<String> {
 /// The subscriber a link token of `purpose` names; `gone` is the message when they no longer
 /// exist.
 pub async fn subscriber_for(
-    state: &super::AppState,
+    state: &AppState,
     token: &str,
-    purpose: crate::tokens::Purpose,
+    purpose: Purpose,
     gone: &str,
-) -> Result<crate::store::SubscriberRecord, super::error::WebError> {
+) -> Result<SubscriberRecord, WebError> {
     let claims = state.tokens.verify(token, purpose, state.now())?;
     state
         .store
         .get_subscriber(claims.subscriber_id)
         .await?
-        .ok_or_else(|| super::error::WebError::BadRequest(gone.into()))
-}
-
-#[derive(Clone, Template)]
-#[template(path = "web/error.html")]
-pub struct ErrorPage {
-    pub site: Site,
-    pub heading: String,
-    pub message: String,
-}
-
-pub fn render_page<T: Template>(page: &T) -> Result<Html<String>, askama::Error> {
-    page.render().map(Html)
+        .ok_or_else(|| WebError::BadRequest(gone.into()))
 }
 
 /// Refuses a state-changing form post sent from another site: its `Origin` header, or when it
@@ -109,10 +76,7 @@ pub fn render_page<T: Template>(page: &T) -> Result<Html<String>, askama::Error>
 /// a cross-site POST, so a forged form post from another site always carries one; a request
 /// with neither comes from a program (which could write any header) or through a privacy
 /// proxy that strips both, and refusing it would lock such readers out for no protection.
-pub fn check_same_site(
-    state: &super::AppState,
-    headers: &HeaderMap,
-) -> Result<(), super::error::WebError> {
+pub fn check_same_site(state: &AppState, headers: &HeaderMap) -> Result<(), WebError> {
     let claimed = headers
         .get(header::ORIGIN)
         .or_else(|| headers.get(header::REFERER));
@@ -129,7 +93,7 @@ pub fn check_same_site(
         (Ok(ours), Some(theirs)) if ours.is_tuple() && ours == theirs => Ok(()),
         _ => {
             tracing::info!("refused a form posted from another site");
-            Err(super::error::WebError::CrossSite)
+            Err(WebError::CrossSite)
         }
     }
 }

@@ -59,7 +59,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
                 compiled.digest.window_end.format("%Y-%m-%d %H:%M UTC"),
             ),
             Published::Queued { queued, local } => {
-                if counts.get(&topic.slug).copied().unwrap_or(0) == 0 {
+                if counts.get(topic.slug.as_str()).copied().unwrap_or(0) == 0 {
                     let path = crate::delivery::write_sample(
                         settings,
                         &compiled.digest,
@@ -135,9 +135,8 @@ async fn record_digest_run(
     compiled: &crate::pipeline::CompiledIssue,
 ) -> CommandResult {
     let settings = &ctx.settings;
-    let cron = topic.cron_or(&settings.schedule);
-    let next = crate::schedule::Schedule::new(cron, &settings.schedule.timezone)
-        .ok()
+    let next = topic
+        .schedule_or(&settings.schedule)
         .and_then(|s| s.next_after(now()));
     let summary = format!(
         "tidings run: issue #{} ({} article(s))",
@@ -147,7 +146,7 @@ async fn record_digest_run(
     ctx.store
         .record_job_done(
             &crate::scheduler::JobKind::Digest {
-                topic: topic.slug.clone(),
+                topic: topic.slug.to_string(),
             }
             .name(),
             compiled.digest.window_end,

@@ -163,13 +163,13 @@ pub fn digest_claim_key(topic: &str, slot: DateTime<Utc>) -> String {
 }
 
 impl Scheduler {
-    /// Builds the job plan from the settings; errors name the bad key.
+    /// Builds the job plan from the settings (parsed and checked when they loaded).
     pub fn new(
         settings: Arc<Settings>,
         store: Store,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Scheduler> {
-        let plan = JobPlan::from_settings(&settings).map_err(anyhow::Error::msg)?;
+        let plan = JobPlan::from_settings(&settings);
         Ok(Scheduler {
             settings,
             store,
@@ -704,7 +704,7 @@ pub async fn apply_local_delivery_time(
     issue_id: i64,
     compiled_at: DateTime<Utc>,
 ) -> anyhow::Result<Option<LocalTimes>> {
-    let Some(release) = LocalRelease::of(settings, topic)? else {
+    let Some(release) = LocalRelease::of(settings, topic) else {
         return Ok(None);
     };
     let zones = store.issue_delivery_timezones(issue_id).await?;
@@ -736,26 +736,11 @@ pub struct LocalRelease {
 
 impl LocalRelease {
     /// None when the topic has no local delivery time.
-    pub fn of(settings: &Settings, topic: &TopicSettings) -> anyhow::Result<Option<LocalRelease>> {
-        let Some(raw) = topic.deliver_at_local.as_deref() else {
-            return Ok(None);
-        };
-        let deliver_at = NaiveTime::parse_from_str(raw.trim(), "%H:%M").with_context(|| {
-            format!(
-                "topics.{}.deliver_at_local {raw:?} is not HH:MM",
-                topic.slug
-            )
-        })?;
-        let default_tz: Tz = settings.schedule.timezone.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "schedule.timezone {:?} is not an IANA time zone",
-                settings.schedule.timezone
-            )
-        })?;
-        Ok(Some(LocalRelease {
+    pub fn of(settings: &Settings, topic: &TopicSettings) -> Option<LocalRelease> {
+        topic.deliver_at_local.map(|deliver_at| LocalRelease {
             deliver_at,
-            default_tz,
-        }))
+            default_tz: settings.schedule.timezone,
+        })
     }
 
     /// The release time of a delivery queued at `queued_at` for a subscriber in `zone` (the
@@ -782,8 +767,8 @@ pub async fn record_fetch(
 ) -> anyhow::Result<()> {
     let name = JobKind::Fetch.name();
     let next = JobPlan::from_settings(settings)
-        .ok()
-        .and_then(|plan| plan.job(&name).and_then(|j| j.schedule.next_after(now)));
+        .job(&name)
+        .and_then(|j| j.schedule.next_after(now));
     if report.all_failed() {
         let summary = format!("failed ({by}): {}", report.all_failed_message());
         store
@@ -824,7 +809,7 @@ pub async fn status_report(
     store: &Store,
     now: DateTime<Utc>,
 ) -> anyhow::Result<StatusReport> {
-    let plan = JobPlan::from_settings(settings).map_err(anyhow::Error::msg)?;
+    let plan = JobPlan::from_settings(settings);
     let mut last: BTreeMap<String, JobRunRecord> = store
         .last_runs()
         .await?
@@ -834,7 +819,7 @@ pub async fn status_report(
     let mut names = vec![JobKind::Fetch.name()];
     names.extend(settings.topics.iter().map(|t| {
         JobKind::Digest {
-            topic: t.slug.clone(),
+            topic: t.slug.to_string(),
         }
         .name()
     }));

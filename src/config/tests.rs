@@ -306,3 +306,46 @@ fn parse_errors_name_the_key() {
         assert!(e.contains(key), "{toml}: {e}");
     }
 }
+
+/// Only `src/config` turns configuration text into crons, mailboxes and times of day (the
+/// defining modules `schedule.rs` and `domain/email.rs` aside): the rest of the program reads
+/// the typed settings, so each value has one parser and one error message naming its key.
+#[test]
+fn only_config_parses_configuration_text() {
+    fn visit(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                visit(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    visit(&src, &mut files);
+    let allowed = [
+        src.join("config"),
+        src.join("schedule.rs"),
+        src.join("domain").join("email.rs"),
+    ];
+    for file in files {
+        if allowed.iter().any(|a| file.starts_with(a)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for call in [
+            "Schedule::parse(",
+            "parse_cron(",
+            "parse_mailbox(",
+            "NaiveTime::parse_from_str(",
+        ] {
+            assert!(
+                !text.contains(call),
+                "{} calls {call}: read the typed value from the settings instead",
+                file.display()
+            );
+        }
+    }
+}

@@ -120,7 +120,7 @@ async fn seed(url: &str, n: usize) -> anyhow::Result<()> {
 async fn send(url: &str, transport: &str, target: &str, concurrency: usize) -> anyhow::Result<()> {
     let mut settings = Settings::default();
     settings.database.url = url.into();
-    settings.newsletter.from = "Tidings <news@example.com>".into();
+    settings.newsletter.from = "Tidings <news@example.com>".parse()?;
     settings.delivery.concurrency = concurrency;
     settings.delivery.batch_size = 64;
     match transport {
@@ -136,7 +136,7 @@ async fn send(url: &str, transport: &str, target: &str, concurrency: usize) -> a
         }
     }
     settings.topics.push(tidings::config::TopicSettings {
-        slug: "rust".into(),
+        slug: TopicSlug::parse("rust").map_err(anyhow::Error::msg)?,
         name: "Rust".into(),
         description: String::new(),
         keywords: vec![],

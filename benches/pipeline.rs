@@ -112,7 +112,7 @@ fn main() {
     let start = end - chrono::Duration::days(7);
     let topics: Vec<TopicSettings> = (0..10)
         .map(|t| TopicSettings {
-            slug: format!("topic-{t}"),
+            slug: tidings::domain::TopicSlug::parse(&format!("topic-{t}")).unwrap(),
             name: format!("Topic {t}"),
             description: String::new(),
             keywords: (0..30)

@@ -32,15 +32,22 @@ pub fn parse_cron(text: &str) -> Result<Cron, String> {
 }
 
 impl Schedule {
-    pub fn new(cron: &str, timezone: &str) -> Result<Schedule, String> {
-        let tz: Tz = timezone
-            .parse()
-            .map_err(|_| format!("{timezone:?} is not an IANA time zone"))?;
+    /// A 6-field cron expression evaluated in `tz`. The settings parse every configured cron
+    /// with this once (`crate::config`); the rest of the program reads the parsed values.
+    pub fn parse(cron: &str, tz: Tz) -> Result<Schedule, String> {
         Ok(Schedule {
             cron: parse_cron(cron)?,
             tz,
             text: cron.to_string(),
         })
+    }
+
+    /// Like [`Schedule::parse`] with the zone's IANA name (tests and tools).
+    pub fn new(cron: &str, timezone: &str) -> Result<Schedule, String> {
+        let tz: Tz = timezone
+            .parse()
+            .map_err(|_| format!("{timezone:?} is not an IANA time zone"))?;
+        Schedule::parse(cron, tz)
     }
 
     pub fn timezone(&self) -> Tz {

@@ -526,7 +526,11 @@ async fn compile(
             .unwrap()
             .expect("the story has a link");
     }
-    let topic = settings.topics.iter().find(|t| t.slug == "rust").unwrap();
+    let topic = settings
+        .topics
+        .iter()
+        .find(|t| t.slug.as_str() == "rust")
+        .unwrap();
     let compiled = pipeline::compile_issue(settings, store, topic, at, false)
         .await
         .unwrap();

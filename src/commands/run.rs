@@ -66,7 +66,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
                 ..
             } => {
                 record_digest_run(ctx, topic, compiled).await?;
-                if counts.get(&topic.slug).copied().unwrap_or(0) == 0 {
+                if counts.get(topic.slug.as_str()).copied().unwrap_or(0) == 0 {
                     let path = crate::delivery::write_sample(
                         settings,
                         &compiled.digest,

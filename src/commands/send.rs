@@ -39,10 +39,11 @@ pub async fn run(ctx: &Context, args: SendArgs) -> CommandResult {
                 .get_issue(id)
                 .await?
                 .ok_or_else(|| usage(format!("issue {id} does not exist")))?;
-            if issue.topic != topic.slug {
+            if issue.topic != topic.slug.as_str() {
                 return Err(usage(format!(
                     "issue {id} belongs to topic {:?}, not {:?}",
-                    issue.topic, topic.slug
+                    issue.topic,
+                    topic.slug.as_str()
                 )));
             }
             IssueToPublish::Frozen(CompiledIssue {
@@ -203,7 +204,7 @@ async fn dry_run(
     let tokens = TokenSigner::from_settings(&ctx.settings.newsletter);
     let now = Utc::now();
     let outlook = ctx.store.issue_outlook(issue_id, &topic.slug, now).await?;
-    let release = LocalRelease::of(&ctx.settings, topic)?;
+    let release = LocalRelease::of(&ctx.settings, topic);
     let (new_now, held): (Vec<&IssueRecipient>, Vec<&IssueRecipient>) = outlook
         .unqueued
         .iter()

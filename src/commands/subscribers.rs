@@ -587,7 +587,7 @@ pub async fn topics(ctx: &Context) -> CommandResult {
             out,
             "{:<24} {:>10}  {}",
             t.slug,
-            counts.get(&t.slug).copied().unwrap_or(0),
+            counts.get(t.slug.as_str()).copied().unwrap_or(0),
             t.name
         )
         .context("writing to stdout")?;

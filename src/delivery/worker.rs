@@ -19,7 +19,7 @@ use tokio::sync::{Mutex, watch};
 use super::transport::{Sender, Transport};
 use super::{Clock, DeliveryOutcome, RetryPolicy};
 use crate::config::Settings;
-use crate::domain::{DeliveryStatus, SubscriberEmail, parse_mailbox};
+use crate::domain::{DeliveryStatus, SubscriberEmail};
 use crate::render::{DkimSigner, OutgoingMessage, PreparedDigest, Recipient};
 use crate::store::{ClaimedDelivery, DeliveryKind, LeaseHolder, Store};
 use crate::tokens::TokenSigner;
@@ -108,8 +108,6 @@ impl Engine {
     ) -> anyhow::Result<Engine> {
         let transport = Transport::from_settings(settings)?;
         let dkim = DkimSigner::from_settings(&settings.dkim).context("dkim")?;
-        let from = parse_mailbox(&settings.newsletter.from)
-            .map_err(|e| anyhow::anyhow!("newsletter.from: {e}"))?;
         let limiter = NonZeroU32::new(settings.delivery.max_per_second)
             .map(|n| RateLimiter::direct(Quota::per_second(n).allow_burst(NonZeroU32::MIN)));
         Ok(Engine {
@@ -118,7 +116,7 @@ impl Engine {
             transport,
             tokens: TokenSigner::from_settings(&settings.newsletter),
             dkim,
-            envelope_from: from.email.to_string(),
+            envelope_from: settings.newsletter.from.email.to_string(),
             prepared: Mutex::new(Vec::new()),
             limiter,
             policy: RetryPolicy::from_settings(&settings.delivery),

@@ -30,6 +30,15 @@ impl TopicSlug {
     }
 }
 
+/// A slug reads as the `&str` it wraps (store queries, maps keyed by `String`); it cannot be
+/// changed through this, so it stays valid.
+impl std::ops::Deref for TopicSlug {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for TopicSlug {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

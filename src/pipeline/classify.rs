@@ -768,7 +768,7 @@ mod tests {
 
     fn topic(keywords: &[&str], exclude: &[&str]) -> TopicSettings {
         TopicSettings {
-            slug: "t".into(),
+            slug: crate::domain::TopicSlug::parse("t").unwrap(),
             name: "T".into(),
             description: String::new(),
             keywords: keywords.iter().map(|s| s.to_string()).collect(),
@@ -973,9 +973,9 @@ mod tests {
     #[test]
     fn membership_equals_classify() {
         let mut a = topic(&["raft", "b c", "c"], &["x"]);
-        a.slug = "a".into();
+        a.slug = crate::domain::TopicSlug::parse("a").unwrap();
         let mut b = topic(&["c", "zürich"], &[]);
-        b.slug = "b".into();
+        b.slug = crate::domain::TopicSlug::parse("b").unwrap();
         b.tags = vec![];
         b.domains = vec!["ex.org".into()];
         let c = Classifier::new(&[a, b]).unwrap();
@@ -1016,9 +1016,9 @@ mod tests {
     #[test]
     fn several_topics_share_one_scan() {
         let mut a = topic(&["raft"], &[]);
-        a.slug = "a".into();
+        a.slug = crate::domain::TopicSlug::parse("a").unwrap();
         let mut b = topic(&["raft", "paxos"], &["raft"]);
-        b.slug = "b".into();
+        b.slug = crate::domain::TopicSlug::parse("b").unwrap();
         let c = Classifier::new(&[a, b]).unwrap();
         let ms = c.classify(&text("Raft vs Paxos", ""));
         assert!(ms[0].is_member());

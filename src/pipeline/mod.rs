@@ -19,7 +19,6 @@ use futures::StreamExt;
 
 use crate::config::{Settings, SourceKind, SourceSettings, TopicSettings};
 use crate::domain::{Article, ArticleSource, Digest, FetchedItem};
-use crate::schedule::Schedule;
 use crate::sources::http::HttpClient;
 use crate::sources::{FetchWindow, SourceBatch, feed, hacker_news, lobsters, page};
 use crate::store::{ArticleUpsert, DroppedItem, Store};
@@ -41,17 +40,18 @@ pub fn period(
     topic: &TopicSettings,
     at: DateTime<Utc>,
 ) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
-    let cron = topic.cron_or(&settings.schedule);
-    anyhow::ensure!(
-        !cron.trim().is_empty(),
-        "topic {:?} has no schedule: set schedule.cron or the topic's cron",
-        topic.slug
-    );
-    let schedule = Schedule::new(cron, &settings.schedule.timezone)
-        .map_err(|e| anyhow::anyhow!("schedule of topic {:?}: {e}", topic.slug))?;
-    let end = schedule
-        .latest_at_or_before(at)
-        .ok_or_else(|| anyhow::anyhow!("no scheduled time of {cron:?} at or before {at}"))?;
+    let schedule = topic.schedule_or(&settings.schedule).ok_or_else(|| {
+        anyhow::anyhow!(
+            "topic {:?} has no schedule: set schedule.cron or the topic's cron",
+            topic.slug.as_str()
+        )
+    })?;
+    let end = schedule.latest_at_or_before(at).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no scheduled time of {:?} at or before {at}",
+            schedule.expression()
+        )
+    })?;
     Ok((end - Duration::days(i64::from(topic.window_days)), end))
 }
 
@@ -517,7 +517,7 @@ pub async fn compile_period(
             n == 0,
             "issue {} of topic {:?} already has {n} deliveries queued or sent; it cannot be compiled again with --force",
             issue.id,
-            topic.slug
+            topic.slug.as_str()
         );
     }
     let now = Utc::now();
@@ -660,7 +660,7 @@ pub async fn explain(
     let (start, end) = period(settings, topic, at)?;
     let window = Window { start, end };
     let mut out = Explanation {
-        topic: topic.slug.clone(),
+        topic: topic.slug.to_string(),
         canonical_url: canonical.clone(),
         window,
         article: None,

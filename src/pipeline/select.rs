@@ -379,7 +379,7 @@ pub fn build_digest(
         .collect();
     Digest {
         issue_id: None,
-        topic_slug: topic.slug.clone(),
+        topic_slug: topic.slug.to_string(),
         topic_name: topic.name.clone(),
         topic_description: topic.description.clone(),
         window_start: window.start,
@@ -426,7 +426,7 @@ mod tests {
 
     fn topic() -> TopicSettings {
         TopicSettings {
-            slug: "dist".into(),
+            slug: crate::domain::TopicSlug::parse("dist").unwrap(),
             name: "Distributed".into(),
             description: "d".into(),
             keywords: vec!["raft".into()],

@@ -174,15 +174,13 @@ impl DkimSigner {
 
 /// A configured mailbox (`newsletter.from`, `newsletter.reply_to`) with a display name that
 /// cannot make lettre panic.
-pub(crate) fn config_mailbox(raw: &str, key: &'static str) -> Result<Mailbox, RenderError> {
-    let parsed =
-        crate::domain::parse_mailbox(raw).map_err(|reason| RenderError::Address { key, reason })?;
-    let name = parsed
+pub(crate) fn config_mailbox(configured: &Mailbox) -> Mailbox {
+    let name = configured
         .name
         .as_deref()
         .map(|n| clean_line(n, MAX_NAME_CHARS))
         .filter(|n| !n.is_empty());
-    Ok(Mailbox::new(name, parsed.email))
+    Mailbox::new(name, configured.email.clone())
 }
 
 /// The domain after `@` in a mailbox, for Message-ID and List-Id.

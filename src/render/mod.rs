@@ -401,7 +401,7 @@ impl PreparedDigest {
             });
         }
         let n = &settings.newsletter;
-        let (from, reply_to) = sender_mailboxes(n)?;
+        let (from, reply_to) = sender_mailboxes(n);
         let domain = mailbox_domain(&from);
         let subject = subject_line(digest);
         let entries = entry_views(digest);
@@ -586,7 +586,7 @@ pub fn confirmation_message(
     now: DateTime<Utc>,
 ) -> Result<OutgoingMessage, RenderError> {
     let n = &settings.newsletter;
-    let (from, reply_to) = sender_mailboxes(n)?;
+    let (from, reply_to) = sender_mailboxes(n);
     let domain = mailbox_domain(&from);
     let title = clean_line(&n.title, MAX_NAME_CHARS);
     let subject = clean_line(
@@ -675,7 +675,7 @@ pub fn preferences_link_message(
     now: DateTime<Utc>,
 ) -> Result<OutgoingMessage, RenderError> {
     let n = &settings.newsletter;
-    let (from, reply_to) = sender_mailboxes(n)?;
+    let (from, reply_to) = sender_mailboxes(n);
     let link = format!(
         "{}/preferences/{}",
         base_url(settings),
@@ -722,17 +722,12 @@ pub fn preferences_link_message(
     })
 }
 
-/// `newsletter.from` and `newsletter.reply_to` (when set) as mailboxes.
-fn sender_mailboxes(
-    n: &crate::config::NewsletterSettings,
-) -> Result<(Mailbox, Option<Mailbox>), RenderError> {
-    let from = config_mailbox(&n.from, "newsletter.from")?;
-    let reply_to = if n.reply_to.trim().is_empty() {
-        None
-    } else {
-        Some(config_mailbox(&n.reply_to, "newsletter.reply_to")?)
-    };
-    Ok((from, reply_to))
+/// `newsletter.from` and `newsletter.reply_to` (when set), their display names made safe.
+fn sender_mailboxes(n: &crate::config::NewsletterSettings) -> (Mailbox, Option<Mailbox>) {
+    (
+        config_mailbox(&n.from),
+        n.reply_to.as_ref().map(config_mailbox),
+    )
 }
 
 /// "Rust", "Rust and Go", "Rust, Go and Zig"; "the newsletter" for none.

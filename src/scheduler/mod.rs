@@ -170,13 +170,13 @@ pub fn digest_claim_key(topic: &str, slot: DateTime<Utc>) -> String {
 }
 
 impl Scheduler {
-    /// Builds the job plan from the settings; errors name the bad key.
+    /// Builds the job plan from the settings (parsed and checked when they loaded).
     pub fn new(
         settings: Arc<Settings>,
         store: Store,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Scheduler> {
-        let plan = JobPlan::from_settings(&settings).map_err(anyhow::Error::msg)?;
+        let plan = JobPlan::from_settings(&settings);
         Ok(Scheduler {
             settings,
             store,

@@ -65,56 +65,37 @@ pub enum CatchUp {
 }
 
 impl JobPlan {
-    /// Builds the plan from the settings; a blank cron disables its job. Errors name the key.
-    pub fn from_settings(settings: &Settings) -> Result<JobPlan, String> {
+    /// Builds the plan from the settings (whose crons are parsed when they load); a blank cron
+    /// disables its job.
+    pub fn from_settings(settings: &Settings) -> JobPlan {
         let sch = &settings.schedule;
-        let timezone: Tz = sch.timezone.parse().map_err(|_| {
-            format!(
-                "schedule.timezone {:?} is not an IANA time zone",
-                sch.timezone
-            )
-        })?;
         let mut jobs = Vec::new();
-        let mut add = |key: &str, cron: &str, kind: JobKind| -> Result<(), String> {
-            if cron.trim().is_empty() {
-                return Ok(());
+        let mut add = |schedule: Option<&Schedule>, kind: JobKind| {
+            if let Some(schedule) = schedule {
+                jobs.push(PlannedJob {
+                    name: kind.name(),
+                    kind,
+                    schedule: schedule.clone(),
+                });
             }
-            let schedule =
-                Schedule::new(cron.trim(), &sch.timezone).map_err(|e| format!("{key}: {e}"))?;
-            jobs.push(PlannedJob {
-                name: kind.name(),
-                kind,
-                schedule,
-            });
-            Ok(())
         };
-        add("schedule.fetch_cron", &sch.fetch_cron, JobKind::Fetch)?;
-        for (i, topic) in settings.topics.iter().enumerate() {
-            let key = match topic.own_cron() {
-                Some(_) => format!("topics[{i}].cron"),
-                None => "schedule.cron".to_string(),
-            };
-            let cron = topic.cron_or(sch);
+        add(sch.fetch_cron.as_ref(), JobKind::Fetch);
+        for topic in &settings.topics {
             add(
-                &key,
-                cron,
+                topic.schedule_or(sch),
                 JobKind::Digest {
-                    topic: topic.slug.clone(),
+                    topic: topic.slug.to_string(),
                 },
-            )?;
+            );
         }
-        add("schedule.retry_cron", &sch.retry_cron, JobKind::RetrySweep)?;
-        add(
-            "schedule.housekeeping_cron",
-            &sch.housekeeping_cron,
-            JobKind::Housekeeping,
-        )?;
+        add(sch.retry_cron.as_ref(), JobKind::RetrySweep);
+        add(sch.housekeeping_cron.as_ref(), JobKind::Housekeeping);
         let hours = i64::try_from(sch.catch_up_hours).unwrap_or(i64::MAX / 3600 / 1000);
-        Ok(JobPlan {
+        JobPlan {
             jobs,
-            timezone,
+            timezone: sch.timezone,
             catch_up: chrono::Duration::hours(hours.min(24 * 366 * 100)),
-        })
+        }
     }
 
     pub fn job(&self, name: &str) -> Option<&PlannedJob> {
@@ -231,7 +212,7 @@ cron = "0 30 7 * * *"
 
     #[test]
     fn plan_has_enabled_jobs_in_order_and_blank_cron_disables() {
-        let plan = JobPlan::from_settings(&settings(TWO_TOPICS)).unwrap();
+        let plan = JobPlan::from_settings(&settings(TWO_TOPICS));
         let names: Vec<&str> = plan.jobs.iter().map(|j| j.name.as_str()).collect();
         assert_eq!(names, ["fetch", "digest:rust", "digest:go", "housekeeping"]);
         assert_eq!(plan.catch_up, chrono::Duration::hours(6));
@@ -248,7 +229,7 @@ cron = "0 30 7 * * *"
     #[test]
     fn plan_weekly_berlin_digest_stays_at_eight_local_across_spring_change() {
         // Europe/Berlin switches to CEST on Sunday 2026-03-29.
-        let plan = JobPlan::from_settings(&settings(TWO_TOPICS)).unwrap();
+        let plan = JobPlan::from_settings(&settings(TWO_TOPICS));
         let digests: Vec<DateTime<Utc>> = walk(&plan, utc("2026-03-16T00:00:00Z"), 24 * 16 + 40)
             .into_iter()
             .filter(|(n, _)| n == "digest:rust")
@@ -268,7 +249,7 @@ cron = "0 30 7 * * *"
     #[test]
     fn plan_daily_berlin_digest_across_autumn_change() {
         // Europe/Berlin returns to CET on Sunday 2026-10-25.
-        let plan = JobPlan::from_settings(&settings(TWO_TOPICS)).unwrap();
+        let plan = JobPlan::from_settings(&settings(TWO_TOPICS));
         let go = &plan.job("digest:go").unwrap().schedule;
         let mut at = utc("2026-10-23T12:00:00Z");
         let mut runs = Vec::new();
@@ -300,7 +281,7 @@ slug = "rust"
 name = "Rust"
 "#,
         );
-        let plan = JobPlan::from_settings(&s).unwrap();
+        let plan = JobPlan::from_settings(&s);
         let digest = &plan.job("digest:rust").unwrap().schedule;
         // Spring: 2026-03-08 is a Sunday and the change day itself.
         assert_eq!(
@@ -333,7 +314,7 @@ name = "Rust"
 
     #[test]
     fn catch_up_runs_a_recent_missed_slot_once() {
-        let plan = JobPlan::from_settings(&settings(TWO_TOPICS)).unwrap();
+        let plan = JobPlan::from_settings(&settings(TWO_TOPICS));
         let rust = &plan.job("digest:rust").unwrap().schedule;
         // Monday 2026-02-02 08:00 Berlin = 07:00Z; started at 10:00Z (3 h late, grace 6 h).
         let now = utc("2026-02-02T10:00:00Z");
@@ -356,7 +337,7 @@ name = "Rust"
 
     #[test]
     fn catch_up_skips_a_slot_older_than_the_grace_period() {
-        let plan = JobPlan::from_settings(&settings(TWO_TOPICS)).unwrap();
+        let plan = JobPlan::from_settings(&settings(TWO_TOPICS));
         let rust = &plan.job("digest:rust").unwrap().schedule;
         let slot = utc("2026-02-02T07:00:00Z");
         assert_eq!(
@@ -399,13 +380,5 @@ name = "Rust"
             ),
             Some(utc("2026-02-02T10:00:05Z"))
         );
-    }
-
-    #[test]
-    fn bad_topic_cron_names_the_key() {
-        let mut s = settings(TWO_TOPICS);
-        s.topics[1].cron = Some("0 7 * * *".into());
-        let e = JobPlan::from_settings(&s).unwrap_err();
-        assert!(e.contains("topics[1].cron"), "{e}");
     }
 }

@@ -159,7 +159,7 @@ async fn apply_local_delivery_time(
     issue_id: i64,
     compiled_at: DateTime<Utc>,
 ) -> anyhow::Result<Option<LocalTimes>> {
-    let Some(release) = LocalRelease::of(settings, topic)? else {
+    let Some(release) = LocalRelease::of(settings, topic) else {
         return Ok(None);
     };
     let zones = store.issue_delivery_timezones(issue_id).await?;
@@ -191,26 +191,11 @@ pub struct LocalRelease {
 
 impl LocalRelease {
     /// None when the topic has no local delivery time.
-    pub fn of(settings: &Settings, topic: &TopicSettings) -> anyhow::Result<Option<LocalRelease>> {
-        let Some(raw) = topic.deliver_at_local.as_deref() else {
-            return Ok(None);
-        };
-        let deliver_at = NaiveTime::parse_from_str(raw.trim(), "%H:%M").with_context(|| {
-            format!(
-                "topics.{}.deliver_at_local {raw:?} is not HH:MM",
-                topic.slug
-            )
-        })?;
-        let default_tz: Tz = settings.schedule.timezone.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "schedule.timezone {:?} is not an IANA time zone",
-                settings.schedule.timezone
-            )
-        })?;
-        Ok(Some(LocalRelease {
+    pub fn of(settings: &Settings, topic: &TopicSettings) -> Option<LocalRelease> {
+        topic.deliver_at_local.map(|deliver_at| LocalRelease {
             deliver_at,
-            default_tz,
-        }))
+            default_tz: settings.schedule.timezone,
+        })
     }
 
     /// The release time of a delivery queued at `queued_at` for a subscriber in `zone` (the

@@ -36,8 +36,8 @@ pub async fn record_command_run(
 ) -> anyhow::Result<()> {
     let name = kind.name();
     let next = JobPlan::from_settings(settings)
-        .ok()
-        .and_then(|plan| plan.job(&name).and_then(|j| j.schedule.next_after(now)));
+        .job(&name)
+        .and_then(|j| j.schedule.next_after(now));
     store.record_job_run(&name, end, summary, next, now).await?;
     Ok(())
 }

@@ -38,7 +38,7 @@ pub async fn status_report(
     store: &Store,
     now: DateTime<Utc>,
 ) -> anyhow::Result<StatusReport> {
-    let plan = JobPlan::from_settings(settings).map_err(anyhow::Error::msg)?;
+    let plan = JobPlan::from_settings(settings);
     let mut last: BTreeMap<String, JobRunRecord> = store
         .last_runs()
         .await?
@@ -48,7 +48,7 @@ pub async fn status_report(
     let mut names = vec![JobKind::Fetch.name()];
     names.extend(settings.topics.iter().map(|t| {
         JobKind::Digest {
-            topic: t.slug.clone(),
+            topic: t.slug.to_string(),
         }
         .name()
     }));

@@ -75,14 +75,14 @@ fn topic_issues(
     all: &[crate::store::IssueSummary],
 ) -> TopicIssues {
     TopicIssues {
-        slug: t.slug.clone(),
+        slug: t.slug.to_string(),
         path: format!("/archive/{}", t.slug),
         name: t.name.clone(),
         description: t.description.clone(),
         feed_path: format!("/archive/{}/feed.xml", t.slug),
         issues: all
             .iter()
-            .filter(|i| i.topic == t.slug)
+            .filter(|i| i.topic == t.slug.as_str())
             .map(|i| IssueLink {
                 path: format!("/archive/{}/{}", t.slug, i.id),
                 label: period(i.window_start, i.window_end),

@@ -76,15 +76,7 @@ impl AppState {
                     Quota::per_minute(per_minute).allow_burst(burst),
                 ))
             });
-        let trusted_proxies = settings
-            .web
-            .trusted_proxies
-            .iter()
-            .map(|p| {
-                p.parse::<IpAddr>()
-                    .with_context(|| format!("web.trusted_proxies: {p:?}"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let trusted_proxies = settings.web.trusted_proxies.clone();
         Ok(AppState {
             settings,
             store,
@@ -189,7 +181,7 @@ impl Application {
 
     /// Like [`Application::build`] with a prepared state (tests use a fixed clock).
     pub async fn from_state(state: AppState) -> anyhow::Result<Application> {
-        let bind = &state.settings.web.bind;
+        let bind = state.settings.web.bind;
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .with_context(|| format!("cannot listen on web.bind {bind}"))?;

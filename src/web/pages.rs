@@ -28,7 +28,7 @@ impl TopicChoice {
             .topics
             .iter()
             .map(|t| TopicChoice {
-                slug: t.slug.clone(),
+                slug: t.slug.to_string(),
                 name: t.name.clone(),
                 description: t.description.clone(),
                 checked: is_checked(&t.slug),

@@ -1,0 +1,119 @@
+//! The sections whose values are parsed once, when the settings load: `[newsletter]` holds
+//! lettre mailboxes, `[web]` a socket address and IP addresses, `[schedule]` a time zone and
+//! [`Schedule`]s, each `[[topics]]` entry a [`TopicSlug`], its own [`Schedule`] and a
+//! [`NaiveTime`]. Consumers read these values and never parse configuration text again.
+
+use std::net::{IpAddr, SocketAddr};
+
+use chrono::NaiveTime;
+use chrono_tz::Tz;
+use lettre::message::Mailbox;
+
+use super::file::{RawNewsletter, RawSchedule, RawWeb};
+use super::secret::Secret;
+use crate::domain::TopicSlug;
+use crate::schedule::Schedule;
+
+#[derive(Clone, Debug)]
+pub struct NewsletterSettings {
+    pub title: String,
+    pub base_url: String,
+    /// `newsletter.from`: the `From` of every email, and its address the SMTP `MAIL FROM`.
+    pub from: Mailbox,
+    /// `newsletter.reply_to`; `None` when blank.
+    pub reply_to: Option<Mailbox>,
+    pub postal_address: String,
+    pub secret: Secret,
+    pub previous_secrets: Vec<Secret>,
+    pub consent_version: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct WebSettings {
+    pub bind: SocketAddr,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    pub record_consent_ip: bool,
+    pub metrics_token: Secret,
+    pub subscribe_per_minute: u32,
+    pub subscribe_burst: u32,
+    pub confirmations_per_hour: u32,
+    pub request_timeout_secs: u64,
+    pub max_body_bytes: usize,
+    /// A connection that has not sent a whole request head this long after it opened, or after
+    /// its previous response (an idle keep-alive), is closed.
+    pub header_read_timeout_secs: u64,
+    /// Open connections at most, in total; beyond it a new connection gets 503 and is closed.
+    pub max_connections: usize,
+    /// Open connections at most from one client address (an IPv6 /64 counts as one); beyond it
+    /// 429 and closed. Peers in `trusted_proxies` are counted only in the total.
+    pub max_connections_per_client: usize,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish before the
+    /// connections still open are closed.
+    pub shutdown_grace_secs: u64,
+}
+
+/// `[schedule]`: every cron is parsed in `timezone`; a blank cron is `None` (its job is off).
+#[derive(Clone, Debug)]
+pub struct ScheduleSettings {
+    /// The digests of topics without a cron of their own.
+    pub cron: Option<Schedule>,
+    pub timezone: Tz,
+    pub fetch_cron: Option<Schedule>,
+    pub retry_cron: Option<Schedule>,
+    pub housekeeping_cron: Option<Schedule>,
+    pub catch_up_hours: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct TopicSettings {
+    pub slug: TopicSlug,
+    pub name: String,
+    pub description: String,
+    pub keywords: Vec<String>,
+    pub exclude: Vec<String>,
+    pub tags: Vec<String>,
+    pub domains: Vec<String>,
+    pub window_days: u32,
+    pub limit: usize,
+    pub max_per_domain: usize,
+    pub repeat: bool,
+    /// The topic's own cron (6 fields) in `[schedule] timezone`; `None` when absent or blank,
+    /// and then `[schedule] cron` applies.
+    pub cron: Option<Schedule>,
+    /// Local delivery time ("HH:MM" in the file) in each subscriber's zone.
+    pub deliver_at_local: Option<NaiveTime>,
+}
+
+impl TopicSettings {
+    /// The schedule the topic's digests follow: its own, else `[schedule] cron`; `None` when
+    /// both are blank.
+    pub fn schedule_or<'a>(&'a self, schedule: &'a ScheduleSettings) -> Option<&'a Schedule> {
+        self.cron.as_ref().or(schedule.cron.as_ref())
+    }
+}
+
+// The defaults are written once, in their text form (`file.rs`), and parsed like a file's
+// values; the unit test `defaults_validate` keeps them valid, so these never panic.
+
+impl Default for NewsletterSettings {
+    fn default() -> Self {
+        RawNewsletter::default()
+            .parse()
+            .expect("the default [newsletter] parses")
+    }
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        RawWeb::default().parse().expect("the default [web] parses")
+    }
+}
+
+impl Default for ScheduleSettings {
+    fn default() -> Self {
+        RawSchedule::default()
+            .parse()
+            .expect("the default [schedule] parses")
+    }
+}

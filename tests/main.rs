@@ -9,6 +9,7 @@ mod cli_input;
 mod delivery;
 mod e2e;
 mod idn_relay;
+mod lifecycle;
 mod operator;
 mod pipeline;
 mod scheduler;

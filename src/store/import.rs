@@ -17,7 +17,7 @@ impl Store {
         with_pool!(self, p => {
             let mut tx = p.begin_write().await?;
             for (id, at) in rows {
-                super::subscribers::update_with_consents!(tx, id, at,
+                super::transitions::update_with_consents!(tx, id, at,
                     subscriber: "created_at = $1",
                     consents: "asked_at = $1");
             }

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
 
+use super::transitions::{
+    find_status, insert_new_subscriber, suppress_subscriber, update_with_consents,
+};
 use super::{BeginWrite, Store, StoreError, StoreResult, with_pool};
 use crate::domain::{
     ConsentSource, Refusal, Step, SubscriberEmail, SubscriberEvent, SubscriberStatus, TopicSlug,
@@ -118,143 +121,6 @@ impl SubscriberRow {
 /// The hex SHA-256 of an address's case-insensitive key: what the suppression list keeps.
 pub fn email_hash(email: &SubscriberEmail) -> String {
     hex::encode(Sha256::digest(email.key().as_bytes()))
-}
-
-/// The id and status of the subscriber whose address has key `$key`, inside `$tx`, if any.
-macro_rules! find_status {
-    ($tx:expr, $key:expr) => {{
-        let found: Option<(i64, String)> =
-            sqlx::query_as("SELECT id, status FROM subscribers WHERE email_key = $1")
-                .bind($key)
-                .fetch_optional(&mut *$tx)
-                .await?;
-        match found {
-            Some((id, status)) => Some((
-                id,
-                status
-                    .parse::<SubscriberStatus>()
-                    .map_err(StoreError::Corrupt)?,
-            )),
-            None => None,
-        }
-    }};
-}
-
-/// Sets `$subscriber` on subscriber `$id`'s row and `$consents` on its consent records (only
-/// those matching `$only`, when given) inside `$tx`; `$1` is `$at` in all three SQL fragments.
-macro_rules! update_with_consents {
-    ($tx:expr, $id:expr, $at:expr, subscriber: $subscriber:literal, consents: $consents:literal $(, only: $only:literal)?) => {{
-        sqlx::query(concat!("UPDATE subscribers SET ", $subscriber, " WHERE id = $2"))
-            .bind($at)
-            .bind($id)
-            .execute(&mut *$tx)
-            .await?;
-        sqlx::query(concat!("UPDATE consents SET ", $consents, " WHERE subscriber_id = $2" $(, " AND ", $only)?))
-            .bind($at)
-            .bind($id)
-            .execute(&mut *$tx)
-            .await?;
-    }};
-}
-pub(crate) use update_with_consents;
-
-/// Inserts the new subscriber `$new` (a [`NewSubscriber`]) with `$status` and its consent
-/// record and topics (or, for an imported suppressed history, its suppression entry) inside
-/// `$tx`. Evaluates to the new id, or `None` when a row with the address's key exists (written a
-/// moment ago by a concurrent transaction); then nothing was written.
-macro_rules! insert_new_subscriber {
-    ($tx:expr, $new:expr, $status:expr, $key:expr, $hash:expr, $now:expr) => {{
-        let new: &NewSubscriber = $new;
-        let status: SubscriberStatus = $status;
-        let now: DateTime<Utc> = $now;
-        let wants_confirmed = status == SubscriberStatus::Confirmed;
-        let unsubscribed_at = status.is_suppressed().then_some(now);
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO subscribers (email, email_key, status, timezone, created_at, updated_at, confirmed_at, unsubscribed_at) \
-             VALUES ($1, $2, $3, $4, $5, $5, $6, $7) ON CONFLICT (email_key) DO NOTHING RETURNING id",
-        )
-        .bind(new.email.as_str())
-        .bind($key)
-        .bind(status.as_str())
-        .bind(&new.timezone)
-        .bind(now)
-        .bind(wants_confirmed.then_some(now))
-        .bind(unsubscribed_at)
-        .fetch_optional(&mut *$tx)
-        .await?;
-        if let Some(id) = id {
-            sqlx::query(
-                "INSERT INTO consents (subscriber_id, source, wording_version, asked_at, confirmed_at, ip, user_agent) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(id)
-            .bind(new.source.as_str())
-            .bind(&new.consent_version)
-            .bind(now)
-            .bind(wants_confirmed.then_some(now))
-            .bind(&new.ip)
-            .bind(&new.user_agent)
-            .execute(&mut *$tx)
-            .await?;
-            if status.is_suppressed() {
-                sqlx::query("INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                    .bind($hash)
-                    .bind(status.as_str())
-                    .bind(now)
-                    .execute(&mut *$tx)
-                    .await?;
-            } else {
-                super::insert_subscriptions!($tx, id, &new.topics, now);
-            }
-        }
-        id
-    }};
-}
-
-/// Carries out `$event` (unsubscribe, bounce or complaint, a [`SubscriberEvent`]) for subscriber
-/// `$id` inside `$tx`, as [`transition`] decides: the suppressed status, the topics cleared when
-/// unsubscribed, the address on the suppression list. Evaluates to false when the id is
-/// unknown.
-macro_rules! suppress_subscriber {
-    ($tx:expr, $id:expr, $event:expr, $now:expr) => {{
-        let event: SubscriberEvent = $event;
-        let now: DateTime<Utc> = $now;
-        let found: Option<(String, String)> = sqlx::query_as("SELECT email, status FROM subscribers WHERE id = $1")
-            .bind($id)
-            .fetch_optional(&mut *$tx)
-            .await?;
-        match found {
-            None => false,
-            Some((email, status)) => {
-                let status = status.parse::<SubscriberStatus>().map_err(StoreError::Corrupt)?;
-                if let Step::Become(to) = transition(Some(status), event).step {
-                    sqlx::query("UPDATE subscribers SET status = $1, unsubscribed_at = COALESCE(unsubscribed_at, $2), updated_at = $2 WHERE id = $3")
-                        .bind(to.as_str())
-                        .bind(now)
-                        .bind($id)
-                        .execute(&mut *$tx)
-                        .await?;
-                    if to == SubscriberStatus::Unsubscribed {
-                        sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1")
-                            .bind($id)
-                            .execute(&mut *$tx)
-                            .await?;
-                    }
-                    let hash = SubscriberEmail::parse(&email)
-                        .map(|e| email_hash(&e))
-                        .map_err(|e| StoreError::Corrupt(format!("stored address: {e}")))?;
-                    sqlx::query("INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3) \
-                                 ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason")
-                        .bind(hash)
-                        .bind(to.as_str())
-                        .bind(now)
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-                true
-            }
-        }
-    }};
 }
 
 const SELECT_SUBSCRIBER: &str = "SELECT id, email, status, timezone, created_at, confirmed_at, unsubscribed_at FROM subscribers";

@@ -10,6 +10,7 @@ mod delivery;
 mod e2e;
 mod idn_relay;
 mod layering;
+mod lifecycle;
 mod operator;
 mod pipeline;
 mod scheduler;

@@ -1,5 +1,5 @@
-//! Topic slugs and the status enums shared by the store, the CLI and the web app, and what
-//! saving the preferences page does from each status ([`preferences_change`]).
+//! Topic slugs and the status enums shared by the store, the CLI and the web app. What each
+//! event does from each status is decided in [`super::lifecycle`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -104,31 +104,6 @@ impl SubscriberStatus {
     }
 }
 
-/// What saving the preferences page does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PreferencesChange {
-    /// Replace the topics and time zone; no topics at all unsubscribes.
-    Save,
-    /// Become (or stay) pending with the chosen topics and get a fresh confirmation email:
-    /// only a confirmation proves the reader wants mail again (double opt-in).
-    AskConfirmation,
-    /// Nothing to change: an unsubscribed reader who ticked nothing.
-    StayUnsubscribed,
-    /// Mail to the address failed or was reported as spam; not changed from the web.
-    Refuse,
-}
-
-/// What saving the preferences page does for a reader with `status` who ticked `any_topic`.
-pub fn preferences_change(status: SubscriberStatus, any_topic: bool) -> PreferencesChange {
-    use SubscriberStatus as S;
-    match (status, any_topic) {
-        (S::Confirmed, _) | (S::Pending, false) => PreferencesChange::Save,
-        (S::Pending | S::Unsubscribed, true) => PreferencesChange::AskConfirmation,
-        (S::Unsubscribed, false) => PreferencesChange::StayUnsubscribed,
-        (S::Bounced | S::Complained, _) => PreferencesChange::Refuse,
-    }
-}
-
 string_enum!(
     /// How consent was asked for.
     ConsentSource {
@@ -168,36 +143,6 @@ mod tests {
                 .unwrap_err()
                 .contains("pending")
         );
-    }
-
-    #[test]
-    fn preferences_change_table() {
-        use PreferencesChange as C;
-        use SubscriberStatus as S;
-        let table = [
-            (S::Confirmed, true, C::Save),
-            (S::Confirmed, false, C::Save),
-            (S::Pending, true, C::AskConfirmation),
-            (S::Pending, false, C::Save),
-            (S::Unsubscribed, true, C::AskConfirmation),
-            (S::Unsubscribed, false, C::StayUnsubscribed),
-            (S::Bounced, true, C::Refuse),
-            (S::Bounced, false, C::Refuse),
-            (S::Complained, true, C::Refuse),
-            (S::Complained, false, C::Refuse),
-        ];
-        assert_eq!(
-            table.len(),
-            S::ALL.len() * 2,
-            "every status, with and without topics"
-        );
-        for (status, any_topic, expected) in table {
-            assert_eq!(
-                preferences_change(status, any_topic),
-                expected,
-                "{status} with topics: {any_topic}"
-            );
-        }
     }
 
     #[test]

@@ -17,16 +17,9 @@ impl Store {
         with_pool!(self, p => {
             let mut tx = p.begin_write().await?;
             for (id, at) in rows {
-                sqlx::query("UPDATE subscribers SET created_at = $1 WHERE id = $2")
-                    .bind(at)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("UPDATE consents SET asked_at = $1 WHERE subscriber_id = $2")
-                    .bind(at)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                super::transitions::update_with_consents!(tx, id, at,
+                    subscriber: "created_at = $1",
+                    consents: "asked_at = $1");
             }
             tx.commit().await?;
         });

@@ -12,6 +12,7 @@ mod import;
 mod issues;
 mod jobs;
 mod subscribers;
+mod transitions;
 mod web;
 
 use std::path::Path;

@@ -5,8 +5,14 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
 
+use super::transitions::{
+    find_status, insert_new_subscriber, suppress_subscriber, update_with_consents,
+};
 use super::{BeginWrite, Store, StoreError, StoreResult, with_pool};
-use crate::domain::{ConsentSource, SubscriberEmail, SubscriberStatus, TopicSlug};
+use crate::domain::{
+    ConsentSource, Refusal, Step, SubscriberEmail, SubscriberEvent, SubscriberStatus, TopicSlug,
+    transition,
+};
 
 /// A subscriber to add or import.
 #[derive(Clone, Debug)]
@@ -22,6 +28,23 @@ pub struct NewSubscriber {
     pub resubscribe: bool,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+}
+
+impl NewSubscriber {
+    /// The event this addition is, for an address the suppression list names (`listed`) or
+    /// not: a resubscribe, an import row, or an add. The web app writes the sign-up of a new
+    /// address as an add of a pending subscriber (so of two sign-ups of one new address at the
+    /// same moment, the later one adds its topics to the record the earlier one created).
+    pub fn event(&self, listed: bool) -> SubscriberEvent {
+        let wants = self.status;
+        if self.resubscribe {
+            SubscriberEvent::Resubscribe { wants }
+        } else if self.source == ConsentSource::Import {
+            SubscriberEvent::Import { wants, listed }
+        } else {
+            SubscriberEvent::Add { wants, listed }
+        }
+    }
 }
 
 /// What adding one subscriber did.
@@ -100,100 +123,6 @@ pub fn email_hash(email: &SubscriberEmail) -> String {
     hex::encode(Sha256::digest(email.key().as_bytes()))
 }
 
-/// Inserts the new subscriber `$new` (a [`NewSubscriber`]) with its consent record and topics
-/// (or, for an imported unsubscribed history, its suppression entry) inside `$tx`. Evaluates to
-/// the new id, or `None` when a row with the address's key exists (written a moment ago by a
-/// concurrent transaction); then nothing was written.
-macro_rules! insert_new_subscriber {
-    ($tx:expr, $new:expr, $key:expr, $hash:expr, $now:expr) => {{
-        let new: &NewSubscriber = $new;
-        let now: DateTime<Utc> = $now;
-        let wants_confirmed = new.status == SubscriberStatus::Confirmed;
-        let unsubscribed_at = new.status.is_suppressed().then_some(now);
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO subscribers (email, email_key, status, timezone, created_at, updated_at, confirmed_at, unsubscribed_at) \
-             VALUES ($1, $2, $3, $4, $5, $5, $6, $7) ON CONFLICT (email_key) DO NOTHING RETURNING id",
-        )
-        .bind(new.email.as_str())
-        .bind($key)
-        .bind(new.status.as_str())
-        .bind(&new.timezone)
-        .bind(now)
-        .bind(wants_confirmed.then_some(now))
-        .bind(unsubscribed_at)
-        .fetch_optional(&mut *$tx)
-        .await?;
-        if let Some(id) = id {
-            sqlx::query(
-                "INSERT INTO consents (subscriber_id, source, wording_version, asked_at, confirmed_at, ip, user_agent) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(id)
-            .bind(new.source.as_str())
-            .bind(&new.consent_version)
-            .bind(now)
-            .bind(wants_confirmed.then_some(now))
-            .bind(&new.ip)
-            .bind(&new.user_agent)
-            .execute(&mut *$tx)
-            .await?;
-            if new.status.is_suppressed() {
-                sqlx::query("INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                    .bind($hash)
-                    .bind(new.status.as_str())
-                    .bind(now)
-                    .execute(&mut *$tx)
-                    .await?;
-            } else {
-                super::insert_subscriptions!($tx, id, &new.topics, now);
-            }
-        }
-        id
-    }};
-}
-
-/// Marks subscriber `$id` with the suppressed `$status` (a [`SubscriberStatus`]) inside `$tx`:
-/// the status, the topics cleared when unsubscribed, the address on the suppression list.
-/// Evaluates to false when the id is unknown.
-macro_rules! suppress_subscriber {
-    ($tx:expr, $id:expr, $status:expr, $now:expr) => {{
-        let status: SubscriberStatus = $status;
-        let now: DateTime<Utc> = $now;
-        let email: Option<String> = sqlx::query_scalar("SELECT email FROM subscribers WHERE id = $1")
-            .bind($id)
-            .fetch_optional(&mut *$tx)
-            .await?;
-        match email {
-            None => false,
-            Some(email) => {
-                sqlx::query("UPDATE subscribers SET status = $1, unsubscribed_at = COALESCE(unsubscribed_at, $2), updated_at = $2 WHERE id = $3")
-                    .bind(status.as_str())
-                    .bind(now)
-                    .bind($id)
-                    .execute(&mut *$tx)
-                    .await?;
-                if status == SubscriberStatus::Unsubscribed {
-                    sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1")
-                        .bind($id)
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-                let hash = SubscriberEmail::parse(&email)
-                    .map(|e| email_hash(&e))
-                    .map_err(|e| StoreError::Corrupt(format!("stored address: {e}")))?;
-                sqlx::query("INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3) \
-                             ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason")
-                    .bind(hash)
-                    .bind(status.as_str())
-                    .bind(now)
-                    .execute(&mut *$tx)
-                    .await?;
-                true
-            }
-        }
-    }};
-}
-
 const SELECT_SUBSCRIBER: &str = "SELECT id, email, status, timezone, created_at, confirmed_at, unsubscribed_at FROM subscribers";
 
 impl Store {
@@ -208,9 +137,12 @@ impl Store {
             .unwrap_or_else(|| Err(StoreError::Conflict("no outcome".into())))
     }
 
-    /// Adds many subscribers in one transaction (imports go through here in batches). A row that
-    /// fails leaves the others in place; the outer result fails only when the batch could not
-    /// be written at all.
+    /// Adds many subscribers in one transaction (imports go through here in batches). What each
+    /// row does is [`transition`]'s decision for [`NewSubscriber::event`], taken on what the
+    /// transaction reads. Each row is written inside a savepoint of its own: a row that fails
+    /// (the database refuses it, or another request removed its address a moment ago) is rolled
+    /// back alone and reported in its place, and the others stay. The outer result fails only
+    /// when the batch could not be written at all.
     pub async fn add_subscribers(
         &self,
         rows: &[NewSubscriber],
@@ -220,104 +152,100 @@ impl Store {
             let mut tx = p.begin_write().await?;
             let mut outcomes = Vec::with_capacity(rows.len());
             for new in rows {
-                let key = new.email.key();
-                let hash = email_hash(&new.email);
-                let suppressed: Option<String> =
-                    sqlx::query_scalar("SELECT reason FROM suppressions WHERE email_hash = $1")
-                        .bind(&hash)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let mut existing: Option<(i64, String)> =
-                    sqlx::query_as("SELECT id, status FROM subscribers WHERE email_key = $1")
-                        .bind(&key)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if existing.is_none() {
-                    if !new.resubscribe {
-                        if let Some(reason) = suppressed {
-                            outcomes.push(Ok(AddOutcome::Suppressed { reason }));
-                            continue;
-                        }
-                    } else {
-                        sqlx::query("DELETE FROM suppressions WHERE email_hash = $1")
+                let mut row = sqlx::Connection::begin(&mut *tx).await?;
+                let outcome: StoreResult<AddOutcome> = async {
+                    let key = new.email.key();
+                    let hash = email_hash(&new.email);
+                    let listing: Option<String> =
+                        sqlx::query_scalar("SELECT reason FROM suppressions WHERE email_hash = $1")
                             .bind(&hash)
-                            .execute(&mut *tx)
+                            .fetch_optional(&mut *row)
                             .await?;
+                    let event = new.event(listing.is_some());
+                    let mut existing = find_status!(row, &key);
+                    // Twice at most: two requests for the same new address at the same moment
+                    // (two sign-ups on PostgreSQL): the one that loses the race finds no row to
+                    // insert and goes round again as for an existing address, instead of failing
+                    // on the unique key.
+                    loop {
+                        let decision = transition(existing.map(|(_, status)| status), event);
+                        if decision.unlist {
+                            sqlx::query("DELETE FROM suppressions WHERE email_hash = $1")
+                                .bind(&hash)
+                                .execute(&mut *row)
+                                .await?;
+                        }
+                        let step = match decision.step {
+                            Step::Refuse(why) => {
+                                let reason = match (why, existing) {
+                                    (Refusal::Status, Some((_, status))) => status.to_string(),
+                                    _ => listing.clone().unwrap_or_default(),
+                                };
+                                return Ok(AddOutcome::Suppressed { reason });
+                            }
+                            step => step,
+                        };
+                        let Some((id, from)) = existing else {
+                            let Step::Create(status) = step else {
+                                return Err(StoreError::Conflict(format!("{step:?} for a new address")));
+                            };
+                            if let Some(id) = insert_new_subscriber!(row, new, status, &key, &hash, now) {
+                                return Ok(AddOutcome::Created { id });
+                            }
+                            existing = find_status!(row, &key);
+                            if existing.is_none() {
+                                return Err(StoreError::Conflict(format!(
+                                    "{} was added and removed by another request at the same moment",
+                                    new.email.as_str()
+                                )));
+                            }
+                            continue;
+                        };
+                        let confirmed = match step {
+                            // --resubscribe: back from a suppressed status to the requested one.
+                            Step::Become(to) if from.is_suppressed() => {
+                                sqlx::query("UPDATE subscribers SET status = $1, unsubscribed_at = NULL, confirmed_at = $2, updated_at = $3 WHERE id = $4")
+                                    .bind(to.as_str())
+                                    .bind((to == SubscriberStatus::Confirmed).then_some(now))
+                                    .bind(now)
+                                    .bind(id)
+                                    .execute(&mut *row)
+                                    .await?;
+                                to == SubscriberStatus::Confirmed
+                            }
+                            Step::Become(SubscriberStatus::Confirmed) => {
+                                update_with_consents!(row, id, now,
+                                    subscriber: "status = 'confirmed', confirmed_at = $1, updated_at = $1",
+                                    consents: "confirmed_at = $1",
+                                    only: "confirmed_at IS NULL");
+                                true
+                            }
+                            // Stay: the status is kept and the topics added below.
+                            _ => false,
+                        };
+                        if let Some(tz) = &new.timezone {
+                            sqlx::query("UPDATE subscribers SET timezone = $1 WHERE id = $2 AND (timezone IS NULL OR timezone <> $1)")
+                                .bind(tz)
+                                .bind(id)
+                                .execute(&mut *row)
+                                .await?;
+                        }
+                        let added = super::insert_subscriptions!(row, id, &new.topics, now);
+                        let added_topics = usize::try_from(added).unwrap_or(0);
+                        return Ok(AddOutcome::Updated { id, added_topics, confirmed });
                     }
-                    // Two requests for the same new address at the same moment (two sign-ups
-                    // on PostgreSQL): the one that loses the race finds no row to insert here
-                    // and goes on as for an existing address, instead of failing on the
-                    // unique key.
-                    if let Some(id) = insert_new_subscriber!(tx, new, &key, &hash, now) {
-                        outcomes.push(Ok(AddOutcome::Created { id }));
-                        continue;
-                    }
-                    existing = sqlx::query_as("SELECT id, status FROM subscribers WHERE email_key = $1")
-                        .bind(&key)
-                        .fetch_optional(&mut *tx)
-                        .await?;
                 }
-                let Some((id, status)) = existing else {
-                    outcomes.push(Err(StoreError::Conflict(format!(
-                        "{} was added and removed by another request at the same moment",
-                        new.email.as_str()
-                    ))));
-                    continue;
-                };
-                let status = status.parse::<SubscriberStatus>().map_err(StoreError::Corrupt)?;
-                if !new.resubscribe {
-                    if status.is_suppressed() {
-                        outcomes.push(Ok(AddOutcome::Suppressed { reason: status.to_string() }));
-                        continue;
+                .await;
+                match outcome {
+                    Ok(added) => {
+                        row.commit().await?;
+                        outcomes.push(Ok(added));
                     }
-                    if let Some(reason) = suppressed {
-                        outcomes.push(Ok(AddOutcome::Suppressed { reason }));
-                        continue;
+                    Err(e) => {
+                        row.rollback().await?;
+                        outcomes.push(Err(e));
                     }
-                } else {
-                    sqlx::query("DELETE FROM suppressions WHERE email_hash = $1")
-                        .bind(&hash)
-                        .execute(&mut *tx)
-                        .await?;
                 }
-                let wants_confirmed = new.status == SubscriberStatus::Confirmed;
-                let outcome = {
-                    let mut became_confirmed = false;
-                    if status.is_suppressed() {
-                        // --resubscribe: back to the requested status.
-                        sqlx::query("UPDATE subscribers SET status = $1, unsubscribed_at = NULL, confirmed_at = $2, updated_at = $3 WHERE id = $4")
-                            .bind(new.status.as_str())
-                            .bind(wants_confirmed.then_some(now))
-                            .bind(now)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                        became_confirmed = wants_confirmed;
-                    } else if wants_confirmed && status == SubscriberStatus::Pending {
-                        sqlx::query("UPDATE subscribers SET status = 'confirmed', confirmed_at = $1, updated_at = $1 WHERE id = $2")
-                            .bind(now)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query("UPDATE consents SET confirmed_at = $1 WHERE subscriber_id = $2 AND confirmed_at IS NULL")
-                            .bind(now)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                        became_confirmed = true;
-                    }
-                    if let Some(tz) = &new.timezone {
-                        sqlx::query("UPDATE subscribers SET timezone = $1 WHERE id = $2 AND (timezone IS NULL OR timezone <> $1)")
-                            .bind(tz)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    let added = super::insert_subscriptions!(tx, id, &new.topics, now);
-                    let added = usize::try_from(added).unwrap_or(0);
-                    AddOutcome::Updated { id, added_topics: added, confirmed: became_confirmed }
-                };
-                outcomes.push(Ok(outcome));
             }
             tx.commit().await?;
             Ok(outcomes)
@@ -413,17 +341,23 @@ impl Store {
             .await
     }
 
-    /// Marks a subscriber bounced, complained or unsubscribed and adds them to the suppression list.
+    /// Marks a subscriber bounced, complained or unsubscribed (the unsubscribe, bounce or
+    /// complaint event) and adds them to the suppression list. Returns false when the id is
+    /// unknown; a status that is not suppressed is refused as a conflict.
     pub async fn set_suppressed_status(
         &self,
         id: i64,
         status: SubscriberStatus,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        debug_assert!(status.is_suppressed());
+        let Some(event) = SubscriberEvent::suppressing(status) else {
+            return Err(StoreError::Conflict(format!(
+                "{status} is not a suppressed status"
+            )));
+        };
         with_pool!(self, p => {
             let mut tx = p.begin_write().await?;
-            let known = suppress_subscriber!(tx, id, status, now);
+            let known = suppress_subscriber!(tx, id, event, now);
             tx.commit().await?;
             Ok(known)
         })
@@ -449,15 +383,16 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?;
             if remaining.is_empty() {
-                suppress_subscriber!(tx, id, SubscriberStatus::Unsubscribed, now);
+                suppress_subscriber!(tx, id, SubscriberEvent::Unsubscribe, now);
             }
             tx.commit().await?;
             Ok(remaining)
         })
     }
 
-    /// Replaces a subscriber's topics and time zone (the preferences page); no topics at all
-    /// unsubscribes, in the same transaction. Topics must be valid.
+    /// Replaces a subscriber's topics and time zone: the preferences page's save where
+    /// [`transition`] keeps the status (a confirmed reader with topics) or unsubscribes (no
+    /// topics at all, in the same transaction). Topics must be valid.
     pub async fn set_preferences(
         &self,
         id: i64,
@@ -475,15 +410,17 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             if topics.is_empty() {
-                suppress_subscriber!(tx, id, SubscriberStatus::Unsubscribed, now);
+                suppress_subscriber!(tx, id, SubscriberEvent::Unsubscribe, now);
             }
             tx.commit().await?;
         });
         Ok(())
     }
 
-    /// Confirms a pending subscriber and records consent (IP and user agent when given); a
-    /// reader who rejoined after unsubscribing comes off the suppression list. Returns false when the subscriber is not pending (already confirmed, or suppressed).
+    /// Confirms a pending subscriber (the confirm event, as [`transition`] decides) and records
+    /// consent (IP and user agent when given); a reader who rejoined after unsubscribing comes
+    /// off the suppression list. Returns false when the subscriber is not pending (already
+    /// confirmed, or suppressed) or unknown.
     pub async fn confirm_subscriber(
         &self,
         id: i64,
@@ -494,27 +431,36 @@ impl Store {
     ) -> StoreResult<bool> {
         with_pool!(self, p => {
             let mut tx = p.begin_write().await?;
-            let r = sqlx::query("UPDATE subscribers SET status = 'confirmed', confirmed_at = $1, updated_at = $1, unsubscribed_at = NULL WHERE id = $2 AND status = 'pending'")
+            let found: Option<(String, String)> = sqlx::query_as("SELECT email, status FROM subscribers WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some((email, from)) = found else { return Ok(false) };
+            let from = from.parse::<SubscriberStatus>().map_err(StoreError::Corrupt)?;
+            let decision = transition(Some(from), SubscriberEvent::Confirm);
+            let Step::Become(to) = decision.step else { return Ok(false) };
+            // The status read above is the one changed: a concurrent change wins.
+            let r = sqlx::query("UPDATE subscribers SET status = $1, confirmed_at = $2, updated_at = $2, unsubscribed_at = NULL WHERE id = $3 AND status = $4")
+                .bind(to.as_str())
                 .bind(now)
                 .bind(id)
+                .bind(from.as_str())
                 .execute(&mut *tx)
                 .await?;
             if r.rows_affected() == 0 {
                 return Ok(false);
             }
             super::insert_subscriptions!(tx, id, topics, now);
-            // A reader who rejoined after unsubscribing stayed on the suppression list until now.
-            let email: String = sqlx::query_scalar("SELECT email FROM subscribers WHERE id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let hash = SubscriberEmail::parse(&email)
-                .map(|e| email_hash(&e))
-                .map_err(|e| StoreError::Corrupt(format!("stored address: {e}")))?;
-            sqlx::query("DELETE FROM suppressions WHERE email_hash = $1 AND reason = 'unsubscribed'")
-                .bind(hash)
-                .execute(&mut *tx)
-                .await?;
+            if decision.unlist {
+                // A reader who rejoined after unsubscribing stayed on the suppression list until now.
+                let hash = SubscriberEmail::parse(&email)
+                    .map(|e| email_hash(&e))
+                    .map_err(|e| StoreError::Corrupt(format!("stored address: {e}")))?;
+                sqlx::query("DELETE FROM suppressions WHERE email_hash = $1 AND reason = 'unsubscribed'")
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query("UPDATE consents SET confirmed_at = $1, ip = COALESCE($2, ip), user_agent = COALESCE($3, user_agent) \
                          WHERE id = (SELECT MAX(id) FROM consents WHERE subscriber_id = $4)")
                 .bind(now)

@@ -12,7 +12,9 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::{ConnectOptions as _, Connection as _};
 
 use super::{BeginWrite, DeliveryKind, Pool, Store, StoreResult, with_pool};
-use crate::domain::{ConsentSource, SubscriberStatus, TopicSlug};
+use crate::domain::{
+    ConsentSource, Step, SubscriberEvent, SubscriberMail, SubscriberStatus, TopicSlug, transition,
+};
 
 /// The PostgreSQL advisory lock that keeps two instances from both taking the last place under
 /// the hourly cap (SQLite's `BEGIN IMMEDIATE` already serialises writers).
@@ -201,14 +203,17 @@ impl Store {
         Ok(Some(wait.max(std::time::Duration::from_secs(1))))
     }
 
-    /// The preferences page of a reader who is not confirmed: an unsubscribed reader becomes
-    /// pending with a new (unconfirmed) consent record, a pending one stays pending; either way
-    /// the topics and time zone are replaced and `mail` (their confirmation) is queued under
-    /// `limits`, all in one transaction. The address stays on the suppression list until the
-    /// confirmation link is used ([`Store::confirm_subscriber`]).
+    /// The preferences page of a reader who is not confirmed (where [`transition`] asks for a
+    /// confirmation): an unsubscribed reader becomes pending with a new (unconfirmed) consent
+    /// record, a pending one stays pending; either way the topics and time zone are replaced and
+    /// `mail` (their confirmation) is queued under `limits`, all in one transaction. The address
+    /// stays on the suppression list until the confirmation link is used
+    /// ([`Store::confirm_subscriber`]).
     ///
-    /// Returns `None` (and changes nothing) unless the subscriber is unsubscribed or pending,
-    /// and `Some(OverCap)` (changing nothing) when the hourly cap is reached.
+    /// Returns `None` (and changes nothing) unless the decision, on the status read inside the
+    /// transaction, is to ask for a confirmation (the subscriber is unsubscribed or pending and
+    /// topics were chosen), and `Some(OverCap)` (changing nothing) when the hourly cap is
+    /// reached.
     pub async fn request_confirmation_from_web(
         &self,
         request: &ConfirmationRequest<'_>,
@@ -231,9 +236,16 @@ impl Store {
                 Some(s) => s.parse::<SubscriberStatus>().map_err(super::StoreError::Corrupt)?,
                 None => return Ok(None),
             };
-            match status {
-                SubscriberStatus::Unsubscribed => {
-                    sqlx::query("UPDATE subscribers SET status = 'pending', updated_at = $1 WHERE id = $2")
+            let event = SubscriberEvent::SavePreferences { any_topic: !request.topics.is_empty() };
+            let decision = transition(Some(status), event);
+            if decision.mail != Some(SubscriberMail::Confirmation) {
+                return Ok(None);
+            }
+            match decision.step {
+                // Unsubscribed: pending again, with a new consent record, unconfirmed.
+                Step::Become(to) => {
+                    sqlx::query("UPDATE subscribers SET status = $1, updated_at = $2 WHERE id = $3")
+                        .bind(to.as_str())
                         .bind(now)
                         .bind(id)
                         .execute(&mut *tx)
@@ -249,10 +261,8 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                SubscriberStatus::Pending => {}
-                SubscriberStatus::Confirmed | SubscriberStatus::Bounced | SubscriberStatus::Complained => {
-                    return Ok(None);
-                }
+                // Pending: stays pending.
+                Step::Stay | Step::Nothing | Step::Create(_) | Step::Refuse(_) => {}
             }
             super::replace_subscriptions!(tx, id, request.topics, now);
             sqlx::query("UPDATE subscribers SET timezone = $1, updated_at = $2 WHERE id = $3")

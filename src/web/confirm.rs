@@ -13,7 +13,7 @@ use super::AppState;
 use super::client_ip::{ClientIp, consent_evidence};
 use super::error::WebError;
 use super::pages::{self, Site, check_same_site, render_page, topic_names};
-use crate::domain::SubscriberStatus;
+use crate::domain::{Step, SubscriberEvent, SubscriberStatus, transition};
 use crate::store::SubscriberRecord;
 use crate::tokens::Purpose;
 
@@ -72,8 +72,8 @@ pub async fn submit(
 ) -> Result<Response, WebError> {
     check_same_site(&state, &headers)?;
     let record = subscriber_for(&state, &token).await?;
-    match record.status {
-        SubscriberStatus::Pending => {
+    match transition(Some(record.status), SubscriberEvent::Confirm).step {
+        Step::Become(_) => {
             let (ip_text, ua) = consent_evidence(&state, ip, &headers);
             state
                 .store
@@ -87,14 +87,13 @@ pub async fn submit(
                 .await?;
             tracing::info!(subscriber = record.id, "subscription confirmed");
         }
-        SubscriberStatus::Confirmed => {}
-        SubscriberStatus::Unsubscribed
-        | SubscriberStatus::Bounced
-        | SubscriberStatus::Complained => {
+        Step::Refuse(_) => {
             return Err(WebError::BadRequest(
                 "This address has left the newsletter since the link was sent. Please subscribe again from the front page.".into(),
             ));
         }
+        // Already confirmed.
+        Step::Nothing | Step::Stay | Step::Create(_) => {}
     }
     confirmed_page(&state, &record)
 }

@@ -21,7 +21,7 @@ use super::pages::{self, Site, TopicChoice, check_same_site, render_page, topic_
 use super::subscribe::mail_limits;
 use super::unsubscribe::unsubscribed_page;
 use crate::domain::{
-    PreferencesChange, SubscriberEmail, SubscriberStatus, TopicSlug, preferences_change,
+    Step, SubscriberEmail, SubscriberEvent, SubscriberMail, SubscriberStatus, TopicSlug, transition,
 };
 use crate::render::{self, Recipient};
 use crate::store::{
@@ -144,26 +144,34 @@ pub async fn submit(
         }
     };
     let mut confirmation = None;
-    match preferences_change(record.status, !topics.is_empty()) {
-        PreferencesChange::Save => {
-            state
-                .store
-                .set_preferences(record.id, &topics, timezone.as_deref(), now)
-                .await?;
-        }
-        PreferencesChange::AskConfirmation => {
+    let event = SubscriberEvent::SavePreferences {
+        any_topic: !topics.is_empty(),
+    };
+    let decision = transition(Some(record.status), event);
+    match (decision.mail, decision.step) {
+        // Not confirmed: become (or stay) pending with the topics and get a confirmation.
+        (Some(SubscriberMail::Confirmation), _) => {
             let outcome =
                 request_confirmation(&state, &record, &topics, timezone.as_deref(), ip, &headers)
                     .await?;
             confirmation = Some(outcome);
         }
-        PreferencesChange::StayUnsubscribed => {
-            return unsubscribed_page(&state, record.id, None, &[]);
-        }
-        PreferencesChange::Refuse => {
+        // Mail to the address failed or was reported as spam; not changed from the web.
+        (_, Step::Refuse(_)) => {
             return Err(WebError::BadRequest(
                 "Mail to this address could not be delivered, so it cannot be changed here. Please contact us.".into(),
             ));
+        }
+        // An unsubscribed reader who ticked nothing.
+        (_, Step::Nothing) => {
+            return unsubscribed_page(&state, record.id, None, &[]);
+        }
+        // Saved; no topics at all unsubscribes.
+        (_, Step::Stay | Step::Become(_) | Step::Create(_)) => {
+            state
+                .store
+                .set_preferences(record.id, &topics, timezone.as_deref(), now)
+                .await?;
         }
     }
     if topics.is_empty() {

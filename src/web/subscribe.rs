@@ -22,7 +22,10 @@ use super::AppState;
 use super::client_ip::{ClientIp, consent_evidence};
 use super::error::WebError;
 use super::pages::{Site, TopicChoice, check_same_site, render_page, topic_name, topic_names};
-use crate::domain::{ConsentSource, SubscriberEmail, SubscriberStatus, TopicSlug};
+use crate::domain::{
+    ConsentSource, Step, SubscriberEmail, SubscriberEvent, SubscriberMail, SubscriberStatus,
+    TopicSlug, transition,
+};
 use crate::render::{self, Recipient};
 use crate::store::{
     AddOutcome, DeliveryKind, MailLimits, MailSlot, NewSubscriber, QueueOutcome, WebMail,
@@ -215,7 +218,17 @@ async fn subscribe(
 ) -> Result<(), WebError> {
     let now = state.now();
     let store = &state.store;
-    let Some(known) = store.find_subscriber(email).await? else {
+    let known = store.find_subscriber(email).await?;
+    let listed = store.suppression_reason(email).await?.is_some();
+    let decision = transition(
+        known.as_ref().map(|k| k.status),
+        SubscriberEvent::WebSignup { listed },
+    );
+    let Some(known) = known else {
+        if decision.step != Step::Create(SubscriberStatus::Pending) {
+            // An erased address: it stays quiet.
+            return Ok(());
+        }
         let new = NewSubscriber {
             email: email.clone(),
             topics: topics.to_vec(),
@@ -237,19 +250,20 @@ async fn subscribe(
             }
             // Created by a concurrent request a moment ago: that request sends the link.
             AddOutcome::Updated { .. } => Ok(()),
-            // An erased address: it stays quiet.
+            // Erased a moment ago: it stays quiet.
             AddOutcome::Suppressed { .. } => Ok(()),
         };
     };
-    match known.status {
-        SubscriberStatus::Pending => {
+    match decision.mail {
+        Some(SubscriberMail::Confirmation) => {
             let names = topic_names(&state.settings, &known.topics);
             send_confirmation(state, known.id, email, &names).await
         }
-        SubscriberStatus::Confirmed | SubscriberStatus::Unsubscribed => {
+        Some(SubscriberMail::PreferencesLink) => {
             send_preferences_link(state, known.id, email).await
         }
-        SubscriberStatus::Bounced | SubscriberStatus::Complained => Ok(()),
+        // Bounced or complained: it stays quiet.
+        None => Ok(()),
     }
 }
 

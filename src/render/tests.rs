@@ -3,10 +3,12 @@
 
 use super::*;
 use crate::config::{DkimSettings, Secret};
-use crate::domain::{DigestEntry, SourceLine};
-use crate::tokens::Purpose;
-use chrono::{Duration, TimeZone};
+use crate::domain::{Digest, DigestEntry, SourceLine};
+use crate::store::DeliveryKind;
+use crate::tokens::{Purpose, TokenSigner};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use mail_parser::{MessageParser, MimeHeaders};
+use text::safe_url;
 
 const KEY_PEM: &str = include_str!("../../tests/fixtures/dkim-test-key.pem");
 const KEY_PUBLIC_B64: &str = include_str!("../../tests/fixtures/dkim-test-key.pub.b64");
@@ -117,6 +119,30 @@ fn now() -> DateTime<Utc> {
 
 fn dkim() -> DkimSigner {
     DkimSigner::from_pem("example.com", "tidings2026", KEY_PEM).unwrap()
+}
+
+/// The confirmation, through the one transactional builder.
+fn confirmation_message(
+    settings: &Settings,
+    tokens: &TokenSigner,
+    dkim: Option<&DkimSigner>,
+    recipient: &Recipient,
+    topic_names: &[String],
+    now: DateTime<Utc>,
+) -> Result<OutgoingMessage, RenderError> {
+    let email = Transactional::Confirm { topic_names };
+    transactional_message(settings, tokens, dkim, recipient, &email, now)
+}
+
+/// The link to the preferences page, through the one transactional builder, without DKIM.
+fn preferences_link_message(
+    settings: &Settings,
+    tokens: &TokenSigner,
+    recipient: &Recipient,
+    now: DateTime<Utc>,
+) -> Result<OutgoingMessage, RenderError> {
+    let email = Transactional::PreferencesLink;
+    transactional_message(settings, tokens, None, recipient, &email, now)
 }
 
 struct Parsed {
@@ -983,4 +1009,204 @@ fn writes_sample_eml_files() {
         .unwrap();
     std::fs::write(dir.join("hostile.eml"), &out.raw).unwrap();
     assert!(dir.join("digest.eml").metadata().unwrap().len() > 10_000);
+}
+
+// ---- Transactional emails: one builder for every kind ----
+
+/// Every transactional kind, each with the path its link leads to.
+fn transactional_kinds(topic_names: &[String]) -> Vec<(Transactional<'_>, &'static str)> {
+    vec![
+        (Transactional::Confirm { topic_names }, "/confirm/"),
+        (Transactional::PreferencesLink, "/preferences/"),
+    ]
+}
+
+#[test]
+fn transactional_kinds_cover_every_transactional_delivery_kind() {
+    let topics = vec!["Rust".to_string()];
+    let mut covered: Vec<&str> = transactional_kinds(&topics)
+        .iter()
+        .map(|(kind, _)| kind.delivery_kind().as_str())
+        .collect();
+    covered.sort_unstable();
+    let mut expected: Vec<&str> = DeliveryKind::ALL
+        .into_iter()
+        .filter(|k| *k != DeliveryKind::Digest)
+        .map(DeliveryKind::as_str)
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(covered, expected);
+}
+
+#[test]
+fn every_transactional_kind_has_the_same_headers_and_a_text_and_html_pair() {
+    let tokens = signer();
+    let topics = vec!["Distributed Systems".to_string()];
+    for (kind, path) in transactional_kinds(&topics) {
+        let name = kind.delivery_kind().as_str();
+        let out = transactional_message(&settings(), &tokens, None, &recipient(31), &kind, now())
+            .unwrap();
+        let p = parse(&out.raw);
+        for header in ["From", "Reply-To", "To", "Date", "Subject", "Message-ID"] {
+            assert_eq!(p.count(header), 1, "{name}: {header}: {:?}", p.headers);
+        }
+        // Transactional, not list mail: no List-* headers, and no signature unless configured.
+        for header in [
+            "List-Id",
+            "List-Unsubscribe",
+            "List-Unsubscribe-Post",
+            "DKIM-Signature",
+        ] {
+            assert_eq!(p.count(header), 0, "{name}: {header}");
+        }
+        assert!(p.header("From").contains("digest@example.com"), "{name}");
+        assert!(
+            p.header("Reply-To").contains("editors@example.com"),
+            "{name}"
+        );
+        assert_eq!(p.header("To"), "reader31@example.net", "{name}");
+        assert_eq!(out.to.as_str(), "reader31@example.net");
+        assert_eq!(out.envelope_from, "digest@example.com", "{name}");
+        let date = mail_parser::MessageParser::default()
+            .parse(&out.raw)
+            .and_then(|m| m.date().map(|d| d.to_timestamp()))
+            .unwrap();
+        assert_eq!(date, now().timestamp(), "{name}: Date is the send time");
+        assert_eq!(p.header("Message-ID"), out.message_id, "{name}");
+        let prefix = format!("<tidings.{name}.31.");
+        assert!(out.message_id.starts_with(&prefix), "{}", out.message_id);
+        assert!(
+            out.message_id.ends_with("@example.com>"),
+            "{}",
+            out.message_id
+        );
+        assert!(!out.message_id.contains(' '), "{}", out.message_id);
+        assert_eq!(
+            p.parts,
+            vec!["multipart/alternative", "text/plain", "text/html"],
+            "{name}"
+        );
+        // Both parts carry the link, the title and the postal address; the HTML is inlined
+        // and fits a phone.
+        let link = format!("https://news.example.com{path}");
+        for part in [&p.text, &p.html] {
+            assert!(part.contains(&link), "{name}: no {link} in {part}");
+            assert!(part.contains("Tidings"), "{name}");
+            assert!(part.contains("1 Example Street"), "{name}");
+        }
+        assert!(p.html.starts_with("<!DOCTYPE html>"), "{name}");
+        assert!(p.html.contains("<title>"), "{name}");
+        assert!(
+            p.html.contains("class=\"text\" style=\""),
+            "{name}: css not inlined"
+        );
+        assert!(!p.html.contains("{{") && !p.text.contains("{{"), "{name}");
+        // CRLF only, lines within 998 octets.
+        let raw = String::from_utf8(out.raw.clone()).unwrap();
+        assert!(!raw.replace("\r\n", "").contains(['\r', '\n']), "{name}");
+        assert!(raw.split("\r\n").all(|l| l.len() <= 998), "{name}");
+    }
+}
+
+#[test]
+fn every_transactional_kind_is_dkim_signed_when_configured() {
+    let tokens = signer();
+    let topics = vec!["Rust".to_string()];
+    let key = dkim();
+    for (kind, _) in transactional_kinds(&topics) {
+        let name = kind.delivery_kind().as_str();
+        let out = transactional_message(
+            &settings(),
+            &tokens,
+            Some(&key),
+            &recipient(4),
+            &kind,
+            now(),
+        )
+        .unwrap();
+        let results = verify_dkim(&out.raw);
+        assert_eq!(results.len(), 1, "{name}: {results:?}");
+        let (result, signed) = &results[0];
+        assert_eq!(*result, mail_auth::DkimResult::Pass, "{name}: {result:?}");
+        let signed: Vec<String> = signed.iter().map(|h| h.to_ascii_lowercase()).collect();
+        for required in ["from", "reply-to", "to", "subject", "date", "message-id"] {
+            assert!(
+                signed.iter().any(|h| h == required),
+                "{name}: {required} not signed: {signed:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn transactional_message_ids_are_unique_even_within_one_second() {
+    let tokens = signer();
+    let topics = vec!["Rust".to_string()];
+    let mut seen = std::collections::BTreeSet::new();
+    for (kind, _) in transactional_kinds(&topics) {
+        for _ in 0..2 {
+            let out =
+                transactional_message(&settings(), &tokens, None, &recipient(5), &kind, now())
+                    .unwrap();
+            assert!(seen.insert(out.message_id.clone()), "{}", out.message_id);
+        }
+    }
+}
+
+#[test]
+fn every_transactional_kind_cleans_names_from_settings_and_topics() {
+    let mut s = settings();
+    s.newsletter.title = format!(
+        "Evil\r\nBcc: victim@example.org <script>alert(1)</script>{}",
+        "T".repeat(5000)
+    );
+    s.newsletter.postal_address = "1 Road\u{202E}\r\nX-Injected: yes <b>bold</b>".into();
+    let topics = vec![
+        "Rust\r\n<img src=x onerror=alert(1)>".to_string(),
+        "\u{0}".to_string(),
+    ];
+    let tokens = signer();
+    for (kind, _) in transactional_kinds(&topics) {
+        let name = kind.delivery_kind().as_str();
+        let out = transactional_message(&s, &tokens, None, &recipient(12), &kind, now()).unwrap();
+        let p = parse(&out.raw);
+        assert!(!p.subject.contains(['\r', '\n']), "{name}: {:?}", p.subject);
+        assert!(
+            p.subject.chars().count() <= text::MAX_SUBJECT_CHARS,
+            "{name}: {}",
+            p.subject
+        );
+        assert_eq!(p.count("Bcc"), 0, "{name}");
+        assert_eq!(p.count("X-Injected"), 0, "{name}");
+        // The same cleaning as everywhere: one line, control and bidi characters out, capped.
+        let title = clean_line(&s.newsletter.title, text::MAX_NAME_CHARS);
+        assert!(title.ends_with('…'));
+        assert!(p.text.contains(&title), "{name}: {}", p.text);
+        assert!(
+            p.text.contains("1 Road X-Injected: yes <b>bold</b>"),
+            "{name}"
+        );
+        assert!(
+            !p.text.contains('\u{202E}') && !p.html.contains('\u{202E}'),
+            "{name}"
+        );
+        assert!(
+            !p.text.contains(&"T".repeat(200)),
+            "{name}: title not capped"
+        );
+        // askama escapes what the HTML part shows.
+        let lower = p.html.to_lowercase();
+        assert!(!lower.contains("<script"), "{name}");
+        assert!(!lower.contains("<img"), "{name}");
+        assert!(!lower.contains("<b>"), "{name}");
+        assert!(lower.contains("&lt;script&gt;"), "{name}");
+        assert!(!regex_like_event_handler(&p.html), "{name}");
+        if matches!(kind, Transactional::Confirm { .. }) {
+            assert!(
+                p.text.contains("Rust <img src=x onerror=alert(1)> from"),
+                "{name}: {}",
+                p.text
+            );
+        }
+    }
 }

@@ -23,10 +23,8 @@ use super::unsubscribe::unsubscribed_page;
 use crate::domain::{
     Step, SubscriberEmail, SubscriberEvent, SubscriberMail, SubscriberStatus, TopicSlug, transition,
 };
-use crate::render::{self, Recipient};
-use crate::store::{
-    ConfirmationRequest, DeliveryKind, MailSlot, QueueOutcome, SubscriberRecord, WebMail,
-};
+use crate::render::{self, Recipient, Transactional};
+use crate::store::{ConfirmationRequest, MailSlot, QueueOutcome, SubscriberRecord, WebMail};
 use crate::tokens::Purpose;
 
 #[derive(Template)]
@@ -209,17 +207,21 @@ async fn request_confirmation(
         subscriber_id: record.id,
         email,
     };
-    let msg = render::confirmation_message(
+    let names = topic_names(&state.settings, &slugs);
+    let transactional = Transactional::Confirm {
+        topic_names: &names,
+    };
+    let msg = render::transactional_message(
         &state.settings,
         &state.tokens,
         state.dkim.as_ref(),
         &recipient,
-        &topic_names(&state.settings, &slugs),
+        &transactional,
         now,
     )
     .map_err(|e| anyhow::Error::new(e).context("rendering the confirmation email"))?;
     let mail = WebMail {
-        kind: DeliveryKind::Confirm,
+        kind: transactional.delivery_kind(),
         subscriber_id: record.id,
         to: msg.to.as_str(),
         message_id: &msg.message_id,

@@ -26,7 +26,7 @@ use crate::domain::{
     ConsentSource, Step, SubscriberEmail, SubscriberEvent, SubscriberMail, SubscriberStatus,
     TopicSlug, transition,
 };
-use crate::render::{self, Recipient};
+use crate::render::{self, Recipient, Transactional};
 use crate::store::{
     AddOutcome, DeliveryKind, MailLimits, MailSlot, NewSubscriber, QueueOutcome, WebMail,
 };
@@ -277,13 +277,14 @@ async fn send_confirmation(
         subscriber_id: id,
         email: email.clone(),
     };
-    let queued = queue_once(state, id, DeliveryKind::Confirm, |now| {
-        render::confirmation_message(
+    let transactional = Transactional::Confirm { topic_names };
+    let queued = queue_once(state, id, transactional.delivery_kind(), |now| {
+        render::transactional_message(
             &state.settings,
             &state.tokens,
             state.dkim.as_ref(),
             &recipient,
-            topic_names,
+            &transactional,
             now,
         )
         .map_err(|e| {
@@ -308,14 +309,21 @@ async fn send_preferences_link(
         subscriber_id: id,
         email: email.clone(),
     };
-    let queued = queue_once(state, id, DeliveryKind::Preferences, |now| {
-        render::preferences_link_message(&state.settings, &state.tokens, &recipient, now).map_err(
-            |e| {
-                anyhow::Error::new(e)
-                    .context("rendering the preferences email")
-                    .into()
-            },
+    let transactional = Transactional::PreferencesLink;
+    let queued = queue_once(state, id, transactional.delivery_kind(), |now| {
+        render::transactional_message(
+            &state.settings,
+            &state.tokens,
+            state.dkim.as_ref(),
+            &recipient,
+            &transactional,
+            now,
         )
+        .map_err(|e| {
+            anyhow::Error::new(e)
+                .context("rendering the preferences email")
+                .into()
+        })
     })
     .await?;
     if queued {

@@ -45,8 +45,18 @@ name = "Rust"
 /// Types `email` into the subscribe form of the app served on loopback, then delivers what is
 /// due and returns what reached the relay.
 async fn type_into_the_form(store: &Store, email: &str) -> Vec<Received> {
+    type_into_the_form_with(store, email, |_| {}).await
+}
+
+/// [`type_into_the_form`] with the settings changed by `edit` first.
+async fn type_into_the_form_with(
+    store: &Store,
+    email: &str,
+    edit: impl FnOnce(&mut Settings),
+) -> Vec<Received> {
     let server = SmtpServer::start(Faults::default()).await;
-    let settings = settings(server.port);
+    let mut settings = settings(server.port);
+    edit(&mut settings);
     let state = AppState::new(std::sync::Arc::new(settings.clone()), store.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -125,4 +135,49 @@ async fn a_new_address_receives_a_confirmation_link_and_a_bounced_one_nothing() 
     .await;
     let got = type_into_the_form(&store, "gone@example.org").await;
     assert!(got.is_empty(), "a bounced address gets nothing");
+}
+
+/// The DKIM header of a message as received, if any.
+fn dkim_signature(message: &Received) -> Option<String> {
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&message.raw)
+        .expect("parses as MIME");
+    parsed
+        .header_raw("DKIM-Signature")
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+#[tokio::test]
+async fn every_transactional_email_from_the_form_arrives_dkim_signed_when_configured() {
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/dkim-test-key.pem"
+    );
+    let with_dkim = |s: &mut Settings| {
+        s.dkim.domain = "example.com".into();
+        s.dkim.selector = "tidings2026".into();
+        s.dkim.private_key_path = key.into();
+    };
+    let store = db::sqlite().await;
+    let id = add(
+        &store,
+        "returning@example.org",
+        &["rust"],
+        SubscriberStatus::Confirmed,
+    )
+    .await;
+    store.unsubscribe_all(id, chrono::Utc::now()).await.unwrap();
+    for (email, link) in [
+        ("new@example.org", "/confirm/"),
+        ("returning@example.org", "/preferences/"),
+    ] {
+        let got = type_into_the_form_with(&store, email, with_dkim).await;
+        assert_eq!(got.len(), 1, "{email}");
+        assert!(links(&got[0]).iter().any(|l| l.contains(link)), "{email}");
+        let signature = dkim_signature(&got[0]).unwrap_or_default();
+        assert!(
+            signature.contains("d=example.com") && signature.contains("s=tidings2026"),
+            "{email}: {signature:?}"
+        );
+    }
 }

@@ -18,8 +18,8 @@ use chrono::{DateTime, Duration, Utc};
 pub use leases::{HeldLease, LeaseHolder};
 pub use records::DeliveryRecord;
 
-use super::{BeginWrite, Store, StoreError, StoreResult, email_hash, with_pool};
-use crate::domain::{DeliveryStatus, SubscriberEmail, SubscriberStatus};
+use super::{BeginWrite, Store, StoreError, StoreResult, with_pool};
+use crate::domain::{DeliveryStatus, SubscriberEvent, SubscriberStatus};
 
 /// What a delivery row carries. Each kind has its own eligibility rule
 /// ([`DeliveryKind::eligible_statuses`]), checked again when a worker claims the row.
@@ -385,34 +385,7 @@ impl Store {
                 return Ok(None);
             }
             if let Some(id) = bounce {
-                let email: Option<String> =
-                    sqlx::query_scalar("SELECT email FROM subscribers WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if let Some(email) = email {
-                    let hash = SubscriberEmail::parse(&email)
-                        .map(|e| email_hash(&e))
-                        .map_err(|e| StoreError::Corrupt(format!("stored address: {e}")))?;
-                    sqlx::query(
-                        "UPDATE subscribers SET status = $1, unsubscribed_at = COALESCE(unsubscribed_at, $2), \
-                         updated_at = $2 WHERE id = $3",
-                    )
-                    .bind(SubscriberStatus::Bounced.as_str())
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3) \
-                         ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason",
-                    )
-                    .bind(hash)
-                    .bind(SubscriberStatus::Bounced.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                super::transitions::suppress_subscriber!(tx, id, SubscriberEvent::Bounce, now);
             }
             tx.commit().await?;
         });

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 
 use super::{CommandResult, Context, now};
 use crate::cli::RunArgs;
-use crate::pipeline::compile_unless_empty;
+use crate::pipeline::compile_topics;
 use crate::scheduler::{Published, publish_issue};
 
 pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
@@ -32,11 +32,12 @@ pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
 
     let counts = ctx.store.confirmed_counts_by_topic().await?;
     let mut issues = Vec::new();
-    for topic in &settings.topics {
-        let compiled = match compile_unless_empty(settings, &ctx.store, topic, at)
-            .await
-            .with_context(|| format!("compiling {}", topic.slug))?
-        {
+    // Every topic's period from one load of the articles and one classification pass.
+    let compiled_topics = compile_topics(settings, &ctx.store, &settings.topics, at, false)
+        .await
+        .context("compiling the topics' issues")?;
+    for (topic, compiled) in settings.topics.iter().zip(compiled_topics) {
+        let compiled = match compiled.with_context(|| format!("compiling {}", topic.slug))? {
             Ok(compiled) => compiled,
             Err(empty) => {
                 println!(

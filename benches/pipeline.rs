@@ -1,6 +1,8 @@
 //! Benchmark (not a test) of classify + rank + compile over 100k synthetic in-memory articles
 //! (a title and 2 KB of page text each) for 10 topics of 30 keywords. Prints the time of
 //! `pipeline::select::compile_all` (median of 5 runs) and the process's peak RSS (VmHWM).
+//! `compile_all` is `select::choose_all`, the path every production compile takes
+//! (`pipeline::compile`), plus extractive summaries, without the store.
 //!
 //! Run: `taskset -c 0 cargo bench --bench pipeline`
 

@@ -2,6 +2,7 @@
 //! JSON, RSS/Atom/JSON feeds, article pages, and hostile servers (trickle, 50 MB body, gzip
 //! bomb); SSRF refusals through an injectable resolver; periods, repeats, compile and explain.
 
+mod compile;
 mod fixtures;
 mod hostile;
 

@@ -1,6 +1,6 @@
-//! `tidings run [--at TIME]`: the main job. Fetch every source, then for every topic compile
-//! the period's issue and queue it for the topic's confirmed subscribers through the one publish
-//! path ([`crate::scheduler::publish`], held until the topic's `deliver_at_local` in each
+//! `tidings run [--at TIME]`: the main job. Fetch every source, then compile every topic's
+//! period in one pass ([`crate::pipeline::compile_topics`]) and queue each issue for the
+//! topic's confirmed subscribers through the one publish path ([`crate::scheduler::publish`], held until the topic's `deliver_at_local` in each
 //! subscriber's zone when it has one; with no subscriber yet, also write one sample message into
 //! the outbox folder), and deliver everything that is due. The summary
 //! says what this run did; the exit code is 1 when every source failed (after the rest of the
@@ -12,6 +12,7 @@ use anyhow::Context as _;
 
 use super::{CommandResult, Context, now};
 use crate::cli::RunArgs;
+use crate::pipeline::compile_topics;
 use crate::scheduler::{IssueToPublish, Publication, SystemClock, publish};
 
 pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
@@ -33,15 +34,19 @@ pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
 
     let counts = ctx.store.confirmed_counts_by_topic().await?;
     let mut issues = Vec::new();
-    for topic in &settings.topics {
-        let publication = publish(
-            settings,
-            &ctx.store,
-            topic,
-            IssueToPublish::Period(at),
-            &SystemClock,
-        )
-        .await?;
+    // Every topic's period from one load of the articles and one classification pass; each
+    // frozen issue then goes through the one publish path.
+    let compiled_topics = compile_topics(settings, &ctx.store, &settings.topics, at, false)
+        .await
+        .context("compiling the topics' issues")?;
+    for (topic, compiled) in settings.topics.iter().zip(compiled_topics) {
+        let publication = match compiled.with_context(|| format!("compiling {}", topic.slug))? {
+            Ok(compiled) => {
+                let frozen = IssueToPublish::Frozen(compiled);
+                publish(settings, &ctx.store, topic, frozen, &SystemClock).await?
+            }
+            Err(empty) => Publication::NothingOnTopic(empty),
+        };
         match &publication {
             Publication::NothingOnTopic(empty) => println!(
                 "{}: no articles on topic from {} to {}: no issue compiled, nothing to send",

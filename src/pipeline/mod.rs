@@ -1,16 +1,25 @@
 //! The article pipeline: fetch sources, ingest (canonical URL, dedupe, merge), then per topic
 //! classify, rank, summarise and compile one digest per period. The scoring modules
-//! ([`canonical`], [`classify`], [`rank`], [`select`], [`summarize`]) are pure; this module wires
-//! them to the store and the sources.
+//! ([`canonical`], [`matcher`], [`classify`], [`rank`], [`select`], [`summarize`]) are pure;
+//! this module wires fetching and ingest to the store and the sources, [`compile`] compiles and
+//! previews digests from the store, and [`explain`](mod@explain) says why an article is in or out.
 
 pub mod abstractive;
 pub mod canonical;
 pub mod classify;
+pub mod compile;
+pub mod explain;
+pub mod matcher;
 pub mod rank;
 pub mod select;
 pub mod summarize;
 
-use std::collections::HashMap;
+pub use compile::{
+    CompiledIssue, NothingOnTopic, TopicCompiled, compile_issue, compile_period, compile_topics,
+    compile_unless_empty, preview_digest,
+};
+pub use explain::{Explanation, explain};
+
 use std::fmt;
 
 use anyhow::Context as _;
@@ -18,14 +27,11 @@ use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
 
 use crate::config::{Settings, SourceKind, SourceSettings, TopicSettings};
-use crate::domain::{Article, ArticleSource, Digest, FetchedItem};
+use crate::domain::{ArticleSource, FetchedItem};
 use crate::sources::http::HttpClient;
 use crate::sources::{FetchWindow, SourceBatch, feed, hacker_news, lobsters, page};
 use crate::store::{ArticleUpsert, DroppedItem, Store};
 use canonical::canonical_link;
-use classify::TopicMatch;
-use rank::Weights;
-use select::{Verdict, Window};
 
 /// How many article pages one fetch run retrieves at most.
 pub const MAX_PAGES_PER_RUN: i64 = 500;
@@ -408,292 +414,4 @@ async fn fetch_pages(
 fn is_discussion_page(url: &str) -> bool {
     canonical_link(url)
         .is_some_and(|l| matches!(l.domain.as_str(), "news.ycombinator.com" | "lobste.rs"))
-}
-
-/// A frozen issue as `compile` returns it.
-#[derive(Clone, Debug)]
-pub struct CompiledIssue {
-    pub issue_id: i64,
-    pub digest: Digest,
-    pub newly_compiled: bool,
-}
-
-/// Builds the digest `compile` would freeze for the period containing `at` (issue_id `None`).
-async fn build_digest(
-    settings: &Settings,
-    store: &Store,
-    topic: &TopicSettings,
-    window: Window,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Digest> {
-    let articles = store.articles_between(window.start, window.end).await?;
-    let earlier = store
-        .articles_in_earlier_issues(&topic.slug, window.end)
-        .await?;
-    let weights = Weights::from_sources(&settings.sources);
-    let (selection, _) = select::select(topic, window, &articles, &earlier, &weights, false)?;
-    let chosen: Vec<&Article> = selection.chosen.iter().map(|r| r.article).collect();
-    let summaries = abstractive::summaries(settings, store, &chosen, now).await;
-    let mut by_id: HashMap<i64, String> = summaries;
-    Ok(select::build_digest(
-        topic,
-        window,
-        &selection.chosen,
-        |a| {
-            by_id
-                .remove(&a.id)
-                .unwrap_or_else(|| summarize::extractive_summary(a))
-        },
-    ))
-}
-
-/// Freezes (or returns the already frozen) issue of `topic` for the period containing `at`.
-/// `force` re-freezes the same issue id, refused once the issue has deliveries. An empty
-/// digest is never frozen: that is an error here (see [`compile_period`] to handle it).
-pub async fn compile_issue(
-    settings: &Settings,
-    store: &Store,
-    topic: &TopicSettings,
-    at: DateTime<Utc>,
-    force: bool,
-) -> anyhow::Result<CompiledIssue> {
-    match compile_period(settings, store, topic, at, force).await? {
-        Ok(compiled) => Ok(compiled),
-        Err(digest) => anyhow::bail!("{}", NothingOnTopic(&digest)),
-    }
-}
-
-/// Like [`compile_period`] without `force`: the issue of the period containing `at`, frozen
-/// now or earlier, or the empty digest when nothing in the window is on topic.
-pub async fn compile_unless_empty(
-    settings: &Settings,
-    store: &Store,
-    topic: &TopicSettings,
-    at: DateTime<Utc>,
-) -> anyhow::Result<Result<CompiledIssue, Digest>> {
-    compile_period(settings, store, topic, at, false).await
-}
-
-/// "no articles on topic from .. to ..", for an empty digest.
-pub struct NothingOnTopic<'a>(pub &'a Digest);
-
-impl fmt::Display for NothingOnTopic<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: no articles on topic from {} to {}",
-            self.0.topic_slug,
-            self.0.window_start.format("%Y-%m-%d %H:%M UTC"),
-            self.0.window_end.format("%Y-%m-%d %H:%M UTC"),
-        )
-    }
-}
-
-/// The issue of `topic` for the period containing `at`: the one frozen earlier (re-frozen with
-/// `force`, refused once it has deliveries), or a new one. Never freezes an empty digest: when
-/// nothing in the window is on topic (for example because every source was down), nothing is
-/// stored (with `force`, the existing issue stays as it was) and the empty digest comes back
-/// as `Err`, so a later run can still compile the period. The selection runs once.
-pub async fn compile_period(
-    settings: &Settings,
-    store: &Store,
-    topic: &TopicSettings,
-    at: DateTime<Utc>,
-    force: bool,
-) -> anyhow::Result<Result<CompiledIssue, Digest>> {
-    let (start, end) = period(settings, topic, at)?;
-    let window = Window { start, end };
-    let existing = store.find_issue(&topic.slug, end).await?;
-    if let Some(issue) = &existing {
-        if !force {
-            return Ok(Ok(CompiledIssue {
-                issue_id: issue.id,
-                digest: issue.digest.clone(),
-                newly_compiled: false,
-            }));
-        }
-        let n = store.issue_delivery_count(issue.id).await?;
-        anyhow::ensure!(
-            n == 0,
-            "issue {} of topic {:?} already has {n} deliveries queued or sent; it cannot be compiled again with --force",
-            issue.id,
-            topic.slug.as_str()
-        );
-    }
-    let now = Utc::now();
-    let digest = build_digest(settings, store, topic, window, now).await?;
-    if digest.entries.is_empty() {
-        return Ok(Err(digest));
-    }
-    let (issue, fresh) = match existing {
-        Some(issue) => (store.refreeze_issue(issue.id, &digest, now).await?, true),
-        None => store.insert_issue(&digest, now).await?,
-    };
-    Ok(Ok(CompiledIssue {
-        issue_id: issue.id,
-        digest: issue.digest,
-        newly_compiled: fresh,
-    }))
-}
-
-/// The digest `compile` would freeze now for the period containing `at`; stores nothing but
-/// fetched data (cached summaries).
-pub async fn preview_digest(
-    settings: &Settings,
-    store: &Store,
-    topic: &TopicSettings,
-    at: DateTime<Utc>,
-) -> anyhow::Result<Digest> {
-    let (start, end) = period(settings, topic, at)?;
-    build_digest(settings, store, topic, Window { start, end }, Utc::now()).await
-}
-
-/// Why one article is or is not in a topic's digest for the period containing `at`.
-#[derive(Clone, Debug)]
-pub struct Explanation {
-    pub topic: String,
-    pub canonical_url: String,
-    pub window: Window,
-    pub article: Option<Article>,
-    pub matched: Option<TopicMatch>,
-    pub score: Option<f64>,
-    pub verdict: Option<Verdict>,
-    /// When no article has the URL: what fetch noted when it saw the entry and dropped it.
-    pub dropped: Option<DroppedItem>,
-    /// When no article has the URL: the last fetch that completed, if any (the caller fills
-    /// it in from the fetch job's record).
-    pub last_fetch: Option<DateTime<Utc>>,
-    /// When no article has the URL: the Hacker News sources' `min_points`, by source name.
-    pub min_points: Vec<(String, i64)>,
-}
-
-impl fmt::Display for Explanation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "topic:     {}", self.topic)?;
-        writeln!(f, "url:       {}", self.canonical_url)?;
-        writeln!(
-            f,
-            "period:    {} .. {} (end excluded)",
-            self.window.start.to_rfc3339(),
-            self.window.end.to_rfc3339()
-        )?;
-        let Some(a) = &self.article else {
-            if let Some(d) = &self.dropped {
-                return writeln!(
-                    f,
-                    "verdict:   out: fetch saw it at {} ({}, {:?}) and did not store it: {}",
-                    d.seen_at.to_rfc3339(),
-                    d.source_name,
-                    d.title,
-                    d.reason
-                );
-            }
-            let Some(last) = self.last_fetch else {
-                return writeln!(
-                    f,
-                    "verdict:   out: no stored article has this URL and no fetch has completed yet (run `tidings fetch` first)"
-                );
-            };
-            write!(
-                f,
-                "verdict:   out: no source returned this URL (last fetch {})",
-                last.to_rfc3339()
-            )?;
-            for (name, points) in &self.min_points {
-                write!(
-                    f,
-                    "; {name} returns only stories with at least {points} points (min_points) published in the fetch window"
-                )?;
-            }
-            return writeln!(f, "; a feed lists only its latest entries");
-        };
-        writeln!(f, "title:     {}", a.title)?;
-        writeln!(f, "published: {}", a.published_at.to_rfc3339())?;
-        for s in &a.sources {
-            writeln!(
-                f,
-                "source:    {} points={} comments={}",
-                s.source_name,
-                s.points.map_or("-".into(), |p| p.to_string()),
-                s.comments.map_or("-".into(), |c| c.to_string())
-            )?;
-        }
-        if let Some(m) = &self.matched {
-            let list = |v: &[String]| {
-                if v.is_empty() {
-                    "none".to_string()
-                } else {
-                    v.join(", ")
-                }
-            };
-            writeln!(f, "title keywords: {}", list(&m.title_keywords))?;
-            writeln!(f, "body keywords:  {}", list(&m.body_keywords))?;
-            writeln!(f, "tags:           {}", list(&m.tags))?;
-            writeln!(
-                f,
-                "domain:         {}",
-                m.domain.as_deref().unwrap_or("none")
-            )?;
-            writeln!(f, "excluded by:    {}", list(&m.excluded_by))?;
-            writeln!(f, "relevance:      {}", m.relevance())?;
-        }
-        if let Some(s) = self.score {
-            writeln!(f, "score:     {s}")?;
-        }
-        match &self.verdict {
-            Some(v) => writeln!(f, "verdict:   {v}"),
-            None => writeln!(f, "verdict:   unknown"),
-        }
-    }
-}
-
-/// Explains the decision for `url` in `topic`'s digest for the period containing `at`.
-pub async fn explain(
-    settings: &Settings,
-    store: &Store,
-    topic: &TopicSettings,
-    url: &str,
-    at: DateTime<Utc>,
-) -> anyhow::Result<Explanation> {
-    let canonical = canonical::canonicalize(url)
-        .ok_or_else(|| anyhow::anyhow!("{url:?} is not an absolute http(s) URL"))?;
-    let (start, end) = period(settings, topic, at)?;
-    let window = Window { start, end };
-    let mut out = Explanation {
-        topic: topic.slug.to_string(),
-        canonical_url: canonical.clone(),
-        window,
-        article: None,
-        matched: None,
-        score: None,
-        verdict: None,
-        dropped: None,
-        last_fetch: None,
-        min_points: Vec::new(),
-    };
-    let Some(article) = store.article_by_canonical_url(&canonical).await? else {
-        out.dropped = store.dropped_item(&canonical).await?;
-        out.min_points = settings
-            .sources
-            .iter()
-            .filter(|s| s.kind == SourceKind::Hackernews)
-            .map(|s| (s.name.clone(), s.min_points))
-            .collect();
-        return Ok(out);
-    };
-    let weights = Weights::from_sources(&settings.sources);
-    out.score = Some(rank::score(&article, &weights));
-    let earlier = store.articles_in_earlier_issues(&topic.slug, end).await?;
-    let articles = if window.contains(article.published_at) {
-        store.articles_between(start, end).await?
-    } else {
-        vec![article.clone()]
-    };
-    let (selection, matches) = select::select(topic, window, &articles, &earlier, &weights, true)?;
-    if let Some(i) = articles.iter().position(|a| a.id == article.id) {
-        out.matched = matches.get(i).cloned();
-    }
-    out.verdict = selection.verdicts.get(&article.id).cloned();
-    out.article = Some(article);
-    Ok(out)
 }

@@ -1,6 +1,7 @@
 //! Ranking within a topic and period. Each source's points are scaled by that source's weight and
 //! added; a source without points (a plain feed) contributes its weight. Ties go to more comments,
-//! then the newer article. Pure: no I/O.
+//! then the newer article. [`walk_ranked`] walks the digest order applying the per-domain cap
+//! and the limit. Pure: no I/O.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -78,6 +79,71 @@ impl RankKey {
             .then_with(|| other.comments.cmp(&self.comments))
             .then_with(|| other.published_at.cmp(&self.published_at))
             .then_with(|| self.id.cmp(&other.id))
+    }
+}
+
+/// What the domain cap and the limit decided for one ranked article.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Decision {
+    Included { position: usize },
+    DomainCap,
+    BeyondLimit { rank: usize },
+}
+
+/// Walks `ranked` (indices into `keys`, whose entries pair a rank key with an article index)
+/// in digest order, applying the per-domain cap and the limit, and calls `decide` with the
+/// `keys` index of each article walked. With `all = false` the walk stops once the limit is
+/// reached, and only the head of the order is sorted (a partial selection of the best
+/// `4 x limit`; the rest is sorted only if the domain cap leaves the digest short).
+pub(super) fn walk_ranked<'d>(
+    keys: &[(RankKey, usize)],
+    ranked: &mut [usize],
+    domain_of: impl Fn(usize) -> &'d str,
+    limit: usize,
+    max_per_domain: usize,
+    all: bool,
+    mut decide: impl FnMut(usize, Decision),
+) {
+    // Ties on the whole key (equal ids) keep the input order, as a stable sort would.
+    let cmp = |a: &usize, b: &usize| keys[*a].0.order(&keys[*b].0).then(a.cmp(b));
+    let n = ranked.len();
+    let head = limit.saturating_mul(4).max(32);
+    let mut sorted = if all || head >= n {
+        ranked.sort_unstable_by(cmp);
+        n
+    } else {
+        ranked.select_nth_unstable_by(head, cmp);
+        ranked[..head].sort_unstable_by(cmp);
+        head
+    };
+    let mut per_domain: HashMap<&str, usize> = HashMap::new();
+    let mut chosen = 0;
+    let mut i = 0;
+    loop {
+        while i < sorted {
+            let k = ranked[i];
+            let count = per_domain.entry(domain_of(keys[k].1)).or_insert(0);
+            let decision = if *count >= max_per_domain {
+                Decision::DomainCap
+            } else if chosen >= limit {
+                Decision::BeyondLimit { rank: i + 1 }
+            } else {
+                *count += 1;
+                chosen += 1;
+                Decision::Included { position: chosen }
+            };
+            decide(k, decision);
+            if !all && chosen >= limit {
+                return;
+            }
+            i += 1;
+        }
+        if sorted == n {
+            return;
+        }
+        // Everything past the head ranks after it: sorting the rest completes the order.
+        ranked[sorted..].sort_unstable_by(cmp);
+        sorted = n;
     }
 }
 

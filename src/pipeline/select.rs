@@ -1,6 +1,9 @@
 //! Choosing a topic's digest from in-memory articles: window filter, membership, no repeats of
-//! earlier issues, ranking, the per-domain cap and the limit; then freezing the chosen articles
-//! into a [`Digest`]. Pure: no I/O, so `compile`, `preview`, `explain` and the benchmark share it.
+//! earlier issues ([`TopicPeriod`] holds those rules), ranking, the per-domain cap and the limit;
+//! then freezing the chosen articles into a [`Digest`]. Pure: no I/O. [`choose_all`] is the one
+//! fast path: production compiles every topic through it (`pipeline::compile`) and the
+//! benchmark measures it through [`compile_all`]; `explain` uses [`explain_selection`], which
+//! keeps a verdict for every article and chooses the same articles.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -8,7 +11,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 
 use super::classify::{ArticleText, Classifier, TopicMatch};
-use super::rank::{self, RankKey, Weights};
+use super::rank::{self, Decision, RankKey, Weights, walk_ranked};
 use crate::config::TopicSettings;
 use crate::domain::{Article, Digest, DigestEntry, SourceLine};
 
@@ -22,6 +25,54 @@ pub struct Window {
 impl Window {
     pub fn contains(&self, t: DateTime<Utc>) -> bool {
         self.start <= t && t < self.end
+    }
+}
+
+/// One topic's period as selection sees it: the window and the articles the topic's earlier
+/// issues carried. The window and no-repeat rules live here, and only here: the fast path
+/// ([`choose_all`]: compile, preview, the benchmark) and `explain`'s verdicts
+/// ([`explain_selection`]) both screen articles through [`TopicPeriod::screen`].
+#[derive(Clone, Copy, Debug)]
+pub struct TopicPeriod<'t> {
+    pub topic: &'t TopicSettings,
+    pub window: Window,
+    /// Article id -> an earlier issue of this topic that carried it (period ended before this
+    /// one's end).
+    pub earlier: &'t HashMap<i64, i64>,
+}
+
+impl TopicPeriod<'_> {
+    /// The window rule: the article was published in `[start, end)`.
+    pub fn in_window(&self, article: &Article) -> bool {
+        self.window.contains(article.published_at)
+    }
+
+    /// The no-repeat rule: the earlier issue that carried the article, unless the topic has
+    /// `repeat = true`.
+    pub fn earlier_issue(&self, article: &Article) -> Option<i64> {
+        if self.topic.repeat {
+            None
+        } else {
+            self.earlier.get(&article.id).copied()
+        }
+    }
+
+    /// Every rule an article must pass before ranking, in verdict order: the window, then
+    /// `membership` (the classifier's verdict: an exclude term, or no keyword, tag or domain;
+    /// `None` for a member), then no repeats. `None`: the article goes on to ranking.
+    pub fn screen(
+        &self,
+        article: &Article,
+        membership: impl FnOnce() -> Option<Verdict>,
+    ) -> Option<Verdict> {
+        if !self.in_window(article) {
+            return Some(Verdict::OutsideWindow);
+        }
+        if let Some(verdict) = membership() {
+            return Some(verdict);
+        }
+        self.earlier_issue(article)
+            .map(|issue_id| Verdict::InEarlierIssue { issue_id })
     }
 }
 
@@ -81,100 +132,30 @@ pub struct Selection<'a> {
     pub verdicts: HashMap<i64, Verdict>,
 }
 
-/// What the domain cap and the limit decided for one ranked article.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Decision {
-    Included { position: usize },
-    DomainCap,
-    BeyondLimit { rank: usize },
-}
-
-/// Walks `ranked` (indices into `keys`, whose entries pair a rank key with an article index)
-/// in digest order, applying the per-domain cap and the limit, and calls `decide` with the
-/// `keys` index of each article walked. With `all = false` the walk stops once the limit is
-/// reached, and only the head of the order is sorted (a partial selection of the best
-/// `4 x limit`; the rest is sorted only if the domain cap leaves the digest short).
-fn walk_ranked<'d>(
-    keys: &[(RankKey, usize)],
-    ranked: &mut [usize],
-    domain_of: impl Fn(usize) -> &'d str,
-    limit: usize,
-    max_per_domain: usize,
-    all: bool,
-    mut decide: impl FnMut(usize, Decision),
-) {
-    // Ties on the whole key (equal ids) keep the input order, as a stable sort would.
-    let cmp = |a: &usize, b: &usize| keys[*a].0.order(&keys[*b].0).then(a.cmp(b));
-    let n = ranked.len();
-    let head = limit.saturating_mul(4).max(32);
-    let mut sorted = if all || head >= n {
-        ranked.sort_unstable_by(cmp);
-        n
-    } else {
-        ranked.select_nth_unstable_by(head, cmp);
-        ranked[..head].sort_unstable_by(cmp);
-        head
-    };
-    let mut per_domain: HashMap<&str, usize> = HashMap::new();
-    let mut chosen = 0;
-    let mut i = 0;
-    loop {
-        while i < sorted {
-            let k = ranked[i];
-            let count = per_domain.entry(domain_of(keys[k].1)).or_insert(0);
-            let decision = if *count >= max_per_domain {
-                Decision::DomainCap
-            } else if chosen >= limit {
-                Decision::BeyondLimit { rank: i + 1 }
-            } else {
-                *count += 1;
-                chosen += 1;
-                Decision::Included { position: chosen }
-            };
-            decide(k, decision);
-            if !all && chosen >= limit {
-                return;
-            }
-            i += 1;
-        }
-        if sorted == n {
-            return;
-        }
-        // Everything past the head ranks after it: sorting the rest completes the order.
-        ranked[sorted..].sort_unstable_by(cmp);
-        sorted = n;
-    }
-}
-
-/// Selects from articles already classified for this topic (`candidates` pairs each article with
-/// its match). `earlier` maps article ids to an earlier issue of this topic that carried them.
-pub fn select_matched<'a>(
-    topic: &TopicSettings,
-    window: Window,
+/// Screens and ranks articles already classified for one topic (`candidates` pairs each
+/// article with its match), giving every article a verdict when `keep_verdicts` is set.
+fn select_matched<'a>(
+    period: &TopicPeriod<'_>,
     candidates: Vec<(&'a Article, TopicMatch)>,
-    earlier: &HashMap<i64, i64>,
     weights: &Weights,
     keep_verdicts: bool,
 ) -> Selection<'a> {
+    let topic = period.topic;
     let mut verdicts = HashMap::new();
     let mut slots: Vec<Option<(&'a Article, TopicMatch)>> = Vec::with_capacity(candidates.len());
     let mut keys: Vec<(RankKey, usize)> = Vec::new();
     for (article, matched) in candidates {
-        let verdict = if !window.contains(article.published_at) {
-            Some(Verdict::OutsideWindow)
-        } else if !matched.excluded_by.is_empty() {
-            Some(Verdict::Excluded {
-                terms: matched.excluded_by.clone(),
-            })
-        } else if !matched.is_member() {
-            Some(Verdict::NotOnTopic)
-        } else if let (false, Some(issue_id)) = (topic.repeat, earlier.get(&article.id)) {
-            Some(Verdict::InEarlierIssue {
-                issue_id: *issue_id,
-            })
-        } else {
-            None
-        };
+        let verdict = period.screen(article, || {
+            if !matched.excluded_by.is_empty() {
+                Some(Verdict::Excluded {
+                    terms: matched.excluded_by.clone(),
+                })
+            } else if !matched.is_member() {
+                Some(Verdict::NotOnTopic)
+            } else {
+                None
+            }
+        });
         match verdict {
             Some(v) => {
                 if keep_verdicts {
@@ -231,77 +212,53 @@ pub fn select_matched<'a>(
     Selection { chosen, verdicts }
 }
 
-/// Classifies `articles` for one topic and selects its digest. With `keep_verdicts` every
-/// article gets a verdict and its [`TopicMatch`] (for `explain`); without, membership is decided
-/// by the allocation-free [`Scanner`] and only the chosen articles' matches are built.
-pub fn select<'a>(
-    topic: &TopicSettings,
-    window: Window,
+/// Classifies every article for one topic and selects its digest, keeping every article's
+/// verdict and [`TopicMatch`] (in the order of `articles`): the path of `explain`. Its choice
+/// equals [`choose_all`]'s, which is faster and is what compiling uses.
+pub fn explain_selection<'a>(
+    period: TopicPeriod<'_>,
     articles: &'a [Article],
-    earlier: &HashMap<i64, i64>,
     weights: &Weights,
-    keep_verdicts: bool,
 ) -> anyhow::Result<(Selection<'a>, Vec<TopicMatch>)> {
-    let classifier = Classifier::new(std::slice::from_ref(topic))?;
-    if keep_verdicts {
-        let mut matches = Vec::with_capacity(articles.len());
-        let candidates: Vec<(&Article, TopicMatch)> = articles
-            .iter()
-            .map(|a| {
-                let m = classifier.classify_topic(&ArticleText::of(a), 0);
-                matches.push(m.clone());
-                (a, m)
-            })
-            .collect();
-        return Ok((
-            select_matched(topic, window, candidates, earlier, weights, true),
-            matches,
-        ));
-    }
-    let mut digests = compile_with(
-        &classifier,
-        std::slice::from_ref(topic),
-        &[window],
-        articles,
-        std::slice::from_ref(earlier),
-        weights,
-    );
-    let chosen = digests.pop().unwrap_or_default();
-    Ok((
-        Selection {
-            chosen,
-            verdicts: HashMap::new(),
-        },
-        Vec::new(),
-    ))
+    let classifier = Classifier::new([period.topic])?;
+    let mut matches = Vec::with_capacity(articles.len());
+    let candidates: Vec<(&Article, TopicMatch)> = articles
+        .iter()
+        .map(|a| {
+            let m = classifier.classify_topic(&ArticleText::of(a), 0);
+            matches.push(m.clone());
+            (a, m)
+        })
+        .collect();
+    Ok((select_matched(&period, candidates, weights, true), matches))
 }
 
-/// Membership, window, no-repeat filter and ranking for every topic in one pass over
-/// `articles`: each article is scanned once for all topics; per topic only (rank key, index)
-/// pairs are kept, and only the chosen articles get a [`TopicMatch`].
-fn compile_with<'a>(
-    classifier: &Classifier,
-    topics: &[TopicSettings],
-    windows: &[Window],
+/// The fast path, shared by production (`compile`, `run`, `send`, the scheduler, `preview`)
+/// and the benchmark: membership, window, no-repeat filter and ranking for every topic in one
+/// pass over `articles`, with one classifier built for all topics. Each article is scanned once
+/// for all topics by the allocation-free [`Scanner`](super::classify::Scanner); per topic only
+/// (rank key, index) pairs are kept, and only the chosen articles get a [`TopicMatch`]. Returns
+/// each period's chosen articles in digest order.
+pub fn choose_all<'a>(
+    periods: &[TopicPeriod<'_>],
     articles: &'a [Article],
-    earlier: &[HashMap<i64, i64>],
     weights: &Weights,
-) -> Vec<Vec<Ranked<'a>>> {
+) -> anyhow::Result<Vec<Vec<Ranked<'a>>>> {
+    let classifier = Classifier::new(periods.iter().map(|p| p.topic))?;
     let mut scanner = classifier.scanner();
     // One rank key per article that joined any topic; per topic only indices into `keys`.
     let mut keys: Vec<(RankKey, usize)> = Vec::new();
-    let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); topics.len()];
+    let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); periods.len()];
     let mut members = Vec::new();
     for (index, a) in articles.iter().enumerate() {
-        if !windows.iter().any(|w| w.contains(a.published_at)) {
+        if !periods.iter().any(|p| p.in_window(a)) {
             continue;
         }
         scanner.members(a, &mut members);
         let mut key = None;
         for &ti in &members {
-            if !windows[ti].contains(a.published_at)
-                || (!topics[ti].repeat && earlier[ti].contains_key(&a.id))
-            {
+            // Membership is decided (the scanner listed the topic): the period's rules remain.
+            if periods[ti].screen(a, || None).is_some() {
                 continue;
             }
             let k = *key.get_or_insert_with(|| {
@@ -311,11 +268,11 @@ fn compile_with<'a>(
             buckets[ti].push(k);
         }
     }
-    buckets
+    Ok(buckets
         .into_iter()
         .enumerate()
         .map(|(ti, mut ranked)| {
-            let topic = &topics[ti];
+            let topic = periods[ti].topic;
             let mut picked = Vec::with_capacity(topic.limit.min(ranked.len()));
             walk_ranked(
                 &keys,
@@ -342,7 +299,7 @@ fn compile_with<'a>(
                 })
                 .collect()
         })
-        .collect()
+        .collect())
 }
 
 /// Freezes chosen articles into a digest; `summary` gives each article's paragraph.
@@ -389,8 +346,9 @@ pub fn build_digest(
     }
 }
 
-/// Classify + rank + compile for many topics over one set of in-memory articles: each article
-/// is scanned once for all topics. Summaries are extractive. This is what the benchmark measures.
+/// Classify + rank + compile for many topics over one set of in-memory articles, with
+/// extractive summaries: [`choose_all`] (the path production compiles through) and
+/// [`build_digest`], without the store. This is what the benchmark measures.
 pub fn compile_all(
     topics: &[TopicSettings],
     windows: &[Window],
@@ -402,15 +360,24 @@ pub fn compile_all(
         topics.len() == windows.len() && topics.len() == earlier.len(),
         "compile_all needs one window and one earlier-issue map per topic"
     );
-    let classifier = Classifier::new(topics)?;
-    let chosen = compile_with(&classifier, topics, windows, articles, earlier, weights);
-    Ok(chosen
+    let periods: Vec<TopicPeriod<'_>> = topics
         .iter()
-        .enumerate()
-        .map(|(i, chosen)| {
+        .zip(windows)
+        .zip(earlier)
+        .map(|((topic, window), earlier)| TopicPeriod {
+            topic,
+            window: *window,
+            earlier,
+        })
+        .collect();
+    let chosen = choose_all(&periods, articles, weights)?;
+    Ok(periods
+        .iter()
+        .zip(&chosen)
+        .map(|(p, chosen)| {
             build_digest(
-                &topics[i],
-                windows[i],
+                p.topic,
+                p.window,
                 chosen,
                 super::summarize::extractive_summary,
             )
@@ -465,6 +432,44 @@ mod tests {
         }
     }
 
+    /// `explain`'s selection of one topic (a verdict for every article).
+    fn explained<'a>(
+        topic: &TopicSettings,
+        window: Window,
+        articles: &'a [Article],
+        earlier: &HashMap<i64, i64>,
+    ) -> Selection<'a> {
+        let period = TopicPeriod {
+            topic,
+            window,
+            earlier,
+        };
+        explain_selection(period, articles, &Weights::default())
+            .unwrap()
+            .0
+    }
+
+    /// The fast path's choice for one topic.
+    fn fast<'a>(
+        topic: &TopicSettings,
+        window: Window,
+        articles: &'a [Article],
+        earlier: &HashMap<i64, i64>,
+    ) -> Vec<Ranked<'a>> {
+        let period = TopicPeriod {
+            topic,
+            window,
+            earlier,
+        };
+        let mut chosen = choose_all(&[period], articles, &Weights::default()).unwrap();
+        assert_eq!(chosen.len(), 1);
+        chosen.pop().unwrap()
+    }
+
+    fn ids(chosen: &[Ranked<'_>]) -> Vec<i64> {
+        chosen.iter().map(|r| r.article.id).collect()
+    }
+
     #[test]
     fn window_is_half_open_and_every_rule_applies() {
         let end = Utc.with_ymd_and_hms(2026, 2, 9, 8, 0, 0).unwrap();
@@ -483,9 +488,9 @@ mod tests {
             art(9, "Raft e", "e.com", 5, mid),
         ];
         let earlier = HashMap::from([(5, 11)]);
-        let (sel, _) = select(&topic(), w, &arts, &earlier, &Weights::default(), true).unwrap();
-        let ids: Vec<i64> = sel.chosen.iter().map(|r| r.article.id).collect();
-        assert_eq!(ids, vec![6, 7, 1]);
+        let sel = explained(&topic(), w, &arts, &earlier);
+        assert_eq!(ids(&sel.chosen), vec![6, 7, 1]);
+        assert_eq!(ids(&fast(&topic(), w, &arts, &earlier)), vec![6, 7, 1]);
         assert_eq!(sel.verdicts[&2], Verdict::OutsideWindow);
         assert!(matches!(sel.verdicts[&3], Verdict::Excluded { .. }));
         assert_eq!(sel.verdicts[&4], Verdict::NotOnTopic);
@@ -494,8 +499,8 @@ mod tests {
         assert!(matches!(sel.verdicts[&9], Verdict::BeyondLimit { .. }));
         let mut t = topic();
         t.repeat = true;
-        let (sel, _) = select(&t, w, &arts, &earlier, &Weights::default(), false).unwrap();
-        assert_eq!(sel.chosen[0].article.id, 5);
+        assert_eq!(fast(&t, w, &arts, &earlier)[0].article.id, 5);
+        assert_eq!(explained(&t, w, &arts, &earlier).chosen[0].article.id, 5);
     }
 
     #[test]
@@ -525,18 +530,12 @@ mod tests {
             &Weights::default(),
         )
         .unwrap();
-        let (sel, _) = select(
-            &topic(),
-            w,
-            &arts,
-            &HashMap::new(),
-            &Weights::default(),
-            false,
-        )
-        .unwrap();
         let a: Vec<i64> = ds[0].entries.iter().map(|e| e.article_id).collect();
-        let b: Vec<i64> = sel.chosen.iter().map(|r| r.article.id).collect();
-        assert_eq!(a, b);
+        assert_eq!(a, ids(&fast(&topic(), w, &arts, &HashMap::new())));
+        assert_eq!(
+            a,
+            ids(&explained(&topic(), w, &arts, &HashMap::new()).chosen)
+        );
         assert_eq!(a, vec![18, 16, 14]);
     }
 
@@ -562,21 +561,98 @@ mod tests {
             .collect();
         let mut t = topic();
         t.limit = 10;
-        let (full, _) = select(&t, w, &arts, &HashMap::new(), &Weights::default(), true).unwrap();
-        let (fast, _) = select(&t, w, &arts, &HashMap::new(), &Weights::default(), false).unwrap();
-        let ids = |s: &Selection<'_>| s.chosen.iter().map(|r| r.article.id).collect::<Vec<_>>();
-        assert_eq!(ids(&fast), ids(&full));
-        assert_eq!(fast.chosen.len(), 10);
+        let full = explained(&t, w, &arts, &HashMap::new());
+        let fast = fast(&t, w, &arts, &HashMap::new());
+        assert_eq!(ids(&fast), ids(&full.chosen));
+        assert_eq!(fast.len(), 10);
         assert_eq!(
-            fast.chosen
-                .iter()
+            fast.iter()
                 .filter(|r| r.article.domain == "big.com")
                 .count(),
             2
         );
-        for (a, b) in fast.chosen.iter().zip(&full.chosen) {
+        for (a, b) in fast.iter().zip(&full.chosen) {
             assert_eq!(a.score, b.score);
             assert_eq!(a.matched, b.matched);
+        }
+    }
+
+    #[test]
+    fn one_pass_over_several_periods_chooses_what_each_topic_alone_chooses() {
+        let end = Utc.with_ymd_and_hms(2026, 2, 9, 8, 0, 0).unwrap();
+        // Three topics with different windows, keywords and earlier issues, compiled in one
+        // pass over the union of their windows.
+        let week = Window {
+            start: end - chrono::Duration::days(7),
+            end,
+        };
+        let month = Window {
+            start: end - chrono::Duration::days(30),
+            end: end - chrono::Duration::days(2),
+        };
+        let mut raft = topic();
+        raft.limit = 4;
+        let mut paxos = topic();
+        paxos.slug = crate::domain::TopicSlug::parse("paxos").unwrap();
+        paxos.keywords = vec!["paxos".into()];
+        paxos.exclude = vec![];
+        paxos.limit = 5;
+        let mut both = topic();
+        both.slug = crate::domain::TopicSlug::parse("both").unwrap();
+        both.keywords = vec!["raft".into(), "paxos".into()];
+        both.repeat = true;
+        both.limit = 6;
+        let arts: Vec<Article> = (0..120)
+            .map(|i| {
+                let title = match i % 4 {
+                    0 => "Raft notes",
+                    1 => "Paxos notes",
+                    2 => "Raft and Paxos crypto",
+                    _ => "Other",
+                };
+                let at = end - chrono::Duration::hours(i * 7 % (40 * 24));
+                art(i, title, &format!("d{}.com", i % 9), (i * 37) % 500, at)
+            })
+            .collect();
+        let earlier_raft: HashMap<i64, i64> = (0..120).step_by(8).map(|i| (i, 3)).collect();
+        let earlier_paxos: HashMap<i64, i64> = (1..120).step_by(8).map(|i| (i, 4)).collect();
+        let periods = [
+            TopicPeriod {
+                topic: &raft,
+                window: week,
+                earlier: &earlier_raft,
+            },
+            TopicPeriod {
+                topic: &paxos,
+                window: month,
+                earlier: &earlier_paxos,
+            },
+            TopicPeriod {
+                topic: &both,
+                window: month,
+                earlier: &earlier_raft,
+            },
+        ];
+        let together = choose_all(&periods, &arts, &Weights::default()).unwrap();
+        assert_eq!(together.len(), 3);
+        for (ti, (p, chosen)) in periods.iter().zip(&together).enumerate() {
+            assert!(!chosen.is_empty(), "{}", p.topic.slug);
+            let alone = fast(p.topic, p.window, &arts, p.earlier);
+            let full = explained(p.topic, p.window, &arts, p.earlier);
+            assert_eq!(ids(chosen), ids(&alone), "{}", p.topic.slug);
+            assert_eq!(ids(chosen), ids(&full.chosen), "{}", p.topic.slug);
+            for (a, b) in chosen.iter().zip(&full.chosen) {
+                assert_eq!(
+                    a.matched.topic, ti,
+                    "a match names the topic's index in the pass"
+                );
+                assert_eq!(a.matched.title_keywords, b.matched.title_keywords);
+                assert_eq!(a.score, b.score);
+            }
+            for r in chosen {
+                assert!(p.window.contains(r.article.published_at));
+                assert!(p.topic.repeat || !p.earlier.contains_key(&r.article.id));
+            }
         }
     }
 }

@@ -1,0 +1,172 @@
+//! `tidings explain`: why one article is or is not in a topic's digest for a period. The
+//! article is screened and ranked by the same rules as compiling (`select::TopicPeriod` and
+//! `select::explain_selection`, which keeps a verdict for every article), and when no article
+//! has the URL, what fetch noted about it.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+use super::canonical;
+use super::classify::TopicMatch;
+use super::period;
+use super::rank::{self, Weights};
+use super::select::{self, TopicPeriod, Verdict, Window};
+use crate::config::{Settings, SourceKind, TopicSettings};
+use crate::domain::Article;
+use crate::store::{DroppedItem, Store};
+
+/// Why one article is or is not in a topic's digest for the period containing `at`.
+#[derive(Clone, Debug)]
+pub struct Explanation {
+    pub topic: String,
+    pub canonical_url: String,
+    pub window: Window,
+    pub article: Option<Article>,
+    pub matched: Option<TopicMatch>,
+    pub score: Option<f64>,
+    pub verdict: Option<Verdict>,
+    /// When no article has the URL: what fetch noted when it saw the entry and dropped it.
+    pub dropped: Option<DroppedItem>,
+    /// When no article has the URL: the last fetch that completed, if any (the caller fills
+    /// it in from the fetch job's record).
+    pub last_fetch: Option<DateTime<Utc>>,
+    /// When no article has the URL: the Hacker News sources' `min_points`, by source name.
+    pub min_points: Vec<(String, i64)>,
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "topic:     {}", self.topic)?;
+        writeln!(f, "url:       {}", self.canonical_url)?;
+        writeln!(
+            f,
+            "period:    {} .. {} (end excluded)",
+            self.window.start.to_rfc3339(),
+            self.window.end.to_rfc3339()
+        )?;
+        let Some(a) = &self.article else {
+            if let Some(d) = &self.dropped {
+                return writeln!(
+                    f,
+                    "verdict:   out: fetch saw it at {} ({}, {:?}) and did not store it: {}",
+                    d.seen_at.to_rfc3339(),
+                    d.source_name,
+                    d.title,
+                    d.reason
+                );
+            }
+            let Some(last) = self.last_fetch else {
+                return writeln!(
+                    f,
+                    "verdict:   out: no stored article has this URL and no fetch has completed yet (run `tidings fetch` first)"
+                );
+            };
+            write!(
+                f,
+                "verdict:   out: no source returned this URL (last fetch {})",
+                last.to_rfc3339()
+            )?;
+            for (name, points) in &self.min_points {
+                write!(
+                    f,
+                    "; {name} returns only stories with at least {points} points (min_points) published in the fetch window"
+                )?;
+            }
+            return writeln!(f, "; a feed lists only its latest entries");
+        };
+        writeln!(f, "title:     {}", a.title)?;
+        writeln!(f, "published: {}", a.published_at.to_rfc3339())?;
+        for s in &a.sources {
+            writeln!(
+                f,
+                "source:    {} points={} comments={}",
+                s.source_name,
+                s.points.map_or("-".into(), |p| p.to_string()),
+                s.comments.map_or("-".into(), |c| c.to_string())
+            )?;
+        }
+        if let Some(m) = &self.matched {
+            let list = |v: &[String]| {
+                if v.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
+            writeln!(f, "title keywords: {}", list(&m.title_keywords))?;
+            writeln!(f, "body keywords:  {}", list(&m.body_keywords))?;
+            writeln!(f, "tags:           {}", list(&m.tags))?;
+            writeln!(
+                f,
+                "domain:         {}",
+                m.domain.as_deref().unwrap_or("none")
+            )?;
+            writeln!(f, "excluded by:    {}", list(&m.excluded_by))?;
+            writeln!(f, "relevance:      {}", m.relevance())?;
+        }
+        if let Some(s) = self.score {
+            writeln!(f, "score:     {s}")?;
+        }
+        match &self.verdict {
+            Some(v) => writeln!(f, "verdict:   {v}"),
+            None => writeln!(f, "verdict:   unknown"),
+        }
+    }
+}
+
+/// Explains the decision for `url` in `topic`'s digest for the period containing `at`.
+pub async fn explain(
+    settings: &Settings,
+    store: &Store,
+    topic: &TopicSettings,
+    url: &str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<Explanation> {
+    let canonical = canonical::canonicalize(url)
+        .ok_or_else(|| anyhow::anyhow!("{url:?} is not an absolute http(s) URL"))?;
+    let (start, end) = period(settings, topic, at)?;
+    let window = Window { start, end };
+    let mut out = Explanation {
+        topic: topic.slug.to_string(),
+        canonical_url: canonical.clone(),
+        window,
+        article: None,
+        matched: None,
+        score: None,
+        verdict: None,
+        dropped: None,
+        last_fetch: None,
+        min_points: Vec::new(),
+    };
+    let Some(article) = store.article_by_canonical_url(&canonical).await? else {
+        out.dropped = store.dropped_item(&canonical).await?;
+        out.min_points = settings
+            .sources
+            .iter()
+            .filter(|s| s.kind == SourceKind::Hackernews)
+            .map(|s| (s.name.clone(), s.min_points))
+            .collect();
+        return Ok(out);
+    };
+    let weights = Weights::from_sources(&settings.sources);
+    out.score = Some(rank::score(&article, &weights));
+    let earlier = store.articles_in_earlier_issues(&topic.slug, end).await?;
+    let period = TopicPeriod {
+        topic,
+        window,
+        earlier: &earlier,
+    };
+    let articles = if period.in_window(&article) {
+        store.articles_between(start, end).await?
+    } else {
+        vec![article.clone()]
+    };
+    let (selection, matches) = select::explain_selection(period, &articles, &weights)?;
+    if let Some(i) = articles.iter().position(|a| a.id == article.id) {
+        out.matched = matches.get(i).cloned();
+    }
+    out.verdict = selection.verdicts.get(&article.id).cloned();
+    out.article = Some(article);
+    Ok(out)
+}

@@ -3,7 +3,7 @@
 //! personalised per subscriber with two links, a Message-ID and a Date
 //! ([`PreparedDigest::message_for`]). Every digest carries `Feedback-ID:
 //! <issue>:<topic>:<newsletter>:<sender>` (Gmail's feedback loop: complaint rates per issue and
-//! topic in Postmaster Tools), each field cleaned of colons ([`feedback_id`]).
+//! topic in Postmaster Tools), each field cleaned of colons (`feedback_id`).
 
 use askama::Template;
 use chrono::{DateTime, Utc};

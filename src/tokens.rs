@@ -11,6 +11,14 @@
 //!
 //! Verification checks the tag in constant time against the current secret, then against each
 //! of `previous_secrets`, so a secret can be rotated without breaking links already sent.
+//!
+//! The same keys sign bounce tags, a purpose of their own ([`Purpose::Bounce`]): the VERP
+//! envelope sender `bounces+<tag>@domain` of an outgoing message names its delivery row, so a
+//! bounce maps to that delivery even when the bounce body is mangled. A tag is lower-case
+//! base32 (RFC 4648 alphabet, no padding) of `[delivery id as LEB128][first 10 bytes of
+//! HMAC-SHA256 over version, purpose and id]`: 18 to 32 characters, read case-insensitively
+//! (some MTAs lower-case or upper-case local parts). A forged, garbled, truncated or other-secret
+//! tag names no delivery ([`TokenSigner::bounce_tag_delivery`] returns `None`).
 
 use std::fmt;
 
@@ -21,6 +29,10 @@ use sha2::Sha256;
 use crate::config::NewsletterSettings;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+mod bounce;
+
+pub use bounce::MAX_BOUNCE_TAG_CHARS;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -39,6 +51,8 @@ pub enum Purpose {
     Unsubscribe,
     Preferences,
     Confirm,
+    /// A bounce tag in a VERP envelope sender ([`TokenSigner::bounce_tag`]); never a link.
+    Bounce,
 }
 
 impl Purpose {
@@ -47,6 +61,7 @@ impl Purpose {
             Purpose::Unsubscribe => 1,
             Purpose::Preferences => 2,
             Purpose::Confirm => 3,
+            Purpose::Bounce => 4,
         }
     }
 
@@ -55,6 +70,7 @@ impl Purpose {
             1 => Some(Purpose::Unsubscribe),
             2 => Some(Purpose::Preferences),
             3 => Some(Purpose::Confirm),
+            4 => Some(Purpose::Bounce),
             _ => None,
         }
     }
@@ -244,6 +260,8 @@ fn parse_payload(payload: &[u8]) -> Result<(Purpose, Claims), TokenError> {
                 issued_at,
             }
         }
+        // Bounce tags are never link tokens.
+        Purpose::Bounce => return Err(TokenError::Malformed),
     };
     Ok((purpose, claims))
 }

@@ -27,6 +27,7 @@ mod connection;
 mod outcomes;
 mod takeover;
 mod transactional;
+mod verp;
 
 const TOPIC: &str = "rust";
 

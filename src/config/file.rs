@@ -1,8 +1,8 @@
 //! The configuration as written: the shape of `config/tidings.toml` and of the
 //! `TIDINGS__SECTION__KEY` variables, with every default. Sections whose values need parsing
-//! (`[newsletter]`, `[web]`, `[schedule]`, `[[topics]]`) are kept as text here and turned into
-//! their typed form once, by `validate.rs` (like ripgrep's `LowArgs` -> `HiArgs`); the other
-//! sections are read straight into their final types from `sections.rs`.
+//! (`[newsletter]`, `[web]`, `[schedule]`, `[bounces]`, `[[topics]]`) are kept as text here and
+//! turned into their typed form once, by `validate.rs` (like ripgrep's `LowArgs` -> `HiArgs`);
+//! the other sections are read straight into their final types from `sections.rs`.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +24,7 @@ pub(crate) struct RawSettings {
     pub schedule: RawSchedule,
     pub fetch: FetchSettings,
     pub summarizer: SummarizerSettings,
+    pub bounces: RawBounces,
     #[serde(default)]
     pub sources: Vec<SourceSettings>,
     #[serde(default)]
@@ -118,6 +119,13 @@ impl Default for RawSchedule {
             catch_up_hours: 24,
         }
     }
+}
+
+/// `[bounces]`: where bounces come back. `address` blank means no VERP return path.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawBounces {
+    pub address: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

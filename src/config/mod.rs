@@ -5,7 +5,7 @@
 //! The file is read into its written form (`file.rs`, strings where the value needs parsing),
 //! then turned into [`Settings`] (`validate.rs`), the way ripgrep turns `LowArgs` into
 //! `HiArgs`: time zones, crons ([`crate::schedule::Schedule`]), mailboxes, the bind address,
-//! trusted proxies, topic slugs and local delivery times are parsed here and nowhere else.
+//! trusted proxies, the bounce address, topic slugs and local delivery times are parsed here and nowhere else.
 //!
 //! Secrets (`newsletter.secret`, `smtp.password`, `summarizer.api_key`, the password inside
 //! `database.url`) are wrapped in [`Secret`], whose `Debug` and `Display` print `***`.
@@ -30,10 +30,16 @@ pub use sections::{
     DatabaseSettings, DeliverySettings, DkimSettings, FetchSettings, SmtpSettings, SourceKind,
     SourceSettings, SummarizerKind, SummarizerSettings, TlsMode, TransportKind,
 };
-pub use typed::{NewsletterSettings, ScheduleSettings, TopicSettings, WebSettings};
+pub use typed::{
+    BouncesSettings, NewsletterSettings, ScheduleSettings, TopicSettings, WebSettings,
+};
 
 /// Default location of the configuration file, relative to the working directory.
 pub const DEFAULT_CONFIG_PATH: &str = "config/tidings.toml";
+
+/// Longest local part `bounces.address` may have: a VERP address adds `+` and a tag of at most
+/// 32 characters (`crate::tokens`, whose unit test keeps the sum within SMTP's 64).
+pub const MAX_BOUNCE_LOCAL_PART: usize = 31;
 
 /// A configuration error; the message names the offending key.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +62,7 @@ pub struct Settings {
     pub schedule: ScheduleSettings,
     pub fetch: FetchSettings,
     pub summarizer: SummarizerSettings,
+    pub bounces: BouncesSettings,
     pub sources: Vec<SourceSettings>,
     pub topics: Vec<TopicSettings>,
 }

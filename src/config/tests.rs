@@ -89,6 +89,40 @@ fn errors_name_the_key() {
     assert!(e.to_string().contains("bogus"), "{e}");
 }
 
+#[test]
+fn a_bounce_address_is_parsed_once_and_checked_with_its_key() {
+    assert!(Settings::default().bounces.address.is_none());
+    let s = Settings::from_toml("[bounces]\naddress = \" bounces@news.example.com \"\n").unwrap();
+    let address = s.bounces.address.unwrap();
+    assert_eq!(address.user(), "bounces");
+    assert_eq!(address.domain(), "news.example.com");
+    assert!(
+        Settings::from_toml("[bounces]\naddress = \"\"\n")
+            .unwrap()
+            .bounces
+            .address
+            .is_none()
+    );
+    let longest = "b".repeat(MAX_BOUNCE_LOCAL_PART);
+    assert!(Settings::from_toml(&format!("[bounces]\naddress = \"{longest}@x.org\"\n")).is_ok());
+    let too_long = format!("b{longest}@x.org");
+    for (bad, why) in [
+        ("not an address", "is not an email address"),
+        ("bounces+x@news.example.com", "no '+'"),
+        (r#"\"b c\"@news.example.com"#, "plain local part"),
+        ("bounces@bücher.de", "A-label"),
+        (too_long.as_str(), "longer than 31"),
+    ] {
+        let e = Settings::from_toml(&format!("[bounces]\naddress = \"{bad}\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bounces.address") && e.contains(why),
+            "{bad}: {e}"
+        );
+    }
+}
+
 /// Every key of every section appears in config/tidings.toml (set or commented out), so the
 /// shipped file documents the whole configuration.
 #[test]

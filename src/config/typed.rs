@@ -1,12 +1,14 @@
 //! The sections whose values are parsed once, when the settings load: `[newsletter]` holds
 //! lettre mailboxes, `[web]` a socket address and IP addresses, `[schedule]` a time zone and
-//! [`Schedule`]s, each `[[topics]]` entry a [`TopicSlug`], its own [`Schedule`] and a
-//! [`NaiveTime`]. Consumers read these values and never parse configuration text again.
+//! [`Schedule`]s, `[bounces]` the lettre `Address` of the VERP return path, each `[[topics]]`
+//! entry a [`TopicSlug`], its own [`Schedule`] and a [`NaiveTime`]. Consumers read these values
+//! and never parse configuration text again.
 
 use std::net::{IpAddr, SocketAddr};
 
 use chrono::NaiveTime;
 use chrono_tz::Tz;
+use lettre::Address;
 use lettre::message::Mailbox;
 
 use super::file::{RawNewsletter, RawSchedule, RawWeb};
@@ -63,6 +65,17 @@ pub struct ScheduleSettings {
     pub retry_cron: Option<Schedule>,
     pub housekeeping_cron: Option<Schedule>,
     pub catch_up_hours: u64,
+}
+
+/// `[bounces]`: where bounces come back.
+#[derive(Clone, Debug, Default)]
+pub struct BouncesSettings {
+    /// `bounces.address` (for example `bounces@news.example.com`); `None` when blank. When set,
+    /// every message goes out with the VERP envelope sender `bounces+<tag>@news.example.com`,
+    /// `<tag>` naming its delivery row ([`crate::tokens::TokenSigner::verp_address`]); when
+    /// not, the envelope sender is `newsletter.from`'s address. Checked when parsed: ASCII, no
+    /// `+`, and a local part short enough for the tag.
+    pub address: Option<Address>,
 }
 
 #[derive(Clone, Debug)]

@@ -8,11 +8,13 @@ use std::net::{IpAddr, SocketAddr};
 use chrono::NaiveTime;
 use chrono_tz::Tz;
 
-use super::file::{RawNewsletter, RawSchedule, RawSettings, RawTopic, RawWeb};
+use super::file::{RawBounces, RawNewsletter, RawSchedule, RawSettings, RawTopic, RawWeb};
 use super::secret::redact_url;
 use super::sections::{SourceKind, SummarizerKind, TransportKind};
-use super::typed::{NewsletterSettings, ScheduleSettings, TopicSettings, WebSettings};
-use super::{ConfigError, Settings, err};
+use super::typed::{
+    BouncesSettings, NewsletterSettings, ScheduleSettings, TopicSettings, WebSettings,
+};
+use super::{ConfigError, MAX_BOUNCE_LOCAL_PART, Settings, err};
 use crate::domain::{TopicSlug, parse_mailbox};
 use crate::schedule::Schedule;
 
@@ -22,6 +24,7 @@ impl RawSettings {
         let newsletter = self.newsletter.parse()?;
         let web = self.web.parse()?;
         let schedule = self.schedule.parse()?;
+        let bounces = self.bounces.parse()?;
         let timezone = schedule.timezone;
         let topics = self
             .topics
@@ -39,6 +42,7 @@ impl RawSettings {
             schedule,
             fetch: self.fetch,
             summarizer: self.summarizer,
+            bounces,
             sources: self.sources,
             topics,
         };
@@ -103,6 +107,45 @@ impl RawWeb {
             max_connections: self.max_connections,
             max_connections_per_client: self.max_connections_per_client,
             shutdown_grace_secs: self.shutdown_grace_secs,
+        })
+    }
+}
+
+impl RawBounces {
+    /// `bounces.address`: blank is `None`; otherwise a plain ASCII address whose local part
+    /// has room for `+` and the VERP tag within the 64 octets SMTP allows (RFC 5321 4.5.3.1.1).
+    pub(super) fn parse(self) -> Result<BouncesSettings, ConfigError> {
+        let text = self.address.trim();
+        if text.is_empty() {
+            return Ok(BouncesSettings { address: None });
+        }
+        let bad = |why: &str| err(format!("bounces.address {text:?} {why}"));
+        if !text.is_ascii() {
+            return Err(bad(
+                "must be ASCII (write an internationalised domain as its A-label, xn--...)",
+            ));
+        }
+        let address = text
+            .parse::<lettre::Address>()
+            .map_err(|e| bad(&format!("is not an email address ({e})")))?;
+        let user = address.user();
+        if !user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        {
+            return Err(bad(
+                "must have a plain local part (letters, digits, '.', '-', '_'; no '+': \
+                 tidings adds '+' and the tag itself)",
+            ));
+        }
+        if user.len() > MAX_BOUNCE_LOCAL_PART {
+            return Err(bad(&format!(
+                "has a local part longer than {MAX_BOUNCE_LOCAL_PART} characters (the VERP tag \
+                 needs the rest of the 64 an address may have before '@')"
+            )));
+        }
+        Ok(BouncesSettings {
+            address: Some(address),
         })
     }
 }

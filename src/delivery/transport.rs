@@ -125,7 +125,9 @@ pub fn eml_file_name(message_id: &str) -> String {
     format!("{}.eml", if core.is_empty() { "message" } else { core })
 }
 
-/// Writes `<message-id>.eml` into `dir` atomically (a temporary file, then a rename).
+/// Writes `<message-id>.eml` into `dir` atomically (a temporary file, then a rename). The file
+/// starts with `Return-Path: <envelope sender>`, as a receiving mailbox records the SMTP
+/// `MAIL FROM` (RFC 5321 4.4), so the file shows the envelope an SMTP relay would have got.
 pub async fn write_eml(dir: &Path, message: &OutgoingMessage) -> anyhow::Result<PathBuf> {
     let name = eml_file_name(&message.message_id);
     let path = dir.join(&name);
@@ -133,7 +135,9 @@ pub async fn write_eml(dir: &Path, message: &OutgoingMessage) -> anyhow::Result<
     tokio::fs::create_dir_all(dir)
         .await
         .with_context(|| format!("cannot create the outbox folder {}", dir.display()))?;
-    tokio::fs::write(&tmp, &message.raw)
+    let mut contents = format!("Return-Path: <{}>\r\n", message.envelope_from).into_bytes();
+    contents.extend_from_slice(&message.raw);
+    tokio::fs::write(&tmp, &contents)
         .await
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     tokio::fs::rename(&tmp, &path)

@@ -5,6 +5,10 @@
 //! unknown at any moment: a crash repeats at most `concurrency` messages. Each claim records
 //! this process as the lease holder; `deliver_until_idle` takes over at once the leases of a
 //! process on this host that no longer runs, and says how long it waits for any other.
+//!
+//! The envelope sender is chosen here, per claimed row: with `[bounces] address` it is the VERP
+//! address naming the row (`bounces+<tag>@...`, [`TokenSigner::verp_address`]), for digests and
+//! transactional mail alike; without it, `newsletter.from`'s address. Rendering never sees it.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -82,6 +86,8 @@ struct Engine {
     tokens: TokenSigner,
     dkim: Option<DkimSigner>,
     envelope_from: String,
+    /// `bounces.address`: the base of each row's VERP envelope sender, when set.
+    verp_base: Option<lettre::Address>,
     /// Rendered issues, least recently used first.
     prepared: Mutex<Vec<(i64, Arc<PreparedDigest>)>>,
     limiter: Option<DefaultDirectRateLimiter>,
@@ -117,6 +123,7 @@ impl Engine {
             tokens: TokenSigner::from_settings(&settings.newsletter),
             dkim,
             envelope_from: settings.newsletter.from.email.to_string(),
+            verp_base: settings.bounces.address.clone(),
             prepared: Mutex::new(Vec::new()),
             limiter,
             policy: RetryPolicy::from_settings(&settings.delivery),
@@ -180,7 +187,17 @@ impl Engine {
         Ok(prepared)
     }
 
+    /// The message of a claimed row, with its envelope sender: the row's VERP address when
+    /// `bounces.address` is set.
     async fn message_for(&self, claim: &ClaimedDelivery) -> anyhow::Result<OutgoingMessage> {
+        let mut message = self.rendered(claim).await?;
+        if let Some(base) = &self.verp_base {
+            message.envelope_from = self.tokens.verp_address(base, claim.id);
+        }
+        Ok(message)
+    }
+
+    async fn rendered(&self, claim: &ClaimedDelivery) -> anyhow::Result<OutgoingMessage> {
         let to = SubscriberEmail::parse(&claim.email)
             .map_err(|e| anyhow::anyhow!("recipient address: {e}"))?;
         match claim.kind {

@@ -1,7 +1,9 @@
 //! Digest emails and the archive fragment: an issue is rendered (`digest.html` in
 //! `_layout.html`, `digest.txt`) and its CSS inlined once ([`PreparedDigest::prepare`]), then
 //! personalised per subscriber with two links, a Message-ID and a Date
-//! ([`PreparedDigest::message_for`]).
+//! ([`PreparedDigest::message_for`]). Every digest carries `Feedback-ID:
+//! <issue>:<topic>:<newsletter>:<sender>` (Gmail's feedback loop: complaint rates per issue and
+//! topic in Postmaster Tools), each field cleaned of colons (`feedback_id`).
 
 use askama::Template;
 use chrono::{DateTime, Utc};
@@ -130,6 +132,7 @@ pub struct PreparedDigest {
     from: Mailbox,
     reply_to: Option<Mailbox>,
     list_id: String,
+    feedback_id: String,
     message_id_prefix: String,
     message_id_domain: String,
     dkim: Option<DkimSigner>,
@@ -209,6 +212,7 @@ impl PreparedDigest {
             html,
             text,
             list_id: format!("<{slug}.{}>", head.domain),
+            feedback_id: feedback_id(issue_id, &digest.topic_slug, &head.title, &head.domain),
             message_id_prefix: format!("tidings.{slug}.{day}.{issue_id}"),
             message_id_domain: head.domain,
             base_url: head.base_url,
@@ -270,6 +274,7 @@ impl PreparedDigest {
             message_id: &message_id,
             list_id: Some(&self.list_id),
             unsubscribe_url: Some(&unsubscribe),
+            feedback_id: Some(&self.feedback_id),
         };
         let raw = build_message(
             &envelope,
@@ -298,6 +303,40 @@ impl PreparedDigest {
     }
 }
 
+/// Longest field of a Feedback-ID, in characters.
+const MAX_FEEDBACK_FIELD_CHARS: usize = 48;
+
+/// `<issue>:<topic>:<newsletter>:<sender>` for the `Feedback-ID` header: the issue id, the
+/// topic slug, the newsletter's title and the sender's domain, each reduced to ASCII letters,
+/// digits, `.`, `_` and `-` (anything else, colons above all, becomes one `-`), so the four
+/// fields always split on `:` the way Gmail reads them.
+fn feedback_id(issue_id: i64, topic: &str, newsletter: &str, sender: &str) -> String {
+    [
+        issue_id.to_string(),
+        feedback_field(topic),
+        feedback_field(newsletter),
+        feedback_field(sender),
+    ]
+    .join(":")
+}
+
+fn feedback_field(raw: &str) -> String {
+    let mut out = String::new();
+    for c in raw.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out: String = out
+        .trim_matches('-')
+        .chars()
+        .take(MAX_FEEDBACK_FIELD_CHARS)
+        .collect();
+    if out.is_empty() { "-".into() } else { out }
+}
+
 /// The digest body alone in the shared text layout, for `tidings preview --format text`.
 pub fn digest_text(digest: &Digest) -> String {
     text::digest_body_text(digest)
@@ -321,4 +360,22 @@ pub fn archive_html(digest: &Digest) -> String {
     // Rendering only fails on a formatter error; fall back to escaped text if it ever does.
     page.render()
         .unwrap_or_else(|e| format!("<p>{}</p>", escape_html(&e.to_string())))
+}
+
+#[cfg(test)]
+mod feedback_tests {
+    use super::feedback_id;
+
+    #[test]
+    fn feedback_ids_have_four_fields_without_colons_in_them() {
+        assert_eq!(
+            feedback_id(42, "rust", "Tidings", "example.com"),
+            "42:rust:Tidings:example.com"
+        );
+        let id = feedback_id(7, "a:b", "News: the \"best\"\r\nBcc: x", "ex:ample.com");
+        assert_eq!(id, "7:a-b:News-the-best-Bcc-x:ex-ample.com");
+        assert_eq!(feedback_id(1, "", ":::", "ünï"), "1:-:-:n");
+        let long = feedback_id(1, "t", &"x".repeat(500), "d");
+        assert_eq!(long.split(':').nth(2).map(str::len), Some(48));
+    }
 }

@@ -35,6 +35,7 @@ pub const DKIM_SIGNED_HEADERS: &[&str] = &[
     "List-Id",
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
+    "Feedback-ID",
     "MIME-Version",
 ];
 
@@ -72,6 +73,11 @@ text_header!(
     /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
     ListUnsubscribePost,
     "List-Unsubscribe-Post"
+);
+text_header!(
+    /// `Feedback-ID: issue:topic:newsletter:sender` (Gmail's feedback loop).
+    FeedbackId,
+    "Feedback-ID"
 );
 
 /// Signs outgoing messages with DKIM (RSA-SHA256, relaxed/relaxed). `Debug` never prints the key.
@@ -198,6 +204,7 @@ pub(crate) struct Envelope<'a> {
     pub message_id: &'a str,
     pub list_id: Option<&'a str>,
     pub unsubscribe_url: Option<&'a str>,
+    pub feedback_id: Option<&'a str>,
 }
 
 /// The two parts of a message: plain text for lettre to encode, or bodies already
@@ -256,6 +263,9 @@ pub(crate) fn build_message(
         builder = builder
             .header(ListUnsubscribe(format!("<{url}>")))
             .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));
+    }
+    if let Some(feedback_id) = env.feedback_id {
+        builder = builder.header(FeedbackId(feedback_id.to_string()));
     }
     let mut message = builder
         .multipart(parts.into_multipart())

@@ -159,6 +159,7 @@ pub fn transactional_message(
         message_id: &message_id,
         list_id: None,
         unsubscribe_url: None,
+        feedback_id: None,
     };
     let raw = build_message(&envelope, Parts::Plain { text, html }, dkim)?;
     Ok(OutgoingMessage {

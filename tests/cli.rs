@@ -109,7 +109,9 @@ async fn bad_input_is_refused_and_nothing_is_stored(backend: Backend) {
         .concat(),
     );
     assert!(err.contains("line break"), "{label}: {err}");
-    assert_eq!(err.trim().lines().count(), 1, "{label}: one line: {err}");
+    // sqlx may add a "slow statement" warning when the machine is loaded; that is not ours.
+    let ours = err.trim().lines().filter(|l| !l.contains("slow statement"));
+    assert_eq!(ours.count(), 1, "{label}: one line: {err}");
     let err = refused(
         &[
             &add[..],

@@ -2,6 +2,7 @@
 //! values and calling the same library functions the web app and scheduler use. Results go to
 //! stdout, logs and progress to stderr.
 
+mod bounces;
 mod compile;
 mod deliveries;
 mod explain;
@@ -122,6 +123,10 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
         println!("migrations up to date ({n} applied now)");
         return Ok(());
     }
+    // Reading message files needs no database.
+    if let Command::Bounces(cmd) = cli.command {
+        return bounces::run(cmd);
+    }
     // Only these send or serve signed links to the world.
     if matches!(
         cli.command,
@@ -147,6 +152,7 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
         Command::Run(a) => run::run(&ctx, a).await,
         Command::Serve => serve::run(&ctx).await,
         Command::Status => status::run(&ctx).await,
+        Command::Bounces(_) => Ok(()), // handled above
     };
     ctx.store.close().await;
     result

@@ -58,6 +58,6 @@ pub fn address_of(value: &str) -> Option<String> {
     };
     let value = value.trim().trim_start_matches('<');
     let value = value.split(['>', ' ', '\t']).next().unwrap_or_default();
-    let value = value.trim_matches(|c: char| c == '"' || c == '\'' || c == ',');
+    let value = value.trim_matches(|c: char| c == '\'' || c == ',');
     crate::bounce::text::clean_address(value)
 }

@@ -298,6 +298,13 @@ fn read(message: &Message) -> Report {
         }
     }
     let single = found.len() == 1;
+    // A delivery-status part whose recipient is no address (Exim's pipe or file targets)
+    // still carries the status.
+    let dsn_status = parts
+        .delivery_status
+        .iter()
+        .flat_map(|d| dsn::blocks(d))
+        .find_map(|b| b.get("status").and_then(text::status_in));
     report.recipients = found
         .into_iter()
         .map(|(email, reply)| {
@@ -308,7 +315,9 @@ fn read(message: &Message) -> Report {
             };
             let status = text::status_in(&reply).or_else(|| text::status_in(body));
             let smtp_code = text::smtp_code_in(&reply).or_else(|| text::smtp_code_in(body));
-            let status = status.or_else(|| smtp_code.map(|c| format!("{}.0.0", c / 100)));
+            let status = status
+                .or_else(|| smtp_code.map(|c| format!("{}.0.0", c / 100)))
+                .or_else(|| dsn_status.clone());
             let verdict = classify(status.as_deref(), &reply, Some("failed"));
             let verdict = reason::after_data(verdict, status.as_deref(), &reply);
             Recipient {

@@ -25,6 +25,8 @@ const fn hard(reason: &'static str) -> Verdict {
 /// Phrases that decide before anything else: a soft reason even when a server wraps it in a
 /// "user unknown" status.
 const FIRST: &[(&str, Verdict)] = &[
+    // A refused sender says nothing about the recipient.
+    ("after mail from", soft("rejected")),
     ("mailbox full", soft("mailbox-full")),
     ("mailbox is full", soft("mailbox-full")),
     ("mailbox has exceeded", soft("mailbox-full")),
@@ -179,6 +181,7 @@ pub fn classify(status: Option<&str>, text: &str, action: Option<&str>) -> Verdi
         Some(p) if p == ["1", "1"] || p == ["1", "3"] || p == ["1", "0"] => hard("unknown-user"),
         Some(p) if p == ["1", "2"] => hard("unknown-domain"),
         Some(p) if p == ["1", "6"] => hard("moved"),
+        Some(p) if p == ["1", "7"] || p == ["1", "8"] => soft("rejected"),
         Some(p) if p == ["1", "10"] => hard("no-mail-accepted"),
         Some(p) if p == ["2", "2"] => soft("mailbox-full"),
         Some(p) if p.first() == Some(&"2") => soft("suspended"),
@@ -199,15 +202,14 @@ pub fn after_data(verdict: Verdict, status: Option<&str>, text: &str) -> Verdict
         return verdict;
     }
     let lower = text.to_ascii_lowercase();
-    if !lower.contains("user unknown") && !lower.contains("unknown user") {
-        return verdict;
-    }
-    let replied_to_data = lower.contains("end of data")
+    let says_unknown = |t: &str| t.contains("user unknown") || t.contains("unknown user");
+    let replied_to_data = ((lower.contains("end of data")
         || lower.contains("after data")
-        || lower.contains("reply to data")
+        || lower.contains("reply to data"))
+        && says_unknown(&lower))
         || lower.split(">>> data").nth(1).is_some_and(|rest| {
-            let reply = rest.trim_start();
-            reply.starts_with("<<< 5") && !reply.starts_with("<<< 503")
+            let reply = rest.trim_start().lines().next().unwrap_or_default();
+            reply.starts_with("<<< 5") && !reply.starts_with("<<< 503") && says_unknown(reply)
         });
     if replied_to_data {
         soft("filtered")

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[A-Za-z0-9._%+\-=/!#$&'*^`{|}~]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})+")
+    Regex::new(r#"(?:"[^"\r\n<>@]{1,64}"|[A-Za-z0-9._%+\-=/!#$&'*^`{|}~]{1,64})@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})+"#)
         .unwrap_or_else(|_| unreachable!("a constant pattern"))
 });
 
@@ -43,8 +43,13 @@ const ORIGINAL_MARKERS: &[&str] = &[
 pub fn clean_address(value: &str) -> Option<String> {
     let value = value
         .trim()
-        .trim_start_matches(['<', '"', '\'', '(', '['])
+        .trim_start_matches(['<', '\'', '(', '['])
         .trim_end_matches(['>', '"', '\'', ')', ']', '.', ',', ';', ':']);
+    // A quote only opens a quoted local part when it closes before the `@`.
+    let value = match value.strip_prefix('"') {
+        Some(rest) if !rest.split('@').next().unwrap_or_default().contains('"') => rest,
+        _ => value,
+    };
     let value = value.strip_prefix("mailto:").unwrap_or(value);
     if value.len() > 254 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return None;

@@ -99,7 +99,10 @@ pub struct OurMessage {
 /// Reads a digest's Message-ID (with or without `<>`); None for anything else. The store turns
 /// the pair into a delivery row; until it does, `bounces parse` prints `delivery_id` as null.
 pub fn our_message(message_id: &str) -> Option<OurMessage> {
-    let id = message_id.trim().trim_start_matches('<').trim_end_matches('>');
+    let id = message_id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>');
     let (local, _domain) = id.split_once('@')?;
     let rest = local.strip_prefix("tidings.")?;
     let parts: Vec<&str> = rest.rsplitn(3, '.').collect();

@@ -239,9 +239,11 @@ fn read(message: &Message) -> Report {
     let looks_bounced = !failed_header.is_empty()
         || report_type == "delivery-status"
         || BOUNCE_SUBJECTS.iter().any(|w| subject.contains(w))
-        || from
-            .iter()
-            .any(|f| DAEMONS.iter().any(|d| f.to_ascii_lowercase().starts_with(d)));
+        || from.iter().any(|f| {
+            DAEMONS
+                .iter()
+                .any(|d| f.to_ascii_lowercase().starts_with(d))
+        });
     let auto_submitted = header_text(message, "Auto-Submitted");
     let auto_reply = (auto_submitted.starts_with("auto-replied") && !looks_bounced)
         || message.header_raw("X-Autoreply").is_some()
@@ -292,10 +294,10 @@ fn read(message: &Message) -> Report {
             })
             .collect();
     }
-    if found.is_empty() {
-        if let Some(address) = parts.original_to.first() {
-            found.push((address.clone(), body.to_string()));
-        }
+    if found.is_empty()
+        && let Some(address) = parts.original_to.first()
+    {
+        found.push((address.clone(), body.to_string()));
     }
     let single = found.len() == 1;
     // A delivery-status part whose recipient is no address (Exim's pipe or file targets)
@@ -385,11 +387,7 @@ fn provider_unsubscribe(
 
 fn complaint(mut report: Report, parts: &Parts) -> Report {
     report.kind = Kind::Complaint;
-    let fields: Vec<Fields> = parts
-        .feedback
-        .iter()
-        .flat_map(|f| dsn::blocks(f))
-        .collect();
+    let fields: Vec<Fields> = parts.feedback.iter().flat_map(|f| dsn::blocks(f)).collect();
     report.feedback_type = fields
         .iter()
         .find_map(|f| f.get("feedback-type"))
@@ -431,31 +429,49 @@ fn from_delivery_status(status_text: &str, body: &str) -> Vec<Recipient> {
         if out.iter().any(|r| r.email.eq_ignore_ascii_case(&email)) {
             continue;
         }
-        let action = block
-            .get("action")
-            .map(|a| a.split_whitespace().next().unwrap_or_default().to_ascii_lowercase());
+        let action = block.get("action").map(|a| {
+            a.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        });
         let diagnostic = block.get("diagnostic-code").unwrap_or_default().to_string();
-        let status = match (block.get("status").and_then(text::status_in), text::status_in(&diagnostic)) {
+        let status = match (
+            block.get("status").and_then(text::status_in),
+            text::status_in(&diagnostic),
+        ) {
             // A bare x.0.0 says less than the code in the server's own reply.
             (Some(s), Some(d)) if s.ends_with(".0.0") && d.starts_with(&s[..1]) => Some(d),
             (s, d) => s.or(d),
         };
-        let smtp_code = text::smtp_code_in(diagnostic.split_once(';').map_or(&*diagnostic, |d| d.1))
-            .or_else(|| text::smtp_code_in(&diagnostic));
+        let smtp_code =
+            text::smtp_code_in(diagnostic.split_once(';').map_or(&*diagnostic, |d| d.1))
+                .or_else(|| text::smtp_code_in(&diagnostic));
         let words = if diagnostic.trim().is_empty() {
             text::before_original(body).to_string()
         } else {
             diagnostic
         };
         let verdict = classify(status.as_deref(), &words, action.as_deref());
-        let verdict = reason::after_data(verdict, status.as_deref(), &format!("{words}\n{}", text::before_original(body)));
-        let fine = matches!(action.as_deref(), Some("delivered" | "relayed" | "expanded"));
+        let verdict = reason::after_data(
+            verdict,
+            status.as_deref(),
+            &format!("{words}\n{}", text::before_original(body)),
+        );
+        let fine = matches!(
+            action.as_deref(),
+            Some("delivered" | "relayed" | "expanded")
+        );
         out.push(Recipient {
             email,
             status,
             smtp_code,
             hard: verdict.hard && !fine,
-            reason: if fine { "delivered".into() } else { verdict.reason.into() },
+            reason: if fine {
+                "delivered".into()
+            } else {
+                verdict.reason.into()
+            },
             action,
         });
     }

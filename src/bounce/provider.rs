@@ -37,8 +37,8 @@ pub fn notification(body: &str) -> Option<Report> {
     };
     match kind {
         "Bounce" => {
-            let permanent = inner.pointer("/bounce/bounceType").and_then(Value::as_str)
-                == Some("Permanent");
+            let permanent =
+                inner.pointer("/bounce/bounceType").and_then(Value::as_str) == Some("Permanent");
             let sub_type = inner
                 .pointer("/bounce/bounceSubType")
                 .and_then(Value::as_str)

@@ -111,7 +111,10 @@ const HARD: &[(&str, Verdict)] = &[
     ("address is correct", hard("unknown-user")),
     ("doesn't have a", hard("unknown-user")),
     ("address rejected.", hard("unknown-user")),
-    ("recipient address rejected: access denied", hard("unknown-user")),
+    (
+        "recipient address rejected: access denied",
+        hard("unknown-user"),
+    ),
     ("unknown user", hard("unknown-user")),
     ("no such user", hard("unknown-user")),
     ("no such mailbox", hard("unknown-user")),
@@ -162,8 +165,8 @@ const LATER: &[(&str, Verdict)] = &[
 /// The verdict for a reply: `status` an enhanced status code, `text` the server's words.
 pub fn classify(status: Option<&str>, text: &str, action: Option<&str>) -> Verdict {
     let lower = text.to_lowercase();
-    let permanent = !matches!(action, Some("delayed"))
-        && !status.is_some_and(|s| s.starts_with('4'));
+    let permanent =
+        !matches!(action, Some("delayed")) && !status.is_some_and(|s| s.starts_with('4'));
     for table in [FIRST, HARD, LATER] {
         for (phrase, verdict) in table {
             if lower.contains(phrase) {

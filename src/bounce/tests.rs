@@ -35,7 +35,10 @@ fn a_dsn_gives_one_recipient_per_block_with_hard_and_soft() {
 #[test]
 fn a_delayed_or_delivered_dsn_is_never_hard() {
     let delayed = DSN
-        .replace("Action: failed\r\nStatus: 5.1.1", "Action: delayed\r\nStatus: 4.4.1")
+        .replace(
+            "Action: failed\r\nStatus: 5.1.1",
+            "Action: delayed\r\nStatus: 4.4.1",
+        )
         .replace("550 5.1.1", "450 4.4.1");
     let report = parse(delayed.as_bytes());
     assert!(!report.recipients[0].hard, "{report:?}");
@@ -51,7 +54,11 @@ fn a_qmail_style_bounce_names_each_recipient() {
     let report = parse(mail.as_bytes());
     assert_eq!(report.kind, Kind::Bounce);
     let emails: Vec<&str> = report.recipients.iter().map(|r| r.email.as_str()).collect();
-    assert_eq!(emails, ["nobody@example.net", "busy@example.net"], "{report:?}");
+    assert_eq!(
+        emails,
+        ["nobody@example.net", "busy@example.net"],
+        "{report:?}"
+    );
     assert!(report.recipients[0].hard);
     assert!(!report.recipients[1].hard);
     assert_eq!(report.recipients[1].smtp_code, Some(552));
@@ -89,7 +96,11 @@ fn replies_are_sorted_into_hard_and_soft() {
     let cases = [
         (Some("5.1.1"), "550 5.1.1 user unknown", true),
         (Some("5.0.0"), "550 Host unknown", true),
-        (Some("5.1.10"), "556 5.1.10 domain does not accept mail (null MX)", true),
+        (
+            Some("5.1.10"),
+            "556 5.1.10 domain does not accept mail (null MX)",
+            true,
+        ),
         (Some("5.2.2"), "552 mailbox full", false),
         (Some("5.1.1"), "550 5.1.1 mailbox is full", false),
         (Some("5.7.1"), "554 blocked by spamhaus", false),

@@ -55,8 +55,7 @@ pub fn clean_address(value: &str) -> Option<String> {
         return None;
     }
     let (local, domain) = value.rsplit_once('@')?;
-    if local.is_empty() || !domain.contains('.') || domain.starts_with('.') || local.contains('@')
-    {
+    if local.is_empty() || !domain.contains('.') || domain.starts_with('.') || local.contains('@') {
         return None;
     }
     Some(format!("{local}@{}", domain.to_lowercase()))
@@ -120,7 +119,11 @@ pub fn recipients(text: &str, skip: &[String]) -> Vec<(String, String)> {
         .iter()
         .filter(|(at, _)| {
             let line_start = lower[..*at].rfind('\n').map_or(0, |i| i + 1);
-            lower[line_start..*at].trim().trim_end_matches('<').trim_end().ends_with("rcpt to:")
+            lower[line_start..*at]
+                .trim()
+                .trim_end_matches('<')
+                .trim_end()
+                .ends_with("rcpt to:")
         })
         .take(1)
         .collect();
@@ -152,7 +155,11 @@ pub fn recipients(text: &str, skip: &[String]) -> Vec<(String, String)> {
 
 /// Addresses of mail systems, never a reader's.
 fn is_daemon(address: &str) -> bool {
-    let local = address.split('@').next().unwrap_or_default().to_ascii_lowercase();
+    let local = address
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     matches!(
         local.as_str(),
         "mailer-daemon" | "mail-daemon" | "mailerdaemon"
@@ -174,7 +181,12 @@ fn names_a_recipient(prefix: &str) -> bool {
     if prefix.len() == 3 && prefix.chars().all(|c| c.is_ascii_digit()) {
         return true;
     }
-    ["recipient address:", "recipient:", "original-recipient:", "final-recipient:"]
-        .iter()
-        .any(|label| prefix.ends_with(label))
+    [
+        "recipient address:",
+        "recipient:",
+        "original-recipient:",
+        "final-recipient:",
+    ]
+    .iter()
+    .any(|label| prefix.ends_with(label))
 }

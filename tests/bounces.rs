@@ -219,3 +219,20 @@ fn bounces_parse_exits_2_when_a_file_cannot_be_read_and_still_prints_the_others(
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["kind"], "bounce");
 }
+
+#[test]
+fn bounces_parse_reads_files_even_where_the_configuration_is_invalid() {
+    // Reading message files needs no settings: an operator can run it from any directory.
+    let env = TestEnv::new(
+        &crate::support::db::sqlite_url(),
+        "[no_such_section]\nkey = 1\n",
+    );
+    let file = fixture("tidings-digest-bounce.eml");
+    let out = env.run(&["bounces", "parse", &file]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\"kind\":\"bounce\""),
+        "{}",
+        stdout(&out)
+    );
+}

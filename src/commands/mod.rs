@@ -112,6 +112,10 @@ pub fn now() -> DateTime<Utc> {
 
 /// Runs one command.
 pub async fn dispatch(cli: Cli) -> CommandResult {
+    // Reading message files needs neither the configuration nor the database.
+    if let Command::Bounces(cmd) = cli.command {
+        return bounces::run(cmd);
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     if let Command::Migrate = cli.command {
         // Connect without the migration `Context::open` runs, so the count is this run's.
@@ -122,10 +126,6 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
         let n = store.migrate().await?;
         println!("migrations up to date ({n} applied now)");
         return Ok(());
-    }
-    // Reading message files needs no database.
-    if let Command::Bounces(cmd) = cli.command {
-        return bounces::run(cmd);
     }
     // Only these send or serve signed links to the world.
     if matches!(

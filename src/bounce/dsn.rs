@@ -16,6 +16,9 @@ impl Fields {
     }
 }
 
+/// Fields that appear once per recipient.
+const PER_RECIPIENT: &[&str] = &["final-recipient", "original-recipient", "action", "status"];
+
 /// Splits `text` into blocks of fields at blank lines, unfolding continuation lines.
 pub fn blocks(text: &str) -> Vec<Fields> {
     let mut out = Vec::new();
@@ -38,9 +41,15 @@ pub fn blocks(text: &str) -> Vec<Fields> {
         if let Some((name, value)) = line.split_once(':') {
             let name = name.trim();
             if !name.is_empty() && !name.contains(' ') && name.len() < 64 {
-                current
-                    .0
-                    .push((name.to_ascii_lowercase(), value.trim().to_string()));
+                let name = name.to_ascii_lowercase();
+                // Some servers leave out the blank line between recipients: a recipient field
+                // seen twice starts the next block.
+                if PER_RECIPIENT.contains(&name.as_str())
+                    && current.0.iter().any(|(n, _)| *n == name)
+                {
+                    out.push(std::mem::take(&mut current));
+                }
+                current.0.push((name, value.trim().to_string()));
             }
         }
     }

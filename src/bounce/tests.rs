@@ -33,6 +33,23 @@ fn a_dsn_gives_one_recipient_per_block_with_hard_and_soft() {
 }
 
 #[test]
+fn recipients_without_a_blank_line_between_them_are_still_two() {
+    let joined = DSN.replace("Mailbox full\r\n  User unknown", "").replace(
+        "User unknown in local recipient table\r\n\r\nFinal-Recipient",
+        "User unknown in local recipient table\r\nFinal-Recipient",
+    );
+    let report = parse(joined.as_bytes());
+    let emails: Vec<&str> = report.recipients.iter().map(|r| r.email.as_str()).collect();
+    assert_eq!(
+        emails,
+        ["gone@example.org", "full@example.org"],
+        "{report:?}"
+    );
+    assert!(report.recipients[0].hard);
+    assert!(!report.recipients[1].hard);
+}
+
+#[test]
 fn a_delayed_or_delivered_dsn_is_never_hard() {
     let delayed = DSN
         .replace(
@@ -108,10 +125,42 @@ fn replies_are_sorted_into_hard_and_soft() {
         (Some("4.1.1"), "450 user unknown", false),
         (Some("5.4.4"), "Name or service not known", true),
         (None, "Connection timed out", false),
+        (
+            Some("5.1.7"),
+            "SMTP error after MAIL FROM:<a@b.example>: 550 5.1.7 No such domain",
+            false,
+        ),
+        (
+            Some("5.4.4"),
+            "Sorry, I couldn't find a mail exchanger",
+            true,
+        ),
     ];
     for (status, text, hard) in cases {
         assert_eq!(classify(status, text, None).hard, hard, "{status:?} {text}");
     }
+}
+
+#[test]
+fn a_user_unknown_answered_to_data_is_soft_unless_the_status_names_the_address() {
+    use super::reason::{after_data, classify};
+    let transcript = ">>> DATA\n<<< 550 5.0.0 <a@example.org>... User unknown\n";
+    let verdict = classify(Some("5.0.0"), transcript, Some("failed"));
+    assert!(!after_data(verdict, Some("5.0.0"), transcript).hard);
+    let at_rcpt = ">>> RCPT To:<a@example.org>\n<<< 550 5.0.0 User unknown\n>>> DATA\n<<< 503 5.0.0 Need RCPT\n";
+    let verdict = classify(Some("5.0.0"), at_rcpt, Some("failed"));
+    assert!(after_data(verdict, Some("5.0.0"), at_rcpt).hard);
+    let verdict = classify(Some("5.1.1"), transcript, Some("failed"));
+    assert!(after_data(verdict, Some("5.1.1"), transcript).hard);
+}
+
+#[test]
+fn a_transcript_gives_its_failure_not_its_greeting() {
+    let mail = "From: MAILER-DAEMON@mx.example.org\nTo: news@example.com\nSubject: Undelivered Mail Returned to Sender\n\n<a@example.org>: transcript follows\n Out: 250 2.0.0 Ok\n In:  DATA\n Out: 451 4.3.0 Error: queue file write error\n";
+    let report = parse(mail.as_bytes());
+    assert_eq!(report.recipients[0].status.as_deref(), Some("4.3.0"));
+    assert_eq!(report.recipients[0].smtp_code, Some(451));
+    assert!(!report.recipients[0].hard);
 }
 
 #[test]

@@ -27,6 +27,8 @@ const fn hard(reason: &'static str) -> Verdict {
 const FIRST: &[(&str, Verdict)] = &[
     // A refused sender says nothing about the recipient.
     ("after mail from", soft("rejected")),
+    // A mailing list refusing a post (Google Groups) is no missing address.
+    ("permission to post", soft("rejected")),
     ("mailbox full", soft("mailbox-full")),
     ("mailbox is full", soft("mailbox-full")),
     ("mailbox has exceeded", soft("mailbox-full")),
@@ -89,6 +91,7 @@ const HARD: &[(&str, Verdict)] = &[
     ("accepts no mail", hard("no-mail-accepted")),
     ("does not accept email", hard("no-mail-accepted")),
     ("null mx", hard("no-mail-accepted")),
+    ("not accepting network messages", hard("no-mail-accepted")),
     ("no smtp service", hard("no-mail-accepted")),
     ("couldn't find a mail exchanger", hard("no-mail-accepted")),
     ("no mx found", hard("no-mail-accepted")),

@@ -236,9 +236,11 @@ fn read(message: &Message) -> Report {
     }
 
     let failed_header = header_text(message, "X-Failed-Recipients");
+    // A subject alone ("Re: error in the digest") is not enough: the body must say so too.
     let looks_bounced = !failed_header.is_empty()
         || report_type == "delivery-status"
-        || BOUNCE_SUBJECTS.iter().any(|w| subject.contains(w))
+        || (BOUNCE_SUBJECTS.iter().any(|w| subject.contains(w))
+            && reports_failure(text::before_original(&parts.body)))
         || from.iter().any(|f| {
             DAEMONS
                 .iter()
@@ -336,6 +338,40 @@ fn read(message: &Message) -> Report {
         report.kind = Kind::Bounce;
     }
     report
+}
+
+/// Wording or a reply code that says a delivery failed.
+fn reports_failure(body: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "could not be delivered",
+        "couldn't be delivered",
+        "not be delivered",
+        "undeliverable",
+        "undelivered",
+        "delivery failed",
+        "delivery has failed",
+        "delivery to the following",
+        "permanent error",
+        "permanent fatal",
+        "unable to deliver",
+        "wasn't able to deliver",
+        "failed to deliver",
+        "could not deliver",
+        "error delivering",
+        "attempting to deliver",
+        "expired",
+        "delayed",
+        "rejected",
+        "returned",
+        "mail delivery",
+        "following address",
+        "following recipient",
+        "no such user",
+        "user unknown",
+    ];
+    let lower = body.to_lowercase();
+    WORDS.iter().any(|w| lower.contains(w))
+        || text::status_in(body).is_some_and(|s| !s.starts_with('2'))
 }
 
 /// The words to classify: the recipient's own reply, or the whole body when it says nothing.

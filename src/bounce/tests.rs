@@ -105,6 +105,9 @@ fn an_ordinary_message_is_unknown() {
     let mail = "From: Reader <reader@example.net>\nTo: news@example.com\nSubject: Thanks for the digest\n\nGreat issue this week.\n";
     assert_eq!(parse(mail.as_bytes()).kind, Kind::Unknown);
     assert_eq!(parse(b"").kind, Kind::Unknown);
+    let about_an_error = "From: Reader <reader@example.net>\nTo: news@example.com\nSubject: Re: error in this week's digest\n\nThe link to friend@example.org's post is wrong.\n";
+    let report = parse(about_an_error.as_bytes());
+    assert_eq!(report.kind, Kind::Unknown, "{report:?}");
 }
 
 #[test]

@@ -57,6 +57,22 @@ pub enum Command {
     Serve,
     /// Show next and last runs, queue depth and subscribers by status
     Status,
+    /// Read bounces, complaints and auto-replies
+    #[command(subcommand)]
+    Bounces(BouncesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BouncesCommand {
+    /// Print what each message file is (bounce, complaint, auto-reply, ...) as one JSON line; stores nothing
+    Parse(BouncesParseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BouncesParseArgs {
+    /// Message files (.eml, one message each)
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }
 
 /// A point in time given on the command line: RFC 3339, for example 2026-02-09T08:00:00Z.

@@ -2,6 +2,7 @@
 //! classified into topics, ranked, summarised and frozen into one digest issue per topic and
 //! period, rendered as email and delivered through an outbox over SMTP.
 
+pub mod bounce; // reading inbound bounces, complaints and auto-replies (pure)
 pub mod cli; // clap command definitions
 pub mod commands; // one handler per CLI command; exit-code mapping
 pub mod config; // typed settings, layered loading, validation naming the key

@@ -2,6 +2,7 @@
 //! values and calling the same library functions the web app and scheduler use. Results go to
 //! stdout, logs and progress to stderr.
 
+mod bounces;
 mod compile;
 mod deliveries;
 mod explain;
@@ -111,6 +112,10 @@ pub fn now() -> DateTime<Utc> {
 
 /// Runs one command.
 pub async fn dispatch(cli: Cli) -> CommandResult {
+    // Reading message files needs neither the configuration nor the database.
+    if let Command::Bounces(cmd) = cli.command {
+        return bounces::run(cmd);
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     if let Command::Migrate = cli.command {
         // Connect without the migration `Context::open` runs, so the count is this run's.
@@ -147,6 +152,7 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
         Command::Run(a) => run::run(&ctx, a).await,
         Command::Serve => serve::run(&ctx).await,
         Command::Status => status::run(&ctx).await,
+        Command::Bounces(_) => Ok(()), // handled above
     };
     ctx.store.close().await;
     result

@@ -95,6 +95,8 @@ pub const COMMANDS: &[&[&str]] = &[
     &["run"],
     &["serve"],
     &["status"],
+    &["bounces"],
+    &["bounces", "parse"],
 ];
 
 pub fn write(path: &Path, text: &str) {

@@ -376,10 +376,7 @@ fn reports_failure(body: &str) -> bool {
 
 /// The words to classify: the recipient's own reply, or the whole body when it says nothing.
 fn reply_for(own: &str, body: &str) -> String {
-    if own.trim_end().lines().count() > 1
-        || text::status_in(own).is_some()
-        || says_something(own)
-    {
+    if own.trim_end().lines().count() > 1 || text::status_in(own).is_some() || says_something(own) {
         own.to_string()
     } else {
         body.to_string()

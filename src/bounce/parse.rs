@@ -376,11 +376,22 @@ fn reports_failure(body: &str) -> bool {
 
 /// The words to classify: the recipient's own reply, or the whole body when it says nothing.
 fn reply_for(own: &str, body: &str) -> String {
-    if own.lines().count() > 1 || text::status_in(own).is_some() {
+    if own.trim_end().lines().count() > 1 || text::status_in(own).is_some() || says_something(own) {
         own.to_string()
     } else {
         body.to_string()
     }
+}
+
+/// Whether a one-line reply holds words beyond its address and a reply code (Sendmail's
+/// `554 <a@b>... Remote protocol error`): at least three words after the address.
+fn says_something(own: &str) -> bool {
+    let after = own.split_once(['>', ':', ' ']).map_or("", |(_, rest)| rest);
+    after
+        .split_whitespace()
+        .filter(|w| w.chars().any(|c| c.is_alphabetic()))
+        .count()
+        >= 3
 }
 
 /// A mailbox provider's own complaint or unsubscribe mail that is no ARF report: Hotmail's

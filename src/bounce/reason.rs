@@ -176,6 +176,9 @@ pub fn classify(status: Option<&str>, text: &str, action: Option<&str>) -> Verdi
                 if verdict.hard && !permanent {
                     return soft("deferred");
                 }
+                if verdict.reason == "unknown-user" && status.is_some_and(contradicts_unknown) {
+                    return soft("filtered");
+                }
                 return *verdict;
             }
         }
@@ -197,6 +200,14 @@ pub fn classify(status: Option<&str>, text: &str, action: Option<&str>) -> Verdi
         Some(p) if p.first() == Some(&"6") => soft("content"),
         _ => soft("other"),
     }
+}
+
+/// Whether an enhanced status code outweighs generic "user unknown" wording: x.7.x says the
+/// message was refused by security or policy, which is how filters and access lists that
+/// imitate an unknown user answer. The code is the machine-readable part of the reply, so such
+/// a reply is read as filtered and soft.
+fn contradicts_unknown(status: &str) -> bool {
+    status.split('.').nth(1) == Some("7")
 }
 
 /// A "user unknown" given in reply to the message's content (after DATA) rather than to the

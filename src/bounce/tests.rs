@@ -186,6 +186,48 @@ fn huge_input_is_cut_not_refused() {
     assert_eq!(parse(&mail).kind, Kind::Bounce);
 }
 
+#[test]
+fn user_unknown_wording_under_a_policy_status_is_filtered_and_soft() {
+    let policy = DSN
+        .replace("Status: 5.1.1", "Status: 5.0.0")
+        .replace(
+            "550 5.1.1 <gone@example.org>: Recipient address rejected:\r\n  User unknown in local recipient table",
+            "550 5.7.1 550 User Unknown: gone@example.org",
+        );
+    let report = parse(policy.as_bytes());
+    let gone = &report.recipients[0];
+    assert_eq!(gone.status.as_deref(), Some("5.7.1"), "{report:?}");
+    assert!(!gone.hard, "{report:?}");
+    assert_eq!(gone.reason, "filtered");
+    // The same words under an address status stay hard.
+    assert!(parse(DSN.as_bytes()).recipients[0].hard);
+}
+
+#[test]
+fn a_display_name_that_looks_like_an_address_is_not_the_recipient() {
+    let mail = "From: Mail Delivery System <Mailer-Daemon@mx.example.net>\nTo: news@example.com\nSubject: Mail failure - malformed recipient address\n\nA message that you sent contained one or more recipient addresses that were\nincorrectly constructed:\n\n  someone@example.org <reader@example.net>: malformed address: <reader@example.net> may not follow someone@example.org\n\nThis address has been ignored.\n";
+    let report = parse(mail.as_bytes());
+    assert_eq!(report.kind, Kind::Bounce, "{report:?}");
+    let emails: Vec<&str> = report.recipients.iter().map(|r| r.email.as_str()).collect();
+    assert_eq!(emails, ["reader@example.net"], "{report:?}");
+}
+
+#[test]
+fn each_sendmail_recipient_gets_only_its_own_status_line() {
+    let mail = "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.com>\nTo: news@example.com\nSubject: Returned mail: see transcript for details\n\n   ----- Transcript of session follows -----\n421 a.example.org (smtp)... Deferred: Connection reset by peer during result wait with a.example.org\n554 <reader@a.example.org>... Remote protocol error: Connection reset by peer during result wait\n550 b.example.net (smtp)... 550 Host unknown\n554 <other@b.example.net>... 550 Host unknown (Authoritative answer from name server)\n\n   ----- Unsent message follows -----\nFrom: news@example.com\n";
+    let report = parse(mail.as_bytes());
+    let emails: Vec<&str> = report.recipients.iter().map(|r| r.email.as_str()).collect();
+    assert_eq!(
+        emails,
+        ["reader@a.example.org", "other@b.example.net"],
+        "{report:?}"
+    );
+    assert!(!report.recipients[0].hard, "{report:?}");
+    assert_eq!(report.recipients[0].reason, "network");
+    assert!(report.recipients[1].hard, "{report:?}");
+    assert_eq!(report.recipients[1].reason, "unknown-domain");
+}
+
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {

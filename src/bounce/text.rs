@@ -123,10 +123,12 @@ pub fn recipients(text: &str, skip: &[String]) -> Vec<(String, String)> {
         .collect();
     let at_line_start: Vec<&(usize, String)> = found
         .iter()
-        .filter(|(at, _)| {
+        .enumerate()
+        .filter(|(_, (at, _))| {
             let line_start = text[..*at].rfind('\n').map_or(0, |i| i + 1);
             names_a_recipient(&text[line_start..*at])
         })
+        .map(|(i, entry)| angle_address_after(text, &found, i).unwrap_or(entry))
         .collect();
     let lower = text.to_ascii_lowercase();
     let after_rcpt_to: Vec<&(usize, String)> = found
@@ -162,9 +164,44 @@ pub fn recipients(text: &str, skip: &[String]) -> Vec<(String, String)> {
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        out.push((address.clone(), text[*at..end].to_string()));
+        out.push((address.clone(), own_lines(&text[*at..end]).to_string()));
     }
     out
+}
+
+/// The address in angle brackets that directly follows `found[i]` on the same line, as in
+/// `name@example.com <user@example.org>: ...`: the first is only a display name (RFC 5322's
+/// name-addr form) and the bracketed one is the recipient.
+fn angle_address_after<'a>(
+    text: &str,
+    found: &'a [(usize, String)],
+    i: usize,
+) -> Option<&'a (usize, String)> {
+    let (at, address) = found.get(i)?;
+    let next = found.get(i + 1)?;
+    let between = text.get(at + address.len()..next.0)?;
+    let between = between.trim_start_matches([' ', '\t']);
+    (between == "<").then_some(next)
+}
+
+/// A recipient's reply up to the next Sendmail-style status line (`550 <other>... reason` or
+/// `421 host (smtp)... Deferred`) or the next `While talking to` or `>>>` transcript entry:
+/// those belong to another address or host.
+fn own_lines(reply: &str) -> &str {
+    let mut offset = 0;
+    for (n, line) in reply.split_inclusive('\n').enumerate() {
+        let t = line.trim_start();
+        let code_line = t.len() > 4
+            && t.as_bytes()[..3].iter().all(u8::is_ascii_digit)
+            && t.as_bytes()[3] == b' '
+            && t.contains("... ");
+        let lower = t.to_ascii_lowercase();
+        if n > 0 && (code_line || lower.starts_with("while talking to") || t.starts_with(">>> ")) {
+            return &reply[..offset];
+        }
+        offset += line.len();
+    }
+    reply
 }
 
 /// Addresses of mail systems, never a reader's.

@@ -421,3 +421,59 @@ async fn a_verp_tag_names_the_subscriber_even_when_the_body_is_mangled(backend: 
         assert_eq!(event["status_change"], "bounced", "{label}: {event}");
     }
 }
+
+per_backend!(soft_bounces_older_than_the_window_no_longer_count);
+/// Through the store (whose clock the test sets): two soft bounces 40 days ago and one now do
+/// not reach the limit of 3 within 30 days; two more now do.
+async fn soft_bounces_older_than_the_window_no_longer_count(backend: Backend) {
+    use tidings::bounce::policy::{Effect, SoftLimit};
+    use tidings::store::{NewBounceEvent, Recorded, ReportMatch};
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
+    let id = crate::support::db::add_subscriber(
+        &store,
+        "full@example.org",
+        &["rust"],
+        tidings::domain::SubscriberStatus::Confirmed,
+    )
+    .await;
+    let now = chrono::Utc::now();
+    let at = [
+        now - chrono::Duration::days(40),
+        now - chrono::Duration::days(40),
+        now,
+        now,
+        now,
+    ];
+    let mut changes = Vec::new();
+    for (n, at) in at.into_iter().enumerate() {
+        let key = format!("soft-{n}");
+        let event = NewBounceEvent {
+            message_key: &key,
+            source: "pipe",
+            kind: "bounce",
+            effect: Effect::Soft,
+            email: Some("full@example.org"),
+            status: Some("5.2.2"),
+            reason: Some("mailbox-full"),
+            parsed: "{}",
+            raw: b"raw",
+            matched: ReportMatch {
+                delivery_id: None,
+                subscriber_id: Some(id),
+                email: Some("full@example.org".into()),
+            },
+        };
+        match store
+            .record_bounce_event(&event, SoftLimit::default(), at)
+            .await
+            .expect("record")
+        {
+            Recorded::New { status_change, .. } => changes.push(status_change),
+            Recorded::Duplicate => panic!("{label}: {key} is new"),
+        }
+    }
+    use tidings::domain::SubscriberStatus::Bounced;
+    assert_eq!(changes, [None, None, None, None, Some(Bounced)], "{label}");
+}

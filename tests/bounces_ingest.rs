@@ -141,6 +141,13 @@ async fn a_hard_bounce_suppresses_its_subscriber_once(backend: Backend) {
     assert_eq!(e["subscriber_email"], "gone@example.org", "{label}");
     assert_eq!(e["status_change"], "bounced", "{label}");
     assert_eq!(e["source"], "pipe", "{label}");
+    let out = env.run(&["bounces", "list"]);
+    assert!(out.status.success(), "{label}: {}", stderr(&out));
+    let table = stdout(&out);
+    assert!(
+        table.contains("unknown-user") && table.contains("gone@example.org (now bounced)"),
+        "{label}: {table}"
+    );
 }
 
 per_backend!(an_auto_reply_changes_nothing);

@@ -155,8 +155,10 @@ async fn ingest(args: BouncesIngestArgs, config: Option<&Path>) -> CommandResult
     let mut out = stdout.lock();
     match source {
         Source::Pipe => {
+            // Best effort: once the event is stored the exit code must say so, whatever
+            // became of the MTA's end of stdout.
             if let Some(done) = summary.last.as_ref() {
-                writeln!(out, "{}", done.line()).map_err(|e| CommandError::Failed(e.into()))?;
+                let _ = writeln!(out, "{}", done.line());
             }
         }
         Source::Maildir | Source::Mbox => {

@@ -66,6 +66,33 @@ pub enum Command {
 pub enum BouncesCommand {
     /// Print what each message file is (bounce, complaint, auto-reply, ...) as one JSON line; stores nothing
     Parse(BouncesParseArgs),
+    /// Store inbound messages as bounce events and apply the policy (one message from FILE or stdin, for an MTA pipe; exit 75 when the database is unavailable)
+    Ingest(BouncesIngestArgs),
+    /// List stored bounce events (a table, or JSON with --json)
+    List(BouncesListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BouncesIngestArgs {
+    /// One message file; `-` or nothing reads the message from stdin
+    #[arg(value_name = "FILE", conflicts_with_all = ["maildir", "mbox"])]
+    pub file: Option<PathBuf>,
+    /// Ingest every message of this Maildir (its new/ and cur/ folders); nothing is moved or deleted
+    #[arg(long, value_name = "DIR", conflicts_with = "mbox")]
+    pub maildir: Option<PathBuf>,
+    /// Ingest every message of this mbox file
+    #[arg(long, value_name = "FILE")]
+    pub mbox: Option<PathBuf>,
+    /// The envelope recipient the MTA delivered to (Postfix: ${original_recipient}), read for a VERP tag
+    #[arg(long, value_name = "ADDRESS")]
+    pub recipient: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BouncesListArgs {
+    /// Print one JSON array instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 mod support;
 
 mod bounces;
+mod bounces_ingest;
 mod browser;
 mod cli;
 mod cli_input;

@@ -11,6 +11,7 @@
 
 mod dsn;
 mod parse;
+pub mod policy;
 mod provider;
 mod reason;
 mod text;

@@ -1,18 +1,31 @@
-//! `tidings bounces parse FILE...`: what each message file is, one JSON object per line on
-//! stdout. Nothing is stored. Exit 0 when every file was read (whatever it held), 2 when one
-//! could not be read (the others are still printed).
+//! `tidings bounces`: `parse FILE...` prints what each message file is, one JSON object per
+//! line on stdout, and stores nothing (exit 0 when every file was read, whatever it held, 2 when
+//! one could not be read). `ingest [FILE|-]` stores one message (an MTA's pipe) or a Maildir or
+//! mbox backlog as bounce events, matched to a delivery by its VERP tag or our Message-ID, else
+//! to a subscriber by address, and applies the policy (`bounce::policy`) in the store; exit 75
+//! (EX_TEMPFAIL) when the configuration or the database is unavailable, so the MTA retries.
+//! `list` shows the stored events.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
+use sha2::{Digest as _, Sha256};
 
 use super::{CommandError, CommandResult};
+use crate::bounce::policy::{self, SoftLimit};
 use crate::bounce::{self, Report};
-use crate::cli::{BouncesCommand, BouncesParseArgs};
+use crate::cli::{BouncesCommand, BouncesIngestArgs, BouncesListArgs, BouncesParseArgs};
+use crate::config::Settings;
+use crate::domain::SubscriberEmail;
+use crate::store::{NewBounceEvent, Recorded, Store};
+use crate::tokens::TokenSigner;
 
-pub fn run(cmd: BouncesCommand) -> CommandResult {
+pub async fn run(cmd: BouncesCommand, config: Option<&Path>) -> CommandResult {
     match cmd {
         BouncesCommand::Parse(args) => parse(args),
+        BouncesCommand::Ingest(args) => ingest(args, config).await,
+        BouncesCommand::List(args) => list(args, config).await,
     }
 }
 
@@ -21,7 +34,7 @@ fn parse(args: BouncesParseArgs) -> CommandResult {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for file in &args.files {
-        let bytes = match read_capped(file) {
+        let bytes = match std::fs::File::open(file).and_then(|mut f| read_capped(&mut f)) {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("{}: {e}", file.display());
@@ -43,24 +56,19 @@ fn parse(args: BouncesParseArgs) -> CommandResult {
     }
 }
 
-/// The file's first [`bounce::MAX_MESSAGE_BYTES`] bytes: the parser reads no more.
-fn read_capped(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(bounce::MAX_MESSAGE_BYTES as u64)
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
+fn to_json(file: &str, report: &Report) -> serde_json::Value {
+    let mut value = report_json(report, None);
+    value["file"] = json!(file);
+    value
 }
 
-fn to_json(file: &str, report: &Report) -> serde_json::Value {
+/// The parsed fields of a report; `delivery_id` the matched delivery, when known (`parse` opens
+/// no store, so it prints null).
+fn report_json(report: &Report, delivery_id: Option<i64>) -> serde_json::Value {
     json!({
-        "file": file,
         "kind": report.kind.as_str(),
         "feedback_type": report.feedback_type,
-        // Our Message-ID names the issue and subscriber (`bounce::our_message`); turning that
-        // into a delivery row needs the store, which `parse` does not open.
-        "delivery_id": serde_json::Value::Null,
+        "delivery_id": delivery_id,
         "recipients": report.recipients.iter().map(|r| json!({
             "email": r.email,
             "status": r.status,
@@ -70,4 +78,438 @@ fn to_json(file: &str, report: &Report) -> serde_json::Value {
             "reason": r.reason,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// Where ingested messages came from, as stored.
+#[derive(Clone, Copy)]
+enum Source {
+    Pipe,
+    Maildir,
+    Mbox,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Pipe => "pipe",
+            Source::Maildir => "maildir",
+            Source::Mbox => "mbox",
+        }
+    }
+}
+
+/// Reads the messages first, then opens the configuration and the store: a failure of either is
+/// a temporary failure (exit 75), so an MTA keeps the message.
+async fn ingest(args: BouncesIngestArgs, config: Option<&Path>) -> CommandResult {
+    let read_err = |path: &Path, e: std::io::Error| {
+        CommandError::Usage(format!("cannot read {}: {e}", path.display()))
+    };
+    let (source, messages) = if let Some(dir) = &args.maildir {
+        (
+            Source::Maildir,
+            read_maildir(dir).map_err(|e| read_err(dir, e))?,
+        )
+    } else if let Some(file) = &args.mbox {
+        let bytes = std::fs::read(file).map_err(|e| read_err(file, e))?;
+        (Source::Mbox, split_mbox(&bytes))
+    } else {
+        let bytes = match args.file.as_deref() {
+            None => read_capped(&mut std::io::stdin().lock()),
+            Some(p) if p == Path::new("-") => read_capped(&mut std::io::stdin().lock()),
+            Some(p) => std::fs::File::open(p).and_then(|mut f| read_capped(&mut f)),
+        }
+        .map_err(|e| read_err(args.file.as_deref().unwrap_or(Path::new("-")), e))?;
+        (Source::Pipe, vec![bytes])
+    };
+    let temp = |what: &str, e: &dyn std::fmt::Display| {
+        CommandError::TempFail(format!("{what} unavailable, try again later: {e}"))
+    };
+    let settings = Settings::load(config).map_err(|e| temp("configuration", &e))?;
+    let db = &settings.database;
+    let store = Store::open_existing(&db.url, db.max_connections)
+        .await
+        .map_err(|e| temp("database", &e))?;
+    let ingester = Ingester {
+        store: &store,
+        signer: TokenSigner::from_settings(&settings.newsletter),
+        verp_base: settings.bounces.address.clone(),
+        rule: SoftLimit {
+            limit: settings.bounces.soft_limit,
+            window_days: settings.bounces.soft_window_days,
+        },
+        recipient: args.recipient.clone(),
+    };
+    let mut summary = Summary::default();
+    let mut result = Ok(());
+    for message in &messages {
+        match ingester.one(message, source).await {
+            Ok(done) => summary.add(&done),
+            Err(e) => {
+                result = Err(temp("database", &e));
+                break;
+            }
+        }
+    }
+    store.close().await;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match source {
+        Source::Pipe => {
+            // Best effort: once the event is stored the exit code must say so, whatever
+            // became of the MTA's end of stdout.
+            if let Some(done) = summary.last.as_ref() {
+                let _ = writeln!(out, "{}", done.line());
+            }
+        }
+        Source::Maildir | Source::Mbox => {
+            writeln!(out, "{}", summary.line()).map_err(|e| CommandError::Failed(e.into()))?;
+        }
+    }
+    result
+}
+
+/// What ingesting one message did.
+struct Ingested {
+    kind: &'static str,
+    email: Option<String>,
+    recorded: Recorded,
+}
+
+impl Ingested {
+    fn line(&self) -> String {
+        let about = self.email.as_deref().unwrap_or("no recipient");
+        match &self.recorded {
+            Recorded::Duplicate => format!("already stored: {} ({about})", self.kind),
+            Recorded::New { id, status_change } => match status_change {
+                Some(status) => format!(
+                    "stored event {id}: {} ({about}); subscriber now {status}",
+                    self.kind
+                ),
+                None => format!("stored event {id}: {} ({about})", self.kind),
+            },
+        }
+    }
+}
+
+/// Counts for a backlog.
+#[derive(Default)]
+struct Summary {
+    messages: u64,
+    new: u64,
+    duplicates: u64,
+    kinds: std::collections::BTreeMap<&'static str, u64>,
+    changes: std::collections::BTreeMap<String, u64>,
+    last: Option<Ingested>,
+}
+
+impl Summary {
+    fn add(&mut self, done: &Ingested) {
+        self.messages += 1;
+        match &done.recorded {
+            Recorded::Duplicate => self.duplicates += 1,
+            Recorded::New { status_change, .. } => {
+                self.new += 1;
+                *self.kinds.entry(done.kind).or_default() += 1;
+                if let Some(status) = status_change {
+                    *self.changes.entry(status.to_string()).or_default() += 1;
+                }
+            }
+        }
+        self.last = Some(Ingested {
+            kind: done.kind,
+            email: done.email.clone(),
+            recorded: done.recorded.clone(),
+        });
+    }
+
+    fn line(&self) -> String {
+        let list = |m: Vec<String>| {
+            if m.is_empty() {
+                "none".to_string()
+            } else {
+                m.join(", ")
+            }
+        };
+        let kinds = list(self.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect());
+        let changes = list(
+            self.changes
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect(),
+        );
+        format!(
+            "{} messages: {} new events, {} already stored; kinds: {kinds}; subscribers now: {changes}",
+            self.messages, self.new, self.duplicates
+        )
+    }
+}
+
+struct Ingester<'a> {
+    store: &'a Store,
+    signer: TokenSigner,
+    verp_base: Option<lettre::Address>,
+    rule: SoftLimit,
+    recipient: Option<String>,
+}
+
+impl Ingester<'_> {
+    async fn one(
+        &self,
+        bytes: &[u8],
+        source: Source,
+    ) -> Result<Ingested, crate::store::StoreError> {
+        let report = bounce::parse(bytes);
+        let headers = header_fields(bytes);
+        let message_key = headers
+            .iter()
+            .find(|(name, _)| name == "message-id")
+            .map(|(_, v)| {
+                v.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .trim()
+                    .to_string()
+            })
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(bytes))));
+        let verp = self.verp_base.as_ref().and_then(|base| {
+            let from_headers = ["delivered-to", "x-original-to", "to"]
+                .into_iter()
+                .flat_map(|want| {
+                    headers
+                        .iter()
+                        .filter(move |(name, _)| name == want)
+                        .flat_map(|(_, value)| addresses(value))
+                });
+            self.recipient
+                .iter()
+                .cloned()
+                .chain(from_headers)
+                .find_map(|a| self.signer.verp_delivery(base, &a))
+        });
+        let ours = report
+            .original_message_id
+            .as_deref()
+            .and_then(bounce::our_message);
+        let emails: Vec<SubscriberEmail> = report
+            .recipients
+            .iter()
+            .filter_map(|r| SubscriberEmail::parse(&r.email).ok())
+            .collect();
+        let matched = self
+            .store
+            .match_report(verp, ours.as_ref(), &emails)
+            .await?;
+        let key = |e: &str| SubscriberEmail::parse(e).map(|e| e.key()).ok();
+        let index = matched
+            .email
+            .as_deref()
+            .and_then(key)
+            .and_then(|k| {
+                report
+                    .recipients
+                    .iter()
+                    .position(|r| key(&r.email).as_ref() == Some(&k))
+            })
+            .unwrap_or(0);
+        let effect = policy::effect(&report, index);
+        let recipient = report.recipients.get(index);
+        let mut parsed = report_json(&report, matched.delivery_id);
+        parsed["original_message_id"] = json!(report.original_message_id);
+        let parsed = parsed.to_string();
+        let event = NewBounceEvent {
+            message_key: &message_key,
+            source: source.as_str(),
+            kind: report.kind.as_str(),
+            effect,
+            email: recipient.map(|r| r.email.as_str()),
+            status: recipient.and_then(|r| r.status.as_deref()),
+            reason: recipient.map(|r| r.reason.as_str()),
+            parsed: &parsed,
+            raw: bytes,
+            matched,
+        };
+        let recorded = self
+            .store
+            .record_bounce_event(&event, self.rule, super::now())
+            .await?;
+        Ok(Ingested {
+            kind: report.kind.as_str(),
+            email: recipient.map(|r| r.email.clone()),
+            recorded,
+        })
+    }
+}
+
+/// At most [`bounce::MAX_MESSAGE_BYTES`] of `input`; the rest is read and dropped, so the
+/// writer (an MTA) is not cut off.
+fn read_capped(input: &mut dyn Read) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    input
+        .take(bounce::MAX_MESSAGE_BYTES as u64)
+        .read_to_end(&mut bytes)?;
+    std::io::copy(input, &mut std::io::sink())?;
+    Ok(bytes)
+}
+
+/// The messages of a Maildir: the files of its `new/` and `cur/` folders, by name.
+fn read_maildir(dir: &Path) -> std::io::Result<Vec<Vec<u8>>> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for sub in ["new", "cur"] {
+        let folder = dir.join(sub);
+        if !folder.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(&folder)? {
+            let path = entry?.path();
+            if path.is_file() {
+                files.push(path);
+            }
+        }
+    }
+    if files.is_empty() && !dir.join("new").is_dir() && !dir.join("cur").is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "not a Maildir (no new/ or cur/ folder)",
+        ));
+    }
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::File::open(p).and_then(|mut f| read_capped(&mut f)))
+        .collect()
+}
+
+/// The messages of an mbox file: each starts at a `From ` line at the start of the file or
+/// after a blank line (the line itself is not part of the message); `>From ` lines lose one
+/// `>` (mboxrd). Each message is cut at [`bounce::MAX_MESSAGE_BYTES`].
+fn split_mbox(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut messages: Vec<Vec<u8>> = Vec::new();
+    let mut current: Option<Vec<u8>> = None;
+    let mut after_blank = true;
+    for line in bytes.split_inclusive(|b| *b == b'\n') {
+        if after_blank && line.starts_with(b"From ") {
+            if let Some(done) = current.take() {
+                messages.push(done);
+            }
+            current = Some(Vec::new());
+            after_blank = false;
+            continue;
+        }
+        after_blank = line == b"\n" || line == b"\r\n";
+        let Some(message) = current.as_mut() else {
+            continue;
+        };
+        let quoted = line
+            .iter()
+            .position(|b| *b != b'>')
+            .is_some_and(|i| i > 0 && line[i..].starts_with(b"From "));
+        let line = if quoted { &line[1..] } else { line };
+        if message.len() + line.len() <= bounce::MAX_MESSAGE_BYTES {
+            message.extend_from_slice(line);
+        }
+    }
+    messages.extend(current);
+    messages
+}
+
+/// The header fields of a message (up to the first blank line), names lower-cased, folded
+/// lines joined.
+fn header_fields(bytes: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(256 * 1024)]);
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, value)) = fields.last_mut() {
+                value.push(' ');
+                value.push_str(line.trim());
+            }
+        } else if let Some((name, value)) = line.split_once(':') {
+            fields.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+    }
+    fields
+}
+
+/// The addresses in a header value: those in angle brackets, else the comma-separated parts.
+fn addresses(value: &str) -> Vec<String> {
+    if value.contains('<') {
+        value
+            .split('<')
+            .skip(1)
+            .filter_map(|part| part.split_once('>').map(|(a, _)| a.trim().to_string()))
+            .collect()
+    } else {
+        value
+            .split(',')
+            .map(|a| a.trim().to_string())
+            .filter(|a| a.contains('@'))
+            .collect()
+    }
+}
+
+/// `bounces list`: every stored event.
+async fn list(args: BouncesListArgs, config: Option<&Path>) -> CommandResult {
+    let settings = Settings::load(config)?;
+    let db = &settings.database;
+    let store = Store::open_existing(&db.url, db.max_connections).await?;
+    let events = store.bounce_events().await;
+    store.close().await;
+    let events = events?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let io = |e: std::io::Error| CommandError::Failed(e.into());
+    if args.json {
+        let rows: Vec<serde_json::Value> = events
+            .iter()
+            .map(|e| {
+                json!({
+                    "id": e.id,
+                    "created_at": e.created_at.to_rfc3339(),
+                    "source": e.source,
+                    "kind": e.kind,
+                    "effect": e.effect,
+                    "email": e.email,
+                    "status": e.status,
+                    "reason": e.reason,
+                    "delivery_id": e.delivery_id,
+                    "subscriber_id": e.subscriber_id,
+                    "subscriber_email": e.subscriber_email,
+                    "status_change": e.status_change,
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &rows)
+            .map_err(|e| CommandError::Failed(e.into()))?;
+        writeln!(out).map_err(io)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<6} {:<20} {:<15} {:<30} {:<8} {:<20} SUBSCRIBER",
+        "ID", "TIME", "KIND", "EMAIL", "STATUS", "REASON"
+    )
+    .map_err(io)?;
+    for e in &events {
+        let subscriber = match (&e.subscriber_email, &e.status_change) {
+            (Some(s), Some(change)) => format!("{s} (now {change})"),
+            (Some(s), None) => s.clone(),
+            (None, _) => "-".into(),
+        };
+        writeln!(
+            out,
+            "{:<6} {:<20} {:<15} {:<30} {:<8} {:<20} {subscriber}",
+            e.id,
+            e.created_at.format("%Y-%m-%d %H:%M:%S"),
+            e.kind,
+            e.email.as_deref().unwrap_or("-"),
+            e.status.as_deref().unwrap_or("-"),
+            e.reason.as_deref().unwrap_or("-"),
+        )
+        .map_err(io)?;
+    }
+    Ok(())
 }

@@ -33,6 +33,10 @@ pub enum CommandError {
     /// The work failed. Exit code 1.
     #[error(transparent)]
     Failed(#[from] anyhow::Error),
+    /// The work cannot be done now and should be retried (the database is unavailable). Exit
+    /// code 75 (EX_TEMPFAIL), so an MTA's pipe keeps the message and tries again.
+    #[error("{0}")]
+    TempFail(String),
 }
 
 impl From<StoreError> for CommandError {
@@ -46,6 +50,7 @@ impl CommandError {
         match self {
             CommandError::Usage(_) | CommandError::Config(_) => 2,
             CommandError::Failed(_) => 1,
+            CommandError::TempFail(_) => 75,
         }
     }
 
@@ -112,9 +117,10 @@ pub fn now() -> DateTime<Utc> {
 
 /// Runs one command.
 pub async fn dispatch(cli: Cli) -> CommandResult {
-    // Reading message files needs neither the configuration nor the database.
+    // `bounces parse` needs neither the configuration nor the database; `bounces ingest` opens
+    // them itself, so that it can ask an MTA to retry when they are unavailable.
     if let Command::Bounces(cmd) = cli.command {
-        return bounces::run(cmd);
+        return bounces::run(cmd, cli.config.as_deref()).await;
     }
     let settings = Settings::load(cli.config.as_deref())?;
     if let Command::Migrate = cli.command {

@@ -121,11 +121,24 @@ impl Default for RawSchedule {
     }
 }
 
-/// `[bounces]`: where bounces come back. `address` blank means no VERP return path.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+/// `[bounces]`: where bounces come back. `address` blank means no VERP return path;
+/// `soft_limit` soft bounces within `soft_window_days` suppress an address.
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawBounces {
     pub address: String,
+    pub soft_limit: u32,
+    pub soft_window_days: u32,
+}
+
+impl Default for RawBounces {
+    fn default() -> Self {
+        RawBounces {
+            address: String::new(),
+            soft_limit: 3,
+            soft_window_days: 30,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -90,6 +90,20 @@ fn errors_name_the_key() {
 }
 
 #[test]
+fn the_soft_bounce_limit_and_window_default_and_must_be_positive() {
+    let d = Settings::default().bounces;
+    assert_eq!((d.soft_limit, d.soft_window_days), (3, 30));
+    let s = Settings::from_toml("[bounces]\nsoft_limit = 5\nsoft_window_days = 7\n").unwrap();
+    assert_eq!((s.bounces.soft_limit, s.bounces.soft_window_days), (5, 7));
+    for key in ["soft_limit", "soft_window_days"] {
+        let e = Settings::from_toml(&format!("[bounces]\n{key} = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&format!("bounces.{key}")), "{e}");
+    }
+}
+
+#[test]
 fn a_bounce_address_is_parsed_once_and_checked_with_its_key() {
     assert!(Settings::default().bounces.address.is_none());
     let s = Settings::from_toml("[bounces]\naddress = \" bounces@news.example.com \"\n").unwrap();

@@ -67,8 +67,8 @@ pub struct ScheduleSettings {
     pub catch_up_hours: u64,
 }
 
-/// `[bounces]`: where bounces come back.
-#[derive(Clone, Debug, Default)]
+/// `[bounces]`: where bounces come back, and when soft bounces suppress.
+#[derive(Clone, Debug)]
 pub struct BouncesSettings {
     /// `bounces.address` (for example `bounces@news.example.com`); `None` when blank. When set,
     /// every message goes out with the VERP envelope sender `bounces+<tag>@news.example.com`,
@@ -76,6 +76,22 @@ pub struct BouncesSettings {
     /// not, the envelope sender is `newsletter.from`'s address. Checked when parsed: ASCII, no
     /// `+`, and a local part short enough for the tag.
     pub address: Option<Address>,
+    /// `bounces.soft_limit`: this many soft bounces within `soft_window_days` suppress an
+    /// address (at least 1).
+    pub soft_limit: u32,
+    /// `bounces.soft_window_days`: soft bounces older than this many days no longer count (at
+    /// least 1).
+    pub soft_window_days: u32,
+}
+
+impl Default for BouncesSettings {
+    fn default() -> Self {
+        BouncesSettings {
+            address: None,
+            soft_limit: 3,
+            soft_window_days: 30,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

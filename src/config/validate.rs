@@ -115,9 +115,20 @@ impl RawBounces {
     /// `bounces.address`: blank is `None`; otherwise a plain ASCII address whose local part
     /// has room for `+` and the VERP tag within the 64 octets SMTP allows (RFC 5321 4.5.3.1.1).
     pub(super) fn parse(self) -> Result<BouncesSettings, ConfigError> {
+        if self.soft_limit == 0 {
+            return Err(err("bounces.soft_limit must be at least 1"));
+        }
+        if self.soft_window_days == 0 {
+            return Err(err("bounces.soft_window_days must be at least 1"));
+        }
+        let (soft_limit, soft_window_days) = (self.soft_limit, self.soft_window_days);
         let text = self.address.trim();
         if text.is_empty() {
-            return Ok(BouncesSettings { address: None });
+            return Ok(BouncesSettings {
+                address: None,
+                soft_limit,
+                soft_window_days,
+            });
         }
         let bad = |why: &str| err(format!("bounces.address {text:?} {why}"));
         if !text.is_ascii() {
@@ -146,6 +157,8 @@ impl RawBounces {
         }
         Ok(BouncesSettings {
             address: Some(address),
+            soft_limit,
+            soft_window_days,
         })
     }
 }

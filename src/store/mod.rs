@@ -7,6 +7,7 @@
 //! tests control the clock.
 
 mod articles;
+mod bounces;
 mod deliveries;
 mod import;
 mod issues;
@@ -24,6 +25,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use articles::{ArticleUpsert, DroppedItem};
+pub use bounces::{BounceEventRecord, MAX_RAW_BYTES, NewBounceEvent, Recorded, ReportMatch};
 pub use deliveries::{
     ClaimedDelivery, DeliveryKind, DeliveryRecord, HeldLease, LeaseHolder, Settlement,
 };

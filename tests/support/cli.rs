@@ -97,6 +97,8 @@ pub const COMMANDS: &[&[&str]] = &[
     &["status"],
     &["bounces"],
     &["bounces", "parse"],
+    &["bounces", "ingest"],
+    &["bounces", "list"],
 ];
 
 pub fn write(path: &Path, text: &str) {

@@ -1,0 +1,226 @@
+//! Bounce events: one row per inbound report (bounce, complaint, auto-reply, delivery report,
+//! unknown), with the raw message (capped), its source, the parsed fields as JSON and the
+//! delivery and subscriber it matched. Idempotent on the message's key (its Message-ID), so
+//! feeding a message twice changes nothing. Recording an event carries out the policy of
+//! [`crate::bounce::policy`] in the same transaction, through the shared suppress step of
+//! `transitions.rs`.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::transitions::suppress_subscriber;
+use super::{BeginWrite, Store, StoreResult, with_pool};
+use crate::bounce::OurMessage;
+use crate::bounce::policy::{self, Effect, SoftLimit};
+use crate::domain::{SubscriberEmail, SubscriberStatus};
+
+/// The most of a message kept with its event.
+pub const MAX_RAW_BYTES: usize = 256 * 1024;
+
+/// The delivery and subscriber a report names, as far as the store knows them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReportMatch {
+    pub delivery_id: Option<i64>,
+    pub subscriber_id: Option<i64>,
+    /// The matched subscriber's address.
+    pub email: Option<String>,
+}
+
+/// One inbound report to record.
+#[derive(Clone, Debug)]
+pub struct NewBounceEvent<'a> {
+    /// The message's Message-ID (or another stable key when it has none): unique.
+    pub message_key: &'a str,
+    /// How it arrived: "pipe", "maildir" or "mbox".
+    pub source: &'a str,
+    /// `bounce::Kind::as_str`.
+    pub kind: &'a str,
+    pub effect: Effect,
+    /// The recipient the event is about, its status code and reason.
+    pub email: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    /// The parsed report as JSON text.
+    pub parsed: &'a str,
+    /// The message; only its first [`MAX_RAW_BYTES`] are kept.
+    pub raw: &'a [u8],
+    pub matched: ReportMatch,
+}
+
+/// What recording an event did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// A new event; the subscriber status it caused, if any.
+    New {
+        id: i64,
+        status_change: Option<SubscriberStatus>,
+    },
+    /// An event with this key was stored before; nothing changed.
+    Duplicate,
+}
+
+/// A stored event, for `tidings bounces list`.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct BounceEventRecord {
+    pub id: i64,
+    pub created_at: DateTime<Utc>,
+    pub source: String,
+    pub kind: String,
+    pub effect: String,
+    pub email: Option<String>,
+    pub status: Option<String>,
+    pub reason: Option<String>,
+    pub delivery_id: Option<i64>,
+    pub subscriber_id: Option<i64>,
+    pub subscriber_email: Option<String>,
+    pub status_change: Option<String>,
+}
+
+impl Store {
+    /// The delivery and subscriber a report names: the delivery of a VERP tag first, then the
+    /// delivery our Message-ID names, then the first of `recipients` that is a known
+    /// subscriber. A delivery id that does not exist matches nothing.
+    pub async fn match_report(
+        &self,
+        verp_delivery: Option<i64>,
+        ours: Option<&OurMessage>,
+        recipients: &[SubscriberEmail],
+    ) -> StoreResult<ReportMatch> {
+        const BY_ID: &str = "SELECT d.id, d.subscriber_id, s.email FROM deliveries d \
+                             LEFT JOIN subscribers s ON s.id = d.subscriber_id WHERE d.id = $1";
+        const BY_ISSUE: &str = "SELECT d.id, d.subscriber_id, s.email FROM deliveries d \
+                                LEFT JOIN subscribers s ON s.id = d.subscriber_id \
+                                WHERE d.issue_id = $1 AND d.subscriber_id = $2";
+        type Row = (i64, Option<i64>, Option<String>);
+        let from_row = |(delivery, subscriber, email): Row| ReportMatch {
+            delivery_id: Some(delivery),
+            subscriber_id: subscriber,
+            email,
+        };
+        with_pool!(self, p => {
+            if let Some(id) = verp_delivery {
+                let row: Option<Row> = sqlx::query_as(BY_ID).bind(id).fetch_optional(p).await?;
+                if let Some(row) = row {
+                    return Ok(from_row(row));
+                }
+            }
+            if let Some(ours) = ours {
+                let row: Option<Row> = sqlx::query_as(BY_ISSUE)
+                    .bind(ours.issue_id)
+                    .bind(ours.subscriber_id)
+                    .fetch_optional(p)
+                    .await?;
+                if let Some(row) = row {
+                    return Ok(from_row(row));
+                }
+            }
+            for email in recipients {
+                let row: Option<(i64, String)> =
+                    sqlx::query_as("SELECT id, email FROM subscribers WHERE email_key = $1")
+                        .bind(email.key())
+                        .fetch_optional(p)
+                        .await?;
+                if let Some((id, email)) = row {
+                    return Ok(ReportMatch {
+                        delivery_id: None,
+                        subscriber_id: Some(id),
+                        email: Some(email),
+                    });
+                }
+            }
+            Ok(ReportMatch::default())
+        })
+    }
+
+    /// Records `event` and, in the same transaction, what the policy makes of it for the
+    /// matched subscriber: a hard bounce or a complaint suppresses at once, a soft bounce when
+    /// `rule.limit` soft bounces (this one included) fall within `rule.window_days` of `now`.
+    /// An event whose key is stored already changes nothing.
+    pub async fn record_bounce_event(
+        &self,
+        event: &NewBounceEvent<'_>,
+        rule: SoftLimit,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Recorded> {
+        let raw = &event.raw[..event.raw.len().min(MAX_RAW_BYTES)];
+        let since = now - Duration::days(i64::from(rule.window_days));
+        with_pool!(self, p => {
+            let mut tx = p.begin_write().await?;
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO bounce_events (message_key, source, kind, effect, email, status, reason, \
+                 parsed, raw, delivery_id, subscriber_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 ON CONFLICT (message_key) DO NOTHING RETURNING id",
+            )
+            .bind(event.message_key)
+            .bind(event.source)
+            .bind(event.kind)
+            .bind(event.effect.as_str())
+            .bind(event.email)
+            .bind(event.status)
+            .bind(event.reason)
+            .bind(event.parsed)
+            .bind(raw)
+            .bind(event.matched.delivery_id)
+            .bind(event.matched.subscriber_id)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(id) = id else {
+                tx.rollback().await?;
+                return Ok(Recorded::Duplicate);
+            };
+            let mut status_change = None;
+            if let Some(subscriber) = event.matched.subscriber_id {
+                let soft: i64 = if event.effect == Effect::Soft {
+                    sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM bounce_events \
+                         WHERE subscriber_id = $1 AND effect = 'soft' AND created_at >= $2",
+                    )
+                    .bind(subscriber)
+                    .bind(since)
+                    .fetch_one(&mut *tx)
+                    .await?
+                } else {
+                    0
+                };
+                let soft = u64::try_from(soft).unwrap_or(0);
+                if let Some(change) = policy::decide(event.effect, soft, rule) {
+                    let before: Option<String> =
+                        sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1")
+                            .bind(subscriber)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    suppress_subscriber!(tx, subscriber, change, now);
+                    let after: Option<String> =
+                        sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1")
+                            .bind(subscriber)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if let Some(after) = after.filter(|a| before.as_ref() != Some(a)) {
+                        sqlx::query("UPDATE bounce_events SET status_change = $1 WHERE id = $2")
+                            .bind(&after)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                        status_change = after.parse::<SubscriberStatus>().ok();
+                    }
+                }
+            }
+            tx.commit().await?;
+            Ok(Recorded::New { id, status_change })
+        })
+    }
+
+    /// Every stored event, oldest first, with the matched subscriber's address.
+    pub async fn bounce_events(&self) -> StoreResult<Vec<BounceEventRecord>> {
+        Ok(with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT b.id, b.created_at, b.source, b.kind, b.effect, b.email, b.status, b.reason, \
+                 b.delivery_id, b.subscriber_id, s.email AS subscriber_email, b.status_change \
+                 FROM bounce_events b LEFT JOIN subscribers s ON s.id = b.subscriber_id ORDER BY b.id",
+            )
+            .fetch_all(p)
+            .await?
+        }))
+    }
+}

@@ -5,7 +5,7 @@
 CREATE TABLE bounce_events (
     id            BIGSERIAL PRIMARY KEY,
     message_key   TEXT NOT NULL UNIQUE,
-    source        TEXT NOT NULL CHECK (source IN ('pipe','maildir','mbox')),
+    source        TEXT NOT NULL CHECK (source IN ('pipe','maildir','mbox','imap','webhook')),
     kind          TEXT NOT NULL,
     effect        TEXT NOT NULL CHECK (effect IN ('hard','soft','complaint','none')),
     email         TEXT,

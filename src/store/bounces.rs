@@ -30,7 +30,7 @@ pub struct ReportMatch {
 pub struct NewBounceEvent<'a> {
     /// The message's Message-ID (or another stable key when it has none): unique.
     pub message_key: &'a str,
-    /// How it arrived: "pipe", "maildir" or "mbox".
+    /// How it arrived: "pipe", "maildir", "mbox" (and, for the ways in still to come, "imap" or "webhook").
     pub source: &'a str,
     /// `bounce::Kind::as_str`.
     pub kind: &'a str,

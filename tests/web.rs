@@ -11,6 +11,7 @@ mod one_click;
 mod races;
 mod server;
 mod subscribe;
+mod webhooks;
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -129,6 +129,7 @@ pub(crate) struct RawBounces {
     pub address: String,
     pub soft_limit: u32,
     pub soft_window_days: u32,
+    pub webhook_secret: Secret,
 }
 
 impl Default for RawBounces {
@@ -137,6 +138,7 @@ impl Default for RawBounces {
             address: String::new(),
             soft_limit: 3,
             soft_window_days: 30,
+            webhook_secret: Secret::default(),
         }
     }
 }

@@ -82,6 +82,9 @@ pub struct BouncesSettings {
     /// `bounces.soft_window_days`: soft bounces older than this many days no longer count (at
     /// least 1).
     pub soft_window_days: u32,
+    /// `bounces.webhook_secret`: the key of `POST /webhooks/generic`'s `X-Tidings-Signature`
+    /// (HMAC-SHA256 of the raw body); `None` when blank, and the route answers 404.
+    pub webhook_secret: Option<Secret>,
 }
 
 impl Default for BouncesSettings {
@@ -90,6 +93,7 @@ impl Default for BouncesSettings {
             address: None,
             soft_limit: 3,
             soft_window_days: 30,
+            webhook_secret: None,
         }
     }
 }

@@ -122,12 +122,18 @@ impl RawBounces {
             return Err(err("bounces.soft_window_days must be at least 1"));
         }
         let (soft_limit, soft_window_days) = (self.soft_limit, self.soft_window_days);
+        let webhook_secret = if self.webhook_secret.expose().trim().is_empty() {
+            None
+        } else {
+            Some(self.webhook_secret.clone())
+        };
         let text = self.address.trim();
         if text.is_empty() {
             return Ok(BouncesSettings {
                 address: None,
                 soft_limit,
                 soft_window_days,
+                webhook_secret,
             });
         }
         let bad = |why: &str| err(format!("bounces.address {text:?} {why}"));
@@ -159,6 +165,7 @@ impl RawBounces {
             address: Some(address),
             soft_limit,
             soft_window_days,
+            webhook_secret,
         })
     }
 }

@@ -17,6 +17,7 @@ mod preferences;
 mod site;
 mod subscribe;
 mod unsubscribe;
+mod webhooks;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -133,8 +134,15 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             error::brand_error_page,
         ))
-        .with_state(state)
+        .with_state(state.clone())
         .layer(RequestBodyLimitLayer::new(body_limit))
+        // Webhooks: their own body limit, no branded error pages.
+        .merge(
+            Router::new()
+                .route("/webhooks/generic", post(webhooks::generic))
+                .with_state(state)
+                .layer(RequestBodyLimitLayer::new(webhooks::MAX_WEBHOOK_BYTES)),
+        )
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,

@@ -104,6 +104,19 @@ fn the_soft_bounce_limit_and_window_default_and_must_be_positive() {
 }
 
 #[test]
+fn the_webhook_secret_is_optional_and_never_printed() {
+    assert!(Settings::default().bounces.webhook_secret.is_none());
+    let blank = Settings::from_toml("[bounces]\nwebhook_secret = \" \"\n").unwrap();
+    assert!(blank.bounces.webhook_secret.is_none());
+    let s = Settings::from_toml("[bounces]\nwebhook_secret = \"hush-hush-0123\"\n").unwrap();
+    assert_eq!(
+        s.bounces.webhook_secret.as_ref().map(|w| w.expose()),
+        Some("hush-hush-0123")
+    );
+    assert!(!format!("{:?}", s.bounces).contains("hush-hush"));
+}
+
+#[test]
 fn a_bounce_address_is_parsed_once_and_checked_with_its_key() {
     assert!(Settings::default().bounces.address.is_none());
     let s = Settings::from_toml("[bounces]\naddress = \" bounces@news.example.com \"\n").unwrap();

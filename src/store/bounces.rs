@@ -213,14 +213,71 @@ impl Store {
 
     /// Every stored event, oldest first, with the matched subscriber's address.
     pub async fn bounce_events(&self) -> StoreResult<Vec<BounceEventRecord>> {
+        self.bounce_events_where(&BounceEventFilter::default())
+            .await
+    }
+
+    /// The stored events `filter` lets through, oldest first, with the matched subscriber's
+    /// address.
+    pub async fn bounce_events_where(
+        &self,
+        filter: &BounceEventFilter,
+    ) -> StoreResult<Vec<BounceEventRecord>> {
+        let mut sql = format!("{EVENT_COLUMNS} FROM {EVENT_FROM} WHERE 1 = 1");
+        let mut n = 0;
+        if filter.since.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND b.created_at >= ${n}"));
+        }
+        if filter.kind.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND b.kind = ${n}"));
+        }
+        sql.push_str(" ORDER BY b.id");
         Ok(with_pool!(self, p => {
-            sqlx::query_as(
-                "SELECT b.id, b.created_at, b.source, b.kind, b.effect, b.email, b.status, b.reason, \
-                 b.delivery_id, b.subscriber_id, s.email AS subscriber_email, b.status_change \
-                 FROM bounce_events b LEFT JOIN subscribers s ON s.id = b.subscriber_id ORDER BY b.id",
-            )
-            .fetch_all(p)
-            .await?
+            // Built from the constants above and placeholder numbers only; values are bound.
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            if let Some(since) = filter.since {
+                q = q.bind(since);
+            }
+            if let Some(kind) = &filter.kind {
+                q = q.bind(kind.as_str());
+            }
+            q.fetch_all(p).await?
         }))
     }
+
+    /// One stored event with its parsed fields and raw message; None for an unknown id.
+    pub async fn bounce_event(&self, id: i64) -> StoreResult<Option<BounceEventDetail>> {
+        let sql = format!("{EVENT_COLUMNS}, b.parsed, b.raw FROM {EVENT_FROM} WHERE b.id = $1");
+        Ok(with_pool!(self, p => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(p).await?
+        }))
+    }
+}
+
+/// The columns of a [`BounceEventRecord`].
+const EVENT_COLUMNS: &str = "SELECT b.id, b.created_at, b.source, b.kind, b.effect, b.email, \
+     b.status, b.reason, b.delivery_id, b.subscriber_id, s.email AS subscriber_email, \
+     b.status_change";
+const EVENT_FROM: &str = "bounce_events b LEFT JOIN subscribers s ON s.id = b.subscriber_id";
+
+/// Which events `tidings bounces list` shows; the default lets every event through.
+#[derive(Clone, Debug, Default)]
+pub struct BounceEventFilter {
+    /// Only events stored at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only events of this kind (`bounce::Kind::as_str`).
+    pub kind: Option<String>,
+}
+
+/// A stored event with everything kept about it, for `tidings bounces show`.
+#[derive(Clone, sqlx::FromRow)]
+pub struct BounceEventDetail {
+    #[sqlx(flatten)]
+    pub event: BounceEventRecord,
+    /// The parsed report as JSON text.
+    pub parsed: String,
+    /// The message as received, cut at [`MAX_RAW_BYTES`].
+    pub raw: Vec<u8>,
 }

@@ -1,0 +1,162 @@
+//! Seeing stored bounce events through the built binary on both backends: `bounces list
+//! --kind` and `--since` filter the events, `bounces show ID` prints one event's parsed fields
+//! and its raw message, and an unknown id exits 1 with a clear message.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::support::cli::{TestEnv, stderr, stdout};
+use crate::support::db::{Backend, per_backend};
+
+fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/bounces")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// A new database of `backend` with a hard bounce, an auto-reply and a complaint ingested;
+/// None when the backend is unavailable.
+async fn env_with_events(backend: Backend) -> Option<(&'static str, TestEnv)> {
+    let (label, url) = backend.url().await?;
+    let env = TestEnv::new(&url, "");
+    let out = env.run(&[
+        "subscribers",
+        "add",
+        "gone@example.org",
+        "--topic",
+        "rust",
+        "--confirmed",
+    ]);
+    assert!(out.status.success(), "{label}: add: {}", stderr(&out));
+    for name in [
+        "tidings-digest-bounce.eml",
+        "vacation.eml",
+        "arf-complaint.eml",
+    ] {
+        let out = env.run(&["bounces", "ingest", &fixture(name)]);
+        assert!(
+            out.status.success(),
+            "{label}: ingest {name}: {}",
+            stderr(&out)
+        );
+    }
+    Some((label, env))
+}
+
+fn list_json(env: &TestEnv, label: &str, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["bounces", "list", "--json"];
+    args.extend_from_slice(extra);
+    let out = env.run(&args);
+    assert!(out.status.success(), "{label}: {extra:?}: {}", stderr(&out));
+    let rows: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    rows.as_array().expect("array").clone()
+}
+
+per_backend!(bounces_list_filters_by_kind_and_time);
+async fn bounces_list_filters_by_kind_and_time(backend: Backend) {
+    let Some((label, env)) = env_with_events(backend).await else {
+        return;
+    };
+    assert_eq!(list_json(&env, label, &[]).len(), 3, "{label}");
+    let bounces = list_json(&env, label, &["--kind", "bounce"]);
+    assert_eq!(bounces.len(), 1, "{label}: {bounces:?}");
+    assert_eq!(bounces[0]["kind"], "bounce", "{label}");
+    let replies = list_json(&env, label, &["--kind", "auto-reply"]);
+    assert_eq!(replies.len(), 1, "{label}: {replies:?}");
+    assert_eq!(replies[0]["kind"], "auto-reply", "{label}");
+    assert!(list_json(&env, label, &["--kind", "delivery-report"]).is_empty());
+    // Events are stamped with the time of ingest.
+    assert_eq!(
+        list_json(&env, label, &["--since", "2000-01-01T00:00:00Z"]).len(),
+        3,
+        "{label}"
+    );
+    assert!(
+        list_json(&env, label, &["--since", "2999-01-01T00:00:00Z"]).is_empty(),
+        "{label}"
+    );
+    // The table filters too.
+    let out = env.run(&["bounces", "list", "--kind", "complaint"]);
+    assert!(out.status.success(), "{label}: {}", stderr(&out));
+    let table = stdout(&out);
+    assert!(table.contains("complaint"), "{label}: {table}");
+    assert!(!table.contains("auto-reply"), "{label}: {table}");
+    // An unknown kind is a usage error naming the kinds.
+    let out = env.run(&["bounces", "list", "--kind", "bogus"]);
+    assert_eq!(out.status.code(), Some(2), "{label}: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("auto-reply"),
+        "{label}: {}",
+        stderr(&out)
+    );
+}
+
+per_backend!(bounces_show_prints_parsed_fields_and_the_raw_message);
+async fn bounces_show_prints_parsed_fields_and_the_raw_message(backend: Backend) {
+    let Some((label, env)) = env_with_events(backend).await else {
+        return;
+    };
+    let bounce = &list_json(&env, label, &["--kind", "bounce"])[0];
+    let id = bounce["id"].as_i64().expect("id").to_string();
+    let out = env.run(&["bounces", "show", &id]);
+    assert!(out.status.success(), "{label}: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("gone@example.org"), "{label}: {text}");
+    assert!(text.contains("5.1.1"), "{label}: {text}");
+    assert!(text.contains("\"recipients\""), "{label}: {text}");
+    assert!(
+        text.contains("gone@example.org (now bounced)"),
+        "{label}: {text}"
+    );
+    // The raw message follows, byte for byte as far as it is text.
+    let raw = std::fs::read_to_string(fixture("tidings-digest-bounce.eml")).expect("fixture");
+    let first_line = raw.lines().next().expect("a line");
+    assert!(text.contains(first_line), "{label}: {text}");
+    let last_line = raw
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .expect("a line");
+    assert!(text.contains(last_line), "{label}: {text}");
+}
+
+per_backend!(bounces_show_of_an_unknown_id_exits_1);
+async fn bounces_show_of_an_unknown_id_exits_1(backend: Backend) {
+    let Some((label, env)) = env_with_events(backend).await else {
+        return;
+    };
+    let out = env.run(&["bounces", "show", "999999"]);
+    assert_eq!(out.status.code(), Some(1), "{label}: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no bounce event with id 999999"),
+        "{label}: {}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty(), "{label}: {}", stdout(&out));
+}
+
+per_backend!(bounces_show_does_not_pass_terminal_escapes_through);
+async fn bounces_show_does_not_pass_terminal_escapes_through(backend: Backend) {
+    let Some((label, env)) = env_with_events(backend).await else {
+        return;
+    };
+    let message = "From: someone@example.net\r\nTo: bounces@example.org\r\n\
+                   Message-ID: <escape-1@example.net>\r\nSubject: hello\r\n\r\n\
+                   title \x1b]0;owned\x07 and \x1b[31mred\x1b[0m text\r\n";
+    let path = env.path("escape.eml");
+    std::fs::write(&path, message).expect("write message");
+    let out = env.run(&["bounces", "ingest", &path.display().to_string()]);
+    assert!(out.status.success(), "{label}: {}", stderr(&out));
+    let unknown = list_json(&env, label, &["--kind", "unknown"]);
+    assert_eq!(unknown.len(), 1, "{label}: {unknown:?}");
+    let id = unknown[0]["id"].as_i64().expect("id").to_string();
+    let out = env.run(&["bounces", "show", &id]);
+    assert!(out.status.success(), "{label}: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("red"), "{label}: {text}");
+    assert!(!text.contains('\x1b'), "{label}: {text:?}");
+    assert!(!text.contains('\x07'), "{label}: {text:?}");
+}

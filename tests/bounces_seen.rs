@@ -1,6 +1,8 @@
 //! Seeing stored bounce events through the built binary on both backends: `bounces list
 //! --kind` and `--since` filter the events, `bounces show ID` prints one event's parsed fields
-//! and its raw message, and an unknown id exits 1 with a clear message.
+//! and its raw message, and an unknown id exits 1 with a clear message; after a digest sent
+//! over real SMTP, `deliveries --issue N` and `status` show its bounce and complaint rates and
+//! warn above 0.1% complaints.
 
 use std::path::PathBuf;
 
@@ -8,6 +10,8 @@ use serde_json::Value;
 
 use crate::support::cli::{TestEnv, stderr, stdout};
 use crate::support::db::{Backend, per_backend};
+use crate::support::feed::{FeedServer, Post};
+use crate::support::smtp::{Faults, SmtpServer};
 
 fn fixture(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -159,4 +163,215 @@ async fn bounces_show_does_not_pass_terminal_escapes_through(backend: Backend) {
     assert!(text.contains("red"), "{label}: {text}");
     assert!(!text.contains('\x1b'), "{label}: {text:?}");
     assert!(!text.contains('\x07'), "{label}: {text:?}");
+}
+
+/// A config sending over SMTP to `smtp` and fetching `feed_url`.
+fn sending_config(database_url: &str, env: &TestEnv, smtp: &SmtpServer, feed_url: &str) -> String {
+    format!(
+        r#"
+[newsletter]
+base_url = "https://news.example.com"
+secret = "bounces-seen-test-secret-longer-than-32-characters"
+from = "Tidings <news@example.com>"
+postal_address = "1 Example Street, Exampleville"
+
+[database]
+url = "{database_url}"
+
+[delivery]
+transport = "smtp"
+outbox_dir = "{outbox}"
+
+[smtp]
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+timeout_secs = 10
+
+[schedule]
+cron = "0 0 12 * * *"
+timezone = "UTC"
+fetch_cron = ""
+retry_cron = ""
+housekeeping_cron = ""
+
+[fetch]
+allow_private_addresses = true
+retries = 0
+fetch_pages = false
+
+[[sources]]
+kind = "feed"
+name = "Fixture Blog"
+url = "{feed_url}"
+
+[[topics]]
+slug = "rust"
+name = "Rust"
+description = "The Rust language."
+keywords = ["Rust"]
+"#,
+        outbox = env.path("outbox").display(),
+        port = smtp.port,
+    )
+}
+
+async fn run(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::from(env.command())
+        .args(args)
+        .output()
+        .await
+        .expect("run tidings")
+}
+
+/// The Message-ID header of a received message.
+fn message_id(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    text.lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("message-id")
+                .then(|| value.trim().to_string())
+        })
+        .expect("a Message-ID")
+}
+
+per_backend!(deliveries_and_status_show_bounce_and_complaint_rates);
+async fn deliveries_and_status_show_bounce_and_complaint_rates(backend: Backend) {
+    let Some((label, url)) = backend.url().await else {
+        return;
+    };
+    let smtp = SmtpServer::start(Faults::default()).await;
+    // The end of a daily period, as the operator tests use.
+    let now = chrono::DateTime::parse_from_rfc3339("2026-02-28T12:00:00Z")
+        .expect("time")
+        .with_timezone(&chrono::Utc);
+    let feed = FeedServer::start(vec![Post::new(
+        "The Rust 2026 edition",
+        now - chrono::Duration::hours(2),
+        "What changes in Rust with the new edition.",
+    )])
+    .await;
+    let env = TestEnv::new(&url, "");
+    std::fs::write(
+        &env.config,
+        sending_config(&url, &env, &smtp, &feed.feed_url()),
+    )
+    .expect("write config");
+    for email in ["gone@example.org", "angry@example.net"] {
+        let out = run(
+            &env,
+            &[
+                "subscribers",
+                "add",
+                email,
+                "--topic",
+                "rust",
+                "--confirmed",
+            ],
+        )
+        .await;
+        assert!(out.status.success(), "{label}: {}", stderr(&out));
+    }
+    let when = now.to_rfc3339();
+    let out = run(&env, &["fetch", "--at", &when]).await;
+    assert!(out.status.success(), "{label}: fetch: {}", stderr(&out));
+    let out = run(&env, &["send", "--topic", "rust", "--at", &when]).await;
+    assert!(out.status.success(), "{label}: send: {}", stderr(&out));
+    let sent = stdout(&out);
+    let issue = sent
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("issue ")?
+                .split_once(' ')?
+                .0
+                .parse::<i64>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("{label}: no issue in {sent}"));
+    let received = smtp.received();
+    assert_eq!(received.len(), 2, "{label}: {sent}");
+    let id_for = |email: &str| {
+        let r = received
+            .iter()
+            .find(|r| r.to.iter().any(|t| t.contains(email)))
+            .unwrap_or_else(|| panic!("{label}: nothing sent to {email}"));
+        message_id(&r.raw)
+    };
+
+    // Before any report: no warning.
+    let out = run(&env, &["deliveries", "--issue", &issue.to_string()]).await;
+    assert!(out.status.success(), "{label}: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "issue {issue}: 2 sent; bounces 0 (0.00%), complaints 0 (0.00%)"
+        )),
+        "{label}: {text}"
+    );
+    assert!(!text.contains("warning"), "{label}: {text}");
+
+    // A hard bounce for one, a complaint for the other, each naming our Message-ID.
+    let bounce = std::fs::read_to_string(fixture("tidings-digest-bounce.eml"))
+        .expect("fixture")
+        .replace(
+            "<tidings.rust.20260209.7.42@news.example.com>",
+            &id_for("gone@example.org"),
+        );
+    let complaint = std::fs::read_to_string(fixture("arf-complaint.eml"))
+        .expect("fixture")
+        .replace(
+            "<tidings.rust.20260209.7.45@news.example.com>",
+            &id_for("angry@example.net"),
+        );
+    for (name, text) in [("bounce.eml", bounce), ("complaint.eml", complaint)] {
+        let path = env.path(name);
+        std::fs::write(&path, text).expect("write report");
+        let out = run(&env, &["bounces", "ingest", &path.display().to_string()]).await;
+        assert!(out.status.success(), "{label}: {}", stderr(&out));
+    }
+    let events = list_json(&env, label, &[]);
+    assert!(
+        events.iter().all(|e| e["delivery_id"].is_i64()),
+        "{label}: matched to deliveries: {events:?}"
+    );
+
+    let out = run(&env, &["deliveries", "--issue", &issue.to_string()]).await;
+    assert!(out.status.success(), "{label}: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "issue {issue}: 2 sent; bounces 1 (50.00%), complaints 1 (50.00%)"
+        )),
+        "{label}: {text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "issue {issue}: warning: complaint rate 50.00% is above 0.1%"
+        )),
+        "{label}: {text}"
+    );
+    // Another issue's summary counts none of them.
+    let out = run(
+        &env,
+        &["deliveries", "--issue", &(issue + 1000).to_string()],
+    )
+    .await;
+    assert!(
+        stdout(&out).contains("0 sent; bounces 0 (0.00%), complaints 0 (0.00%)"),
+        "{label}: {}",
+        stdout(&out)
+    );
+
+    let out = run(&env, &["status"]).await;
+    assert!(out.status.success(), "{label}: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("bounces: 2 sent; bounces 1 (50.00%), complaints 1 (50.00%)"),
+        "{label}: {text}"
+    );
+    assert!(
+        text.contains("bounces: warning: complaint rate 50.00% is above 0.1%"),
+        "{label}: {text}"
+    );
 }

@@ -375,3 +375,43 @@ async fn deliveries_and_status_show_bounce_and_complaint_rates(backend: Backend)
         "{label}: {text}"
     );
 }
+
+per_backend!(metrics_count_bounce_events_by_kind_and_source);
+async fn metrics_count_bounce_events_by_kind_and_source(backend: Backend) {
+    let Some((label, url)) = backend.url().await else {
+        return;
+    };
+    let env = TestEnv::new(&url, "");
+    for name in ["tidings-digest-bounce.eml", "vacation.eml"] {
+        let out = env.run(&["bounces", "ingest", &fixture(name)]);
+        assert!(out.status.success(), "{label}: {}", stderr(&out));
+    }
+    let mut mbox = String::new();
+    for name in ["soft-bounce.eml", "arf-complaint.eml"] {
+        mbox.push_str("From MAILER-DAEMON Mon Feb  9 08:00:00 2026\n");
+        mbox.push_str(&std::fs::read_to_string(fixture(name)).expect("fixture"));
+        mbox.push('\n');
+    }
+    let path = env.path("backlog.mbox");
+    std::fs::write(&path, mbox).expect("write mbox");
+    let out = env.run(&["bounces", "ingest", "--mbox", &path.display().to_string()]);
+    assert!(out.status.success(), "{label}: {}", stderr(&out));
+
+    let store = tidings::store::Store::open(&url, 2).await.expect("store");
+    let app = crate::web::TestApp::new(label, store, crate::web::settings(""));
+    let answer = app.get("/metrics").await;
+    assert_eq!(answer.status, axum::http::StatusCode::OK, "{label}");
+    let body = answer.body;
+    assert!(
+        body.contains("# TYPE tidings_bounce_events_total counter"),
+        "{label}: {body}"
+    );
+    for line in [
+        "tidings_bounce_events_total{kind=\"bounce\",source=\"pipe\"} 1",
+        "tidings_bounce_events_total{kind=\"auto-reply\",source=\"pipe\"} 1",
+        "tidings_bounce_events_total{kind=\"bounce\",source=\"mbox\"} 1",
+        "tidings_bounce_events_total{kind=\"complaint\",source=\"mbox\"} 1",
+    ] {
+        assert!(body.contains(line), "{label}: {line} in\n{body}");
+    }
+}

@@ -281,6 +281,18 @@ impl Store {
         })
     }
 
+    /// Stored events counted by kind and source, for `/metrics`.
+    pub async fn bounce_event_counts(&self) -> StoreResult<Vec<(String, String, i64)>> {
+        Ok(with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT kind, source, COUNT(*) FROM bounce_events GROUP BY kind, source \
+                 ORDER BY kind, source",
+            )
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
     /// One stored event with its parsed fields and raw message; None for an unknown id.
     pub async fn bounce_event(&self, id: i64) -> StoreResult<Option<BounceEventDetail>> {
         let sql = format!("{EVENT_COLUMNS}, b.parsed, b.raw FROM {EVENT_FROM} WHERE b.id = $1");

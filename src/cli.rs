@@ -68,8 +68,10 @@ pub enum BouncesCommand {
     Parse(BouncesParseArgs),
     /// Store inbound messages as bounce events and apply the policy (one message from FILE or stdin, for an MTA pipe; exit 75 when the database is unavailable)
     Ingest(BouncesIngestArgs),
-    /// List stored bounce events (a table, or JSON with --json)
+    /// List stored bounce events (a table, or JSON with --json), oldest first
     List(BouncesListArgs),
+    /// Show one stored bounce event: its parsed fields and the raw message
+    Show(BouncesShowArgs),
 }
 
 #[derive(Debug, Args)]
@@ -90,9 +92,44 @@ pub struct BouncesIngestArgs {
 
 #[derive(Debug, Args)]
 pub struct BouncesListArgs {
+    /// Only events stored at or after this time (RFC 3339, for example 2026-02-09T08:00:00Z)
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<DateTime<Utc>>,
+    /// Only events of this kind: bounce, complaint, auto-reply, delivery-report or unknown
+    #[arg(long, value_name = "KIND", value_parser = parse_bounce_kind)]
+    pub kind: Option<String>,
     /// Print one JSON array instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BouncesShowArgs {
+    /// The event's id, as `tidings bounces list` shows it
+    #[arg(value_name = "ID")]
+    pub id: i64,
+}
+
+/// A bounce event kind given on the command line, as `tidings bounces parse` prints kinds.
+fn parse_bounce_kind(raw: &str) -> Result<String, String> {
+    use crate::bounce::Kind;
+    let kinds = [
+        Kind::Bounce,
+        Kind::Complaint,
+        Kind::AutoReply,
+        Kind::DeliveryReport,
+        Kind::Unknown,
+    ]
+    .map(Kind::as_str);
+    let want = raw.trim().to_ascii_lowercase();
+    if kinds.contains(&want.as_str()) {
+        Ok(want)
+    } else {
+        Err(format!(
+            "{raw:?} is not a kind; use one of {}",
+            kinds.join(", ")
+        ))
+    }
 }
 
 #[derive(Debug, Args)]

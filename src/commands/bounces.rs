@@ -4,7 +4,8 @@
 //! mbox backlog as bounce events, matched to a delivery by its VERP tag or our Message-ID, else
 //! to a subscriber by address, and applies the policy (`bounce::policy`) in the store; exit 75
 //! (EX_TEMPFAIL) when the configuration or the database is unavailable, so the MTA retries.
-//! `list` shows the stored events.
+//! `list` shows the stored events (`--since`, `--kind` filter them); `show ID` prints one
+//! event's fields, its parsed report and the raw message (exit 1 for an unknown id).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -15,10 +16,12 @@ use sha2::{Digest as _, Sha256};
 use super::{CommandError, CommandResult};
 use crate::bounce::policy::{self, SoftLimit};
 use crate::bounce::{self, Report};
-use crate::cli::{BouncesCommand, BouncesIngestArgs, BouncesListArgs, BouncesParseArgs};
+use crate::cli::{
+    BouncesCommand, BouncesIngestArgs, BouncesListArgs, BouncesParseArgs, BouncesShowArgs,
+};
 use crate::config::Settings;
 use crate::domain::SubscriberEmail;
-use crate::store::{NewBounceEvent, Recorded, Store};
+use crate::store::{BounceEventFilter, NewBounceEvent, Recorded, Store};
 use crate::tokens::TokenSigner;
 
 pub async fn run(cmd: BouncesCommand, config: Option<&Path>) -> CommandResult {
@@ -26,6 +29,7 @@ pub async fn run(cmd: BouncesCommand, config: Option<&Path>) -> CommandResult {
         BouncesCommand::Parse(args) => parse(args),
         BouncesCommand::Ingest(args) => ingest(args, config).await,
         BouncesCommand::List(args) => list(args, config).await,
+        BouncesCommand::Show(args) => show(args, config).await,
     }
 }
 
@@ -451,12 +455,16 @@ fn addresses(value: &str) -> Vec<String> {
     }
 }
 
-/// `bounces list`: every stored event.
+/// `bounces list`: the stored events the filters let through.
 async fn list(args: BouncesListArgs, config: Option<&Path>) -> CommandResult {
     let settings = Settings::load(config)?;
     let db = &settings.database;
     let store = Store::open_existing(&db.url, db.max_connections).await?;
-    let events = store.bounce_events().await;
+    let filter = BounceEventFilter {
+        since: args.since,
+        kind: args.kind.clone(),
+    };
+    let events = store.bounce_events_where(&filter).await;
     store.close().await;
     let events = events?;
     let stdout = std::io::stdout();
@@ -510,6 +518,71 @@ async fn list(args: BouncesListArgs, config: Option<&Path>) -> CommandResult {
             e.reason.as_deref().unwrap_or("-"),
         )
         .map_err(io)?;
+    }
+    Ok(())
+}
+
+/// `bounces show ID`: the event's fields, its parsed report as JSON, then the raw message as
+/// stored (cut at 256 KB), control characters replaced.
+async fn show(args: BouncesShowArgs, config: Option<&Path>) -> CommandResult {
+    let settings = Settings::load(config)?;
+    let db = &settings.database;
+    let store = Store::open_existing(&db.url, db.max_connections).await?;
+    let found = store.bounce_event(args.id).await;
+    store.close().await;
+    let Some(detail) = found? else {
+        return Err(CommandError::Failed(anyhow::anyhow!(
+            "no bounce event with id {} (see `tidings bounces list`)",
+            args.id
+        )));
+    };
+    let e = &detail.event;
+    let parsed = serde_json::from_str::<serde_json::Value>(&detail.parsed)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| detail.parsed.clone());
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let id = |v: Option<i64>| v.map_or_else(|| "-".into(), |i| i.to_string());
+    let subscriber = match (&e.subscriber_email, &e.status_change) {
+        (Some(s), Some(change)) => format!("{s} (now {change})"),
+        (Some(s), None) => s.clone(),
+        (None, _) => "-".into(),
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let io = |e: std::io::Error| CommandError::Failed(e.into());
+    writeln!(
+        out,
+        "id:          {}\ntime:        {}\nsource:      {}\nkind:        {}\neffect:      {}\n\
+         email:       {}\nstatus:      {}\nreason:      {}\ndelivery:    {}\n\
+         subscriber:  {subscriber} (id {})\n\nparsed:\n{parsed}\n\nraw message ({} bytes):",
+        e.id,
+        e.created_at.to_rfc3339(),
+        e.source,
+        e.kind,
+        e.effect,
+        dash(&e.email),
+        dash(&e.status),
+        dash(&e.reason),
+        id(e.delivery_id),
+        id(e.subscriber_id),
+        detail.raw.len(),
+    )
+    .map_err(io)?;
+    // The message came from outside: control characters (terminal escapes) are shown as
+    // U+FFFD, so printing it cannot drive the operator's terminal.
+    let raw: String = String::from_utf8_lossy(&detail.raw)
+        .chars()
+        .map(|c| {
+            if c.is_control() && !matches!(c, '\n' | '\t' | '\r') {
+                char::REPLACEMENT_CHARACTER
+            } else {
+                c
+            }
+        })
+        .collect();
+    out.write_all(raw.as_bytes()).map_err(io)?;
+    if !detail.raw.ends_with(b"\n") {
+        writeln!(out).map_err(io)?;
     }
     Ok(())
 }

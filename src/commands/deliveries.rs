@@ -1,7 +1,9 @@
 //! `tidings deliveries`: per-recipient delivery records, as a table or JSON. Each shows its
 //! kind (digest, confirm, preferences), its status (`unknown`: no reply after the message data
 //! and no resend left) and the time that matters for it ([`DeliveryRecord::when`]: sent, next
-//! attempt, or last change).
+//! attempt, or last change). With `--issue N` (and no `--status`) the table ends with the
+//! issue's bounce and complaint rates (events matched to its deliveries / sent), and a warning
+//! above 0.1% complaints.
 
 use super::{CommandResult, Context, usage};
 use crate::cli::DeliveriesArgs;
@@ -62,6 +64,13 @@ pub async fn run(ctx: &Context, args: DeliveriesArgs) -> CommandResult {
             r.email,
             r.last_reply.as_deref().unwrap_or("")
         );
+    }
+    // The summary is the whole issue's: a table filtered by status leaves it out.
+    if let (Some(issue), None) = (args.issue, status) {
+        let rates = ctx.store.bounce_rates(Some(issue)).await?;
+        for line in rates.lines() {
+            println!("issue {issue}: {line}");
+        }
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `tidings status`: the report of each job's cron, next run (from the same [`JobPlan`] the
 //! serve loop runs, so the pure next-run function the DST tests exercise), last handled slot and
-//! last completed run (`job_runs`), deliveries by status and subscribers by status.
+//! last completed run (`job_runs`), deliveries by status, subscribers by status, and the bounce
+//! and complaint rates of every sent delivery (with a warning above 0.1% complaints).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,7 +11,7 @@ use chrono_tz::Tz;
 
 use super::{JobKind, JobPlan};
 use crate::config::Settings;
-use crate::store::{JobRunRecord, Store};
+use crate::store::{BounceRates, JobRunRecord, Store};
 
 /// One job's line in `tidings status`.
 #[derive(Clone, Debug)]
@@ -30,6 +31,8 @@ pub struct StatusReport {
     pub jobs: Vec<JobStatus>,
     pub deliveries: BTreeMap<String, i64>,
     pub subscribers: BTreeMap<String, i64>,
+    /// Sent deliveries and those a bounce or a complaint was matched to.
+    pub bounces: BounceRates,
 }
 
 /// Gathers next and last runs per job and topic, queue depth and subscribers by status.
@@ -72,6 +75,7 @@ pub async fn status_report(
         jobs,
         deliveries: store.delivery_status_counts().await?,
         subscribers: store.subscriber_counts_by_status().await?,
+        bounces: store.bounce_rates(None).await?,
     })
 }
 
@@ -133,6 +137,10 @@ impl fmt::Display for StatusReport {
             }
         };
         writeln!(f, "deliveries: {}", counts(&self.deliveries))?;
-        writeln!(f, "subscribers: {}", counts(&self.subscribers))
+        writeln!(f, "subscribers: {}", counts(&self.subscribers))?;
+        for line in self.bounces.lines() {
+            writeln!(f, "bounces: {line}")?;
+        }
+        Ok(())
     }
 }

@@ -213,14 +213,158 @@ impl Store {
 
     /// Every stored event, oldest first, with the matched subscriber's address.
     pub async fn bounce_events(&self) -> StoreResult<Vec<BounceEventRecord>> {
+        self.bounce_events_where(&BounceEventFilter::default())
+            .await
+    }
+
+    /// The stored events `filter` lets through, oldest first, with the matched subscriber's
+    /// address.
+    pub async fn bounce_events_where(
+        &self,
+        filter: &BounceEventFilter,
+    ) -> StoreResult<Vec<BounceEventRecord>> {
+        let mut sql = format!("{EVENT_COLUMNS} FROM {EVENT_FROM} WHERE 1 = 1");
+        let mut n = 0;
+        if filter.since.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND b.created_at >= ${n}"));
+        }
+        if filter.kind.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND b.kind = ${n}"));
+        }
+        sql.push_str(" ORDER BY b.id");
+        Ok(with_pool!(self, p => {
+            // Built from the constants above and placeholder numbers only; values are bound.
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            if let Some(since) = filter.since {
+                q = q.bind(since);
+            }
+            if let Some(kind) = &filter.kind {
+                q = q.bind(kind.as_str());
+            }
+            q.fetch_all(p).await?
+        }))
+    }
+
+    /// Sent deliveries (of `issue`, or of every issue and transactional mail) and how many of
+    /// them a bounce (hard or soft) or a complaint was matched to, each delivery counted once.
+    pub async fn bounce_rates(&self, issue: Option<i64>) -> StoreResult<BounceRates> {
+        let only = if issue.is_some() {
+            " AND d.issue_id = $1"
+        } else {
+            ""
+        };
+        let matched = |effects: &str| {
+            format!(
+                "(SELECT COUNT(DISTINCT b.delivery_id) FROM bounce_events b \
+                 JOIN deliveries d ON d.id = b.delivery_id WHERE b.effect IN ({effects}){only})"
+            )
+        };
+        // Built from constants only; the issue id is bound.
+        let sql = format!(
+            "SELECT (SELECT COUNT(*) FROM deliveries d WHERE d.status = 'sent'{only}), {}, {}",
+            matched("'hard', 'soft'"),
+            matched("'complaint'"),
+        );
+        let (sent, bounced, complained): (i64, i64, i64) = with_pool!(self, p => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            if let Some(issue) = issue {
+                q = q.bind(issue);
+            }
+            q.fetch_one(p).await?
+        });
+        Ok(BounceRates {
+            sent,
+            bounced,
+            complained,
+        })
+    }
+
+    /// Stored events counted by kind and source, for `/metrics`.
+    pub async fn bounce_event_counts(&self) -> StoreResult<Vec<(String, String, i64)>> {
         Ok(with_pool!(self, p => {
             sqlx::query_as(
-                "SELECT b.id, b.created_at, b.source, b.kind, b.effect, b.email, b.status, b.reason, \
-                 b.delivery_id, b.subscriber_id, s.email AS subscriber_email, b.status_change \
-                 FROM bounce_events b LEFT JOIN subscribers s ON s.id = b.subscriber_id ORDER BY b.id",
+                "SELECT kind, source, COUNT(*) FROM bounce_events GROUP BY kind, source \
+                 ORDER BY kind, source",
             )
             .fetch_all(p)
             .await?
         }))
     }
+
+    /// One stored event with its parsed fields and raw message; None for an unknown id.
+    pub async fn bounce_event(&self, id: i64) -> StoreResult<Option<BounceEventDetail>> {
+        let sql = format!("{EVENT_COLUMNS}, b.parsed, b.raw FROM {EVENT_FROM} WHERE b.id = $1");
+        Ok(with_pool!(self, p => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(p).await?
+        }))
+    }
+}
+
+/// The columns of a [`BounceEventRecord`].
+const EVENT_COLUMNS: &str = "SELECT b.id, b.created_at, b.source, b.kind, b.effect, b.email, \
+     b.status, b.reason, b.delivery_id, b.subscriber_id, s.email AS subscriber_email, \
+     b.status_change";
+const EVENT_FROM: &str = "bounce_events b LEFT JOIN subscribers s ON s.id = b.subscriber_id";
+
+/// Sent deliveries and those with a bounce or a complaint, for `deliveries --issue` and
+/// `status`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BounceRates {
+    pub sent: i64,
+    pub bounced: i64,
+    pub complained: i64,
+}
+
+impl BounceRates {
+    /// The complaint rate above which `deliveries` and `status` warn (0.1%, a third of the
+    /// 0.3% Gmail and Yahoo allow bulk senders).
+    pub const COMPLAINT_WARNING: f64 = 0.001;
+
+    fn rate(n: i64, of: i64) -> f64 {
+        if of <= 0 { 0.0 } else { n as f64 / of as f64 }
+    }
+
+    /// "2 sent; bounces 1 (50.00%), complaints 1 (50.00%)", then a warning line when the
+    /// complaint rate is above [`Self::COMPLAINT_WARNING`].
+    pub fn lines(&self) -> Vec<String> {
+        let complaint_rate = Self::rate(self.complained, self.sent);
+        let mut lines = vec![format!(
+            "{} sent; bounces {} ({:.2}%), complaints {} ({:.2}%)",
+            self.sent,
+            self.bounced,
+            100.0 * Self::rate(self.bounced, self.sent),
+            self.complained,
+            100.0 * complaint_rate,
+        )];
+        if complaint_rate > Self::COMPLAINT_WARNING {
+            lines.push(format!(
+                "warning: complaint rate {:.2}% is above 0.1%; mailbox providers block bulk \
+                 senders above 0.3%",
+                100.0 * complaint_rate
+            ));
+        }
+        lines
+    }
+}
+
+/// Which events `tidings bounces list` shows; the default lets every event through.
+#[derive(Clone, Debug, Default)]
+pub struct BounceEventFilter {
+    /// Only events stored at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only events of this kind (`bounce::Kind::as_str`).
+    pub kind: Option<String>,
+}
+
+/// A stored event with everything kept about it, for `tidings bounces show`.
+#[derive(Clone, sqlx::FromRow)]
+pub struct BounceEventDetail {
+    #[sqlx(flatten)]
+    pub event: BounceEventRecord,
+    /// The parsed report as JSON text.
+    pub parsed: String,
+    /// The message as received, cut at [`MAX_RAW_BYTES`].
+    pub raw: Vec<u8>,
 }

@@ -25,7 +25,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use articles::{ArticleUpsert, DroppedItem};
-pub use bounces::{BounceEventRecord, MAX_RAW_BYTES, NewBounceEvent, Recorded, ReportMatch};
+pub use bounces::{
+    BounceEventDetail, BounceEventFilter, BounceEventRecord, BounceRates, MAX_RAW_BYTES,
+    NewBounceEvent, Recorded, ReportMatch,
+};
 pub use deliveries::{
     ClaimedDelivery, DeliveryKind, DeliveryRecord, HeldLease, LeaseHolder, Settlement,
 };

@@ -1,7 +1,8 @@
 //! Operations endpoints: `GET /healthz` (the database answers and would take a write, within
 //! [`HEALTH_DEADLINE`]), `GET /metrics` (Prometheus text, behind
 //! `Authorization: Bearer {[web] metrics_token}` when one is set, else only for loopback and
-//! trusted proxies) and the stylesheet.
+//! trusted proxies; subscribers, deliveries and issues as gauges, stored bounce events as the
+//! counter `tidings_bounce_events_total` by kind and source) and the stylesheet.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -161,6 +162,19 @@ pub async fn metrics(
         "topic",
         &issues,
     );
+    let _ = writeln!(
+        out,
+        "# HELP tidings_bounce_events_total Inbound reports stored, by kind and source.\n\
+         # TYPE tidings_bounce_events_total counter"
+    );
+    for (kind, source, n) in store.bounce_event_counts().await? {
+        let _ = writeln!(
+            out,
+            "tidings_bounce_events_total{{kind=\"{}\",source=\"{}\"}} {n}",
+            label_value(&kind),
+            label_value(&source)
+        );
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -184,10 +198,14 @@ fn with_zeros<'a>(
 fn family(out: &mut String, name: &str, help: &str, label: &str, values: &BTreeMap<String, i64>) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
     for (key, value) in values {
-        let key = key
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n");
+        let key = label_value(key);
         let _ = writeln!(out, "{name}{{{label}=\"{key}\"}} {value}");
     }
+}
+
+/// A Prometheus label value, escaped.
+fn label_value(raw: &str) -> String {
+    raw.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -99,6 +99,7 @@ pub const COMMANDS: &[&[&str]] = &[
     &["bounces", "parse"],
     &["bounces", "ingest"],
     &["bounces", "list"],
+    &["bounces", "show"],
 ];
 
 pub fn write(path: &Path, text: &str) {

@@ -119,12 +119,10 @@ async fn forged_truncated_and_wrong_purpose_tokens_get_400_and_change_nothing(ba
     }
     let a = app.post_form(&format!("/confirm/{unsub}"), "").await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
-    let a = app
-        .post_form(
-            &format!("/confirm/{}x", &confirm_token[..confirm_token.len() - 1]),
-            "",
-        )
-        .await;
+    // The last character changed (to one it is not already: a token can end in "x").
+    let (head, last) = confirm_token.split_at(confirm_token.len() - 1);
+    let other = if last == "x" { "y" } else { "x" };
+    let a = app.post_form(&format!("/confirm/{head}{other}"), "").await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     let a = app
         .post_form(&format!("/preferences/{unsub}"), "topic=databases")

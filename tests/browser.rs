@@ -526,11 +526,7 @@ async fn compile(
             .unwrap()
             .expect("the story has a link");
     }
-    let topic = settings
-        .topics
-        .iter()
-        .find(|t| t.slug.as_str() == "rust")
-        .unwrap();
+    let topic = settings.topic("rust").unwrap();
     let compiled = pipeline::compile_issue(settings, store, topic, at, false)
         .await
         .unwrap();

@@ -25,7 +25,9 @@ struct Setup<'a> {
     extra_delivery: &'a str,
 }
 
-fn write_config(env: &TestEnv, s: &Setup) {
+/// A test directory whose config file is the one `s` describes.
+fn configured_env(s: &Setup) -> TestEnv {
+    let env = TestEnv::new(s.database_url, "");
     let smtp = match s.smtp_port {
         Some(port) => format!(
             "[smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\ntimeout_secs = 10\n"
@@ -95,6 +97,7 @@ keywords = ["tomatoes"]
         feed = s.feed_url,
     );
     std::fs::write(&env.config, text).expect("write config");
+    env
 }
 
 fn posts_around(now: DateTime<Utc>) -> Vec<Post> {
@@ -128,12 +131,8 @@ fn posts_around(now: DateTime<Utc>) -> Vec<Post> {
     ]
 }
 
-fn add(env: &TestEnv, pg: &Option<String>, args: &[&str]) {
-    let mut cmd = env.command();
-    if let Some(url) = pg {
-        cmd.env("TIDINGS__DATABASE__URL", url);
-    }
-    let out = cmd.args(args).output().expect("run tidings");
+fn add(env: &TestEnv, args: &[&str]) {
+    let out = env.run(args);
     assert!(out.status.success(), "{args:?}: {}", stderr(&out));
 }
 
@@ -239,30 +238,19 @@ per_backend!(
 async fn run_writes_one_checked_message_per_confirmed_subscriber_and_topic(backend: Backend) {
     let at = Utc.with_ymd_and_hms(2026, 2, 9, 8, 0, 0).unwrap(); // a Monday, the default send time
     let feed = FeedServer::start(posts_around(at)).await;
-    // The PostgreSQL URL arrives through TIDINGS__DATABASE__URL; None runs on SQLite.
-    let pg = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => match db::postgres_url().await {
-            Some(url) => Some(url),
-            None => return,
-        },
+    let Some((label, database_url)) = backend.url().await else {
+        return;
     };
-    let label = backend.label();
-    let env = TestEnv::new(&db::sqlite_url(), "");
     let feed_url = feed.feed_url();
-    write_config(
-        &env,
-        &Setup {
-            database_url: &db::sqlite_url(),
-            feed_url: &feed_url,
-            smtp_port: None,
-            cron: "0 0 8 * * Mon",
-            extra_delivery: "",
-        },
-    );
+    let env = configured_env(&Setup {
+        database_url: &database_url,
+        feed_url: &feed_url,
+        smtp_port: None,
+        cron: "0 0 8 * * Mon",
+        extra_delivery: "",
+    });
     add(
         &env,
-        &pg,
         &[
             "subscribers",
             "add",
@@ -274,7 +262,6 @@ async fn run_writes_one_checked_message_per_confirmed_subscriber_and_topic(backe
     );
     add(
         &env,
-        &pg,
         &[
             "subscribers",
             "add",
@@ -288,7 +275,6 @@ async fn run_writes_one_checked_message_per_confirmed_subscriber_and_topic(backe
     );
     add(
         &env,
-        &pg,
         &[
             "subscribers",
             "add",
@@ -299,7 +285,6 @@ async fn run_writes_one_checked_message_per_confirmed_subscriber_and_topic(backe
     );
     add(
         &env,
-        &pg,
         &[
             "subscribers",
             "add",
@@ -309,16 +294,9 @@ async fn run_writes_one_checked_message_per_confirmed_subscriber_and_topic(backe
             "--confirmed",
         ],
     );
-    add(&env, &pg, &["subscribers", "remove", "gone@example.com"]);
+    add(&env, &["subscribers", "remove", "gone@example.com"]);
 
-    let mut cmd = env.command();
-    if let Some(url) = &pg {
-        cmd.env("TIDINGS__DATABASE__URL", url);
-    }
-    let out = cmd
-        .args(["run", "--at", &at.to_rfc3339()])
-        .output()
-        .unwrap();
+    let out = env.run(&["run", "--at", &at.to_rfc3339()]);
     assert!(out.status.success(), "{label}: {}", stderr(&out));
     let report = stdout(&out);
     assert!(
@@ -390,25 +368,14 @@ async fn run_writes_one_checked_message_per_confirmed_subscriber_and_topic(backe
         .collect();
     assert_eq!(ids.len(), files.len(), "{label}: unique Message-IDs");
 
-    let mut cmd = env.command();
-    if let Some(url) = &pg {
-        cmd.env("TIDINGS__DATABASE__URL", url);
-    }
-    let status = stdout(&cmd.arg("status").output().unwrap());
+    let status = stdout(&env.run(&["status"]));
     assert!(
         status.contains("digest:distributed-systems") && status.contains("tidings run: issue #"),
         "{label}: {status}"
     );
 
     // A second run finds the same issues and delivers nothing new.
-    let mut cmd = env.command();
-    if let Some(url) = &pg {
-        cmd.env("TIDINGS__DATABASE__URL", url);
-    }
-    let again = cmd
-        .args(["run", "--at", &at.to_rfc3339()])
-        .output()
-        .unwrap();
+    let again = env.run(&["run", "--at", &at.to_rfc3339()]);
     assert!(again.status.success(), "{label}: {}", stderr(&again));
     // (The gardening sample is written again under the same name: it replaces itself.)
     assert_eq!(
@@ -422,18 +389,14 @@ async fn run_writes_one_checked_message_per_confirmed_subscriber_and_topic(backe
 async fn preview_prints_text_html_and_a_complete_message() {
     let at = Utc.with_ymd_and_hms(2026, 2, 9, 8, 0, 0).unwrap();
     let feed = FeedServer::start(posts_around(at)).await;
-    let env = TestEnv::new(&db::sqlite_url(), "");
     let feed_url = feed.feed_url();
-    write_config(
-        &env,
-        &Setup {
-            database_url: &db::sqlite_url(),
-            feed_url: &feed_url,
-            smtp_port: None,
-            cron: "0 0 8 * * Mon",
-            extra_delivery: "",
-        },
-    );
+    let env = configured_env(&Setup {
+        database_url: &db::sqlite_url(),
+        feed_url: &feed_url,
+        smtp_port: None,
+        cron: "0 0 8 * * Mon",
+        extra_delivery: "",
+    });
     let out = env.run(&["fetch", "--at", &at.to_rfc3339()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = env.run(&[
@@ -503,11 +466,8 @@ struct Serve {
 }
 
 impl Serve {
-    fn start(env: &TestEnv, pg: &Option<String>, name: &str, extra_env: &[(&str, &str)]) -> Serve {
+    fn start(env: &TestEnv, name: &str, extra_env: &[(&str, &str)]) -> Serve {
         let mut cmd = env.command();
-        if let Some(url) = pg {
-            cmd.env("TIDINGS__DATABASE__URL", url);
-        }
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -549,7 +509,7 @@ impl Drop for Serve {
 }
 
 /// Adds `n` confirmed subscribers to distributed-systems through an import.
-fn import_subscribers(env: &TestEnv, pg: &Option<String>, n: usize) -> Vec<String> {
+fn import_subscribers(env: &TestEnv, n: usize) -> Vec<String> {
     let emails: Vec<String> = (0..n)
         .map(|i| format!("reader{i:04}@example.com"))
         .collect();
@@ -561,7 +521,6 @@ fn import_subscribers(env: &TestEnv, pg: &Option<String>, n: usize) -> Vec<Strin
     std::fs::write(&file, csv).unwrap();
     add(
         env,
-        pg,
         &[
             "subscribers",
             "import",
@@ -590,23 +549,19 @@ async fn serve_sends_the_scheduled_digest_once_and_stops_on_sigterm() {
     let feed = FeedServer::start(posts_around(now)).await;
     let smtp = SmtpServer::start(Faults::default()).await;
     let database_url = db::sqlite_url();
-    let env = TestEnv::new(&database_url, "");
     let feed_url = feed.feed_url();
-    write_config(
-        &env,
-        &Setup {
-            database_url: &database_url,
-            feed_url: &feed_url,
-            smtp_port: Some(smtp.port),
-            cron: "*/2 * * * * *",
-            extra_delivery: "",
-        },
-    );
-    let readers = import_subscribers(&env, &None, 5);
+    let env = configured_env(&Setup {
+        database_url: &database_url,
+        feed_url: &feed_url,
+        smtp_port: Some(smtp.port),
+        cron: "*/2 * * * * *",
+        extra_delivery: "",
+    });
+    let readers = import_subscribers(&env, 5);
     let out = env.run(&["fetch"]);
     assert!(out.status.success(), "{}", stderr(&out));
 
-    let serve = Serve::start(&env, &None, "serve", &[]);
+    let serve = Serve::start(&env, "serve", &[]);
     let got = smtp.wait_for(readers.len(), Duration::from_secs(60)).await;
     let store = tidings::store::Store::open(&database_url, 2).await.unwrap();
     wait_until_all_sent(&store, readers.len() as i64, Duration::from_secs(30)).await;
@@ -648,29 +603,23 @@ async fn two_instances(
         ..Faults::default()
     })
     .await;
-    let env = TestEnv::new(&db::sqlite_url(), "");
     let feed_url = feed.feed_url();
-    write_config(
-        &env,
-        &Setup {
-            database_url: pg,
-            feed_url: &feed_url,
-            smtp_port: Some(smtp.port),
-            cron: "*/3 * * * * *",
-            extra_delivery,
-        },
-    );
-    let readers = import_subscribers(&env, &None, readers);
+    let env = configured_env(&Setup {
+        database_url: pg,
+        feed_url: &feed_url,
+        smtp_port: Some(smtp.port),
+        cron: "*/3 * * * * *",
+        extra_delivery,
+    });
+    let readers = import_subscribers(&env, readers);
     assert!(env.run(&["fetch"]).status.success());
     let a = Serve::start(
         &env,
-        &None,
         "a",
         &[("TIDINGS__SMTP__HELO_NAME", "instance-a.example")],
     );
     let b = Serve::start(
         &env,
-        &None,
         "b",
         &[("TIDINGS__SMTP__HELO_NAME", "instance-b.example")],
     );

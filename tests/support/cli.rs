@@ -41,18 +41,7 @@ impl TestEnv {
     }
 
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidings"));
-        cmd.current_dir(&self.dir)
-            .arg("--config")
-            .arg(&self.config)
-            .env_remove("TIDINGS_CONFIG")
-            .env("RUST_LOG", "warn");
-        for (k, _) in std::env::vars() {
-            if k.starts_with("TIDINGS__") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd
+        tidings(&self.dir, &self.config)
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -62,6 +51,23 @@ impl TestEnv {
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }
+}
+
+/// The built binary run in `dir` on the config file `config` alone: `RUST_LOG=warn`, and no
+/// `TIDINGS_CONFIG` or `TIDINGS__` variables inherited from the environment.
+fn tidings(dir: &Path, config: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidings"));
+    cmd.current_dir(dir)
+        .arg("--config")
+        .arg(config)
+        .env_remove("TIDINGS_CONFIG")
+        .env("RUST_LOG", "warn");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TIDINGS__") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
 }
 
 /// stdout as text.
@@ -115,8 +121,8 @@ pub struct Workers {
 
 /// `tidings send --topic rust --issue <issue>` as a tokio child (so a test can kill it
 /// mid-send), on its own config: the database at `url`, SMTP without TLS on
-/// 127.0.0.1:`smtp_port`, `workers` as given; stdout and stderr piped, no `TIDINGS__` variables
-/// inherited.
+/// 127.0.0.1:`smtp_port`, `workers` as given; stdout and stderr piped, nothing inherited from
+/// the environment's configuration (as [`TestEnv::command`]).
 pub fn send_command(
     url: &str,
     smtp_port: u16,
@@ -154,18 +160,9 @@ name = "Rust"
         dir.join("outbox").display(),
     );
     std::fs::write(&config, text).expect("write config");
-    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
-    c.arg("--config")
-        .arg(&config)
-        .args(["send", "--topic", "rust", "--issue", &issue.to_string()]);
-    c.current_dir(&dir)
-        .env("RUST_LOG", "warn")
+    let mut c = tokio::process::Command::from(tidings(&dir, &config));
+    c.args(["send", "--topic", "rust", "--issue", &issue.to_string()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TIDINGS__") {
-            c.env_remove(k);
-        }
-    }
     c
 }

@@ -295,7 +295,7 @@ mod tests {
     use crate::config::Secret;
     use chrono::TimeZone;
 
-    fn settings(secret: &str, previous: &[&str]) -> NewsletterSettings {
+    pub(super) fn settings(secret: &str, previous: &[&str]) -> NewsletterSettings {
         NewsletterSettings {
             secret: Secret::new(secret),
             previous_secrets: previous.iter().map(|s| Secret::new(*s)).collect(),
@@ -303,11 +303,11 @@ mod tests {
         }
     }
 
-    fn signer() -> TokenSigner {
+    pub(super) fn signer() -> TokenSigner {
         TokenSigner::from_settings(&settings("current-secret-0123456789", &[]))
     }
 
-    fn now() -> DateTime<Utc> {
+    pub(super) fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 2, 9, 8, 0, 0).unwrap()
     }
 

@@ -17,6 +17,7 @@ use tidings::domain::{
     ArticleSource, DeliveryStatus, Digest, DigestEntry, SubscriberEmail, SubscriberStatus,
 };
 use tidings::store::{ArticleUpsert, Store};
+use tidings::web::{AppState, Application};
 
 use crate::support::cli::{Workers, send_command};
 use crate::support::db::{self, Backend, per_backend};
@@ -207,6 +208,29 @@ fn check_message(m: &Received) -> String {
         .to_string();
     assert_eq!(vec![to], m.to, "To header matches the envelope");
     parsed.message_id().expect("Message-ID").to_string()
+}
+
+/// Types `email` into the subscribe form of the real app (with `settings`) served on loopback;
+/// what the form queues is left in the outbox.
+async fn subscribe_through_the_form(settings: &Settings, store: &Store, email: &str) {
+    let state = AppState::new(Arc::new(settings.clone()), store.clone()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let web = tokio::spawn(
+        Application::from_listener(state, listener).run_until(async move {
+            let _ = stopped.await;
+        }),
+    );
+    let answer = reqwest::Client::new()
+        .post(format!("http://{addr}/subscribe"))
+        .form(&[("email", email), ("topic", TOPIC)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::OK);
+    let _ = stop.send(());
+    let _ = web.await;
 }
 
 fn recipients(msgs: &[Received]) -> BTreeMap<String, usize> {

@@ -19,13 +19,13 @@ pub fn current_process() -> LeaseHolder {
 }
 
 /// Whether `holder` is provably a process that no longer runs: it ran on this host, in this
-/// boot and PID namespace, and its process id is gone or was reused by a later process.
-pub fn is_gone(holder: &LeaseHolder) -> bool {
-    let me = current_process();
+/// boot and PID namespace, and its process id is gone or was reused by a later process. `me`
+/// is this process ([`current_process`], read once by the caller).
+pub fn is_gone(holder: &LeaseHolder, me: &LeaseHolder) -> bool {
     let (Some(theirs), Some(mine)) = (&holder.process_start, &me.process_start) else {
         return false;
     };
-    if holder.host != me.host || same_process(holder, &me) {
+    if holder.host != me.host || same_process(holder, me) {
         return false;
     }
     // Same boot and PID namespace: the pid means the same thing here as it did for them.
@@ -52,9 +52,8 @@ fn same_process(a: &LeaseHolder, b: &LeaseHolder) -> bool {
     a.pid == b.pid && a.process_start == b.process_start
 }
 
-/// Why a lease held by `holder` is waited for (for the message `send` prints).
-pub fn why_wait(holder: Option<&LeaseHolder>) -> String {
-    let me = current_process();
+/// Why a lease held by `holder` is waited for by `me` (for the message `send` prints).
+pub fn why_wait(holder: Option<&LeaseHolder>, me: &LeaseHolder) -> String {
     match holder {
         None => "the holder was not recorded, so whether it still runs cannot be told".into(),
         Some(h) if h.host != me.host => format!(
@@ -66,7 +65,7 @@ pub fn why_wait(holder: Option<&LeaseHolder>) -> String {
              cannot be told here",
             h.pid
         ),
-        Some(h) if same_process(h, &me) => "this process holds it".into(),
+        Some(h) if same_process(h, me) => "this process holds it".into(),
         Some(h) => format!(
             "it is held by process {} on this host, which is still running (or runs in \
              another container or boot)",
@@ -115,7 +114,7 @@ mod tests {
     #[test]
     fn this_process_is_not_gone_and_a_dead_one_is() {
         let me = current_process();
-        assert!(!is_gone(&me));
+        assert!(!is_gone(&me, &me));
         if me.process_start.is_none() {
             return; // no /proc here: nothing can be told
         }
@@ -135,11 +134,11 @@ mod tests {
             pid: i64::from(pid),
             process_start: Some(their_start.unwrap_or_else(|| format!("{context}/1"))),
         };
-        assert!(is_gone(&gone));
+        assert!(is_gone(&gone, &me));
         let elsewhere = LeaseHolder {
             host: format!("{}-other", me.host),
             ..gone
         };
-        assert!(!is_gone(&elsewhere));
+        assert!(!is_gone(&elsewhere, &me));
     }
 }

@@ -25,7 +25,7 @@ use super::{Clock, DeliveryOutcome, RetryPolicy};
 use crate::config::Settings;
 use crate::domain::{DeliveryStatus, SubscriberEmail};
 use crate::render::{DkimSigner, OutgoingMessage, PreparedDigest, Recipient};
-use crate::store::{ClaimedDelivery, DeliveryKind, LeaseHolder, Store};
+use crate::store::{ClaimedDelivery, DeliveryKind, HeldLease, LeaseHolder, Store};
 use crate::tokens::TokenSigner;
 
 /// How many rendered issues a worker pool keeps.
@@ -480,13 +480,15 @@ pub async fn deliver_until_idle_with(
         if engine.abort.load(Ordering::Relaxed) {
             break;
         }
-        if take_over_dead_leases(store, clock()).await? > 0 {
+        let now = clock();
+        let held = store.held_leases(now).await?;
+        if take_over_dead_leases(store, &held, &engine.holder, now).await? > 0 {
             continue;
         }
         match store.next_lease_expiry().await? {
             Some(_) => {
                 let since = *waiting_since.get_or_insert_with(Instant::now);
-                announce_wait(store, clock(), &mut announced).await?;
+                announce_wait(held, &engine.holder, now, &mut announced);
                 if since.elapsed() > max_wait {
                     tracing::warn!("gave up waiting for messages leased by another worker");
                     break;
@@ -499,15 +501,20 @@ pub async fn deliver_until_idle_with(
     Ok(engine.report())
 }
 
-/// Ends the leases of processes on this host that no longer run; returns how many rows were
-/// freed.
-async fn take_over_dead_leases(store: &Store, now: chrono::DateTime<Utc>) -> anyhow::Result<u64> {
+/// Ends the leases `held` by processes on this host that no longer run (`me` is this
+/// process); returns how many rows were freed.
+async fn take_over_dead_leases(
+    store: &Store,
+    held: &[HeldLease],
+    me: &LeaseHolder,
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<u64> {
     let mut freed = 0;
-    for held in store.held_leases(now).await? {
-        let Some(holder) = held.holder.filter(super::lease::is_gone) else {
+    for holder in held.iter().filter_map(|h| h.holder.as_ref()) {
+        if !super::lease::is_gone(holder, me) {
             continue;
-        };
-        let n = store.expire_leases_of(&holder, now).await?;
+        }
+        let n = store.expire_leases_of(holder, now).await?;
         if n > 0 {
             tracing::warn!(
                 "taking over {n} message(s) leased by process {} on this host, which no longer \
@@ -521,13 +528,15 @@ async fn take_over_dead_leases(store: &Store, now: chrono::DateTime<Utc>) -> any
     Ok(freed)
 }
 
-/// Says, once per holder, how long `send` will wait for the rows it has leased and why.
-async fn announce_wait(
-    store: &Store,
+/// Says, once per holder of the leases `held`, how long `send` (`me`) will wait for the rows
+/// it has leased and why.
+fn announce_wait(
+    held: Vec<HeldLease>,
+    me: &LeaseHolder,
     now: chrono::DateTime<Utc>,
     announced: &mut Vec<Option<LeaseHolder>>,
-) -> anyhow::Result<()> {
-    for held in store.held_leases(now).await? {
+) {
+    for held in held {
         if announced.contains(&held.holder) {
             continue;
         }
@@ -537,11 +546,10 @@ async fn announce_wait(
              they are taken over when the lease runs out (delivery.lease_secs)",
             held.expires_at.format("%Y-%m-%d %H:%M:%S UTC"),
             held.rows,
-            super::lease::why_wait(held.holder.as_ref())
+            super::lease::why_wait(held.holder.as_ref(), me)
         );
         announced.push(held.holder);
     }
-    Ok(())
 }
 
 /// Runs the worker pool until `shutdown` becomes true (for `tidings serve`): polls for due

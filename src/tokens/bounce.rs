@@ -130,25 +130,8 @@ fn base32_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{NewsletterSettings, Secret};
     use crate::tokens::TokenError;
-    use chrono::{TimeZone, Utc};
-
-    fn settings(secret: &str, previous: &[&str]) -> NewsletterSettings {
-        NewsletterSettings {
-            secret: Secret::new(secret),
-            previous_secrets: previous.iter().map(|s| Secret::new(*s)).collect(),
-            ..NewsletterSettings::default()
-        }
-    }
-
-    fn signer() -> TokenSigner {
-        TokenSigner::from_settings(&settings("current-secret-0123456789", &[]))
-    }
-
-    fn now() -> chrono::DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 2, 9, 8, 0, 0).unwrap()
-    }
+    use crate::tokens::tests::{now, settings, signer};
 
     #[test]
     fn bounce_tags_round_trip_and_fit_an_smtp_local_part() {

@@ -77,6 +77,11 @@ async fn seeded(url: &str, n: usize) -> (Store, i64) {
     (store, id)
 }
 
+/// `tidings send --topic rust --issue ID`.
+async fn send_issue(env: &TestEnv, id: &str) -> std::process::Output {
+    run(env, &["send", "--topic", TOPIC, "--issue", id]).await
+}
+
 fn assert_ok(label: &str, out: &std::process::Output) {
     assert!(
         out.status.success(),
@@ -202,7 +207,7 @@ async fn deliveries_lists_records_as_json_and_filters_by_status(backend: Backend
     let env = env_for(&url, server.port);
     let (_store, issue) = seeded(&url, 3).await;
     let id = issue.to_string();
-    let out = run(&env, &["send", "--topic", TOPIC, "--issue", &id]).await;
+    let out = send_issue(&env, &id).await;
     assert_ok(label, &out);
     assert!(
         stdout(&out).contains("this run sent 2, deferred 0, failed 1 (1 bounced)"),
@@ -285,7 +290,7 @@ async fn send_exits_1_with_a_one_line_reason_when_every_connection_is_refused(ba
     let env = env_for(&url, closed);
     let (store, issue) = seeded(&url, 3).await;
     let id = issue.to_string();
-    let out = run(&env, &["send", "--topic", TOPIC, "--issue", &id]).await;
+    let out = send_issue(&env, &id).await;
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -341,7 +346,7 @@ async fn a_second_send_of_the_same_issue_sends_nothing(backend: Backend) {
     let env = env_for(&url, server.port);
     let (store, issue) = seeded(&url, 5).await;
     let id = issue.to_string();
-    let first = run(&env, &["send", "--topic", TOPIC, "--issue", &id]).await;
+    let first = send_issue(&env, &id).await;
     assert_ok(label, &first);
     assert!(
         stdout(&first).contains("this run sent 5"),
@@ -352,7 +357,7 @@ async fn a_second_send_of_the_same_issue_sends_nothing(backend: Backend) {
     assert_eq!(by_rcpt.len(), 5, "{label}");
     assert!(by_rcpt.values().all(|n| *n == 1), "{label}: {by_rcpt:?}");
 
-    let second = run(&env, &["send", "--topic", TOPIC, "--issue", &id]).await;
+    let second = send_issue(&env, &id).await;
     assert_ok(label, &second);
     let text = stdout(&second);
     assert!(
@@ -433,10 +438,7 @@ async fn deliveries_shows_each_records_kind_and_when_it_was_sent_or_is_due(backe
     let env = env_with_one_worker(&url, server.port);
     let (store, issue) = seeded(&url, 2).await;
     let id = issue.to_string();
-    assert_ok(
-        label,
-        &run(&env, &["send", "--topic", TOPIC, "--issue", &id]).await,
-    );
+    assert_ok(label, &send_issue(&env, &id).await);
     let rows = store.list_deliveries(Some(issue), None).await.unwrap();
     let sent = rows.iter().find(|r| r.status == "sent").unwrap();
     let deferred = rows.iter().find(|r| r.status == "deferred").unwrap();
@@ -499,13 +501,10 @@ async fn deliveries_lists_a_message_whose_outcome_stayed_unknown(backend: Backen
     let env = env_with_one_worker(&url, server.port);
     let (_store, issue) = seeded(&url, 2).await;
     let id = issue.to_string();
-    assert_ok(
-        label,
-        &run(&env, &["send", "--topic", TOPIC, "--issue", &id]).await,
-    );
+    assert_ok(label, &send_issue(&env, &id).await);
     assert_ok(label, &run(&env, &["retry", "--issue", &id]).await);
     // Nothing was sent in this run, only an unknown outcome: its exit code is not the point.
-    run(&env, &["send", "--topic", TOPIC, "--issue", &id]).await;
+    send_issue(&env, &id).await;
     assert_eq!(server.dropped().len(), 2, "{label}: one resend, no more");
 
     let out = run(&env, &["deliveries", "--issue", &id, "--status", "unknown"]).await;

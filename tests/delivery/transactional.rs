@@ -6,9 +6,8 @@
 use tidings::config::Settings;
 use tidings::domain::SubscriberStatus;
 use tidings::store::Store;
-use tidings::web::{AppState, Application};
 
-use super::{TestClock, add};
+use super::{TestClock, add, subscribe_through_the_form};
 use crate::support::db::{self, Backend, per_backend};
 use crate::support::smtp::{Faults, Received, SmtpServer};
 
@@ -57,23 +56,7 @@ async fn type_into_the_form_with(
     let server = SmtpServer::start(Faults::default()).await;
     let mut settings = settings(server.port);
     edit(&mut settings);
-    let state = AppState::new(std::sync::Arc::new(settings.clone()), store.clone()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = Application::from_listener(state, listener);
-    let web = tokio::spawn(app.run_until(async move {
-        let _ = stopped.await;
-    }));
-    let answer = reqwest::Client::new()
-        .post(format!("http://{addr}/subscribe"))
-        .form(&[("email", email), ("topic", "rust")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), reqwest::StatusCode::OK);
-    let _ = stop.send(());
-    let _ = web.await;
+    subscribe_through_the_form(&settings, store, email).await;
     TestClock::new().deliver(&settings, store).await;
     server.received()
 }
@@ -89,19 +72,19 @@ fn links(message: &Received) -> Vec<String> {
         .collect()
 }
 
+/// A reader of `rust` who has since unsubscribed from everything.
+async fn unsubscribed_reader(store: &Store, email: &str) -> i64 {
+    let id = add(store, email, &["rust"], SubscriberStatus::Confirmed).await;
+    store.unsubscribe_all(id, chrono::Utc::now()).await.unwrap();
+    id
+}
+
 per_backend!(an_unsubscribed_reader_typing_their_address_receives_a_preferences_link);
 async fn an_unsubscribed_reader_typing_their_address_receives_a_preferences_link(backend: Backend) {
     let Some((label, store)) = backend.store().await else {
         return;
     };
-    let id = add(
-        &store,
-        "returning@example.org",
-        &["rust"],
-        SubscriberStatus::Confirmed,
-    )
-    .await;
-    store.unsubscribe_all(id, chrono::Utc::now()).await.unwrap();
+    let id = unsubscribed_reader(&store, "returning@example.org").await;
     let got = type_into_the_form(&store, "returning@example.org").await;
     assert_eq!(got.len(), 1, "{label}: the preferences email arrives");
     assert_eq!(got[0].to, vec!["returning@example.org".to_string()]);
@@ -159,14 +142,7 @@ async fn every_transactional_email_from_the_form_arrives_dkim_signed_when_config
         s.dkim.private_key_path = key.into();
     };
     let store = db::sqlite().await;
-    let id = add(
-        &store,
-        "returning@example.org",
-        &["rust"],
-        SubscriberStatus::Confirmed,
-    )
-    .await;
-    store.unsubscribe_all(id, chrono::Utc::now()).await.unwrap();
+    unsubscribed_reader(&store, "returning@example.org").await;
     for (email, link) in [
         ("new@example.org", "/confirm/"),
         ("returning@example.org", "/preferences/"),

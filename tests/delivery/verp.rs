@@ -7,9 +7,8 @@
 use tidings::config::Settings;
 use tidings::store::Store;
 use tidings::tokens::TokenSigner;
-use tidings::web::{AppState, Application};
 
-use super::{TestClock, check_message, queued_issue, reader, settings};
+use super::{TestClock, check_message, queued_issue, reader, settings, subscribe_through_the_form};
 use crate::support::db::{Backend, per_backend};
 use crate::support::smtp::{Faults, Received, SmtpServer};
 
@@ -45,28 +44,6 @@ fn verp_delivery(settings: &Settings, m: &Received) -> Option<i64> {
 fn header(m: &Received, name: &str) -> Option<String> {
     let parsed = mail_parser::MessageParser::default().parse(&m.raw).unwrap();
     parsed.header_raw(name).map(|v| v.trim().to_string())
-}
-
-/// Types `email` into the subscribe form of the real app on loopback (a confirmation is queued).
-async fn subscribe_through_the_form(settings: &Settings, store: &Store, email: &str) {
-    let state = AppState::new(std::sync::Arc::new(settings.clone()), store.clone()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let web = tokio::spawn(
-        Application::from_listener(state, listener).run_until(async move {
-            let _ = stopped.await;
-        }),
-    );
-    let answer = reqwest::Client::new()
-        .post(format!("http://{addr}/subscribe"))
-        .form(&[("email", email), ("topic", "rust")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), reqwest::StatusCode::OK);
-    let _ = stop.send(());
-    let _ = web.await;
 }
 
 per_backend!(a_digest_goes_out_with_the_verp_sender_naming_its_delivery);

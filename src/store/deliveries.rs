@@ -156,6 +156,11 @@ const CLAIM_SET: &str = "UPDATE deliveries SET status = 'sending', attempts = at
                          lease_owner = $1, lease_expires_at = $2, updated_at = $3, \
                          lease_host = $5, lease_pid = $6, lease_process_start = $7";
 
+/// Records an attempt's settlement on a row still leased by the recorder.
+const RECORD_OUTCOME: &str = "UPDATE deliveries SET status = $1, last_reply = $2, next_attempt_at = $3, \
+     sent_at = $4, unknown_outcomes = unknown_outcomes + $8, lease_owner = NULL, lease_expires_at = NULL, \
+     updated_at = $5 WHERE id = $6 AND lease_owner = $7 AND status = 'sending'";
+
 const RETURNING: &str = "RETURNING id, kind, issue_id, subscriber_id, email, topic, message_id, payload, attempts, \
                          unknown_outcomes, created_at";
 
@@ -363,30 +368,28 @@ impl Store {
         let bounce = claim.subscriber_id.filter(|_| settlement.bounce);
         let reply = truncate_reply(&settlement.reply);
         with_pool!(self, p => {
+            let update = || {
+                sqlx::query(RECORD_OUTCOME)
+                    .bind(status.as_str())
+                    .bind(&reply)
+                    .bind(next)
+                    .bind(sent_at)
+                    .bind(now)
+                    .bind(claim.id)
+                    .bind(&claim.lease_owner)
+                    .bind(unknown)
+            };
+            // Only a bounce writes more than the row: the common outcome is one statement,
+            // with no transaction round trips on the delivery hot path.
+            let Some(id) = bounce else {
+                let n = update().execute(p).await?.rows_affected();
+                return Ok((n > 0).then_some(status));
+            };
             let mut tx = p.begin_write().await?;
-            let n = sqlx::query(
-                "UPDATE deliveries SET status = $1, last_reply = $2, next_attempt_at = $3, sent_at = $4, \
-                 unknown_outcomes = unknown_outcomes + $8, \
-                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $5 \
-                 WHERE id = $6 AND lease_owner = $7 AND status = 'sending'",
-            )
-            .bind(status.as_str())
-            .bind(&reply)
-            .bind(next)
-            .bind(sent_at)
-            .bind(now)
-            .bind(claim.id)
-            .bind(&claim.lease_owner)
-            .bind(unknown)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
+            if update().execute(&mut *tx).await?.rows_affected() == 0 {
                 return Ok(None);
             }
-            if let Some(id) = bounce {
-                super::transitions::suppress_subscriber!(tx, id, SubscriberEvent::Bounce, now);
-            }
+            super::transitions::suppress_subscriber!(tx, id, SubscriberEvent::Bounce, now);
             tx.commit().await?;
         });
         Ok(Some(status))

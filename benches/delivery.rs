@@ -45,6 +45,7 @@ async fn seed(url: &str, n: usize) -> anyhow::Result<()> {
             timezone: None,
             source: ConsentSource::Import,
             consent_version: "bench".into(),
+            consented_at: None,
             resubscribe: false,
             ip: None,
             user_agent: None,

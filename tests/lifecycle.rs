@@ -10,7 +10,7 @@ use tidings::domain::{SubscriberEmail, SubscriberStatus};
 use tidings::store::Store;
 
 use crate::support::cli::{TestEnv, stderr, stdout, write};
-use crate::support::db;
+use crate::support::db::{Backend, per_backend};
 use crate::web::{TestApp, settings};
 
 /// The address the database refuses to store, by a trigger installed by the test.
@@ -45,8 +45,11 @@ async fn refuse_one_address(url: &str) {
     }
 }
 
-async fn import_keeps_the_other_rows_when_the_database_refuses_one(url: Option<String>) {
-    let Some(url) = url else { return };
+per_backend!(import_keeps_the_other_rows_when_the_database_refuses_one);
+async fn import_keeps_the_other_rows_when_the_database_refuses_one(backend: Backend) {
+    let Some((_, url)) = backend.url().await else {
+        return;
+    };
     // Migrated first, so the trigger has its table.
     drop(Store::open(&url, 1).await.expect("migrate"));
     refuse_one_address(&url).await;
@@ -114,21 +117,11 @@ async fn import_keeps_the_other_rows_when_the_database_refuses_one(url: Option<S
     );
 }
 
-#[tokio::test]
-async fn import_keeps_the_other_rows_when_the_database_refuses_one_on_sqlite() {
-    import_keeps_the_other_rows_when_the_database_refuses_one(Some(db::sqlite_url())).await;
-}
-
-#[tokio::test]
-async fn import_keeps_the_other_rows_when_the_database_refuses_one_on_postgres() {
-    import_keeps_the_other_rows_when_the_database_refuses_one(db::postgres_url().await).await;
-}
-
-async fn the_subscribe_form_stays_quiet_for_erased_and_bounced_addresses(
-    label: &'static str,
-    store: Option<Store>,
-) {
-    let Some(store) = store else { return };
+per_backend!(the_subscribe_form_stays_quiet_for_erased_and_bounced_addresses);
+async fn the_subscribe_form_stays_quiet_for_erased_and_bounced_addresses(backend: Backend) {
+    let Some((label, store)) = backend.store().await else {
+        return;
+    };
     let app = TestApp::new(label, store, settings(""));
     let erased = app.add_confirmed("erased@example.com", &["rust"]).await;
     assert!(
@@ -183,22 +176,4 @@ async fn the_subscribe_form_stays_quiet_for_erased_and_bounced_addresses(
     );
     let record = app.subscriber("bounced@example.com").await.unwrap();
     assert_eq!(record.status, SubscriberStatus::Bounced, "{label}");
-}
-
-#[tokio::test]
-async fn the_subscribe_form_stays_quiet_for_erased_and_bounced_addresses_on_sqlite() {
-    the_subscribe_form_stays_quiet_for_erased_and_bounced_addresses(
-        "sqlite",
-        Some(db::sqlite().await),
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn the_subscribe_form_stays_quiet_for_erased_and_bounced_addresses_on_postgres() {
-    the_subscribe_form_stays_quiet_for_erased_and_bounced_addresses(
-        "postgres",
-        db::postgres().await,
-    )
-    .await;
 }

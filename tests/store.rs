@@ -29,6 +29,14 @@ async fn add(
         .unwrap()
 }
 
+/// Adds a new address at [`t0`] and returns its id; anything but a creation panics.
+async fn created(store: &Store, email: &str, topics: &[&str], status: SubscriberStatus) -> i64 {
+    match add(store, email, topics, status, t0()).await {
+        AddOutcome::Created { id } => id,
+        other => panic!("adding {email}: {other:?}"),
+    }
+}
+
 async fn emails(store: &Store, filter: SubscriberFilter) -> Vec<String> {
     store
         .list_subscribers(&filter)
@@ -159,17 +167,13 @@ async fn unsubscribed_addresses_stay_out_unless_resubscribed(backend: Backend) {
     let Some((label, store)) = backend.store().await else {
         return;
     };
-    let AddOutcome::Created { id } = add(
+    let id = created(
         &store,
         "a@example.com",
         &["rust"],
         SubscriberStatus::Confirmed,
-        t0(),
     )
-    .await
-    else {
-        panic!()
-    };
+    .await;
     assert!(store.unsubscribe_all(id, t0()).await.unwrap());
     let rec = store.get_subscriber(id).await.unwrap().unwrap();
     assert_eq!(rec.status, SubscriberStatus::Unsubscribed, "{label}");
@@ -204,20 +208,13 @@ async fn leaving_the_last_topic_unsubscribes(backend: Backend) {
     let Some((label, store)) = backend.store().await else {
         return;
     };
-    let AddOutcome::Created { id } = store
-        .add_subscriber(
-            &new(
-                "a@example.com",
-                &["rust", "go"],
-                SubscriberStatus::Confirmed,
-            ),
-            t0(),
-        )
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let id = created(
+        &store,
+        "a@example.com",
+        &["rust", "go"],
+        SubscriberStatus::Confirmed,
+    )
+    .await;
     assert_eq!(
         store.leave_topic(id, "rust", t0()).await.unwrap(),
         ["go"],
@@ -246,17 +243,13 @@ async fn erase_keeps_only_a_hash_on_the_suppression_list(backend: Backend) {
         return;
     };
     let email = SubscriberEmail::parse("gone@example.com").unwrap();
-    let AddOutcome::Created { id } = add(
+    let id = created(
         &store,
         "gone@example.com",
         &["rust"],
         SubscriberStatus::Confirmed,
-        t0(),
     )
-    .await
-    else {
-        panic!()
-    };
+    .await;
     assert!(store.erase_subscriber(id, t0()).await.unwrap());
     assert!(store.get_subscriber(id).await.unwrap().is_none(), "{label}");
     assert!(
@@ -287,17 +280,13 @@ async fn confirming_records_consent_once(backend: Backend) {
     let Some((label, store)) = backend.store().await else {
         return;
     };
-    let AddOutcome::Created { id } = add(
+    let id = created(
         &store,
         "p@example.com",
         &["rust"],
         SubscriberStatus::Pending,
-        t0(),
     )
-    .await
-    else {
-        panic!()
-    };
+    .await;
     assert!(
         store
             .confirm_subscriber(id, &[], t0(), Some("192.0.2.1"), Some("UA"))
@@ -322,17 +311,13 @@ async fn one_confirmation_slot_per_window(backend: Backend) {
     let Some((label, store)) = backend.store().await else {
         return;
     };
-    let AddOutcome::Created { id } = add(
+    let id = created(
         &store,
         "p@example.com",
         &["rust"],
         SubscriberStatus::Pending,
-        t0(),
     )
-    .await
-    else {
-        panic!()
-    };
+    .await;
     let hour = Duration::hours(1);
     assert!(
         store.claim_confirmation_slot(id, t0(), hour).await.unwrap(),

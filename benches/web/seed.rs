@@ -80,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
                     timezone: None,
                     source: ConsentSource::Cli,
                     consent_version: "bench".into(),
+                    consented_at: None,
                     resubscribe: false,
                     ip: None,
                     user_agent: None,

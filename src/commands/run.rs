@@ -12,7 +12,7 @@ use anyhow::Context as _;
 
 use super::{CommandResult, Context, now};
 use crate::cli::RunArgs;
-use crate::pipeline::compile_topics;
+use crate::pipeline::{NothingOnTopic, compile_topics};
 use crate::scheduler::{IssueToPublish, Publication, SystemClock, publish};
 
 pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
@@ -49,10 +49,8 @@ pub async fn run(ctx: &Context, args: RunArgs) -> CommandResult {
         };
         match &publication {
             Publication::NothingOnTopic(empty) => println!(
-                "{}: no articles on topic from {} to {}: no issue compiled, nothing to send",
-                topic.slug,
-                empty.window_start.format("%Y-%m-%d %H:%M UTC"),
-                empty.window_end.format("%Y-%m-%d %H:%M UTC"),
+                "{}: no issue compiled, nothing to send",
+                NothingOnTopic(empty)
             ),
             Publication::NoArticles(compiled) => {
                 record_digest_run(ctx, topic, compiled).await?;

@@ -101,6 +101,7 @@ async fn add(ctx: &Context, a: AddArgs) -> CommandResult {
         timezone,
         source: ConsentSource::Cli,
         consent_version: ctx.settings.newsletter.consent_version.clone(),
+        consented_at: None,
         resubscribe: a.resubscribe,
         ip: None,
         user_agent: None,
@@ -218,13 +219,18 @@ async fn import(ctx: &Context, a: ImportArgs) -> CommandResult {
             headers.iter().collect::<Vec<_>>().join(",")
         )));
     };
-    let status_col = col("status");
-    let tz_col = col("timezone");
-    let created_col = col("created_at");
+    let columns = Columns {
+        count: headers.len(),
+        email: email_col,
+        topics: topics_col,
+        status: col("status"),
+        timezone: col("timezone"),
+        created_at: col("created_at"),
+    };
 
     let progress = progress_bar(total_bytes, &a.file);
     let mut bad: Vec<BadRow> = Vec::new();
-    let (mut created, mut updated, mut unchanged, mut suppressed) = (0u64, 0u64, 0u64, 0u64);
+    let mut tally = Tally::default();
     let mut batch: Vec<ImportRow> = Vec::with_capacity(IMPORT_BATCH);
     let mut record = csv::StringRecord::new();
     // A record that spans lines (line, last), reported once we know whether the file ended.
@@ -269,45 +275,27 @@ async fn import(ctx: &Context, a: ImportArgs) -> CommandResult {
             open_quote = Some((line, line + breaks as u64));
             continue;
         }
-        let columns = Columns {
-            count: headers.len(),
-            email: email_col,
-            topics: topics_col,
-            status: status_col,
-            timezone: tz_col,
-            created_at: created_col,
-        };
         match parse_row(ctx, &record, &columns, a.confirmed, now()) {
-            Ok((new, consented_at)) => batch.push(ImportRow {
-                line,
-                new,
-                consented_at,
-            }),
+            Ok(new) => batch.push(ImportRow { line, new }),
             Err(reason) => bad.push(BadRow { line, reason }),
         }
         if batch.len() >= IMPORT_BATCH {
-            flush(
-                ctx,
-                &mut batch,
-                &mut bad,
-                [&mut created, &mut updated, &mut unchanged, &mut suppressed],
-            )
-            .await?;
+            flush(ctx, &mut batch, &mut bad, &mut tally).await?;
         }
     }
-    flush(
-        ctx,
-        &mut batch,
-        &mut bad,
-        [&mut created, &mut updated, &mut unchanged, &mut suppressed],
-    )
-    .await?;
+    flush(ctx, &mut batch, &mut bad, &mut tally).await?;
     progress.finish_and_clear();
 
     bad.sort_by_key(|b| b.line);
     for b in &bad {
         eprintln!("{}: line {}: {}", a.file.display(), b.line, b.reason);
     }
+    let Tally {
+        created,
+        updated,
+        unchanged,
+        suppressed,
+    } = tally;
     println!(
         "imported {}: {created} added, {updated} updated, {unchanged} unchanged, {suppressed} suppressed, {} rejected",
         a.file.display(),
@@ -331,8 +319,15 @@ async fn import(ctx: &Context, a: ImportArgs) -> CommandResult {
 struct ImportRow {
     line: u64,
     new: NewSubscriber,
-    /// The consent date the row carried (`created_at`), if any.
-    consented_at: Option<DateTime<Utc>>,
+}
+
+/// What the rows written so far did.
+#[derive(Default)]
+struct Tally {
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+    suppressed: u64,
 }
 
 /// Where the import's columns are in the header row.
@@ -351,7 +346,7 @@ fn parse_row(
     columns: &Columns,
     confirmed: bool,
     now: DateTime<Utc>,
-) -> Result<(NewSubscriber, Option<DateTime<Utc>>), String> {
+) -> Result<NewSubscriber, String> {
     if record.len() != columns.count {
         return Err(format!(
             "expected {} fields, found {}",
@@ -386,64 +381,51 @@ fn parse_row(
         }
         None => None,
     };
-    let new = NewSubscriber {
+    Ok(NewSubscriber {
         email,
         topics,
         status,
         timezone,
         source: ConsentSource::Import,
         consent_version: ctx.settings.newsletter.consent_version.clone(),
+        consented_at,
         resubscribe: false,
         ip: None,
         user_agent: None,
-    };
-    Ok((new, consented_at))
+    })
 }
 
+/// Writes the batch (one transaction; a row the database refuses is reported in its place)
+/// and counts what each row did.
 async fn flush(
     ctx: &Context,
     batch: &mut Vec<ImportRow>,
     bad: &mut Vec<BadRow>,
-    counters: [&mut u64; 4],
+    tally: &mut Tally,
 ) -> Result<(), CommandError> {
     if batch.is_empty() {
         return Ok(());
     }
     // An address twice in one batch: the later row adds to the earlier one.
-    let mut lines = Vec::with_capacity(batch.len());
-    let mut dates = Vec::with_capacity(batch.len());
-    let mut rows = Vec::with_capacity(batch.len());
-    for row in batch.drain(..) {
-        lines.push(row.line);
-        dates.push(row.consented_at);
-        rows.push(row.new);
-    }
+    let (lines, rows): (Vec<u64>, Vec<NewSubscriber>) =
+        batch.drain(..).map(|row| (row.line, row.new)).unzip();
     let outcomes = ctx.store.add_subscribers(&rows, now()).await?;
-    let [created, updated, unchanged, suppressed] = counters;
-    // People this batch created keep the consent date their row carried.
-    let mut backdated = Vec::new();
-    for ((line, consented_at), outcome) in lines.into_iter().zip(dates).zip(outcomes) {
+    for (line, outcome) in lines.into_iter().zip(outcomes) {
         match outcome {
-            Ok(AddOutcome::Created { id }) => {
-                *created += 1;
-                if let Some(at) = consented_at {
-                    backdated.push((id, at));
-                }
-            }
+            Ok(AddOutcome::Created { .. }) => tally.created += 1,
             Ok(AddOutcome::Updated {
                 added_topics: 0,
                 confirmed: false,
                 ..
-            }) => *unchanged += 1,
-            Ok(AddOutcome::Updated { .. }) => *updated += 1,
-            Ok(AddOutcome::Suppressed { .. }) => *suppressed += 1,
+            }) => tally.unchanged += 1,
+            Ok(AddOutcome::Updated { .. }) => tally.updated += 1,
+            Ok(AddOutcome::Suppressed { .. }) => tally.suppressed += 1,
             Err(e) => bad.push(BadRow {
                 line,
                 reason: e.to_string(),
             }),
         }
     }
-    ctx.store.backdate_consent(&backdated).await?;
     tracing::debug!(rows = rows.len(), "import batch written");
     Ok(())
 }

@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use lettre::Address;
 use lettre::message::Mailbox;
 
-use super::file::{RawNewsletter, RawSchedule, RawWeb};
+use super::file::RawNewsletter;
 use super::secret::Secret;
 use crate::domain::TopicSlug;
 use crate::schedule::Schedule;
@@ -87,17 +87,6 @@ pub struct BouncesSettings {
     pub webhook_secret: Option<Secret>,
 }
 
-impl Default for BouncesSettings {
-    fn default() -> Self {
-        BouncesSettings {
-            address: None,
-            soft_limit: 3,
-            soft_window_days: 30,
-            webhook_secret: None,
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct TopicSettings {
     pub slug: TopicSlug,
@@ -126,27 +115,12 @@ impl TopicSettings {
     }
 }
 
-// The defaults are written once, in their text form (`file.rs`), and parsed like a file's
-// values; the unit test `defaults_validate` keeps them valid, so these never panic.
-
+/// The defaults are written once, in their text form (`file.rs`), and parsed like a file's
+/// values; the unit test `defaults_validate` keeps them valid, so this never panics.
 impl Default for NewsletterSettings {
     fn default() -> Self {
         RawNewsletter::default()
             .parse()
             .expect("the default [newsletter] parses")
-    }
-}
-
-impl Default for WebSettings {
-    fn default() -> Self {
-        RawWeb::default().parse().expect("the default [web] parses")
-    }
-}
-
-impl Default for ScheduleSettings {
-    fn default() -> Self {
-        RawSchedule::default()
-            .parse()
-            .expect("the default [schedule] parses")
     }
 }

@@ -112,8 +112,6 @@ impl RawWeb {
 }
 
 impl RawBounces {
-    /// `bounces.address`: blank is `None`; otherwise a plain ASCII address whose local part
-    /// has room for `+` and the VERP tag within the 64 octets SMTP allows (RFC 5321 4.5.3.1.1).
     pub(super) fn parse(self) -> Result<BouncesSettings, ConfigError> {
         if self.soft_limit == 0 {
             return Err(err("bounces.soft_limit must be at least 1"));
@@ -121,53 +119,50 @@ impl RawBounces {
         if self.soft_window_days == 0 {
             return Err(err("bounces.soft_window_days must be at least 1"));
         }
-        let (soft_limit, soft_window_days) = (self.soft_limit, self.soft_window_days);
-        let webhook_secret = if self.webhook_secret.expose().trim().is_empty() {
-            None
-        } else {
-            Some(self.webhook_secret.clone())
+        let address = match self.address.trim() {
+            "" => None,
+            text => Some(bounce_address(text)?),
         };
-        let text = self.address.trim();
-        if text.is_empty() {
-            return Ok(BouncesSettings {
-                address: None,
-                soft_limit,
-                soft_window_days,
-                webhook_secret,
-            });
-        }
-        let bad = |why: &str| err(format!("bounces.address {text:?} {why}"));
-        if !text.is_ascii() {
-            return Err(bad(
-                "must be ASCII (write an internationalised domain as its A-label, xn--...)",
-            ));
-        }
-        let address = text
-            .parse::<lettre::Address>()
-            .map_err(|e| bad(&format!("is not an email address ({e})")))?;
-        let user = address.user();
-        if !user
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        {
-            return Err(bad(
-                "must have a plain local part (letters, digits, '.', '-', '_'; no '+': \
-                 tidings adds '+' and the tag itself)",
-            ));
-        }
-        if user.len() > MAX_BOUNCE_LOCAL_PART {
-            return Err(bad(&format!(
-                "has a local part longer than {MAX_BOUNCE_LOCAL_PART} characters (the VERP tag \
-                 needs the rest of the 64 an address may have before '@')"
-            )));
-        }
+        let webhook_secret =
+            (!self.webhook_secret.expose().trim().is_empty()).then_some(self.webhook_secret);
         Ok(BouncesSettings {
-            address: Some(address),
-            soft_limit,
-            soft_window_days,
+            address,
+            soft_limit: self.soft_limit,
+            soft_window_days: self.soft_window_days,
             webhook_secret,
         })
     }
+}
+
+/// `bounces.address` (not blank): a plain ASCII address whose local part has room for `+` and
+/// the VERP tag within the 64 octets SMTP allows (RFC 5321 4.5.3.1.1).
+fn bounce_address(text: &str) -> Result<lettre::Address, ConfigError> {
+    let bad = |why: &str| err(format!("bounces.address {text:?} {why}"));
+    if !text.is_ascii() {
+        return Err(bad(
+            "must be ASCII (write an internationalised domain as its A-label, xn--...)",
+        ));
+    }
+    let address = text
+        .parse::<lettre::Address>()
+        .map_err(|e| bad(&format!("is not an email address ({e})")))?;
+    let user = address.user();
+    if !user
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err(bad(
+            "must have a plain local part (letters, digits, '.', '-', '_'; no '+': \
+             tidings adds '+' and the tag itself)",
+        ));
+    }
+    if user.len() > MAX_BOUNCE_LOCAL_PART {
+        return Err(bad(&format!(
+            "has a local part longer than {MAX_BOUNCE_LOCAL_PART} characters (the VERP tag \
+             needs the rest of the 64 an address may have before '@')"
+        )));
+    }
+    Ok(address)
 }
 
 /// A cron of `key` in `tz`; `None` when blank.

@@ -9,7 +9,6 @@
 mod articles;
 mod bounces;
 mod deliveries;
-mod import;
 mod issues;
 mod jobs;
 mod subscribers;
@@ -34,6 +33,7 @@ pub use deliveries::{
 };
 pub use issues::{IssueOutlook, IssueRecipient, IssueSummary, StoredIssue};
 pub use jobs::{ClaimHolder, JobRunRecord, RunEnd};
+use subscribers::stored_email_hash;
 pub use subscribers::{
     AddOutcome, ImportOutcome, NewSubscriber, SubscriberFilter, SubscriberRecord, email_hash,
 };

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
 
-use super::transitions::{
-    find_status, insert_new_subscriber, suppress_subscriber, update_with_consents,
-};
+use super::transitions::{find_status, insert_new_subscriber, suppress_subscriber};
 use super::{BeginWrite, Store, StoreError, StoreResult, with_pool};
 use crate::domain::{
     ConsentSource, Refusal, Step, SubscriberEmail, SubscriberEvent, SubscriberStatus, TopicSlug,
@@ -24,6 +22,9 @@ pub struct NewSubscriber {
     pub timezone: Option<String>,
     pub source: ConsentSource,
     pub consent_version: String,
+    /// When the person gave consent, as an import carries it (an exported `created_at`): a new
+    /// record's `created_at` and its consent's `asked_at`. `None`: the time of the addition.
+    pub consented_at: Option<DateTime<Utc>>,
     /// Bring back an unsubscribed, bounced or complained address.
     pub resubscribe: bool,
     pub ip: Option<String>,
@@ -123,6 +124,13 @@ pub fn email_hash(email: &SubscriberEmail) -> String {
     hex::encode(Sha256::digest(email.key().as_bytes()))
 }
 
+/// [`email_hash`] of an address read back from the database.
+pub(crate) fn stored_email_hash(email: &str) -> StoreResult<String> {
+    SubscriberEmail::parse(email)
+        .map(|e| email_hash(&e))
+        .map_err(|e| StoreError::Corrupt(format!("stored address: {e}")))
+}
+
 const SELECT_SUBSCRIBER: &str = "SELECT id, email, status, timezone, created_at, confirmed_at, unsubscribed_at FROM subscribers";
 
 impl Store {
@@ -214,10 +222,16 @@ impl Store {
                                 to == SubscriberStatus::Confirmed
                             }
                             Step::Become(SubscriberStatus::Confirmed) => {
-                                update_with_consents!(row, id, now,
-                                    subscriber: "status = 'confirmed', confirmed_at = $1, updated_at = $1",
-                                    consents: "confirmed_at = $1",
-                                    only: "confirmed_at IS NULL");
+                                sqlx::query("UPDATE subscribers SET status = 'confirmed', confirmed_at = $1, updated_at = $1 WHERE id = $2")
+                                    .bind(now)
+                                    .bind(id)
+                                    .execute(&mut *row)
+                                    .await?;
+                                sqlx::query("UPDATE consents SET confirmed_at = $1 WHERE subscriber_id = $2 AND confirmed_at IS NULL")
+                                    .bind(now)
+                                    .bind(id)
+                                    .execute(&mut *row)
+                                    .await?;
                                 true
                             }
                             // Stay: the status is kept and the topics added below.
@@ -453,11 +467,8 @@ impl Store {
             super::insert_subscriptions!(tx, id, topics, now);
             if decision.unlist {
                 // A reader who rejoined after unsubscribing stayed on the suppression list until now.
-                let hash = SubscriberEmail::parse(&email)
-                    .map(|e| email_hash(&e))
-                    .map_err(|e| StoreError::Corrupt(format!("stored address: {e}")))?;
                 sqlx::query("DELETE FROM suppressions WHERE email_hash = $1 AND reason = 'unsubscribed'")
-                    .bind(hash)
+                    .bind(stored_email_hash(&email)?)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -484,9 +495,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(email) = email else { return Ok(false) };
-            let hash = SubscriberEmail::parse(&email)
-                .map(|e| email_hash(&e))
-                .map_err(|e| StoreError::Corrupt(format!("stored address: {e}")))?;
+            let hash = stored_email_hash(&email)?;
             sqlx::query("UPDATE deliveries SET email = 'erased', payload = NULL, status = CASE WHEN status IN ('queued','deferred') THEN 'skipped' ELSE status END WHERE subscriber_id = $1")
                 .bind(id)
                 .execute(&mut *tx)

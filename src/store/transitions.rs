@@ -1,9 +1,8 @@
 //! The writes that carry out [`crate::domain::transition`]'s decisions inside a caller's
-//! transaction: finding an address's record, creating one, moving a record to a suppressed
-//! status, and updating a record together with its consent records. Macros, like
-//! [`super::with_pool!`], so one text serves both backends' transactions; the store methods
-//! in `subscribers.rs` decide with the domain and call these (`import.rs` too, for the consent
-//! dates).
+//! transaction: finding an address's record, creating one, and moving a record to a suppressed
+//! status. Macros, like [`super::with_pool!`], so one text serves both backends' transactions;
+//! the store methods in `subscribers.rs` (and the bounce paths of `deliveries.rs` and
+//! `bounces.rs`) decide with the domain and call these.
 
 /// The id and status of the subscriber whose address has key `$key`, inside `$tx`, if any.
 macro_rules! find_status {
@@ -25,26 +24,10 @@ macro_rules! find_status {
     }};
 }
 
-/// Sets `$subscriber` on subscriber `$id`'s row and `$consents` on its consent records (only
-/// those matching `$only`, when given) inside `$tx`; `$1` is `$at` in all three SQL fragments.
-macro_rules! update_with_consents {
-    ($tx:expr, $id:expr, $at:expr, subscriber: $subscriber:literal, consents: $consents:literal $(, only: $only:literal)?) => {{
-        sqlx::query(concat!("UPDATE subscribers SET ", $subscriber, " WHERE id = $2"))
-            .bind($at)
-            .bind($id)
-            .execute(&mut *$tx)
-            .await?;
-        sqlx::query(concat!("UPDATE consents SET ", $consents, " WHERE subscriber_id = $2" $(, " AND ", $only)?))
-            .bind($at)
-            .bind($id)
-            .execute(&mut *$tx)
-            .await?;
-    }};
-}
-
 /// Inserts the new subscriber `$new` (a [`super::NewSubscriber`]) with `$status` and its consent
 /// record and topics (or, for an imported suppressed history, its suppression entry) inside
-/// `$tx`. Evaluates to the new id, or `None` when a row with the address's key exists (written a
+/// `$tx`; `created_at` and the consent's `asked_at` are the consent date `$new` carries, else
+/// `$now`. Evaluates to the new id, or `None` when a row with the address's key exists (written a
 /// moment ago by a concurrent transaction); then nothing was written.
 macro_rules! insert_new_subscriber {
     ($tx:expr, $new:expr, $status:expr, $key:expr, $hash:expr, $now:expr) => {{
@@ -53,14 +36,16 @@ macro_rules! insert_new_subscriber {
         let now: chrono::DateTime<chrono::Utc> = $now;
         let wants_confirmed = status == $crate::domain::SubscriberStatus::Confirmed;
         let unsubscribed_at = status.is_suppressed().then_some(now);
+        let consented_at = new.consented_at.unwrap_or(now);
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO subscribers (email, email_key, status, timezone, created_at, updated_at, confirmed_at, unsubscribed_at) \
-             VALUES ($1, $2, $3, $4, $5, $5, $6, $7) ON CONFLICT (email_key) DO NOTHING RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (email_key) DO NOTHING RETURNING id",
         )
         .bind(new.email.as_str())
         .bind($key)
         .bind(status.as_str())
         .bind(&new.timezone)
+        .bind(consented_at)
         .bind(now)
         .bind(wants_confirmed.then_some(now))
         .bind(unsubscribed_at)
@@ -74,7 +59,7 @@ macro_rules! insert_new_subscriber {
             .bind(id)
             .bind(new.source.as_str())
             .bind(&new.consent_version)
-            .bind(now)
+            .bind(consented_at)
             .bind(wants_confirmed.then_some(now))
             .bind(&new.ip)
             .bind(&new.user_agent)
@@ -124,12 +109,9 @@ macro_rules! suppress_subscriber {
                             .execute(&mut *$tx)
                             .await?;
                     }
-                    let hash = $crate::domain::SubscriberEmail::parse(&email)
-                        .map(|e| $crate::store::email_hash(&e))
-                        .map_err(|e| $crate::store::StoreError::Corrupt(format!("stored address: {e}")))?;
                     sqlx::query("INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3) \
                                  ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason")
-                        .bind(hash)
+                        .bind($crate::store::stored_email_hash(&email)?)
                         .bind(to.as_str())
                         .bind(now)
                         .execute(&mut *$tx)
@@ -144,4 +126,3 @@ macro_rules! suppress_subscriber {
 pub(crate) use find_status;
 pub(crate) use insert_new_subscriber;
 pub(crate) use suppress_subscriber;
-pub(crate) use update_with_consents;

@@ -236,6 +236,7 @@ async fn subscribe(
             timezone: None,
             source: ConsentSource::Web,
             consent_version: state.settings.newsletter.consent_version.clone(),
+            consented_at: None,
             resubscribe: false,
             ip,
             user_agent,

@@ -142,6 +142,7 @@ pub fn new_subscriber(
         timezone: None,
         source: ConsentSource::Cli,
         consent_version: "v1".into(),
+        consented_at: None,
         resubscribe: false,
         ip: None,
         user_agent: None,

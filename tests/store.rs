@@ -3,7 +3,10 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use tidings::domain::{SubscriberEmail, SubscriberStatus};
-use tidings::store::{AddOutcome, NewSubscriber, Store, SubscriberFilter};
+use tidings::store::{
+    AddOutcome, DeliveryKind, MailLimits, MailSlot, NewSubscriber, QueueOutcome, Store,
+    SubscriberFilter, WebMail,
+};
 
 use crate::support::db::{self, Backend, per_backend};
 
@@ -318,25 +321,29 @@ async fn one_confirmation_slot_per_window(backend: Backend) {
         SubscriberStatus::Pending,
     )
     .await;
-    let hour = Duration::hours(1);
-    assert!(
-        store.claim_confirmation_slot(id, t0(), hour).await.unwrap(),
-        "{label}"
-    );
-    assert!(
-        !store
-            .claim_confirmation_slot(id, t0() + Duration::minutes(59), hour)
-            .await
-            .unwrap(),
-        "{label}"
-    );
-    assert!(
-        store
-            .claim_confirmation_slot(id, t0() + Duration::minutes(61), hour)
-            .await
-            .unwrap(),
-        "{label}"
-    );
+    // The once-an-hour slot of the subscribe form, claimed with the message it allows.
+    let limits = MailLimits {
+        slot: MailSlot::Form,
+        min_gap: Duration::hours(1),
+        per_hour: 0,
+    };
+    let claim = |n: i64, at| {
+        let store = store.clone();
+        async move {
+            let message_id = format!("<slot-{n}@example.com>");
+            let mail = WebMail {
+                kind: DeliveryKind::Confirm,
+                subscriber_id: id,
+                to: "p@example.com",
+                message_id: &message_id,
+                payload: b"message",
+            };
+            store.queue_web_mail(&mail, limits, at).await.unwrap() == QueueOutcome::Queued
+        }
+    };
+    assert!(claim(1, t0()).await, "{label}");
+    assert!(!claim(2, t0() + Duration::minutes(59)).await, "{label}");
+    assert!(claim(3, t0() + Duration::minutes(61)).await, "{label}");
 }
 
 per_backend!(batch_import_is_idempotent);

@@ -537,30 +537,6 @@ impl Store {
             .await
     }
 
-    /// Records that a confirmation email was queued; returns false (and records nothing) when one
-    /// was queued less than `min_gap` ago, so an address gets at most one per window. The web
-    /// app claims its slots through [`Store::queue_web_mail`] instead, in one transaction with
-    /// the message itself.
-    pub async fn claim_confirmation_slot(
-        &self,
-        id: i64,
-        now: DateTime<Utc>,
-        min_gap: chrono::Duration,
-    ) -> StoreResult<bool> {
-        let cutoff = now - min_gap;
-        let n = with_pool!(self, p => {
-            sqlx::query("UPDATE subscribers SET last_confirmation_sent_at = $1 WHERE id = $2 \
-                         AND (last_confirmation_sent_at IS NULL OR last_confirmation_sent_at <= $3)")
-                .bind(now)
-                .bind(id)
-                .bind(cutoff)
-                .execute(p)
-                .await?
-                .rows_affected()
-        });
-        Ok(n == 1)
-    }
-
     /// Deletes pending subscribers created before `cutoff` who never confirmed; returns how many.
     /// A reader who had unsubscribed and asked to rejoin (pending, `unsubscribed_at` set) keeps
     /// their record and consent history.

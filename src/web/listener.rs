@@ -202,12 +202,11 @@ struct Counts {
 }
 
 /// Counts open connections and admits new ones under the caps.
-#[derive(Clone)]
 struct Admission {
     counts: Arc<Mutex<Counts>>,
     max_total: usize,
     max_per_client: usize,
-    exempt: Arc<Vec<IpAddr>>,
+    exempt: Vec<IpAddr>,
 }
 
 impl Admission {
@@ -216,7 +215,7 @@ impl Admission {
             counts: Arc::default(),
             max_total: limits.max_connections,
             max_per_client: limits.max_connections_per_client,
-            exempt: Arc::new(limits.exempt.clone()),
+            exempt: limits.exempt.clone(),
         }
     }
 

@@ -51,17 +51,12 @@ name = "Databases"
     .unwrap()
 }
 
-/// Delivery settings for the relay on 127.0.0.1:`smtp_port`, one worker so that messages
-/// arrive in the order they were queued.
+/// [`settings`] with delivery to the relay on 127.0.0.1:`smtp_port`, one worker so that
+/// messages arrive in the order they were queued.
 fn delivery_settings(smtp_port: u16) -> Settings {
     let outbox = tempfile::tempdir().unwrap().keep();
-    Settings::from_toml(&format!(
+    settings(&format!(
         r#"
-[newsletter]
-base_url = "{BASE_URL}"
-from = "Tidings <news@example.org>"
-secret = "a-test-secret-that-is-long-enough-0123456789"
-
 [delivery]
 transport = "smtp"
 outbox_dir = "{}"
@@ -72,17 +67,9 @@ host = "127.0.0.1"
 port = {smtp_port}
 tls = "none"
 timeout_secs = 5
-
-[[topics]]
-slug = "rust"
-name = "Rust"
-[[topics]]
-slug = "databases"
-name = "Databases"
 "#,
         outbox.display()
     ))
-    .unwrap()
 }
 
 pub struct TestApp {

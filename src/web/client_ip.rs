@@ -1,8 +1,9 @@
 //! The client's IP address: the TCP peer, or the last untrusted hop of `X-Forwarded-For` when
 //! the peer is one of `[web] trusted_proxies`. A header from anyone else is ignored, so a
-//! client cannot pick its own rate-limit key.
+//! client cannot pick its own rate-limit key. [`network_key`] is what the limits count a client
+//! under (an IPv6 /64 is one client).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
@@ -29,14 +30,14 @@ impl FromRequestParts<AppState> for ClientIp {
         Ok(ClientIp(client_ip(
             peer,
             &parts.headers,
-            &state.trusted_proxies,
+            &state.settings.web.trusted_proxies,
         )))
     }
 }
 
 /// Resolves the client address from the peer and the forwarding header.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    if !trusted.contains(&canonical(peer)) {
+    if !trusted.contains(&peer.to_canonical()) {
         return peer;
     }
     let hops: Vec<IpAddr> = headers
@@ -49,15 +50,20 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAdd
     // Walk from the nearest hop outwards; the first one we do not run is the client.
     hops.into_iter()
         .rev()
-        .map(canonical)
+        .map(|ip| ip.to_canonical())
         .find(|ip| !trusted.contains(ip))
         .unwrap_or(peer)
 }
 
-/// Treats `::ffff:a.b.c.d` as `a.b.c.d`.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+/// The key a client is counted under by the sign-up rate limit and the per-client connection
+/// cap: its IPv4 address (`::ffff:a.b.c.d` as `a.b.c.d`), or for IPv6 its /64 network (one
+/// subscriber line or host usually holds a whole /64, so per-address limits would not hold).
+pub fn network_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
         v4 => v4,
     }
 }
@@ -124,5 +130,18 @@ mod tests {
             client_ip(mapped, &xff("198.51.100.8"), &[proxy]),
             "198.51.100.8".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_per_64_and_ipv4_per_address() {
+        let key = |s: &str| network_key(s.parse().unwrap());
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("192.0.2.1"), "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
     }
 }

@@ -58,6 +58,13 @@ impl From<askama::Error> for WebError {
 }
 
 impl WebError {
+    /// 429, to be retried after `wait` rounded up to whole seconds.
+    pub fn rate_limited_for(wait: std::time::Duration) -> WebError {
+        WebError::RateLimited {
+            retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             WebError::InvalidLink(_) | WebError::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower::ServiceExt as _;
 
+use super::client_ip::network_key;
 use crate::config::WebSettings;
 
 /// The limits of the accept loop, from `[web]`.
@@ -39,13 +40,17 @@ pub struct ConnectionLimits {
 }
 
 impl ConnectionLimits {
-    pub fn from_settings(web: &WebSettings, trusted_proxies: &[IpAddr]) -> ConnectionLimits {
+    pub fn from_settings(web: &WebSettings) -> ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(web.header_read_timeout_secs),
             max_connections: web.max_connections,
             max_connections_per_client: web.max_connections_per_client,
             shutdown_grace: Duration::from_secs(web.shutdown_grace_secs),
-            exempt: trusted_proxies.iter().map(|ip| ip.to_canonical()).collect(),
+            exempt: web
+                .trusted_proxies
+                .iter()
+                .map(|ip| ip.to_canonical())
+                .collect(),
         }
     }
 }
@@ -190,21 +195,6 @@ fn refuse(stream: &TcpStream, refusal: Refusal) {
     let _ = stream.try_write(response);
 }
 
-/// The address a connection counts against: IPv4 (a mapped IPv6 address as its IPv4) or the
-/// /64 network of an IPv6 address, since one host usually holds a whole /64.
-fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
-}
-
 #[derive(Default)]
 struct Counts {
     total: usize,
@@ -212,12 +202,11 @@ struct Counts {
 }
 
 /// Counts open connections and admits new ones under the caps.
-#[derive(Clone)]
 struct Admission {
     counts: Arc<Mutex<Counts>>,
     max_total: usize,
     max_per_client: usize,
-    exempt: Arc<Vec<IpAddr>>,
+    exempt: Vec<IpAddr>,
 }
 
 impl Admission {
@@ -226,13 +215,13 @@ impl Admission {
             counts: Arc::default(),
             max_total: limits.max_connections,
             max_per_client: limits.max_connections_per_client,
-            exempt: Arc::new(limits.exempt.clone()),
+            exempt: limits.exempt.clone(),
         }
     }
 
     /// A slot for a connection from `peer`, released when dropped, or why there is none.
     fn admit(&self, peer: IpAddr) -> Result<Slot, Refusal> {
-        let key = client_key(peer);
+        let key = network_key(peer);
         let counted = !self.exempt.contains(&peer.to_canonical());
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         if counts.total >= self.max_total {

@@ -61,8 +61,6 @@ pub struct AppState {
     pub clock: Clock,
     /// Per-client-IP limit on `POST /subscribe`; `None` when `[web] subscribe_per_minute = 0`.
     pub subscribe_limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
-    /// `[web] trusted_proxies`, parsed.
-    pub trusted_proxies: Arc<Vec<IpAddr>>,
 }
 
 impl AppState {
@@ -77,7 +75,6 @@ impl AppState {
                     Quota::per_minute(per_minute).allow_burst(burst),
                 ))
             });
-        let trusted_proxies = settings.web.trusted_proxies.clone();
         Ok(AppState {
             settings,
             store,
@@ -85,7 +82,6 @@ impl AppState {
             dkim,
             clock: Arc::new(Utc::now),
             subscribe_limiter,
-            trusted_proxies: Arc::new(trusted_proxies),
         })
     }
 
@@ -233,10 +229,7 @@ impl Application {
                 limiter.shrink_to_fit();
             }
         });
-        let limits = listener::ConnectionLimits::from_settings(
-            &self.state.settings.web,
-            &self.state.trusted_proxies,
-        );
+        let limits = listener::ConnectionLimits::from_settings(&self.state.settings.web);
         listener::serve(self.listener, self.router, limits, shutdown).await;
         sweeper.abort();
         Ok(())

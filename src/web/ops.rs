@@ -97,6 +97,8 @@ fn metrics_access(state: &AppState, headers: &HeaderMap, client: IpAddr) -> Metr
     }
     let client = client.to_canonical();
     let trusted = state
+        .settings
+        .web
         .trusted_proxies
         .iter()
         .any(|p| p.to_canonical() == client);

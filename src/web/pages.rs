@@ -45,8 +45,11 @@ pub fn topic_name(settings: &Settings, slug: &str) -> String {
         .unwrap_or_else(|| slug.to_string())
 }
 
-/// The display names of `slugs`, in order.
-pub fn topic_names(settings: &Settings, slugs: &[String]) -> Vec<String> {
+/// The display names of `slugs` (`String`s or `TopicSlug`s), in order.
+pub fn topic_names(
+    settings: &Settings,
+    slugs: &[impl std::ops::Deref<Target = str>],
+) -> Vec<String> {
     slugs.iter().map(|t| topic_name(settings, t)).collect()
 }
 

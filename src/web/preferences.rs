@@ -18,13 +18,13 @@ use super::AppState;
 use super::client_ip::{ClientIp, consent_evidence};
 use super::error::WebError;
 use super::pages::{self, Site, TopicChoice, check_same_site, render_page, topic_names};
-use super::subscribe::mail_limits;
+use super::subscribe::{CAP_RACE_RETRY_SECS, check_mail_cap, mail_limits, render_mail, web_mail};
 use super::unsubscribe::unsubscribed_page;
 use crate::domain::{
     Step, SubscriberEmail, SubscriberEvent, SubscriberMail, SubscriberStatus, TopicSlug, transition,
 };
-use crate::render::{self, Recipient, Transactional};
-use crate::store::{ConfirmationRequest, MailSlot, QueueOutcome, SubscriberRecord, WebMail};
+use crate::render::Transactional;
+use crate::store::{ConfirmationRequest, MailSlot, QueueOutcome, SubscriberRecord};
 use crate::tokens::Purpose;
 
 #[derive(Template)]
@@ -202,31 +202,11 @@ async fn request_confirmation(
     let now = state.now();
     let email = SubscriberEmail::parse(&record.email)
         .map_err(|e| anyhow::anyhow!("stored address of subscriber {}: {e}", record.id))?;
-    let slugs: Vec<String> = topics.iter().map(|t| t.as_str().to_string()).collect();
-    let recipient = Recipient {
-        subscriber_id: record.id,
-        email,
-    };
-    let names = topic_names(&state.settings, &slugs);
-    let transactional = Transactional::Confirm {
+    let names = topic_names(&state.settings, topics);
+    let confirmation = Transactional::Confirm {
         topic_names: &names,
     };
-    let msg = render::transactional_message(
-        &state.settings,
-        &state.tokens,
-        state.dkim.as_ref(),
-        &recipient,
-        &transactional,
-        now,
-    )
-    .map_err(|e| anyhow::Error::new(e).context("rendering the confirmation email"))?;
-    let mail = WebMail {
-        kind: transactional.delivery_kind(),
-        subscriber_id: record.id,
-        to: msg.to.as_str(),
-        message_id: &msg.message_id,
-        payload: &msg.raw,
-    };
+    let msg = render_mail(state, record.id, &email, &confirmation, now)?;
     let (ip_text, ua) = consent_evidence(state, ip, headers);
     let request = ConfirmationRequest {
         id: record.id,
@@ -240,7 +220,7 @@ async fn request_confirmation(
         .store
         .request_confirmation_from_web(
             &request,
-            &mail,
+            &web_mail(confirmation.delivery_kind(), record.id, &msg),
             mail_limits(state, MailSlot::Reconfirm),
             now,
         )
@@ -251,9 +231,9 @@ async fn request_confirmation(
             "This subscription changed while the page was open. Please open the link again.".into(),
         )),
         Some(QueueOutcome::OverCap) => {
-            super::subscribe::check_mail_cap(state).await?;
+            check_mail_cap(state).await?;
             Err(WebError::RateLimited {
-                retry_after_secs: 60,
+                retry_after_secs: CAP_RACE_RETRY_SECS,
             })
         }
         Some(outcome) => {

@@ -9,24 +9,24 @@
 //! refused when posted from another site.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv6Addr};
 
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use governor::clock::{Clock as _, DefaultClock};
 
 use super::AppState;
-use super::client_ip::{ClientIp, consent_evidence};
+use super::client_ip::{ClientIp, consent_evidence, network_key};
 use super::error::WebError;
-use super::pages::{Site, TopicChoice, check_same_site, render_page, topic_name, topic_names};
+use super::pages::{Site, TopicChoice, check_same_site, render_page, topic_names};
 use crate::domain::{
-    ConsentSource, Step, SubscriberEmail, SubscriberEvent, SubscriberMail, SubscriberStatus,
-    TopicSlug, transition,
+    ConsentSource, SubscriberEmail, SubscriberEvent, SubscriberMail, SubscriberStatus, TopicSlug,
+    transition,
 };
-use crate::render::{self, Recipient, Transactional};
+use crate::render::{self, OutgoingMessage, Recipient, Transactional};
 use crate::store::{
     AddOutcome, DeliveryKind, MailLimits, MailSlot, NewSubscriber, QueueOutcome, WebMail,
 };
@@ -35,22 +35,7 @@ use crate::store::{
 pub const CONFIRMATION_GAP: chrono::Duration = chrono::Duration::hours(1);
 
 /// Retry-After when the hourly cap filled up between the check and the queueing.
-const CAP_RACE_RETRY_SECS: u64 = 60;
-
-/// The key a client is rate-limited under: its address, or for IPv6 its /64 network (one
-/// subscriber line or host usually holds a whole /64, so per-address limits would not hold).
-pub fn rate_limit_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-        v4 => v4,
-    }
-}
+pub const CAP_RACE_RETRY_SECS: u64 = 60;
 
 /// The limits of mail asked for through a form or page, from the settings.
 pub fn mail_limits(state: &AppState, slot: MailSlot) -> MailLimits {
@@ -71,9 +56,7 @@ pub async fn check_mail_cap(state: &AppState) -> Result<(), WebError> {
                 per_hour,
                 "the hourly cap on confirmation emails is reached; refusing sign-ups"
             );
-            Err(WebError::RateLimited {
-                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-            })
+            Err(WebError::rate_limited_for(wait))
         }
     }
 }
@@ -137,12 +120,11 @@ pub async fn submit(
 ) -> Result<Response, WebError> {
     check_same_site(&state, &headers)?;
     if let Some(limiter) = &state.subscribe_limiter
-        && let Err(not_until) = limiter.check_key(&rate_limit_key(ip))
+        && let Err(not_until) = limiter.check_key(&network_key(ip))
     {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        return Err(WebError::RateLimited {
-            retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-        });
+        return Err(WebError::rate_limited_for(
+            not_until.wait_time_from(DefaultClock::default().now()),
+        ));
     }
     let form = parse_form(&body);
     let (email, topics) = match validate(&state, &form) {
@@ -216,19 +198,10 @@ async fn subscribe(
     ip: Option<String>,
     user_agent: Option<String>,
 ) -> Result<(), WebError> {
-    let now = state.now();
     let store = &state.store;
-    let known = store.find_subscriber(email).await?;
-    let listed = store.suppression_reason(email).await?.is_some();
-    let decision = transition(
-        known.as_ref().map(|k| k.status),
-        SubscriberEvent::WebSignup { listed },
-    );
-    let Some(known) = known else {
-        if decision.step != Step::Create(SubscriberStatus::Pending) {
-            // An erased address: it stays quiet.
-            return Ok(());
-        }
+    let Some(known) = store.find_subscriber(email).await? else {
+        // A new address: `add_subscriber` takes the decision, suppression list included, in its
+        // transaction.
         let new = NewSubscriber {
             email: email.clone(),
             topics: topics.to_vec(),
@@ -241,153 +214,114 @@ async fn subscribe(
             ip,
             user_agent,
         };
-        return match store.add_subscriber(&new, now).await? {
+        return match store.add_subscriber(&new, state.now()).await? {
             AddOutcome::Created { id } => {
-                let names: Vec<String> = topics
-                    .iter()
-                    .map(|t| topic_name(&state.settings, t.as_str()))
-                    .collect();
-                send_confirmation(state, id, email, &names).await
+                let names = topic_names(&state.settings, topics);
+                let mail = Transactional::Confirm {
+                    topic_names: &names,
+                };
+                send(state, id, email, &mail).await
             }
             // Created by a concurrent request a moment ago: that request sends the link.
             AddOutcome::Updated { .. } => Ok(()),
-            // Erased a moment ago: it stays quiet.
+            // An erased address (or erased a moment ago): it stays quiet.
             AddOutcome::Suppressed { .. } => Ok(()),
         };
     };
+    // For a known address the suppression list changes nothing (see `transition`'s table).
+    let decision = transition(
+        Some(known.status),
+        SubscriberEvent::WebSignup { listed: false },
+    );
     match decision.mail {
         Some(SubscriberMail::Confirmation) => {
             let names = topic_names(&state.settings, &known.topics);
-            send_confirmation(state, known.id, email, &names).await
+            let mail = Transactional::Confirm {
+                topic_names: &names,
+            };
+            send(state, known.id, email, &mail).await
         }
         Some(SubscriberMail::PreferencesLink) => {
-            send_preferences_link(state, known.id, email).await
+            send(state, known.id, email, &Transactional::PreferencesLink).await
         }
         // Bounced or complained: it stays quiet.
         None => Ok(()),
     }
 }
 
-async fn send_confirmation(
+/// Renders `mail` for subscriber `id` at `now`.
+pub fn render_mail(
     state: &AppState,
     id: i64,
     email: &SubscriberEmail,
-    topic_names: &[String],
-) -> Result<(), WebError> {
+    mail: &Transactional<'_>,
+    now: DateTime<Utc>,
+) -> Result<OutgoingMessage, WebError> {
     let recipient = Recipient {
         subscriber_id: id,
         email: email.clone(),
     };
-    let transactional = Transactional::Confirm { topic_names };
-    let queued = queue_once(state, id, transactional.delivery_kind(), |now| {
-        render::transactional_message(
-            &state.settings,
-            &state.tokens,
-            state.dkim.as_ref(),
-            &recipient,
-            &transactional,
-            now,
-        )
-        .map_err(|e| {
-            anyhow::Error::new(e)
-                .context("rendering the confirmation email")
-                .into()
-        })
+    render::transactional_message(
+        &state.settings,
+        &state.tokens,
+        state.dkim.as_ref(),
+        &recipient,
+        mail,
+        now,
+    )
+    .map_err(|e| {
+        let kind = mail.delivery_kind().as_str();
+        anyhow::Error::new(e)
+            .context(format!("rendering the {kind} email"))
+            .into()
     })
-    .await?;
-    if queued {
-        tracing::info!(subscriber = id, "confirmation email queued");
-    }
-    Ok(())
 }
 
-async fn send_preferences_link(
-    state: &AppState,
-    id: i64,
-    email: &SubscriberEmail,
-) -> Result<(), WebError> {
-    let recipient = Recipient {
-        subscriber_id: id,
-        email: email.clone(),
-    };
-    let transactional = Transactional::PreferencesLink;
-    let queued = queue_once(state, id, transactional.delivery_kind(), |now| {
-        render::transactional_message(
-            &state.settings,
-            &state.tokens,
-            state.dkim.as_ref(),
-            &recipient,
-            &transactional,
-            now,
-        )
-        .map_err(|e| {
-            anyhow::Error::new(e)
-                .context("rendering the preferences email")
-                .into()
-        })
-    })
-    .await?;
-    if queued {
-        tracing::info!(
-            subscriber = id,
-            "preferences link queued for a known address"
-        );
-    }
-    Ok(())
-}
-
-/// Queues the message `build` makes for subscriber `id`, unless one was queued for them within
-/// `CONFIRMATION_GAP`; returns whether it was queued. Claiming the address's hourly slot and
-/// queueing the message are one transaction, so a failure leaves the slot free. Beyond the
-/// hourly cap it is 429.
-async fn queue_once(
-    state: &AppState,
-    id: i64,
-    kind: DeliveryKind,
-    build: impl FnOnce(chrono::DateTime<chrono::Utc>) -> Result<render::OutgoingMessage, WebError>,
-) -> Result<bool, WebError> {
-    let now = state.now();
-    let msg = build(now)?;
-    let mail = WebMail {
+/// The outbox row of `msg`, a message of `kind` for subscriber `id`.
+pub fn web_mail(kind: DeliveryKind, id: i64, msg: &OutgoingMessage) -> WebMail<'_> {
+    WebMail {
         kind,
         subscriber_id: id,
         to: msg.to.as_str(),
         message_id: &msg.message_id,
         payload: &msg.raw,
-    };
+    }
+}
+
+/// Queues `mail` for subscriber `id`, unless the address had a message within
+/// `CONFIRMATION_GAP`. Claiming the address's hourly slot and queueing the message are one
+/// transaction, so a failure leaves the slot free. Beyond the hourly cap it is 429.
+async fn send(
+    state: &AppState,
+    id: i64,
+    email: &SubscriberEmail,
+    mail: &Transactional<'_>,
+) -> Result<(), WebError> {
+    let now = state.now();
+    let kind = mail.delivery_kind();
+    let msg = render_mail(state, id, email, mail, now)?;
     match state
         .store
-        .queue_web_mail(&mail, mail_limits(state, MailSlot::Form), now)
+        .queue_web_mail(
+            &web_mail(kind, id, &msg),
+            mail_limits(state, MailSlot::Form),
+            now,
+        )
         .await?
     {
-        QueueOutcome::Queued => Ok(true),
+        QueueOutcome::Queued => {
+            tracing::info!(subscriber = id, kind = kind.as_str(), "email queued");
+            Ok(())
+        }
         QueueOutcome::TooSoon => {
             tracing::debug!(
                 subscriber = id,
                 "a message went out within the hour; not again"
             );
-            Ok(false)
+            Ok(())
         }
         QueueOutcome::OverCap => Err(WebError::RateLimited {
             retry_after_secs: CAP_RACE_RETRY_SECS,
         }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ipv6_clients_are_limited_per_64_and_ipv4_per_address() {
-        let key = |s: &str| rate_limit_key(s.parse().unwrap());
-        assert_eq!(
-            key("2001:db8:1:2::1"),
-            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
-        );
-        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
-        assert_eq!(key("192.0.2.1"), "192.0.2.1".parse::<IpAddr>().unwrap());
-        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
-        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
     }
 }

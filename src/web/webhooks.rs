@@ -21,7 +21,8 @@ use crate::bounce::policy::{Effect, SoftLimit};
 use crate::domain::SubscriberEmail;
 use crate::store::{NewBounceEvent, Recorded};
 
-/// The largest body accepted (its own limit, above `[web] max_body_bytes`).
+/// The largest body accepted (its own limit, above `[web] max_body_bytes`), enforced by the
+/// route's `RequestBodyLimitLayer` (`super::router`) before this handler runs.
 pub const MAX_WEBHOOK_BYTES: usize = 64 * 1024;
 
 /// The signature header.
@@ -68,9 +69,6 @@ pub async fn generic(State(state): State<AppState>, headers: HeaderMap, body: By
     let Some(secret) = state.settings.bounces.webhook_secret.as_ref() else {
         return StatusCode::NOT_FOUND;
     };
-    if body.len() > MAX_WEBHOOK_BYTES {
-        return StatusCode::PAYLOAD_TOO_LARGE;
-    }
     let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     if !signed(secret.expose(), &body, signature) {
         tracing::warn!("webhook: refused a request without a valid signature");

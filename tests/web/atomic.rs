@@ -7,17 +7,15 @@
 use reqwest::StatusCode;
 use tidings::domain::{SubscriberEmail, SubscriberStatus};
 
-use super::live::{TestDb, client, serve, url};
+use super::live::{client, served, url};
 use crate::support::db::{Backend, per_backend};
 
 per_backend!(a_failure_while_queueing_leaves_the_hourly_slot_free);
 async fn a_failure_while_queueing_leaves_the_hourly_slot_free(backend: Backend) {
-    let Some(db) = TestDb::on(backend).await else {
+    let Some((db, app, addr, _stop)) = served(backend, "").await else {
         return;
     };
-    let app = db.app("").await;
     let label = app.label;
-    let (addr, _stop) = serve(app.state.clone()).await;
     let http = client();
     let post = || {
         http.post(url(addr, "/subscribe"))
@@ -46,10 +44,11 @@ async fn a_failure_while_queueing_leaves_the_hourly_slot_free(backend: Backend) 
 /// ticked, while adding the address to the suppression list fails: either they are still
 /// subscribed to that topic, or (after the fault is gone) unsubscribed and suppressed; never
 /// confirmed with no topics.
-async fn leaving_the_last_topic_is_all_or_nothing(db: TestDb, through_preferences: bool) {
-    let app = db.app("").await;
+async fn leaving_the_last_topic_is_all_or_nothing(backend: Backend, through_preferences: bool) {
+    let Some((db, app, addr, _stop)) = served(backend, "").await else {
+        return;
+    };
     let label = app.label;
-    let (addr, _stop) = serve(app.state.clone()).await;
     let http = client();
     let id = app.add_confirmed("oli@example.com", &["rust"]).await;
     let post = || {
@@ -95,40 +94,24 @@ async fn leaving_the_last_topic_is_all_or_nothing(db: TestDb, through_preference
     );
 }
 
-#[tokio::test]
-async fn leaving_the_last_topic_is_all_or_nothing_on_sqlite() {
-    leaving_the_last_topic_is_all_or_nothing(TestDb::sqlite(), false).await;
+per_backend!(leaving_the_last_topic_is_all_or_nothing_by_one_click);
+async fn leaving_the_last_topic_is_all_or_nothing_by_one_click(backend: Backend) {
+    leaving_the_last_topic_is_all_or_nothing(backend, false).await;
 }
 
-#[tokio::test]
-async fn leaving_the_last_topic_is_all_or_nothing_on_postgres() {
-    if let Some(db) = TestDb::postgres().await {
-        leaving_the_last_topic_is_all_or_nothing(db, false).await;
-    }
-}
-
-#[tokio::test]
-async fn saving_no_topics_is_all_or_nothing_on_sqlite() {
-    leaving_the_last_topic_is_all_or_nothing(TestDb::sqlite(), true).await;
-}
-
-#[tokio::test]
-async fn saving_no_topics_is_all_or_nothing_on_postgres() {
-    if let Some(db) = TestDb::postgres().await {
-        leaving_the_last_topic_is_all_or_nothing(db, true).await;
-    }
+per_backend!(saving_no_topics_is_all_or_nothing);
+async fn saving_no_topics_is_all_or_nothing(backend: Backend) {
+    leaving_the_last_topic_is_all_or_nothing(backend, true).await;
 }
 
 per_backend!(rejoining_is_all_or_nothing);
 /// An unsubscribed reader chooses topics and a time zone on the preferences page while saving
 /// the time zone fails: nothing changes (still unsubscribed, no topics, no email).
 async fn rejoining_is_all_or_nothing(backend: Backend) {
-    let Some(db) = TestDb::on(backend).await else {
+    let Some((db, app, addr, _stop)) = served(backend, "").await else {
         return;
     };
-    let app = db.app("").await;
     let label = app.label;
-    let (addr, _stop) = serve(app.state.clone()).await;
     let id = app.add_confirmed("pia@example.com", &["rust"]).await;
     app.store
         .unsubscribe_all(id, chrono::Utc::now())

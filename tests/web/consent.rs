@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, ORIGIN, REFERER};
 use tidings::domain::{SubscriberEmail, SubscriberStatus};
 
-use super::live::{TestDb, client, our_origin, serve, url};
+use super::live::{client, our_origin, served, url};
 use super::{TestApp, link_in};
 use crate::support::db;
 use crate::support::db::{Backend, per_backend};
@@ -24,12 +24,10 @@ async fn status_and_topics(app: &TestApp, id: i64) -> (SubscriberStatus, Vec<Str
 
 per_backend!(rejoining_after_unsubscribing_needs_a_fresh_confirmation);
 async fn rejoining_after_unsubscribing_needs_a_fresh_confirmation(backend: Backend) {
-    let Some(db) = TestDb::on(backend).await else {
+    let Some((_db, app, addr, _stop)) = served(backend, "").await else {
         return;
     };
-    let app = db.app("").await;
     let label = app.label;
-    let (addr, _stop) = serve(app.state.clone()).await;
     let http = client();
     let id = app.add_confirmed("pat@example.com", &["rust"]).await;
     app.store
@@ -91,12 +89,10 @@ async fn rejoining_after_unsubscribing_needs_a_fresh_confirmation(backend: Backe
 
 per_backend!(a_pending_reader_saving_preferences_gets_a_confirmation);
 async fn a_pending_reader_saving_preferences_gets_a_confirmation(backend: Backend) {
-    let Some(db) = TestDb::on(backend).await else {
+    let Some((_db, app, addr, _stop)) = served(backend, "").await else {
         return;
     };
-    let app = db.app("").await;
     let label = app.label;
-    let (addr, _stop) = serve(app.state.clone()).await;
     let id = db::add_subscriber(
         &app.store,
         "rex@example.com",
@@ -139,12 +135,10 @@ const FOREIGN: [(&str, &str); 3] = [
 
 per_backend!(forms_posted_from_another_site_are_refused);
 async fn forms_posted_from_another_site_are_refused(backend: Backend) {
-    let Some(db) = TestDb::on(backend).await else {
+    let Some((_db, app, addr, _stop)) = served(backend, "").await else {
         return;
     };
-    let app = db.app("").await;
     let label = app.label;
-    let (addr, _stop) = serve(app.state.clone()).await;
     let http = client();
     let quinn = app
         .add_confirmed("quinn@example.com", &["rust", "databases"])

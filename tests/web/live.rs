@@ -25,6 +25,23 @@ pub async fn serve(state: AppState) -> (SocketAddr, tokio::sync::oneshot::Sender
     (addr, stop)
 }
 
+/// A fresh database on `backend`, its app (`extra` goes into the settings' TOML) and that app
+/// served as by [`serve`]; `None` as for [`TestDb::postgres`].
+pub async fn served(
+    backend: Backend,
+    extra: &str,
+) -> Option<(
+    TestDb,
+    TestApp,
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+)> {
+    let db = TestDb::on(backend).await?;
+    let app = db.app(extra).await;
+    let (addr, stop) = serve(app.state.clone()).await;
+    Some((db, app, addr, stop))
+}
+
 /// A real HTTP client that shows redirects instead of following them.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

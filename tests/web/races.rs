@@ -4,17 +4,16 @@
 
 use reqwest::StatusCode;
 
-use super::live::{TestDb, client, serve, url};
+use super::live::{client, served, url};
 use crate::support::db::{Backend, per_backend};
 
 per_backend!(simultaneous_sign_ups_for_one_new_address);
 async fn simultaneous_sign_ups_for_one_new_address(backend: Backend) {
-    let Some(db) = TestDb::on(backend).await else {
+    let Some((_db, app, addr, _stop)) = served(backend, "[web]\nsubscribe_per_minute = 0\n").await
+    else {
         return;
     };
-    let app = db.app("[web]\nsubscribe_per_minute = 0\n").await;
     let label = app.label;
-    let (addr, _stop) = serve(app.state.clone()).await;
     let http = client();
     for round in 0..8 {
         let email = format!("race{round}@example.com");

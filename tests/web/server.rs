@@ -18,7 +18,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use tidings::store::Store;
-use tidings::web::{AppState, Application};
+use tidings::web::AppState;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinSet;
@@ -33,15 +33,7 @@ const BOUND: Duration = Duration::from_secs(30);
 /// Serves an app on 127.0.0.1:0 with `extra` TOML; stops when the returned sender is dropped.
 async fn serve(store: Store, extra: &str) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let state = AppState::new(std::sync::Arc::new(settings(extra)), store).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(
-        Application::from_listener(state, listener).run_until(async move {
-            let _ = stopped.await;
-        }),
-    );
-    (addr, stop)
+    super::live::serve(state).await
 }
 
 /// Reads until the peer closes the connection (read returns 0 or the connection is reset);

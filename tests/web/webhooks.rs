@@ -4,12 +4,15 @@
 //! over 64 KiB answers 413; an unknown type answers 200 and is recorded as unknown; without
 //! `[bounces] webhook_secret` the route is not there.
 
+use std::net::SocketAddr;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tidings::domain::SubscriberStatus;
+use tokio::sync::oneshot;
 
 use super::TestApp;
-use super::live::{TestDb, client, serve, url};
+use super::live::{TestDb, client, served, url};
 use crate::support::cli::{TestEnv, stderr};
 use crate::support::db::{Backend, per_backend};
 
@@ -26,7 +29,7 @@ fn sign(key: &str, body: &[u8]) -> String {
 }
 
 /// POSTs `body` with `signature` (none when `None`) and returns the status code.
-async fn post(addr: std::net::SocketAddr, body: &str, signature: Option<String>) -> u16 {
+async fn post(addr: SocketAddr, body: &str, signature: Option<String>) -> u16 {
     let mut request = client()
         .post(url(addr, "/webhooks/generic"))
         .header("content-type", "application/json")
@@ -37,6 +40,11 @@ async fn post(addr: std::net::SocketAddr, body: &str, signature: Option<String>)
         request = request.header("x-tidings-signature", signature);
     }
     request.send().await.unwrap().status().as_u16()
+}
+
+/// POSTs `body` signed with `SECRET` and returns the status code.
+async fn post_signed(addr: SocketAddr, body: &str) -> u16 {
+    post(addr, body, Some(sign(SECRET, body.as_bytes()))).await
 }
 
 fn event(id: &str, kind: &str, email: &str, hard: bool) -> String {
@@ -51,37 +59,31 @@ async fn status(app: &TestApp, email: &str) -> SubscriberStatus {
     app.subscriber(email).await.unwrap().status
 }
 
-async fn setup(backend: Backend, extra: &str) -> Option<(TestDb, TestApp)> {
-    let db = TestDb::on(backend).await?;
-    let app = db.app(extra).await;
-    app.add_confirmed("gone@example.org", &["rust"]).await;
-    Some((db, app))
+/// A served app with the confirmed subscriber gone@example.org.
+async fn setup(
+    backend: Backend,
+    extra: &str,
+) -> Option<(TestDb, TestApp, SocketAddr, oneshot::Sender<()>)> {
+    let served = served(backend, extra).await?;
+    served.1.add_confirmed("gone@example.org", &["rust"]).await;
+    Some(served)
 }
 
 per_backend!(a_signed_hard_bounce_suppresses_once);
 async fn a_signed_hard_bounce_suppresses_once(backend: Backend) {
-    let Some((db, app)) = setup(backend, &with_secret()).await else {
+    let Some((db, app, addr, _stop)) = setup(backend, &with_secret()).await else {
         return;
     };
     let label = app.label;
-    let (addr, _stop) = serve(app.state.clone()).await;
     let body = event("evt-1", "bounce", "gone@example.org", true);
-    assert_eq!(
-        post(addr, &body, Some(sign(SECRET, body.as_bytes()))).await,
-        200,
-        "{label}"
-    );
+    assert_eq!(post_signed(addr, &body).await, 200, "{label}");
     assert_eq!(
         status(&app, "gone@example.org").await,
         SubscriberStatus::Bounced,
         "{label}"
     );
     // The same event again: 200, still one event.
-    assert_eq!(
-        post(addr, &body, Some(sign(SECRET, body.as_bytes()))).await,
-        200,
-        "{label}"
-    );
+    assert_eq!(post_signed(addr, &body).await, 200, "{label}");
     let events = app.store.bounce_events().await.unwrap();
     assert_eq!(events.len(), 1, "{label}: {events:?}");
     assert_eq!(
@@ -114,11 +116,10 @@ async fn a_signed_hard_bounce_suppresses_once(backend: Backend) {
 
 per_backend!(a_wrong_or_missing_signature_is_refused);
 async fn a_wrong_or_missing_signature_is_refused(backend: Backend) {
-    let Some((_db, app)) = setup(backend, &with_secret()).await else {
+    let Some((_db, app, addr, _stop)) = setup(backend, &with_secret()).await else {
         return;
     };
     let label = app.label;
-    let (addr, _stop) = serve(app.state.clone()).await;
     let body = event("evt-2", "bounce", "gone@example.org", true);
     let forged = sign("not-the-secret", body.as_bytes());
     assert_eq!(post(addr, &body, Some(forged)).await, 401, "{label}");
@@ -145,11 +146,10 @@ async fn a_wrong_or_missing_signature_is_refused(backend: Backend) {
 
 per_backend!(an_oversize_body_is_413_and_a_large_one_passes);
 async fn an_oversize_body_is_413_and_a_large_one_passes(backend: Backend) {
-    let Some((_db, app)) = setup(backend, &with_secret()).await else {
+    let Some((_db, app, addr, _stop)) = setup(backend, &with_secret()).await else {
         return;
     };
     let label = app.label;
-    let (addr, _stop) = serve(app.state.clone()).await;
     let oversize = serde_json::json!({
         "event_id": "evt-3", "type": "bounce", "email": "gone@example.org", "hard": true,
         "reason": "x".repeat(65 * 1024),
@@ -185,17 +185,12 @@ async fn an_oversize_body_is_413_and_a_large_one_passes(backend: Backend) {
 
 per_backend!(an_unknown_type_is_recorded_and_changes_nothing);
 async fn an_unknown_type_is_recorded_and_changes_nothing(backend: Backend) {
-    let Some((_db, app)) = setup(backend, &with_secret()).await else {
+    let Some((_db, app, addr, _stop)) = setup(backend, &with_secret()).await else {
         return;
     };
     let label = app.label;
-    let (addr, _stop) = serve(app.state.clone()).await;
     let body = event("evt-5", "opened", "gone@example.org", true);
-    assert_eq!(
-        post(addr, &body, Some(sign(SECRET, body.as_bytes()))).await,
-        200,
-        "{label}"
-    );
+    assert_eq!(post_signed(addr, &body).await, 200, "{label}");
     assert_eq!(
         status(&app, "gone@example.org").await,
         SubscriberStatus::Confirmed,
@@ -210,11 +205,7 @@ async fn an_unknown_type_is_recorded_and_changes_nothing(backend: Backend) {
     );
     // A complaint marks the subscriber complained.
     let body = event("evt-6", "complaint", "gone@example.org", false);
-    assert_eq!(
-        post(addr, &body, Some(sign(SECRET, body.as_bytes()))).await,
-        200,
-        "{label}"
-    );
+    assert_eq!(post_signed(addr, &body).await, 200, "{label}");
     assert_eq!(
         status(&app, "gone@example.org").await,
         SubscriberStatus::Complained,
@@ -224,11 +215,10 @@ async fn an_unknown_type_is_recorded_and_changes_nothing(backend: Backend) {
 
 per_backend!(without_a_secret_the_route_is_not_there);
 async fn without_a_secret_the_route_is_not_there(backend: Backend) {
-    let Some((_db, app)) = setup(backend, "").await else {
+    let Some((_db, app, addr, _stop)) = setup(backend, "").await else {
         return;
     };
     let label = app.label;
-    let (addr, _stop) = serve(app.state.clone()).await;
     let body = event("evt-7", "bounce", "gone@example.org", true);
     assert_eq!(
         post(addr, &body, Some(sign("", body.as_bytes()))).await,

@@ -743,7 +743,7 @@ async fn publishing_again_after_the_local_time_leaves_released_rows_due(backend:
     )
     .await;
     let topic = s.topic("rust").unwrap();
-    let compiled = tidings::pipeline::compile_unless_empty(&s, &store, topic, monday_slot())
+    let compiled = tidings::pipeline::compile_period(&s, &store, topic, monday_slot(), false)
         .await
         .unwrap()
         .unwrap();

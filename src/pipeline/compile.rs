@@ -242,17 +242,6 @@ pub async fn compile_issue(
     }
 }
 
-/// Like [`compile_period`] without `force`: the issue of the period containing `at`, frozen
-/// now or earlier, or the empty digest when nothing in the window is on topic.
-pub async fn compile_unless_empty(
-    settings: &Settings,
-    store: &Store,
-    topic: &TopicSettings,
-    at: DateTime<Utc>,
-) -> TopicCompiled {
-    compile_period(settings, store, topic, at, false).await
-}
-
 /// The digest `compile` would freeze now for the period containing `at`, built the same way;
 /// stores nothing but fetched data (cached summaries).
 pub async fn preview_digest(

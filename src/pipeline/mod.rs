@@ -16,7 +16,7 @@ pub mod summarize;
 
 pub use compile::{
     CompiledIssue, NothingOnTopic, TopicCompiled, compile_issue, compile_period, compile_topics,
-    compile_unless_empty, preview_digest,
+    preview_digest,
 };
 pub use explain::{Explanation, explain};
 

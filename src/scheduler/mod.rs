@@ -54,7 +54,7 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    Scheduler::new(settings, store, clock)?.run(shutdown).await
+    Scheduler::new(settings, store, clock).run(shutdown).await
 }
 
 /// Tunables that are not configuration: who this instance is and how long it holds claims.
@@ -169,14 +169,11 @@ pub fn digest_claim_key(topic: &str, slot: DateTime<Utc>) -> String {
 }
 
 impl Scheduler {
-    /// Builds the job plan from the settings (parsed and checked when they loaded).
-    pub fn new(
-        settings: Arc<Settings>,
-        store: Store,
-        clock: Arc<dyn Clock>,
-    ) -> anyhow::Result<Scheduler> {
+    /// Builds the job plan from the settings (parsed and checked when they loaded, so this
+    /// cannot fail).
+    pub fn new(settings: Arc<Settings>, store: Store, clock: Arc<dyn Clock>) -> Scheduler {
         let plan = JobPlan::from_settings(&settings);
-        Ok(Scheduler {
+        Scheduler {
             settings,
             store,
             clock,
@@ -184,7 +181,7 @@ impl Scheduler {
             options: SchedulerOptions::default(),
             outcomes: None,
             queue: Vec::new(),
-        })
+        }
     }
 
     pub fn with_options(mut self, options: SchedulerOptions) -> Scheduler {

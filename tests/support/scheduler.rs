@@ -36,9 +36,7 @@ pub fn scheduler(
     owner: &str,
 ) -> Scheduler {
     let clock: Arc<dyn Clock> = clock.clone();
-    Scheduler::new(settings.clone(), store.clone(), clock)
-        .unwrap()
-        .with_options(options(owner))
+    Scheduler::new(settings.clone(), store.clone(), clock).with_options(options(owner))
 }
 
 /// Scheduler options for instance `owner`: a ten-minute claim lease, failed runs retried after

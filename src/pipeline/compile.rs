@@ -120,9 +120,8 @@ async fn plan(
     at: DateTime<Utc>,
     force: bool,
 ) -> anyhow::Result<Plan> {
-    let (start, end) = period(settings, topic, at)?;
-    let window = Window { start, end };
-    let existing = store.find_issue(&topic.slug, end).await?;
+    let window = period(settings, topic, at)?;
+    let existing = store.find_issue(&topic.slug, window.end).await?;
     if let Some(issue) = &existing {
         if !force {
             return Ok(Plan::Frozen(CompiledIssue {
@@ -250,14 +249,9 @@ pub async fn preview_digest(
     topic: &TopicSettings,
     at: DateTime<Utc>,
 ) -> anyhow::Result<Digest> {
-    let (start, end) = period(settings, topic, at)?;
-    build_digests(
-        settings,
-        store,
-        &[(topic, Window { start, end })],
-        Utc::now(),
-    )
-    .await?
-    .pop()
-    .ok_or_else(|| anyhow::anyhow!("no digest was built for topic {:?}", topic.slug))
+    let window = period(settings, topic, at)?;
+    build_digests(settings, store, &[(topic, window)], Utc::now())
+        .await?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no digest was built for topic {:?}", topic.slug))
 }

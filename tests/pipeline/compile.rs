@@ -9,7 +9,7 @@ use tidings::config::Settings;
 use tidings::domain::FetchedItem;
 use tidings::pipeline;
 use tidings::pipeline::rank::Weights;
-use tidings::pipeline::select::{Window, compile_all};
+use tidings::pipeline::select::compile_all;
 use tidings::store::Store;
 
 // Monday 2026-02-09 08:00 UTC, a scheduled time of every topic below.
@@ -101,11 +101,11 @@ async fn compile_topics_freezes_what_the_benchmarked_path_chooses(backend: Backe
     let mut windows = Vec::new();
     let mut earlier_maps = Vec::new();
     for topic in &settings.topics {
-        let (start, end) = pipeline::period(&settings, topic, at()).unwrap();
-        windows.push(Window { start, end });
+        let window = pipeline::period(&settings, topic, at()).unwrap();
+        windows.push(window);
         earlier_maps.push(
             store
-                .articles_in_earlier_issues(&topic.slug, end)
+                .articles_in_earlier_issues(&topic.slug, window.end)
                 .await
                 .unwrap(),
         );

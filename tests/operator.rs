@@ -13,13 +13,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use tidings::config::Settings;
 use tidings::domain::SubscriberStatus;
-use tidings::scheduler::{Clock, ManualClock, Scheduler};
+use tidings::scheduler::ManualClock;
 use tidings::store::Store;
 
 use crate::support::cli::{TestEnv, stderr, stdout};
 use crate::support::db::{self, Backend, per_backend};
 use crate::support::feed::{FeedServer, Post};
-use crate::support::scheduler::{options, seed_article};
+use crate::support::scheduler::{scheduler, seed_article};
 use crate::support::smtp::{Faults, SmtpServer};
 
 /// Saturday 2026-02-28 12:00 UTC: a scheduled time of the daily noon digest below.
@@ -303,13 +303,9 @@ async fn send_and_compile_leave_an_empty_period_open(backend: Backend) {
 
 // --- item 12: send honours deliver_at_local ----------------------------------------------------
 
-per_backend!(send_holds_deliveries_until_the_local_delivery_time);
-async fn send_holds_deliveries_until_the_local_delivery_time(backend: Backend) {
-    let Some((_, url)) = backend.url().await else {
-        return;
-    };
-    let database_url = url.as_str();
-    // Two hours from now, in the schedule's zone (UTC): always ahead of the send below.
+/// An operator whose `rust` topic is delivered at a local time two hours from now, in the
+/// schedule's zone (UTC): always ahead of what the test does next. Returns that time (HH:MM).
+async fn start_with_local_delivery(database_url: &str) -> (Op, String) {
     let local = (Utc::now() + Duration::hours(2))
         .format("%H:%M")
         .to_string();
@@ -322,6 +318,32 @@ async fn send_holds_deliveries_until_the_local_delivery_time(backend: Backend) {
         },
     )
     .await;
+    (op, local)
+}
+
+/// The `rust` issue and its delivery schedule, checked to be one row released at `local`.
+async fn held_until(
+    store: &Store,
+    local: &str,
+) -> (i64, Vec<(String, Option<String>, DateTime<Utc>)>) {
+    let issue = store.list_issues(Some("rust")).await.unwrap()[0].id;
+    let schedule = store.issue_delivery_schedule(issue).await.unwrap();
+    assert_eq!(schedule.len(), 1, "{schedule:?}");
+    assert_eq!(
+        schedule[0].2.format("%H:%M").to_string(),
+        local,
+        "released at the local delivery time: {schedule:?}"
+    );
+    (issue, schedule)
+}
+
+per_backend!(send_holds_deliveries_until_the_local_delivery_time);
+async fn send_holds_deliveries_until_the_local_delivery_time(backend: Backend) {
+    let Some((_, url)) = backend.url().await else {
+        return;
+    };
+    let database_url = url.as_str();
+    let (op, local) = start_with_local_delivery(database_url).await;
     op.ok(&["fetch", "--at", &rfc3339(at())]).await;
     op.subscribe("reader@example.org").await;
     let out = op
@@ -333,14 +355,7 @@ async fn send_holds_deliveries_until_the_local_delivery_time(backend: Backend) {
     );
     assert!(out.contains("held for local delivery"), "{out}");
     let store = Store::open(database_url, 2).await.unwrap();
-    let issue = store.list_issues(Some("rust")).await.unwrap()[0].id;
-    let schedule = store.issue_delivery_schedule(issue).await.unwrap();
-    assert_eq!(schedule.len(), 1, "{schedule:?}");
-    assert_eq!(
-        schedule[0].2.format("%H:%M").to_string(),
-        local,
-        "released at the local delivery time: {schedule:?}"
-    );
+    let (issue, schedule) = held_until(&store, &local).await;
     assert!(schedule[0].2 > Utc::now(), "{schedule:?}");
 
     let dry = op
@@ -379,19 +394,7 @@ async fn run_holds_deliveries_until_the_local_delivery_time(backend: Backend) {
         return;
     };
     let database_url = url.as_str();
-    // Two hours from now, in the schedule's zone (UTC): always ahead of the run below.
-    let local = (Utc::now() + Duration::hours(2))
-        .format("%H:%M")
-        .to_string();
-    let topic_extra = format!("deliver_at_local = \"{local}\"");
-    let op = Op::start(
-        database_url,
-        Options {
-            topic_extra: &topic_extra,
-            ..Options::default()
-        },
-    )
-    .await;
+    let (op, local) = start_with_local_delivery(database_url).await;
     op.subscribe("reader@example.org").await;
     let out = op.ok(&["run", "--at", &rfc3339(at())]).await;
     assert!(
@@ -404,14 +407,7 @@ async fn run_holds_deliveries_until_the_local_delivery_time(backend: Backend) {
         "held until {local}, not sent now:\n{out}"
     );
     let store = Store::open(database_url, 2).await.unwrap();
-    let issue = store.list_issues(Some("rust")).await.unwrap()[0].id;
-    let schedule = store.issue_delivery_schedule(issue).await.unwrap();
-    assert_eq!(schedule.len(), 1, "{schedule:?}");
-    assert_eq!(
-        schedule[0].2.format("%H:%M").to_string(),
-        local,
-        "released at the local delivery time: {schedule:?}"
-    );
+    let (issue, _) = held_until(&store, &local).await;
     let articles = store
         .get_issue(issue)
         .await
@@ -547,17 +543,12 @@ async fn status_keeps_the_last_completed_digest_after_a_skipped_slot(backend: Ba
         .unwrap();
     // Monday's digest runs on time.
     let clock = Arc::new(ManualClock::new(monday));
-    let dyn_clock: Arc<dyn Clock> = clock.clone();
-    let mut sched = Scheduler::new(settings.clone(), store.clone(), dyn_clock.clone())
-        .unwrap()
-        .with_options(options("first"));
+    let mut sched = scheduler(&settings, &store, &clock, "first");
     sched.start().await.unwrap();
     sched.run_due().await;
     // Down all week: the next Monday is found more than catch_up_hours late and skipped.
     clock.set(monday + Duration::days(8) + Duration::seconds(1));
-    let mut later = Scheduler::new(settings.clone(), store.clone(), dyn_clock)
-        .unwrap()
-        .with_options(options("later"));
+    let mut later = scheduler(&settings, &store, &clock, "later");
     later.start().await.unwrap();
 
     let env = TestEnv::new(database_url, "");

@@ -342,7 +342,8 @@ async fn an_article_on_the_boundary_lands_in_exactly_one_period(backend: Backend
     assert_eq!(t, vec!["Raft a second before"]);
     assert_eq!(n, vec!["Raft on the boundary"]);
     // Any time inside the week finds the same period.
-    let (s1, e1) = pipeline::period(&settings, topic, at() + Duration::hours(30)).unwrap();
+    let pipeline::select::Window { start: s1, end: e1 } =
+        pipeline::period(&settings, topic, at() + Duration::hours(30)).unwrap();
     assert_eq!((s1, e1), (at() - Duration::days(7), at()));
 }
 

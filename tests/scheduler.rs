@@ -10,15 +10,15 @@ use chrono::{DateTime, Duration, Utc};
 use tidings::config::Settings;
 use tidings::domain::SubscriberStatus;
 use tidings::scheduler::{
-    Clock, IssueToPublish, JobOutcome, ManualClock, OutcomeKind, Publication, Scheduler,
-    digest_claim_key, publish,
+    Clock, IssueToPublish, JobOutcome, ManualClock, OutcomeKind, Publication, digest_claim_key,
+    publish,
 };
 use tidings::store::{NewSubscriber, RunEnd, Store};
 use tokio::sync::{mpsc, watch};
 
 use crate::support::cli::TestEnv;
 use crate::support::db::{self, Backend, per_backend};
-use crate::support::scheduler::{options, seed_article};
+use crate::support::scheduler::{scheduler, seed_article};
 
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -64,18 +64,6 @@ async fn subscribe(store: &Store, email: &str, timezone: Option<&str>, status: S
         )
         .await
         .unwrap();
-}
-
-fn scheduler(
-    settings: &Arc<Settings>,
-    store: &Store,
-    clock: &Arc<ManualClock>,
-    owner: &str,
-) -> Scheduler {
-    let clock: Arc<dyn Clock> = clock.clone();
-    Scheduler::new(settings.clone(), store.clone(), clock)
-        .unwrap()
-        .with_options(options(owner))
 }
 
 fn digests(outcomes: &[JobOutcome]) -> Vec<&JobOutcome> {
@@ -491,41 +479,15 @@ async fn local_delivery_time_holds_each_subscriber_until_eight_in_their_zone(bac
     seed_article(&store, monday_slot()).await;
     // Compiled Monday 08:00 Berlin; deliver at 08:00 local; the schedule's zone is Berlin.
     let s = settings("", "deliver_at_local = \"08:00\"");
-    subscribe(
-        &store,
-        "berlin@example.com",
-        Some("Europe/Berlin"),
-        SubscriberStatus::Confirmed,
-    )
-    .await;
-    subscribe(
-        &store,
-        "ny@example.com",
-        Some("America/New_York"),
-        SubscriberStatus::Confirmed,
-    )
-    .await;
-    subscribe(
-        &store,
-        "kiritimati@example.com",
-        Some("Pacific/Kiritimati"),
-        SubscriberStatus::Confirmed,
-    )
-    .await;
-    subscribe(
-        &store,
-        "nozone@example.com",
-        None,
-        SubscriberStatus::Confirmed,
-    )
-    .await;
-    subscribe(
-        &store,
-        "mars@example.com",
-        Some("Mars/Olympus"),
-        SubscriberStatus::Confirmed,
-    )
-    .await;
+    for (email, zone) in [
+        ("berlin@example.com", Some("Europe/Berlin")),
+        ("ny@example.com", Some("America/New_York")),
+        ("kiritimati@example.com", Some("Pacific/Kiritimati")),
+        ("nozone@example.com", None),
+        ("mars@example.com", Some("Mars/Olympus")),
+    ] {
+        subscribe(&store, email, zone, SubscriberStatus::Confirmed).await;
+    }
     let clock = Arc::new(ManualClock::new(monday_slot()));
     let mut sched = scheduler(&s, &store, &clock, "only");
     sched.start().await.unwrap();
@@ -743,7 +705,7 @@ async fn publishing_again_after_the_local_time_leaves_released_rows_due(backend:
     )
     .await;
     let topic = s.topic("rust").unwrap();
-    let compiled = tidings::pipeline::compile_unless_empty(&s, &store, topic, monday_slot())
+    let compiled = tidings::pipeline::compile_period(&s, &store, topic, monday_slot(), false)
         .await
         .unwrap()
         .unwrap();

@@ -238,50 +238,15 @@ impl Classifier {
     pub fn classify(&self, text: &ArticleText<'_>) -> Vec<TopicMatch> {
         let mut scanner = self.scanner();
         scanner.scan(text.title, text.body.iter().copied());
-        let generation = scanner.generation;
-        let mut out = Vec::new();
-        for (ti, rules) in self.topics.iter().enumerate() {
-            let tags = rules.tag_matches(text);
-            let domain = rules.domain_match(text.domain).cloned();
-            let pick = |terms: &[String], ids: &[u32], stamps: &[u32]| -> Vec<String> {
-                terms
-                    .iter()
-                    .zip(ids)
-                    .filter(|(_, id)| stamps[**id as usize] == generation)
-                    .map(|(t, _)| t.clone())
-                    .collect()
-            };
-            let title_keywords = pick(&rules.keywords, &rules.keyword_terms, &scanner.in_title);
-            let body_keywords: Vec<String> =
-                pick(&rules.keywords, &rules.keyword_terms, &scanner.in_body)
-                    .into_iter()
-                    .filter(|k| !title_keywords.contains(k))
-                    .collect();
-            let excluded_by = pick(&rules.exclude, &rules.exclude_terms, &scanner.seen);
-            let m = TopicMatch {
-                topic: ti,
-                title_keywords,
-                body_keywords,
-                tags,
-                domain,
-                excluded_by,
-            };
-            if m.has_signal() || !m.excluded_by.is_empty() {
-                out.push(m);
-            }
-        }
-        out
+        (0..self.topics.len())
+            .map(|ti| scanner.topic_match(text, ti))
+            .filter(|m| m.has_signal() || !m.excluded_by.is_empty())
+            .collect()
     }
 
     /// The match for one topic, with empty lists when nothing matched.
     pub fn classify_topic(&self, text: &ArticleText<'_>, topic: usize) -> TopicMatch {
-        self.classify(text)
-            .into_iter()
-            .find(|m| m.topic == topic)
-            .unwrap_or(TopicMatch {
-                topic,
-                ..TopicMatch::default()
-            })
+        self.scanner().classify_topic(text, topic)
     }
 }
 
@@ -405,6 +370,45 @@ impl Scanner<'_> {
             if member {
                 out.push(ti);
             }
+        }
+    }
+
+    /// [`Classifier::classify_topic`] with this scanner's buffers: the match for one topic,
+    /// with empty lists when nothing matched.
+    pub fn classify_topic(&mut self, text: &ArticleText<'_>, topic: usize) -> TopicMatch {
+        self.scan(text.title, text.body.iter().copied());
+        self.topic_match(text, topic)
+    }
+
+    /// The match for topic `ti` from the last [`Scanner::scan`] of `text`.
+    fn topic_match(&self, text: &ArticleText<'_>, ti: usize) -> TopicMatch {
+        let Some(rules) = self.classifier.topics.get(ti) else {
+            return TopicMatch {
+                topic: ti,
+                ..TopicMatch::default()
+            };
+        };
+        let generation = self.generation;
+        let pick = |terms: &[String], ids: &[u32], stamps: &[u32]| -> Vec<String> {
+            terms
+                .iter()
+                .zip(ids)
+                .filter(|(_, id)| stamps[**id as usize] == generation)
+                .map(|(t, _)| t.clone())
+                .collect()
+        };
+        let title_keywords = pick(&rules.keywords, &rules.keyword_terms, &self.in_title);
+        let body_keywords: Vec<String> = pick(&rules.keywords, &rules.keyword_terms, &self.in_body)
+            .into_iter()
+            .filter(|k| !title_keywords.contains(k))
+            .collect();
+        TopicMatch {
+            topic: ti,
+            title_keywords,
+            body_keywords,
+            tags: rules.tag_matches(text),
+            domain: rules.domain_match(text.domain).cloned(),
+            excluded_by: pick(&rules.exclude, &rules.exclude_terms, &self.seen),
         }
     }
 }

@@ -120,9 +120,8 @@ async fn plan(
     at: DateTime<Utc>,
     force: bool,
 ) -> anyhow::Result<Plan> {
-    let (start, end) = period(settings, topic, at)?;
-    let window = Window { start, end };
-    let existing = store.find_issue(&topic.slug, end).await?;
+    let window = period(settings, topic, at)?;
+    let existing = store.find_issue(&topic.slug, window.end).await?;
     if let Some(issue) = &existing {
         if !force {
             return Ok(Plan::Frozen(CompiledIssue {
@@ -242,17 +241,6 @@ pub async fn compile_issue(
     }
 }
 
-/// Like [`compile_period`] without `force`: the issue of the period containing `at`, frozen
-/// now or earlier, or the empty digest when nothing in the window is on topic.
-pub async fn compile_unless_empty(
-    settings: &Settings,
-    store: &Store,
-    topic: &TopicSettings,
-    at: DateTime<Utc>,
-) -> TopicCompiled {
-    compile_period(settings, store, topic, at, false).await
-}
-
 /// The digest `compile` would freeze now for the period containing `at`, built the same way;
 /// stores nothing but fetched data (cached summaries).
 pub async fn preview_digest(
@@ -261,14 +249,9 @@ pub async fn preview_digest(
     topic: &TopicSettings,
     at: DateTime<Utc>,
 ) -> anyhow::Result<Digest> {
-    let (start, end) = period(settings, topic, at)?;
-    build_digests(
-        settings,
-        store,
-        &[(topic, Window { start, end })],
-        Utc::now(),
-    )
-    .await?
-    .pop()
-    .ok_or_else(|| anyhow::anyhow!("no digest was built for topic {:?}", topic.slug))
+    let window = period(settings, topic, at)?;
+    build_digests(settings, store, &[(topic, window)], Utc::now())
+        .await?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no digest was built for topic {:?}", topic.slug))
 }

@@ -125,8 +125,7 @@ pub async fn explain(
 ) -> anyhow::Result<Explanation> {
     let canonical = canonical::canonicalize(url)
         .ok_or_else(|| anyhow::anyhow!("{url:?} is not an absolute http(s) URL"))?;
-    let (start, end) = period(settings, topic, at)?;
-    let window = Window { start, end };
+    let window = period(settings, topic, at)?;
     let mut out = Explanation {
         topic: topic.slug.to_string(),
         canonical_url: canonical.clone(),
@@ -151,14 +150,16 @@ pub async fn explain(
     };
     let weights = Weights::from_sources(&settings.sources);
     out.score = Some(rank::score(&article, &weights));
-    let earlier = store.articles_in_earlier_issues(&topic.slug, end).await?;
+    let earlier = store
+        .articles_in_earlier_issues(&topic.slug, window.end)
+        .await?;
     let period = TopicPeriod {
         topic,
         window,
         earlier: &earlier,
     };
     let articles = if period.in_window(&article) {
-        store.articles_between(start, end).await?
+        store.articles_between(window.start, window.end).await?
     } else {
         vec![article.clone()]
     };

@@ -16,7 +16,7 @@ pub mod summarize;
 
 pub use compile::{
     CompiledIssue, NothingOnTopic, TopicCompiled, compile_issue, compile_period, compile_topics,
-    compile_unless_empty, preview_digest,
+    preview_digest,
 };
 pub use explain::{Explanation, explain};
 
@@ -32,6 +32,7 @@ use crate::sources::http::HttpClient;
 use crate::sources::{FetchWindow, SourceBatch, feed, hacker_news, lobsters, page};
 use crate::store::{ArticleUpsert, DroppedItem, Store};
 use canonical::canonical_link;
+use select::Window;
 
 /// How many article pages one fetch run retrieves at most.
 pub const MAX_PAGES_PER_RUN: i64 = 500;
@@ -45,7 +46,7 @@ pub fn period(
     settings: &Settings,
     topic: &TopicSettings,
     at: DateTime<Utc>,
-) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
+) -> anyhow::Result<Window> {
     let schedule = topic.schedule_or(&settings.schedule).ok_or_else(|| {
         anyhow::anyhow!(
             "topic {:?} has no schedule: set schedule.cron or the topic's cron",
@@ -58,7 +59,10 @@ pub fn period(
             schedule.expression()
         )
     })?;
-    Ok((end - Duration::days(i64::from(topic.window_days)), end))
+    Ok(Window {
+        start: end - Duration::days(i64::from(topic.window_days)),
+        end,
+    })
 }
 
 /// One source's part of a fetch run.
@@ -155,7 +159,7 @@ pub fn fetch_window(settings: &Settings, at: DateTime<Utc>) -> FetchWindow {
     let start = settings
         .topics
         .iter()
-        .filter_map(|t| period(settings, t, at).ok().map(|p| p.0))
+        .filter_map(|t| period(settings, t, at).ok().map(|w| w.start))
         .min()
         .unwrap_or(at - Duration::days(7));
     FetchWindow {

@@ -128,21 +128,22 @@ pub struct Ranked<'a> {
 #[derive(Debug, Default)]
 pub struct Selection<'a> {
     pub chosen: Vec<Ranked<'a>>,
-    /// Per article id, when verdicts were asked for.
+    /// Every article's verdict, by article id.
     pub verdicts: HashMap<i64, Verdict>,
 }
 
 /// Screens and ranks articles already classified for one topic (`candidates` pairs each
-/// article with its match), giving every article a verdict when `keep_verdicts` is set.
+/// article with its match), giving every article a verdict.
 fn select_matched<'a>(
     period: &TopicPeriod<'_>,
     candidates: Vec<(&'a Article, TopicMatch)>,
     weights: &Weights,
-    keep_verdicts: bool,
 ) -> Selection<'a> {
     let topic = period.topic;
     let mut verdicts = HashMap::new();
-    let mut slots: Vec<Option<(&'a Article, TopicMatch)>> = Vec::with_capacity(candidates.len());
+    // The articles that go on to ranking, with their matches (moved out once decided).
+    let mut articles: Vec<&'a Article> = Vec::new();
+    let mut matches: Vec<TopicMatch> = Vec::new();
     let mut keys: Vec<(RankKey, usize)> = Vec::new();
     for (article, matched) in candidates {
         let verdict = period.screen(article, || {
@@ -158,40 +159,34 @@ fn select_matched<'a>(
         });
         match verdict {
             Some(v) => {
-                if keep_verdicts {
-                    verdicts.insert(article.id, v);
-                }
-                slots.push(None);
+                verdicts.insert(article.id, v);
             }
             None => {
                 let key = RankKey::new(article, rank::score(article, weights));
-                keys.push((key, slots.len()));
-                slots.push(Some((article, matched)));
+                keys.push((key, articles.len()));
+                articles.push(article);
+                matches.push(matched);
             }
         }
     }
     let mut chosen = Vec::with_capacity(topic.limit.min(keys.len()));
-    let articles: Vec<Option<&'a Article>> =
-        slots.iter().map(|s| s.as_ref().map(|s| s.0)).collect();
     let mut ranked: Vec<usize> = (0..keys.len()).collect();
     walk_ranked(
         &keys,
         &mut ranked,
-        |i| articles[i].map_or("", |a| a.domain.as_str()),
+        |i| articles[i].domain.as_str(),
         topic.limit,
         topic.max_per_domain,
-        keep_verdicts,
+        true,
         |k, decision| {
             let (key, i) = keys[k];
-            let Some((article, matched)) = slots[i].take() else {
-                return;
-            };
+            let article = articles[i];
             let verdict = match decision {
                 Decision::Included { position } => {
                     chosen.push(Ranked {
                         article,
                         score: key.score,
-                        matched,
+                        matched: std::mem::take(&mut matches[i]),
                     });
                     Verdict::Included { position }
                 }
@@ -204,9 +199,7 @@ fn select_matched<'a>(
                     limit: topic.limit,
                 },
             };
-            if keep_verdicts {
-                verdicts.insert(article.id, verdict);
-            }
+            verdicts.insert(article.id, verdict);
         },
     );
     Selection { chosen, verdicts }
@@ -221,16 +214,17 @@ pub fn explain_selection<'a>(
     weights: &Weights,
 ) -> anyhow::Result<(Selection<'a>, Vec<TopicMatch>)> {
     let classifier = Classifier::new([period.topic])?;
+    let mut scanner = classifier.scanner();
     let mut matches = Vec::with_capacity(articles.len());
     let candidates: Vec<(&Article, TopicMatch)> = articles
         .iter()
         .map(|a| {
-            let m = classifier.classify_topic(&ArticleText::of(a), 0);
+            let m = scanner.classify_topic(&ArticleText::of(a), 0);
             matches.push(m.clone());
             (a, m)
         })
         .collect();
-    Ok((select_matched(&period, candidates, weights, true), matches))
+    Ok((select_matched(&period, candidates, weights), matches))
 }
 
 /// The fast path, shared by production (`compile`, `run`, `send`, the scheduler, `preview`)
@@ -294,7 +288,7 @@ pub fn choose_all<'a>(
                     Ranked {
                         article,
                         score: key.score,
-                        matched: classifier.classify_topic(&ArticleText::of(article), ti),
+                        matched: scanner.classify_topic(&ArticleText::of(article), ti),
                     }
                 })
                 .collect()

@@ -54,7 +54,7 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    Scheduler::new(settings, store, clock)?.run(shutdown).await
+    Scheduler::new(settings, store, clock).run(shutdown).await
 }
 
 /// Tunables that are not configuration: who this instance is and how long it holds claims.
@@ -141,22 +141,21 @@ struct Attempt {
 }
 
 impl Attempt {
+    /// An attempt with nothing to re-check, no claim and no issue.
+    fn new(kind: OutcomeKind, summary: String) -> Attempt {
+        Attempt {
+            kind,
+            summary,
+            recheck_at: None,
+            claim: None,
+            issue_id: None,
+        }
+    }
+
     fn simple(result: anyhow::Result<String>) -> Attempt {
         match result {
-            Ok(summary) => Attempt {
-                kind: OutcomeKind::Ran,
-                summary,
-                recheck_at: None,
-                claim: None,
-                issue_id: None,
-            },
-            Err(e) => Attempt {
-                kind: OutcomeKind::Failed,
-                summary: format!("failed: {e:#}"),
-                recheck_at: None,
-                claim: None,
-                issue_id: None,
-            },
+            Ok(summary) => Attempt::new(OutcomeKind::Ran, summary),
+            Err(e) => Attempt::new(OutcomeKind::Failed, format!("failed: {e:#}")),
         }
     }
 }
@@ -170,14 +169,11 @@ pub fn digest_claim_key(topic: &str, slot: DateTime<Utc>) -> String {
 }
 
 impl Scheduler {
-    /// Builds the job plan from the settings (parsed and checked when they loaded).
-    pub fn new(
-        settings: Arc<Settings>,
-        store: Store,
-        clock: Arc<dyn Clock>,
-    ) -> anyhow::Result<Scheduler> {
+    /// Builds the job plan from the settings (parsed and checked when they loaded, so this
+    /// cannot fail).
+    pub fn new(settings: Arc<Settings>, store: Store, clock: Arc<dyn Clock>) -> Scheduler {
         let plan = JobPlan::from_settings(&settings);
-        Ok(Scheduler {
+        Scheduler {
             settings,
             store,
             clock,
@@ -185,7 +181,7 @@ impl Scheduler {
             options: SchedulerOptions::default(),
             outcomes: None,
             queue: Vec::new(),
-        })
+        }
     }
 
     pub fn with_options(mut self, options: SchedulerOptions) -> Scheduler {
@@ -416,17 +412,28 @@ impl Scheduler {
         }
         match (&attempt.claim, attempt.kind) {
             (Some(key), OutcomeKind::Ran | OutcomeKind::SkippedTooOld) => {
-                // Held past any catch-up, so the slot is never claimed again.
-                let hold = slot + self.plan.catch_up + chrono::Duration::days(1);
-                self.store
-                    .finish_run(key, &self.options.owner, hold.max(now))
-                    .await?;
+                self.finish_claim(key, slot, now).await?;
             }
             (Some(key), OutcomeKind::Failed) => {
                 self.store.release_run(key, &self.options.owner).await?;
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// Marks the claim `key` on `slot` done, held past any catch-up, so the slot is never
+    /// claimed again.
+    async fn finish_claim(
+        &self,
+        key: &str,
+        slot: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let hold = slot + self.plan.catch_up + chrono::Duration::days(1);
+        self.store
+            .finish_run(key, &self.options.owner, hold.max(now))
+            .await?;
         Ok(())
     }
 
@@ -467,24 +474,19 @@ impl Scheduler {
         }
         .name();
         if now - slot > self.plan.catch_up {
-            return Attempt {
-                kind: OutcomeKind::SkippedTooOld,
-                summary: too_old_summary(slot, self.plan.catch_up),
-                recheck_at: None,
-                claim: None,
-                issue_id: None,
-            };
+            return Attempt::new(
+                OutcomeKind::SkippedTooOld,
+                too_old_summary(slot, self.plan.catch_up),
+            );
         }
         let key = digest_claim_key(slug, slot);
         let owner = &self.options.owner;
         let failed = |e: anyhow::Error, claim: Option<String>| {
             let retry = now + self.options.retry_failed_after;
             Attempt {
-                kind: OutcomeKind::Failed,
-                summary: format!("failed: {e:#}"),
                 recheck_at: (retry - slot <= self.plan.catch_up).then_some(retry),
                 claim,
-                issue_id: None,
+                ..Attempt::new(OutcomeKind::Failed, format!("failed: {e:#}"))
             }
         };
         let claimed = match self
@@ -500,19 +502,10 @@ impl Scheduler {
             Err(e) => return failed(e.into(), claimed.then(|| key.clone())),
         };
         if done {
-            if claimed {
-                let hold = slot + self.plan.catch_up + chrono::Duration::days(1);
-                if let Err(e) = self.store.finish_run(&key, owner, hold.max(now)).await {
-                    tracing::warn!(claim = %key, error = %e, "cannot finish the claim");
-                }
+            if claimed && let Err(e) = self.finish_claim(&key, slot, now).await {
+                tracing::warn!(claim = %key, error = %e, "cannot finish the claim");
             }
-            return Attempt {
-                kind: OutcomeKind::AlreadyDone,
-                summary: "already done".into(),
-                recheck_at: None,
-                claim: None,
-                issue_id: None,
-            };
+            return Attempt::new(OutcomeKind::AlreadyDone, "already done".into());
         }
         if !claimed {
             let holder = self.store.run_claim_holder(&key).await.ok().flatten();
@@ -521,26 +514,22 @@ impl Scheduler {
                 .map(|h| h.expires_at)
                 .unwrap_or(now)
                 .max(now + chrono::Duration::seconds(1));
+            let summary = format!(
+                "claimed by {} until {until}; re-checking then",
+                holder
+                    .map(|h| h.owner)
+                    .unwrap_or_else(|| "another instance".into())
+            );
             return Attempt {
-                kind: OutcomeKind::HeldElsewhere,
-                summary: format!(
-                    "claimed by {} until {until}; re-checking then",
-                    holder
-                        .map(|h| h.owner)
-                        .unwrap_or_else(|| "another instance".into())
-                ),
                 recheck_at: Some(until),
-                claim: None,
-                issue_id: None,
+                ..Attempt::new(OutcomeKind::HeldElsewhere, summary)
             };
         }
         match self.compile_and_queue(slug, slot).await {
             Ok((issue_id, summary)) => Attempt {
-                kind: OutcomeKind::Ran,
-                summary,
-                recheck_at: None,
                 claim: Some(key),
                 issue_id,
+                ..Attempt::new(OutcomeKind::Ran, summary)
             },
             Err(e) => failed(e, Some(key)),
         }

@@ -33,6 +33,23 @@ impl JobKind {
             JobKind::Housekeeping => "housekeeping".into(),
         }
     }
+
+    /// Every job the settings define, enabled or not, in plan order (fetch first, so a digest
+    /// due at the same time sees fresh articles), each with its schedule; `None` when its cron
+    /// is blank (the job is disabled). The plan and `tidings status` both list jobs from this.
+    pub fn configured(settings: &Settings) -> Vec<(JobKind, Option<&Schedule>)> {
+        let sch = &settings.schedule;
+        let mut jobs = vec![(JobKind::Fetch, sch.fetch_cron.as_ref())];
+        jobs.extend(settings.topics.iter().map(|topic| {
+            let kind = JobKind::Digest {
+                topic: topic.slug.to_string(),
+            };
+            (kind, topic.schedule_or(sch))
+        }));
+        jobs.push((JobKind::RetrySweep, sch.retry_cron.as_ref()));
+        jobs.push((JobKind::Housekeeping, sch.housekeeping_cron.as_ref()));
+        jobs
+    }
 }
 
 /// One enabled job and when it runs.
@@ -69,27 +86,16 @@ impl JobPlan {
     /// disables its job.
     pub fn from_settings(settings: &Settings) -> JobPlan {
         let sch = &settings.schedule;
-        let mut jobs = Vec::new();
-        let mut add = |schedule: Option<&Schedule>, kind: JobKind| {
-            if let Some(schedule) = schedule {
-                jobs.push(PlannedJob {
+        let jobs = JobKind::configured(settings)
+            .into_iter()
+            .filter_map(|(kind, schedule)| {
+                Some(PlannedJob {
                     name: kind.name(),
+                    schedule: schedule?.clone(),
                     kind,
-                    schedule: schedule.clone(),
-                });
-            }
-        };
-        add(sch.fetch_cron.as_ref(), JobKind::Fetch);
-        for topic in &settings.topics {
-            add(
-                topic.schedule_or(sch),
-                JobKind::Digest {
-                    topic: topic.slug.to_string(),
-                },
-            );
-        }
-        add(sch.retry_cron.as_ref(), JobKind::RetrySweep);
-        add(sch.housekeeping_cron.as_ref(), JobKind::Housekeeping);
+                })
+            })
+            .collect();
         let hours = i64::try_from(sch.catch_up_hours).unwrap_or(i64::MAX / 3600 / 1000);
         JobPlan {
             jobs,

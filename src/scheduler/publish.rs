@@ -39,7 +39,7 @@ impl IssueToPublish {
         match self {
             IssueToPublish::Frozen(compiled) => Ok(Ok(compiled)),
             IssueToPublish::Period(at) => {
-                crate::pipeline::compile_unless_empty(settings, store, topic, at)
+                crate::pipeline::compile_period(settings, store, topic, at, false)
                     .await
                     .with_context(|| format!("compiling {}", topic.slug))
             }

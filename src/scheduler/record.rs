@@ -2,11 +2,12 @@
 //! the next run), written through one store call ([`Store::record_job_run`]) with one ending
 //! ([`RunEnd`]: done, skipped or failed) by the serve loop and by the commands that do a job's
 //! work themselves (`tidings fetch`, `tidings run`), so `tidings status` shows either. A command's
-//! record takes the job's next run from the same [`JobPlan`] the loop and `status` use.
+//! record takes the job's next run from the same jobs and schedules ([`JobKind::configured`])
+//! the loop's plan and `status` are built from.
 
 use chrono::{DateTime, Utc};
 
-use super::{JobKind, JobPlan, OutcomeKind};
+use super::{JobKind, OutcomeKind};
 use crate::config::Settings;
 use crate::pipeline::{CompiledIssue, FetchReport};
 use crate::store::{RunEnd, Store};
@@ -34,11 +35,13 @@ pub async fn record_command_run(
     summary: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let name = kind.name();
-    let next = JobPlan::from_settings(settings)
-        .job(&name)
-        .and_then(|j| j.schedule.next_after(now));
-    store.record_job_run(&name, end, summary, next, now).await?;
+    let next = JobKind::configured(settings)
+        .into_iter()
+        .find(|(configured, _)| configured == kind)
+        .and_then(|(_, schedule)| schedule?.next_after(now));
+    store
+        .record_job_run(&kind.name(), end, summary, next, now)
+        .await?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
-//! `tidings status`: the report of each job's cron, next run (from the same [`JobPlan`] the
-//! serve loop runs, so the pure next-run function the DST tests exercise), last handled slot and
+//! `tidings status`: the report of each job's cron, next run (from the jobs and schedules the
+//! serve loop's plan is built from, [`JobKind::configured`], so the pure next-run function the
+//! DST tests exercise), last handled slot and
 //! last completed run (`job_runs`), deliveries by status, subscribers by status, and the bounce
 //! and complaint rates of every sent delivery (with a warning above 0.1% complaints).
 
@@ -9,7 +10,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::{JobKind, JobPlan};
+use super::JobKind;
 use crate::config::Settings;
 use crate::store::{BounceRates, JobRunRecord, Store};
 
@@ -41,29 +42,19 @@ pub async fn status_report(
     store: &Store,
     now: DateTime<Utc>,
 ) -> anyhow::Result<StatusReport> {
-    let plan = JobPlan::from_settings(settings);
     let mut last: BTreeMap<String, JobRunRecord> = store
         .last_runs()
         .await?
         .into_iter()
         .map(|r| (r.job.clone(), r))
         .collect();
-    let mut names = vec![JobKind::Fetch.name()];
-    names.extend(settings.topics.iter().map(|t| {
-        JobKind::Digest {
-            topic: t.slug.to_string(),
-        }
-        .name()
-    }));
-    names.push(JobKind::RetrySweep.name());
-    names.push(JobKind::Housekeeping.name());
-    let jobs = names
+    let jobs = JobKind::configured(settings)
         .into_iter()
-        .map(|name| {
-            let planned = plan.job(&name);
+        .map(|(kind, schedule)| {
+            let name = kind.name();
             JobStatus {
-                cron: planned.map(|j| j.schedule.expression().to_string()),
-                next_run: planned.and_then(|j| j.schedule.next_after(now)),
+                cron: schedule.map(|s| s.expression().to_string()),
+                next_run: schedule.and_then(|s| s.next_after(now)),
                 last: last.remove(&name),
                 name,
             }
@@ -71,7 +62,7 @@ pub async fn status_report(
         .collect();
     Ok(StatusReport {
         now,
-        timezone: plan.timezone,
+        timezone: settings.schedule.timezone,
         jobs,
         deliveries: store.delivery_status_counts().await?,
         subscribers: store.subscriber_counts_by_status().await?,

@@ -4,20 +4,17 @@
 //! same stored articles, for several topics with different periods, an earlier issue and an
 //! empty topic; a second call finds every issue frozen. One test per backend.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use tidings::config::Settings;
 use tidings::domain::FetchedItem;
 use tidings::pipeline;
 use tidings::pipeline::rank::Weights;
-use tidings::pipeline::select::{Window, compile_all};
+use tidings::pipeline::select::compile_all;
 use tidings::store::Store;
 
-use crate::support::db;
-
-/// Monday 2026-02-09 08:00 UTC, a scheduled time of every topic below.
-fn at() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 2, 9, 8, 0, 0).unwrap()
-}
+// Monday 2026-02-09 08:00 UTC, a scheduled time of every topic below.
+use super::at;
+use crate::support::db::{Backend, per_backend};
 
 fn item(i: i64, title: &str, published: DateTime<Utc>) -> FetchedItem {
     FetchedItem {
@@ -73,7 +70,11 @@ keywords = ["zanzibar"]
     Settings::from_toml(&toml).unwrap()
 }
 
-async fn compile_topics_freezes_what_the_benchmarked_path_chooses(db_url: String) {
+per_backend!(compile_topics_freezes_what_the_benchmarked_path_chooses);
+async fn compile_topics_freezes_what_the_benchmarked_path_chooses(backend: Backend) {
+    let Some((_, db_url)) = backend.url().await else {
+        return;
+    };
     let settings = settings(&db_url);
     let store = Store::open(&settings.database.url, 4).await.unwrap();
     for i in 0..60 {
@@ -100,11 +101,11 @@ async fn compile_topics_freezes_what_the_benchmarked_path_chooses(db_url: String
     let mut windows = Vec::new();
     let mut earlier_maps = Vec::new();
     for topic in &settings.topics {
-        let (start, end) = pipeline::period(&settings, topic, at()).unwrap();
-        windows.push(Window { start, end });
+        let window = pipeline::period(&settings, topic, at()).unwrap();
+        windows.push(window);
         earlier_maps.push(
             store
-                .articles_in_earlier_issues(&topic.slug, end)
+                .articles_in_earlier_issues(&topic.slug, window.end)
                 .await
                 .unwrap(),
         );
@@ -197,17 +198,4 @@ async fn compile_topics_freezes_what_the_benchmarked_path_chooses(db_url: String
         .await
         .unwrap();
     assert_eq!(preview.entries, alone.digest.entries);
-}
-
-#[tokio::test]
-async fn compile_topics_freezes_what_the_benchmarked_path_chooses_sqlite() {
-    compile_topics_freezes_what_the_benchmarked_path_chooses(db::sqlite_url()).await;
-}
-
-#[tokio::test]
-async fn compile_topics_freezes_what_the_benchmarked_path_chooses_postgres() {
-    let Some(url) = db::postgres_url().await else {
-        return;
-    };
-    compile_topics_freezes_what_the_benchmarked_path_chooses(url).await;
 }

@@ -1,8 +1,11 @@
-//! Seeds for scheduler tests on an injected clock: loop options that never wait long, and one
-//! article on topic `rust` for a digest to compile.
+//! Seeds for scheduler tests on an injected clock: a scheduler whose loop never waits long, and
+//! one article on topic `rust` for a digest to compile.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use tidings::scheduler::SchedulerOptions;
+use tidings::config::Settings;
+use tidings::scheduler::{Clock, ManualClock, Scheduler, SchedulerOptions};
 use tidings::store::Store;
 
 /// One article on topic `rust`, published 20 hours before `before`, ingested at `before`.
@@ -25,9 +28,20 @@ pub async fn seed_article(store: &Store, before: DateTime<Utc>) {
         .expect("ingest the seeded article");
 }
 
+/// The scheduler of instance `owner` on `clock`, with [`options`].
+pub fn scheduler(
+    settings: &Arc<Settings>,
+    store: &Store,
+    clock: &Arc<ManualClock>,
+    owner: &str,
+) -> Scheduler {
+    let clock: Arc<dyn Clock> = clock.clone();
+    Scheduler::new(settings.clone(), store.clone(), clock).with_options(options(owner))
+}
+
 /// Scheduler options for instance `owner`: a ten-minute claim lease, failed runs retried after
 /// five minutes, and at most 10 ms asleep, so a test's clock changes are seen at once.
-pub fn options(owner: &str) -> SchedulerOptions {
+fn options(owner: &str) -> SchedulerOptions {
     SchedulerOptions {
         owner: owner.into(),
         claim_lease: Duration::minutes(10),

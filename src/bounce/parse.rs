@@ -257,14 +257,7 @@ fn read(message: &Message) -> Report {
         report.recipients = from
             .into_iter()
             .take(1)
-            .map(|email| Recipient {
-                email,
-                status: None,
-                smtp_code: None,
-                action: None,
-                hard: false,
-                reason: "auto-reply".into(),
-            })
+            .map(|email| Recipient::named(email, "auto-reply"))
             .collect();
         return report;
     }
@@ -420,14 +413,7 @@ fn provider_unsubscribe(
         original_message_id: parts.original_message_id.clone(),
         recipients: email
             .into_iter()
-            .map(|email| Recipient {
-                email,
-                status: None,
-                smtp_code: None,
-                action: None,
-                hard: false,
-                reason: "complaint".into(),
-            })
+            .map(|email| Recipient::named(email, "complaint"))
             .collect(),
     })
 }
@@ -450,14 +436,7 @@ fn complaint(mut report: Report, parts: &Parts) -> Report {
         .or_else(|| parts.original_to.first().cloned());
     report.recipients = email
         .into_iter()
-        .map(|email| Recipient {
-            email,
-            status: None,
-            smtp_code: None,
-            action: None,
-            hard: false,
-            reason: "complaint".into(),
-        })
+        .map(|email| Recipient::named(email, "complaint"))
         .collect();
     report
 }

@@ -4,37 +4,19 @@
 //! over real SMTP, `deliveries --issue N` and `status` show its bounce and complaint rates and
 //! warn above 0.1% complaints.
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 
+use crate::bounces::fixture;
+use crate::bounces_ingest::env_with;
 use crate::support::cli::{TestEnv, stderr, stdout};
 use crate::support::db::{Backend, per_backend};
 use crate::support::feed::{FeedServer, Post};
 use crate::support::smtp::{Faults, SmtpServer};
 
-fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/bounces")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-/// A new database of `backend` with a hard bounce, an auto-reply and a complaint ingested;
-/// None when the backend is unavailable.
+/// A new database of `backend` with a hard bounce (for its confirmed subscriber), an
+/// auto-reply and a complaint ingested; None when the backend is unavailable.
 async fn env_with_events(backend: Backend) -> Option<(&'static str, TestEnv)> {
-    let (label, url) = backend.url().await?;
-    let env = TestEnv::new(&url, "");
-    let out = env.run(&[
-        "subscribers",
-        "add",
-        "gone@example.org",
-        "--topic",
-        "rust",
-        "--confirmed",
-    ]);
-    assert!(out.status.success(), "{label}: add: {}", stderr(&out));
+    let (label, env) = env_with(backend, "gone@example.org").await?;
     for name in [
         "tidings-digest-bounce.eml",
         "vacation.eml",

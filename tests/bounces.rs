@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use crate::support::cli::{TestEnv, stderr, stdout};
 
-fn fixture(name: &str) -> String {
+/// The path of a file in `tests/fixtures/bounces` (the other bounce tests use it too).
+pub(crate) fn fixture(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/bounces")
         .join(name)

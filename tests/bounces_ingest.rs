@@ -24,7 +24,7 @@ fn fixture_text(name: &str) -> String {
 
 /// A test environment on a new database of `backend` with `email` a confirmed subscriber of
 /// rust; None when the backend is unavailable.
-async fn env_with(backend: Backend, email: &str) -> Option<(&'static str, TestEnv)> {
+pub(crate) async fn env_with(backend: Backend, email: &str) -> Option<(&'static str, TestEnv)> {
     let (label, url) = backend.url().await?;
     let env = TestEnv::new(&url, "");
     let out = env.run(&[

@@ -4,37 +4,18 @@
 //! over real SMTP, `deliveries --issue N` and `status` show its bounce and complaint rates and
 //! warn above 0.1% complaints.
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 
+use crate::bounces::fixture;
+use crate::bounces_ingest::env_with;
+use crate::operator::{Op, Options, at, issue_in};
 use crate::support::cli::{TestEnv, stderr, stdout};
 use crate::support::db::{Backend, per_backend};
-use crate::support::feed::{FeedServer, Post};
-use crate::support::smtp::{Faults, SmtpServer};
 
-fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/bounces")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-/// A new database of `backend` with a hard bounce, an auto-reply and a complaint ingested;
-/// None when the backend is unavailable.
+/// A new database of `backend` with a hard bounce (for its confirmed subscriber), an
+/// auto-reply and a complaint ingested; None when the backend is unavailable.
 async fn env_with_events(backend: Backend) -> Option<(&'static str, TestEnv)> {
-    let (label, url) = backend.url().await?;
-    let env = TestEnv::new(&url, "");
-    let out = env.run(&[
-        "subscribers",
-        "add",
-        "gone@example.org",
-        "--topic",
-        "rust",
-        "--confirmed",
-    ]);
-    assert!(out.status.success(), "{label}: add: {}", stderr(&out));
+    let (label, env) = env_with(backend, "gone@example.org").await?;
     for name in [
         "tidings-digest-bounce.eml",
         "vacation.eml",
@@ -165,65 +146,6 @@ async fn bounces_show_does_not_pass_terminal_escapes_through(backend: Backend) {
     assert!(!text.contains('\x07'), "{label}: {text:?}");
 }
 
-/// A config sending over SMTP to `smtp` and fetching `feed_url`.
-fn sending_config(database_url: &str, env: &TestEnv, smtp: &SmtpServer, feed_url: &str) -> String {
-    format!(
-        r#"
-[newsletter]
-base_url = "https://news.example.com"
-secret = "bounces-seen-test-secret-longer-than-32-characters"
-from = "Tidings <news@example.com>"
-postal_address = "1 Example Street, Exampleville"
-
-[database]
-url = "{database_url}"
-
-[delivery]
-transport = "smtp"
-outbox_dir = "{outbox}"
-
-[smtp]
-host = "127.0.0.1"
-port = {port}
-tls = "none"
-timeout_secs = 10
-
-[schedule]
-cron = "0 0 12 * * *"
-timezone = "UTC"
-fetch_cron = ""
-retry_cron = ""
-housekeeping_cron = ""
-
-[fetch]
-allow_private_addresses = true
-retries = 0
-fetch_pages = false
-
-[[sources]]
-kind = "feed"
-name = "Fixture Blog"
-url = "{feed_url}"
-
-[[topics]]
-slug = "rust"
-name = "Rust"
-description = "The Rust language."
-keywords = ["Rust"]
-"#,
-        outbox = env.path("outbox").display(),
-        port = smtp.port,
-    )
-}
-
-async fn run(env: &TestEnv, args: &[&str]) -> std::process::Output {
-    tokio::process::Command::from(env.command())
-        .args(args)
-        .output()
-        .await
-        .expect("run tidings")
-}
-
 /// The Message-ID header of a received message.
 fn message_id(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
@@ -241,55 +163,17 @@ async fn deliveries_and_status_show_bounce_and_complaint_rates(backend: Backend)
     let Some((label, url)) = backend.url().await else {
         return;
     };
-    let smtp = SmtpServer::start(Faults::default()).await;
-    // The end of a daily period, as the operator tests use.
-    let now = chrono::DateTime::parse_from_rfc3339("2026-02-28T12:00:00Z")
-        .expect("time")
-        .with_timezone(&chrono::Utc);
-    let feed = FeedServer::start(vec![Post::new(
-        "The Rust 2026 edition",
-        now - chrono::Duration::hours(2),
-        "What changes in Rust with the new edition.",
-    )])
-    .await;
-    let env = TestEnv::new(&url, "");
-    std::fs::write(
-        &env.config,
-        sending_config(&url, &env, &smtp, &feed.feed_url()),
-    )
-    .expect("write config");
+    // A digest sent over real SMTP to two readers, set up as the operator tests do.
+    let op = Op::start(&url, Options::default()).await;
+    let env = &op.env;
     for email in ["gone@example.org", "angry@example.net"] {
-        let out = run(
-            &env,
-            &[
-                "subscribers",
-                "add",
-                email,
-                "--topic",
-                "rust",
-                "--confirmed",
-            ],
-        )
-        .await;
-        assert!(out.status.success(), "{label}: {}", stderr(&out));
+        op.subscribe(email).await;
     }
-    let when = now.to_rfc3339();
-    let out = run(&env, &["fetch", "--at", &when]).await;
-    assert!(out.status.success(), "{label}: fetch: {}", stderr(&out));
-    let out = run(&env, &["send", "--topic", "rust", "--at", &when]).await;
-    assert!(out.status.success(), "{label}: send: {}", stderr(&out));
-    let sent = stdout(&out);
-    let issue = sent
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("issue ")?
-                .split_once(' ')?
-                .0
-                .parse::<i64>()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("{label}: no issue in {sent}"));
-    let received = smtp.received();
+    let when = at().to_rfc3339();
+    op.ok(&["fetch", "--at", &when]).await;
+    let sent = op.ok(&["send", "--topic", "rust", "--at", &when]).await;
+    let issue = issue_in(&sent);
+    let received = op.smtp.received();
     assert_eq!(received.len(), 2, "{label}: {sent}");
     let id_for = |email: &str| {
         let r = received
@@ -300,7 +184,7 @@ async fn deliveries_and_status_show_bounce_and_complaint_rates(backend: Backend)
     };
 
     // Before any report: no warning.
-    let out = run(&env, &["deliveries", "--issue", &issue.to_string()]).await;
+    let out = op.run(&["deliveries", "--issue", &issue.to_string()]).await;
     assert!(out.status.success(), "{label}: {}", stderr(&out));
     let text = stdout(&out);
     assert!(
@@ -327,16 +211,18 @@ async fn deliveries_and_status_show_bounce_and_complaint_rates(backend: Backend)
     for (name, text) in [("bounce.eml", bounce), ("complaint.eml", complaint)] {
         let path = env.path(name);
         std::fs::write(&path, text).expect("write report");
-        let out = run(&env, &["bounces", "ingest", &path.display().to_string()]).await;
+        let out = op
+            .run(&["bounces", "ingest", &path.display().to_string()])
+            .await;
         assert!(out.status.success(), "{label}: {}", stderr(&out));
     }
-    let events = list_json(&env, label, &[]);
+    let events = list_json(env, label, &[]);
     assert!(
         events.iter().all(|e| e["delivery_id"].is_i64()),
         "{label}: matched to deliveries: {events:?}"
     );
 
-    let out = run(&env, &["deliveries", "--issue", &issue.to_string()]).await;
+    let out = op.run(&["deliveries", "--issue", &issue.to_string()]).await;
     assert!(out.status.success(), "{label}: {}", stderr(&out));
     let text = stdout(&out);
     assert!(
@@ -352,18 +238,16 @@ async fn deliveries_and_status_show_bounce_and_complaint_rates(backend: Backend)
         "{label}: {text}"
     );
     // Another issue's summary counts none of them.
-    let out = run(
-        &env,
-        &["deliveries", "--issue", &(issue + 1000).to_string()],
-    )
-    .await;
+    let out = op
+        .run(&["deliveries", "--issue", &(issue + 1000).to_string()])
+        .await;
     assert!(
         stdout(&out).contains("0 sent; bounces 0 (0.00%), complaints 0 (0.00%)"),
         "{label}: {}",
         stdout(&out)
     );
 
-    let out = run(&env, &["status"]).await;
+    let out = op.run(&["status"]).await;
     assert!(out.status.success(), "{label}: {}", stderr(&out));
     let text = stdout(&out);
     assert!(

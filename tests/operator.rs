@@ -23,7 +23,7 @@ use crate::support::scheduler::{scheduler, seed_article};
 use crate::support::smtp::{Faults, SmtpServer};
 
 /// Saturday 2026-02-28 12:00 UTC: a scheduled time of the daily noon digest below.
-fn at() -> DateTime<Utc> {
+pub(crate) fn at() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 2, 28, 12, 0, 0).unwrap()
 }
 
@@ -49,15 +49,15 @@ fn posts() -> Vec<Post> {
 }
 
 /// One operator's set-up: the binary's config, the feed it fetches and the relay it sends to.
-struct Op {
-    env: TestEnv,
-    smtp: SmtpServer,
+pub(crate) struct Op {
+    pub(crate) env: TestEnv,
+    pub(crate) smtp: SmtpServer,
     _feed: Option<FeedServer>,
 }
 
 /// Everything a config for these tests varies.
 #[derive(Default)]
-struct Options<'a> {
+pub(crate) struct Options<'a> {
     /// The feed's URL; None serves [`posts`] from a loopback feed.
     feed_url: Option<&'a str>,
     /// Extra lines for the `rust` topic.
@@ -67,7 +67,7 @@ struct Options<'a> {
 }
 
 impl Op {
-    async fn start(database_url: &str, options: Options<'_>) -> Op {
+    pub(crate) async fn start(database_url: &str, options: Options<'_>) -> Op {
         let smtp = SmtpServer::start(Faults::default()).await;
         let (feed, feed_url) = match options.feed_url {
             Some(url) => (None, url.to_string()),
@@ -139,7 +139,7 @@ keywords = ["Rust"]
     }
 
     /// Runs the binary without blocking the runtime that serves the feed and the relay.
-    async fn run(&self, args: &[&str]) -> Output {
+    pub(crate) async fn run(&self, args: &[&str]) -> Output {
         tokio::process::Command::from(self.env.command())
             .args(args)
             .output()
@@ -148,7 +148,7 @@ keywords = ["Rust"]
     }
 
     /// Runs the binary and expects exit code 0; returns stdout.
-    async fn ok(&self, args: &[&str]) -> String {
+    pub(crate) async fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args).await;
         assert!(
             out.status.success(),
@@ -160,7 +160,7 @@ keywords = ["Rust"]
         stdout(&out)
     }
 
-    async fn subscribe(&self, email: &str) {
+    pub(crate) async fn subscribe(&self, email: &str) {
         self.ok(&[
             "subscribers",
             "add",
@@ -191,7 +191,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// The issue id in `send`'s summary line "issue N (rust): this run sent ...".
-fn issue_in(send_stdout: &str) -> i64 {
+pub(crate) fn issue_in(send_stdout: &str) -> i64 {
     send_stdout
         .lines()
         .find_map(|l| {

@@ -66,6 +66,21 @@ pub struct Recipient {
     pub reason: String,
 }
 
+impl Recipient {
+    /// A recipient a report names without any delivery status (a complaint's reader, an
+    /// auto-reply's sender): no codes, no action, never hard.
+    fn named(email: String, reason: &str) -> Recipient {
+        Recipient {
+            email,
+            status: None,
+            smtp_code: None,
+            action: None,
+            hard: false,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// What the parser read from one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {

@@ -212,12 +212,14 @@ fn read(message: &Message) -> Report {
     if let Some(unsubscribe) = provider_unsubscribe(message, &subject, &from, &parts) {
         return unsubscribe;
     }
+    // The prose of the report, without the quoted original: what every rule below reads.
+    let body = text::before_original(&parts.body);
     let mut recipients = Vec::new();
     for status in &parts.delivery_status {
-        recipients.extend(from_delivery_status(status, &parts.body));
+        recipients.extend(from_delivery_status(status, body));
     }
     if recipients.is_empty() && parts.body.contains("Final-Recipient:") {
-        recipients.extend(from_delivery_status(&parts.body, &parts.body));
+        recipients.extend(from_delivery_status(&parts.body, body));
     }
     if !recipients.is_empty() {
         let all_fine = recipients.iter().all(|r| {
@@ -239,8 +241,7 @@ fn read(message: &Message) -> Report {
     // A subject alone ("Re: error in the digest") is not enough: the body must say so too.
     let looks_bounced = !failed_header.is_empty()
         || report_type == "delivery-status"
-        || (BOUNCE_SUBJECTS.iter().any(|w| subject.contains(w))
-            && reports_failure(text::before_original(&parts.body)))
+        || (BOUNCE_SUBJECTS.iter().any(|w| subject.contains(w)) && reports_failure(body))
         || from.iter().any(|f| {
             DAEMONS
                 .iter()
@@ -257,14 +258,7 @@ fn read(message: &Message) -> Report {
         report.recipients = from
             .into_iter()
             .take(1)
-            .map(|email| Recipient {
-                email,
-                status: None,
-                smtp_code: None,
-                action: None,
-                hard: false,
-                reason: "auto-reply".into(),
-            })
+            .map(|email| Recipient::named(email, "auto-reply"))
             .collect();
         return report;
     }
@@ -273,7 +267,6 @@ fn read(message: &Message) -> Report {
     }
     let mut skip = from.clone();
     skip.extend(addresses_of(message.to()));
-    let body = text::before_original(&parts.body);
     let mut found = text::recipients(body, &skip);
     if found.is_empty() {
         // Some servers address the bounce to the failed recipient itself.
@@ -420,14 +413,7 @@ fn provider_unsubscribe(
         original_message_id: parts.original_message_id.clone(),
         recipients: email
             .into_iter()
-            .map(|email| Recipient {
-                email,
-                status: None,
-                smtp_code: None,
-                action: None,
-                hard: false,
-                reason: "complaint".into(),
-            })
+            .map(|email| Recipient::named(email, "complaint"))
             .collect(),
     })
 }
@@ -450,19 +436,13 @@ fn complaint(mut report: Report, parts: &Parts) -> Report {
         .or_else(|| parts.original_to.first().cloned());
     report.recipients = email
         .into_iter()
-        .map(|email| Recipient {
-            email,
-            status: None,
-            smtp_code: None,
-            action: None,
-            hard: false,
-            reason: "complaint".into(),
-        })
+        .map(|email| Recipient::named(email, "complaint"))
         .collect();
     report
 }
 
-/// One recipient per block of a delivery-status part that names one.
+/// One recipient per block of a delivery-status part that names one; `body` is the report's
+/// prose before the quoted original.
 fn from_delivery_status(status_text: &str, body: &str) -> Vec<Recipient> {
     let mut out: Vec<Recipient> = Vec::new();
     for block in dsn::blocks(status_text) {
@@ -495,16 +475,12 @@ fn from_delivery_status(status_text: &str, body: &str) -> Vec<Recipient> {
             text::smtp_code_in(diagnostic.split_once(';').map_or(&*diagnostic, |d| d.1))
                 .or_else(|| text::smtp_code_in(&diagnostic));
         let words = if diagnostic.trim().is_empty() {
-            text::before_original(body).to_string()
+            body.to_string()
         } else {
             diagnostic
         };
         let verdict = classify(status.as_deref(), &words, action.as_deref());
-        let verdict = reason::after_data(
-            verdict,
-            status.as_deref(),
-            &format!("{words}\n{}", text::before_original(body)),
-        );
+        let verdict = reason::after_data(verdict, status.as_deref(), &format!("{words}\n{body}"));
         let fine = matches!(
             action.as_deref(),
             Some("delivered" | "relayed" | "expanded")

@@ -97,14 +97,7 @@ pub fn notification(body: &str) -> Option<Report> {
             report.recipients = list(&inner, "/complaint/complainedRecipients")
                 .filter_map(|r| r.get("emailAddress").and_then(Value::as_str))
                 .filter_map(text::clean_address)
-                .map(|email| Recipient {
-                    email,
-                    status: None,
-                    smtp_code: None,
-                    action: None,
-                    hard: false,
-                    reason: "complaint".into(),
-                })
+                .map(|email| Recipient::named(email, "complaint"))
                 .collect();
         }
         "Delivery" => {

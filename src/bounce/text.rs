@@ -72,27 +72,32 @@ pub fn addresses(text: &str) -> Vec<(usize, String)> {
 /// The first enhanced status code in `text`, such as "5.1.1": the first failure (4.x.x or
 /// 5.x.x) when there is one, since a session transcript starts with successes.
 pub fn status_in(text: &str) -> Option<String> {
-    let all: Vec<String> = STATUS
-        .captures_iter(text)
-        .map(|c| format!("{}.{}.{}", &c[1], &c[2], &c[3]))
-        .collect();
-    first_failure(all)
+    first_failure(
+        STATUS
+            .captures_iter(text)
+            .map(|c| format!("{}.{}.{}", &c[1], &c[2], &c[3])),
+        |s| !s.starts_with('2'),
+    )
 }
 
 /// The first SMTP reply code in `text` (250, 421, 550, ...), a failure first as for
 /// [`status_in`].
 pub fn smtp_code_in(text: &str) -> Option<u16> {
-    let all: Vec<u16> = SMTP_CODE
-        .captures_iter(text)
-        .filter_map(|c| c[1].parse().ok())
-        .collect();
-    let failure = all.iter().copied().find(|c| *c >= 400);
-    failure.or(all.first().copied())
+    first_failure(
+        SMTP_CODE
+            .captures_iter(text)
+            .filter_map(|c| c[1].parse().ok()),
+        |c| *c >= 400,
+    )
 }
 
-fn first_failure(all: Vec<String>) -> Option<String> {
-    let failure = all.iter().find(|s| !s.starts_with('2')).cloned();
-    failure.or(all.into_iter().next())
+/// The first of `all` that `failed` says is a failure, else the first of all.
+fn first_failure<T>(mut all: impl Iterator<Item = T>, failed: impl Fn(&T) -> bool) -> Option<T> {
+    let first = all.next()?;
+    if failed(&first) {
+        return Some(first);
+    }
+    Some(all.find(|x| failed(x)).unwrap_or(first))
 }
 
 /// `text` up to the quoted original message.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
-use super::{CommandError, CommandResult};
+use super::{CommandError, CommandResult, Context};
 use crate::bounce::policy::{self, SoftLimit};
 use crate::bounce::{self, Report};
 use crate::cli::{
@@ -21,7 +21,7 @@ use crate::cli::{
 };
 use crate::config::Settings;
 use crate::domain::SubscriberEmail;
-use crate::store::{BounceEventFilter, NewBounceEvent, Recorded, Store};
+use crate::store::{BounceEventFilter, BounceEventRecord, NewBounceEvent, Recorded, Store};
 use crate::tokens::TokenSigner;
 
 pub async fn run(cmd: BouncesCommand, config: Option<&Path>) -> CommandResult {
@@ -129,8 +129,7 @@ async fn ingest(args: BouncesIngestArgs, config: Option<&Path>) -> CommandResult
         CommandError::TempFail(format!("{what} unavailable, try again later: {e}"))
     };
     let settings = Settings::load(config).map_err(|e| temp("configuration", &e))?;
-    let db = &settings.database;
-    let store = Store::open_existing(&db.url, db.max_connections)
+    let Context { settings, store } = Context::open(settings, false)
         .await
         .map_err(|e| temp("database", &e))?;
     let ingester = Ingester {
@@ -147,7 +146,7 @@ async fn ingest(args: BouncesIngestArgs, config: Option<&Path>) -> CommandResult
     let mut result = Ok(());
     for message in &messages {
         match ingester.one(message, source).await {
-            Ok(done) => summary.add(&done),
+            Ok(done) => summary.add(done),
             Err(e) => {
                 result = Err(temp("database", &e));
                 break;
@@ -207,7 +206,7 @@ struct Summary {
 }
 
 impl Summary {
-    fn add(&mut self, done: &Ingested) {
+    fn add(&mut self, done: Ingested) {
         self.messages += 1;
         match &done.recorded {
             Recorded::Duplicate => self.duplicates += 1,
@@ -219,11 +218,7 @@ impl Summary {
                 }
             }
         }
-        self.last = Some(Ingested {
-            kind: done.kind,
-            email: done.email.clone(),
-            recorded: done.recorded.clone(),
-        });
+        self.last = Some(done);
     }
 
     fn line(&self) -> String {
@@ -455,11 +450,25 @@ fn addresses(value: &str) -> Vec<String> {
     }
 }
 
+/// The configured store, opened as every command that must not create a database opens it.
+/// (`list` and `show` open it here rather than in `commands::dispatch`, which passes every
+/// `bounces` command through before loading the configuration.)
+async fn open_store(config: Option<&Path>) -> Result<Store, CommandError> {
+    Ok(Context::open(Settings::load(config)?, false).await?.store)
+}
+
+/// The matched subscriber as `list` and `show` print it, with the status the event caused.
+fn subscriber_label(e: &BounceEventRecord) -> String {
+    match (&e.subscriber_email, &e.status_change) {
+        (Some(s), Some(change)) => format!("{s} (now {change})"),
+        (Some(s), None) => s.clone(),
+        (None, _) => "-".into(),
+    }
+}
+
 /// `bounces list`: the stored events the filters let through.
 async fn list(args: BouncesListArgs, config: Option<&Path>) -> CommandResult {
-    let settings = Settings::load(config)?;
-    let db = &settings.database;
-    let store = Store::open_existing(&db.url, db.max_connections).await?;
+    let store = open_store(config).await?;
     let filter = BounceEventFilter {
         since: args.since,
         kind: args.kind.clone(),
@@ -502,20 +511,16 @@ async fn list(args: BouncesListArgs, config: Option<&Path>) -> CommandResult {
     )
     .map_err(io)?;
     for e in &events {
-        let subscriber = match (&e.subscriber_email, &e.status_change) {
-            (Some(s), Some(change)) => format!("{s} (now {change})"),
-            (Some(s), None) => s.clone(),
-            (None, _) => "-".into(),
-        };
         writeln!(
             out,
-            "{:<6} {:<20} {:<15} {:<30} {:<8} {:<20} {subscriber}",
+            "{:<6} {:<20} {:<15} {:<30} {:<8} {:<20} {}",
             e.id,
             e.created_at.format("%Y-%m-%d %H:%M:%S"),
             e.kind,
             e.email.as_deref().unwrap_or("-"),
             e.status.as_deref().unwrap_or("-"),
             e.reason.as_deref().unwrap_or("-"),
+            subscriber_label(e),
         )
         .map_err(io)?;
     }
@@ -525,9 +530,7 @@ async fn list(args: BouncesListArgs, config: Option<&Path>) -> CommandResult {
 /// `bounces show ID`: the event's fields, its parsed report as JSON, then the raw message as
 /// stored (cut at 256 KB), control characters replaced.
 async fn show(args: BouncesShowArgs, config: Option<&Path>) -> CommandResult {
-    let settings = Settings::load(config)?;
-    let db = &settings.database;
-    let store = Store::open_existing(&db.url, db.max_connections).await?;
+    let store = open_store(config).await?;
     let found = store.bounce_event(args.id).await;
     store.close().await;
     let Some(detail) = found? else {
@@ -542,11 +545,7 @@ async fn show(args: BouncesShowArgs, config: Option<&Path>) -> CommandResult {
         .unwrap_or_else(|_| detail.parsed.clone());
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let id = |v: Option<i64>| v.map_or_else(|| "-".into(), |i| i.to_string());
-    let subscriber = match (&e.subscriber_email, &e.status_change) {
-        (Some(s), Some(change)) => format!("{s} (now {change})"),
-        (Some(s), None) => s.clone(),
-        (None, _) => "-".into(),
-    };
+    let subscriber = subscriber_label(e);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let io = |e: std::io::Error| CommandError::Failed(e.into());

@@ -184,26 +184,15 @@ impl Store {
                     0
                 };
                 let soft = u64::try_from(soft).unwrap_or(0);
-                if let Some(change) = policy::decide(event.effect, soft, rule) {
-                    let before: Option<String> =
-                        sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1")
-                            .bind(subscriber)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    suppress_subscriber!(tx, subscriber, change, now);
-                    let after: Option<String> =
-                        sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1")
-                            .bind(subscriber)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    if let Some(after) = after.filter(|a| before.as_ref() != Some(a)) {
-                        sqlx::query("UPDATE bounce_events SET status_change = $1 WHERE id = $2")
-                            .bind(&after)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                        status_change = after.parse::<SubscriberStatus>().ok();
-                    }
+                if let Some(change) = policy::decide(event.effect, soft, rule)
+                    && let Some(Some(after)) = suppress_subscriber!(tx, subscriber, change, now)
+                {
+                    sqlx::query("UPDATE bounce_events SET status_change = $1 WHERE id = $2")
+                        .bind(after.as_str())
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    status_change = Some(after);
                 }
             }
             tx.commit().await?;

@@ -371,7 +371,7 @@ impl Store {
         };
         with_pool!(self, p => {
             let mut tx = p.begin_write().await?;
-            let known = suppress_subscriber!(tx, id, event, now);
+            let known = suppress_subscriber!(tx, id, event, now).is_some();
             tx.commit().await?;
             Ok(known)
         })

@@ -82,8 +82,8 @@ macro_rules! insert_new_subscriber {
 
 /// Carries out `$event` (unsubscribe, bounce or complaint, a [`crate::domain::SubscriberEvent`]) for subscriber
 /// `$id` inside `$tx`, as [`crate::domain::transition`] decides: the suppressed status, the topics cleared when
-/// unsubscribed, the address on the suppression list. Evaluates to false when the id is
-/// unknown.
+/// unsubscribed, the address on the suppression list. Evaluates to `None` when the id is
+/// unknown, else to `Some` of the status the record moved to, `None` when it was in it already.
 macro_rules! suppress_subscriber {
     ($tx:expr, $id:expr, $event:expr, $now:expr) => {{
         let event: $crate::domain::SubscriberEvent = $event;
@@ -93,10 +93,12 @@ macro_rules! suppress_subscriber {
             .fetch_optional(&mut *$tx)
             .await?;
         match found {
-            None => false,
+            None => None,
             Some((email, status)) => {
                 let status = status.parse::<$crate::domain::SubscriberStatus>().map_err($crate::store::StoreError::Corrupt)?;
+                let mut changed = None;
                 if let $crate::domain::Step::Become(to) = $crate::domain::transition(Some(status), event).step {
+                    changed = (to != status).then_some(to);
                     sqlx::query("UPDATE subscribers SET status = $1, unsubscribed_at = COALESCE(unsubscribed_at, $2), updated_at = $2 WHERE id = $3")
                         .bind(to.as_str())
                         .bind(now)
@@ -117,7 +119,7 @@ macro_rules! suppress_subscriber {
                         .execute(&mut *$tx)
                         .await?;
                 }
-                true
+                Some(changed)
             }
         }
     }};

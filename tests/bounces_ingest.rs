@@ -45,9 +45,15 @@ fn ingest_file(env: &TestEnv, path: &Path) -> Output {
 
 /// `bounces ingest -` with `message` on stdin, as an MTA's pipe runs it.
 fn ingest_stdin(env: &TestEnv, message: &[u8]) -> Output {
+    pipe(env, &[], message)
+}
+
+/// `bounces ingest - EXTRA...` with `message` on stdin.
+pub(crate) fn pipe(env: &TestEnv, extra: &[&str], message: &[u8]) -> Output {
     let mut child = env
         .command()
         .args(["bounces", "ingest", "-"])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -483,4 +489,45 @@ async fn soft_bounces_older_than_the_window_no_longer_count(backend: Backend) {
     }
     use tidings::domain::SubscriberStatus::Bounced;
     assert_eq!(changes, [None, None, None, None, Some(Bounced)], "{label}");
+}
+
+per_backend!(subscribers_list_json_shows_each_subscribers_last_bounce);
+async fn subscribers_list_json_shows_each_subscribers_last_bounce(backend: Backend) {
+    let Some((label, env)) = env_with(backend, "gone@example.org").await else {
+        return;
+    };
+    let out = env.run(&[
+        "subscribers",
+        "add",
+        "calm@example.org",
+        "--topic",
+        "rust",
+        "--confirmed",
+    ]);
+    assert!(out.status.success(), "{label}: add: {}", stderr(&out));
+    let out = ingest_file(&env, &fixture("tidings-digest-bounce.eml"));
+    assert!(out.status.success(), "{label}: {}", stderr(&out));
+    let event_id = events(&env, label)[0]["id"].clone();
+
+    let out = env.run(&["subscribers", "list", "--json"]);
+    assert!(out.status.success(), "{label}: list: {}", stderr(&out));
+    let rows: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let row = |email: &str| {
+        rows.as_array()
+            .expect("array")
+            .iter()
+            .find(|r| r["email"] == email)
+            .unwrap_or_else(|| panic!("{label}: {email} not listed: {rows}"))
+            .clone()
+    };
+    let last = &row("gone@example.org")["last_bounce"];
+    assert_eq!(last["event_id"], event_id, "{label}: {last}");
+    assert_eq!(last["kind"], "bounce", "{label}: {last}");
+    assert_eq!(last["effect"], "hard", "{label}: {last}");
+    assert_eq!(last["status"], "5.1.1", "{label}: {last}");
+    assert!(last["at"].is_string(), "{label}: {last}");
+    assert!(
+        row("calm@example.org")["last_bounce"].is_null(),
+        "{label}: {rows}"
+    );
 }

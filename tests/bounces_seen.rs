@@ -147,7 +147,7 @@ async fn bounces_show_does_not_pass_terminal_escapes_through(backend: Backend) {
 }
 
 /// The Message-ID header of a received message.
-fn message_id(raw: &[u8]) -> String {
+pub(crate) fn message_id(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
     text.lines()
         .find_map(|l| {

@@ -5,6 +5,7 @@ mod support;
 
 mod bounces;
 mod bounces_ingest;
+mod bounces_loop;
 mod bounces_seen;
 mod browser;
 mod cli;

@@ -210,16 +210,38 @@ fn contradicts_unknown(status: &str) -> bool {
     status.split('.').nth(1) == Some("7")
 }
 
-/// A "user unknown" given in reply to the message's content (after DATA) rather than to the
-/// recipient: content filters answer that way, so sisimai's reading, "filtered" and soft, is
-/// kept. `text` is the reply with any session transcript around it.
-/// A specific status about the address (x.1.x) keeps its verdict.
+/// Whether a reply saying "user unknown" also ties the refusal to the address: it answered
+/// RCPT TO, or the report says in other words that the address was not found or refused.
+fn tied_to_the_address(lower: &str) -> bool {
+    [
+        "rcpt",
+        "address not found",
+        "couldn't be found",
+        "invalid recipient",
+        "rejected address",
+        "no such user",
+    ]
+    .iter()
+    .any(|p| lower.contains(p))
+}
+
+/// Whether a "user unknown" really says the address is gone. Content filters and access lists
+/// answer "user unknown" too, most often after DATA, so the bare phrase is read as "filtered"
+/// and soft (sisimai's reading) unless something ties it to the address: an x.1.x status, a
+/// reply to RCPT TO, or other words for a missing address. Being wrong this way costs a few
+/// more soft bounces before `soft_limit` suppresses the address; being wrong the other way
+/// loses a reader. `text` is the reply with any session transcript around it.
 pub fn after_data(verdict: Verdict, status: Option<&str>, text: &str) -> Verdict {
     if verdict.reason != "unknown-user" || status.is_some_and(|s| s.get(1..4) == Some(".1.")) {
         return verdict;
     }
     let lower = text.to_ascii_lowercase();
-    let says_unknown = |t: &str| t.contains("user unknown") || t.contains("unknown user");
+    // RFC 5321's own text for 550, "mailbox unavailable", covers policy refusals too.
+    let says_unknown = |t: &str| {
+        t.contains("user unknown")
+            || t.contains("unknown user")
+            || t.contains("mailbox unavailable")
+    };
     let replied_to_data = ((lower.contains("end of data")
         || lower.contains("after data")
         || lower.contains("reply to data"))
@@ -228,7 +250,7 @@ pub fn after_data(verdict: Verdict, status: Option<&str>, text: &str) -> Verdict
             let reply = rest.trim_start().lines().next().unwrap_or_default();
             reply.starts_with("<<< 5") && !reply.starts_with("<<< 503") && says_unknown(reply)
         });
-    if replied_to_data {
+    if replied_to_data || (says_unknown(&lower) && !tied_to_the_address(&lower)) {
         soft("filtered")
     } else {
         verdict

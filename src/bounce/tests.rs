@@ -145,6 +145,42 @@ fn replies_are_sorted_into_hard_and_soft() {
 }
 
 #[test]
+fn a_bare_user_unknown_is_hard_only_when_something_ties_it_to_the_address() {
+    use super::reason::{after_data, classify};
+    let cases = [
+        // The bare phrase with no code and no stage: filters answer this way too.
+        (None, "kijitora@example.co.jp [User unknown]", false),
+        (Some("5.0.0"), "550 : User unknown", false),
+        // RFC 5321's generic 550 text covers policy refusals.
+        (
+            None,
+            "550 Requested action not taken: mailbox unavailable",
+            false,
+        ),
+        // A specific status about the address, a reply to RCPT TO, other words for a gone
+        // address: hard.
+        (
+            Some("5.1.1"),
+            "550 5.1.1 <a@example.org>... User unknown",
+            true,
+        ),
+        (None, "550 User unknown (in reply to RCPT TO command)", true),
+        (
+            Some("5.0.0"),
+            "Address not found. 550 <a@example.org>: User unknown",
+            true,
+        ),
+        (Some("5.0.0"), "550 a@example.org... No such user", true),
+        // Phrases that need no tie keep their verdict.
+        (Some("5.0.0"), "550 Recipient not found", true),
+    ];
+    for (status, text, hard) in cases {
+        let verdict = after_data(classify(status, text, Some("failed")), status, text);
+        assert_eq!(verdict.hard, hard, "{status:?} {text}");
+    }
+}
+
+#[test]
 fn a_user_unknown_answered_to_data_is_soft_unless_the_status_names_the_address() {
     use super::reason::{after_data, classify};
     let transcript = ">>> DATA\n<<< 550 5.0.0 <a@example.org>... User unknown\n";

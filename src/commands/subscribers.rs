@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{CommandError, CommandResult, Context, now, usage};
 use crate::cli::{AddArgs, ExportArgs, ImportArgs, ListArgs, RemoveArgs, SubscribersCommand};
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberStatus, TopicSlug};
-use crate::store::{AddOutcome, NewSubscriber, SubscriberFilter};
+use crate::store::{AddOutcome, LastBounce, NewSubscriber, SubscriberFilter, SubscriberRecord};
 
 /// Rows written per transaction during an import.
 const IMPORT_BATCH: usize = 500;
@@ -147,7 +147,23 @@ async fn list(ctx: &Context, a: ListArgs) -> CommandResult {
         .await?;
     let mut out = std::io::stdout().lock();
     if a.json {
-        serde_json::to_writer_pretty(&mut out, &rows).context("writing JSON")?;
+        /// A subscriber as `list --json` prints it: the record and its latest bounce or
+        /// complaint (null when none).
+        #[derive(serde::Serialize)]
+        struct Listed<'a> {
+            #[serde(flatten)]
+            record: &'a SubscriberRecord,
+            last_bounce: Option<&'a LastBounce>,
+        }
+        let last = ctx.store.last_bounces().await?;
+        let listed: Vec<Listed> = rows
+            .iter()
+            .map(|record| Listed {
+                record,
+                last_bounce: last.get(&record.id),
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &listed).context("writing JSON")?;
         writeln!(out).context("writing to stdout")?;
     } else {
         writeln!(

@@ -5,6 +5,8 @@
 //! [`crate::bounce::policy`] in the same transaction, through the shared suppress step of
 //! `transitions.rs`.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 
 use super::transitions::suppress_subscriber;
@@ -56,6 +58,19 @@ pub enum Recorded {
     },
     /// An event with this key was stored before; nothing changed.
     Duplicate,
+}
+
+/// A subscriber's latest bounce or complaint event.
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct LastBounce {
+    #[serde(skip)]
+    pub subscriber_id: i64,
+    pub event_id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub effect: String,
+    pub status: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// A stored event, for `tidings bounces list`.
@@ -280,6 +295,19 @@ impl Store {
             .fetch_all(p)
             .await?
         }))
+    }
+
+    /// Each subscriber's latest bounce or complaint, by subscriber id, for
+    /// `subscribers list --json`.
+    pub async fn last_bounces(&self) -> StoreResult<HashMap<i64, LastBounce>> {
+        const SQL: &str = "SELECT e.subscriber_id, e.id AS event_id, e.created_at AS at, e.kind, \
+             e.effect, e.status, e.reason FROM bounce_events e \
+             WHERE e.id = (SELECT MAX(x.id) FROM bounce_events x \
+                 WHERE x.subscriber_id = e.subscriber_id AND x.kind IN ('bounce', 'complaint'))";
+        let rows: Vec<LastBounce> = with_pool!(self, p => {
+            sqlx::query_as(SQL).fetch_all(p).await?
+        });
+        Ok(rows.into_iter().map(|r| (r.subscriber_id, r)).collect())
     }
 
     /// One stored event with its parsed fields and raw message; None for an unknown id.

@@ -25,8 +25,8 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use articles::{ArticleUpsert, DroppedItem};
 pub use bounces::{
-    BounceEventDetail, BounceEventFilter, BounceEventRecord, BounceRates, MAX_RAW_BYTES,
-    NewBounceEvent, Recorded, ReportMatch,
+    BounceEventDetail, BounceEventFilter, BounceEventRecord, BounceRates, LastBounce,
+    MAX_RAW_BYTES, NewBounceEvent, Recorded, ReportMatch,
 };
 pub use deliveries::{
     ClaimedDelivery, DeliveryKind, DeliveryRecord, HeldLease, LeaseHolder, Settlement,

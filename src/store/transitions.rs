@@ -82,7 +82,7 @@ macro_rules! insert_new_subscriber {
 
 /// Carries out `$event` (unsubscribe, bounce or complaint, a [`crate::domain::SubscriberEvent`]) for subscriber
 /// `$id` inside `$tx`, as [`crate::domain::transition`] decides: the suppressed status, the topics cleared when
-/// unsubscribed, the address on the suppression list. Evaluates to `None` when the id is
+/// unsubscribed or complained, the address on the suppression list. Evaluates to `None` when the id is
 /// unknown, else to `Some` of the status the record moved to, `None` when it was in it already.
 macro_rules! suppress_subscriber {
     ($tx:expr, $id:expr, $event:expr, $now:expr) => {{
@@ -105,7 +105,8 @@ macro_rules! suppress_subscriber {
                         .bind($id)
                         .execute(&mut *$tx)
                         .await?;
-                    if to == $crate::domain::SubscriberStatus::Unsubscribed {
+                    // Unsubscribing or complaining leaves every topic; a bounce keeps them.
+                    if matches!(to, $crate::domain::SubscriberStatus::Unsubscribed | $crate::domain::SubscriberStatus::Complained) {
                         sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1")
                             .bind($id)
                             .execute(&mut *$tx)

@@ -698,7 +698,12 @@ pub async fn probe(smtp: &SmtpSettings) -> Vec<ProbeStep> {
                 "STARTTLS",
                 ProbeOutcome::Ok(format!("the certificate for {} is valid", client.host)),
             ),
-            Err(e) => push("STARTTLS", ProbeOutcome::Failed(error_text(&e))),
+            Err(e) => {
+                // A failed TLS upgrade leaves lettre's connection without a stream: no QUIT
+                // (lettre panics on a write to it); dropping it closes the socket.
+                push("STARTTLS", ProbeOutcome::Failed(error_text(&e)));
+                return steps;
+            }
         },
         Some(_) => true,
         None if on_loopback => push(

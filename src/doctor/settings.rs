@@ -122,7 +122,7 @@ mod tests {
     fn the_placeholder_and_short_secrets_fail() {
         let s = settings("");
         assert_eq!(check_secret(&s).status, Status::Failed);
-        let s = settings("[newsletter]\nsecret = \"short\"\n");
+        let s = settings("[newsletter]\nsecret = \"twenty-characters-xx\"\n");
         let c = check_secret(&s);
         assert_eq!(c.status, Status::Failed);
         assert!(c.message.contains("shorter than 32"), "{}", c.message);

@@ -23,7 +23,9 @@ const SECRET: &str = "0123456789abcdef0123456789abcdef-doctor";
 const ZONE: &str = "example.test";
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// The public half of the DKIM test key, as published.
@@ -51,7 +53,10 @@ fn other_key() -> String {
 /// sender), the DKIM key, DMARC, and MX for the bounce domain.
 fn good_records() -> Vec<(&'static str, Rec)> {
     vec![
-        ("bounce.example.test", Rec::Txt("v=spf1 ip4:127.0.0.1 -all".into())),
+        (
+            "bounce.example.test",
+            Rec::Txt("v=spf1 ip4:127.0.0.1 -all".into()),
+        ),
         (
             "mail._domainkey.example.test",
             Rec::Txt(format!("v=DKIM1; k=rsa; p={}", published_key())),
@@ -151,7 +156,10 @@ fn check<'a>(checks: &'a [Value], name: &str) -> (&'a str, &'a str) {
         .iter()
         .find(|c| c["check"] == name)
         .unwrap_or_else(|| panic!("no check {name} in {checks:#?}"));
-    (c["status"].as_str().unwrap(), c["message"].as_str().unwrap())
+    (
+        c["status"].as_str().unwrap(),
+        c["message"].as_str().unwrap(),
+    )
 }
 
 /// Serves the web app for `settings_text` on `listener` with a migrated store at `url`.
@@ -210,10 +218,21 @@ async fn a_deployment_with_everything_in_place_passes() {
         check(&checks, name);
     }
     assert!(check(&checks, "dns.dmarc").1.contains("DKIM and SPF"));
-    assert!(check(&checks, "dns.bounce_mx").1.contains("mx.example.test"));
+    assert!(
+        check(&checks, "dns.bounce_mx")
+            .1
+            .contains("mx.example.test")
+    );
     assert!(check(&checks, "smtp.auth").1.contains("logged in as news"));
-    assert!(check(&checks, "newsletter.base_url").1.contains("not https"));
-    let base_url = checks.iter().find(|c| c["check"] == "newsletter.base_url").unwrap();
+    assert!(
+        check(&checks, "newsletter.base_url")
+            .1
+            .contains("not https")
+    );
+    let base_url = checks
+        .iter()
+        .find(|c| c["check"] == "newsletter.base_url")
+        .unwrap();
     assert!(base_url["fix"].as_str().unwrap().contains("https"));
     // Nothing was sent.
     assert!(smtp.received().is_empty());
@@ -227,7 +246,8 @@ async fn a_deployment_with_everything_in_place_passes() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
-        text.lines().any(|l| l.starts_with("ok ") && l.contains("dns.dkim")),
+        text.lines()
+            .any(|l| l.starts_with("ok ") && l.contains("dns.dkim")),
         "{text}"
     );
     assert!(
@@ -235,12 +255,23 @@ async fn a_deployment_with_everything_in_place_passes() {
             .any(|l| l.starts_with("warning ") && l.contains("newsletter.base_url")),
         "{text}"
     );
-    assert!(text.contains("fix: put the web app behind a TLS reverse proxy"), "{text}");
-    assert!(text.trim_end().ends_with("1 warning(s), 0 failed"), "{text}");
+    assert!(
+        text.contains("fix: put the web app behind a TLS reverse proxy"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end().ends_with("1 warning(s), 0 failed"),
+        "{text}"
+    );
 }
 
 /// A world where only the checks under test are set up; everything else may fail.
-async fn env_with(dns_records: &[(&str, Rec)], smtp: &SmtpServer, password: &str, trust: bool) -> (DnsServer, TestEnv) {
+async fn env_with(
+    dns_records: &[(&str, Rec)],
+    smtp: &SmtpServer,
+    password: &str,
+    trust: bool,
+) -> (DnsServer, TestEnv) {
     let dns = DnsServer::start(ZONE, dns_records).await;
     let text = config(closed_port().await, smtp, password, trust, "");
     (dns, TestEnv::new(&db::sqlite_url(), &text))
@@ -249,7 +280,10 @@ async fn env_with(dns_records: &[(&str, Rec)], smtp: &SmtpServer, password: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_placeholder_secret_fails_and_a_bad_config_is_a_failed_check() {
     let dns = DnsServer::start(ZONE, &[]).await;
-    let env = TestEnv::new(&db::sqlite_url(), "[newsletter]\nbase_url = \"https://news.example.test\"\n");
+    let env = TestEnv::new(
+        &db::sqlite_url(),
+        "[newsletter]\nbase_url = \"https://news.example.test\"\n",
+    );
     let (code, checks, _) = doctor_json(&env, dns.addr).await;
     assert_eq!(code, 1);
     let (status, message) = check(&checks, "newsletter.secret");
@@ -259,14 +293,24 @@ async fn the_placeholder_secret_fails_and_a_bad_config_is_a_failed_check() {
     // The shipped example sender and postal address are flagged.
     assert_eq!(check(&checks, "newsletter.postal_address").0, "warning");
 
-    let env = TestEnv::new(&db::sqlite_url(), "[newsletter]\nsecret = \"twenty-characters-xx\"\n");
+    let env = TestEnv::new(
+        &db::sqlite_url(),
+        "[newsletter]\nsecret = \"twenty-characters-xx\"\n",
+    );
     let (code, checks, _) = doctor_json(&env, dns.addr).await;
     assert_eq!(code, 1);
-    assert!(check(&checks, "newsletter.secret").1.contains("shorter than 32"));
+    assert!(
+        check(&checks, "newsletter.secret")
+            .1
+            .contains("shorter than 32")
+    );
 
     let env = TestEnv::new(&db::sqlite_url(), "[smtp]\nport = \"not a number\"\n");
     let (code, checks, _) = doctor_json(&env, dns.addr).await;
-    assert_eq!(code, 1, "a configuration that does not load is a failed check, exit 1");
+    assert_eq!(
+        code, 1,
+        "a configuration that does not load is a failed check, exit 1"
+    );
     assert_eq!(checks.len(), 1);
     let (status, message) = check(&checks, "config");
     assert_eq!(status, "failed");
@@ -282,7 +326,10 @@ async fn a_wrong_smtp_password_fails_with_the_servers_reply() {
     assert_eq!(check(&checks, "smtp.starttls").0, "ok");
     let (status, message) = check(&checks, "smtp.auth");
     assert_eq!(status, "failed");
-    assert!(message.contains("535") && message.contains("authentication credentials invalid"), "{message}");
+    assert!(
+        message.contains("535") && message.contains("authentication credentials invalid"),
+        "{message}"
+    );
     assert!(smtp.received().is_empty());
 }
 
@@ -296,7 +343,10 @@ async fn an_untrusted_smtp_certificate_fails_at_starttls() {
     let (status, message) = check(&checks, "smtp.starttls");
     assert_eq!(status, "failed");
     assert!(message.to_lowercase().contains("certificate"), "{message}");
-    assert!(checks.iter().all(|c| c["check"] != "smtp.auth"), "no AUTH after a failed STARTTLS");
+    assert!(
+        checks.iter().all(|c| c["check"] != "smtp.auth"),
+        "no AUTH after a failed STARTTLS"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,7 +358,10 @@ async fn an_smtp_relay_that_does_not_answer_fails_at_connect_and_no_relay_warns(
     assert_eq!(code, 1);
     let (status, message) = check(&checks, "smtp.connect");
     assert_eq!(status, "failed");
-    assert!(message.contains(&format!("127.0.0.1:{}", smtp.port)), "{message}");
+    assert!(
+        message.contains(&format!("127.0.0.1:{}", smtp.port)),
+        "{message}"
+    );
 
     // No [smtp] host: the file transport, said as a warning.
     let env = TestEnv::new(&db::sqlite_url(), "");
@@ -326,9 +379,15 @@ async fn missing_dns_records_fail_each_check() {
     assert_eq!(code, 1);
     for (name, words) in [
         ("dns.spf", "bounce.example.test has no SPF record"),
-        ("dns.dkim", "no DKIM key record at mail._domainkey.example.test"),
+        (
+            "dns.dkim",
+            "no DKIM key record at mail._domainkey.example.test",
+        ),
         ("dns.dmarc", "no DMARC record for example.test"),
-        ("dns.bounce_mx", "bounce.example.test (bounces.address) has no MX record"),
+        (
+            "dns.bounce_mx",
+            "bounce.example.test (bounces.address) has no MX record",
+        ),
     ] {
         let (status, message) = check(&checks, name);
         assert_eq!(status, "failed", "{name}: {message}");
@@ -336,20 +395,29 @@ async fn missing_dns_records_fail_each_check() {
     }
     // The DKIM fix is the record to publish, with this key.
     let dkim = checks.iter().find(|c| c["check"] == "dns.dkim").unwrap();
-    assert!(dkim["fix"].as_str().unwrap().contains(&published_key()), "{dkim:#}");
+    assert!(
+        dkim["fix"].as_str().unwrap().contains(&published_key()),
+        "{dkim:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_dns_records_fail_each_check() {
     let smtp = smtp_server().await;
     let records = vec![
-        ("bounce.example.test", Rec::Txt("v=spf1 ip4:127.0.0.1 -all".into())),
+        (
+            "bounce.example.test",
+            Rec::Txt("v=spf1 ip4:127.0.0.1 -all".into()),
+        ),
         ("bounce.example.test", Rec::Txt("v=spf1 mx -all".into())),
         (
             "mail._domainkey.example.test",
             Rec::Txt(format!("v=DKIM1; k=rsa; p={}", other_key())),
         ),
-        ("_dmarc.example.test", Rec::Txt("v=DMARC1; p=reject; aspf=s".into())),
+        (
+            "_dmarc.example.test",
+            Rec::Txt("v=DMARC1; p=reject; aspf=s".into()),
+        ),
         ("bounce.example.test", Rec::Mx("mx.example.test".into())),
     ];
     let (dns, env) = env_with(&records, &smtp, "right-password", true).await;
@@ -372,13 +440,19 @@ async fn wrong_dns_records_fail_each_check() {
 async fn invalid_spf_fails_and_a_monitoring_dmarc_policy_warns() {
     let smtp = smtp_server().await;
     let mut records = good_records();
-    records[0] = ("bounce.example.test", Rec::Txt("v=spf1 ip4:999.0.0.1 -all".into()));
+    records[0] = (
+        "bounce.example.test",
+        Rec::Txt("v=spf1 ip4:999.0.0.1 -all".into()),
+    );
     records[2] = ("_dmarc.example.test", Rec::Txt("v=DMARC1; p=none".into()));
     let (dns, env) = env_with(&records, &smtp, "right-password", true).await;
     let (_, checks, _) = doctor_json(&env, dns.addr).await;
     let (status, message) = check(&checks, "dns.spf");
     assert_eq!(status, "failed");
-    assert!(message.contains("not valid SPF") && message.contains("999.0.0.1"), "{message}");
+    assert!(
+        message.contains("not valid SPF") && message.contains("999.0.0.1"),
+        "{message}"
+    );
     let (status, message) = check(&checks, "dns.dmarc");
     assert_eq!(status, "warning");
     assert!(message.contains("p=none"), "{message}");
@@ -414,7 +488,10 @@ async fn a_missing_or_unmigrated_database_fails() {
     let (status, message) = check(&checks, "database");
     assert_eq!(status, "failed");
     assert!(message.contains("there is no database"), "{message}");
-    assert!(!std::path::Path::new(&file).exists(), "doctor must not create the database");
+    assert!(
+        !std::path::Path::new(&file).exists(),
+        "doctor must not create the database"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,7 +556,10 @@ async fn base_url_reaching_another_service_or_another_instance_fails() {
     assert!(message.contains("another tidings"), "{message}");
 
     // Nothing listening.
-    let env = TestEnv::new(&db::sqlite_url(), &config(closed_port().await, &smtp, "x", true, ""));
+    let env = TestEnv::new(
+        &db::sqlite_url(),
+        &config(closed_port().await, &smtp, "x", true, ""),
+    );
     let (_, checks, _) = doctor_json(&env, dns.addr).await;
     let (status, message) = check(&checks, "base_url.healthz");
     assert_eq!(status, "failed");
@@ -497,7 +577,10 @@ async fn a_source_that_does_not_answer_fails() {
         feed.base,
         closed_port().await
     );
-    let env = TestEnv::new(&db::sqlite_url(), &config(closed_port().await, &smtp, "x", true, &extra));
+    let env = TestEnv::new(
+        &db::sqlite_url(),
+        &config(closed_port().await, &smtp, "x", true, &extra),
+    );
     let (code, checks, _) = doctor_json(&env, dns.addr).await;
     assert_eq!(code, 1);
     assert_eq!(check(&checks, "source \"Good\"").0, "ok");

@@ -641,28 +641,30 @@ pub async fn probe(smtp: &SmtpSettings) -> Vec<ProbeStep> {
         }
     };
     let server = client.server();
-    let tcp = match tokio::time::timeout(client.timeout, open_socket(&client.host, client.port))
-        .await
-    {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => {
-            push(
-                "connect",
-                ProbeOutcome::Failed(format!("cannot connect to {server}: {e}")),
-            );
-            return steps;
-        }
-        Err(_) => {
-            let why = no_reply_within(client.timeout);
-            push(
-                "connect",
-                ProbeOutcome::Failed(format!("cannot connect to {server}: {why}")),
-            );
-            return steps;
-        }
-    };
+    let tcp =
+        match tokio::time::timeout(client.timeout, open_socket(&client.host, client.port)).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => {
+                push(
+                    "connect",
+                    ProbeOutcome::Failed(format!("cannot connect to {server}: {e}")),
+                );
+                return steps;
+            }
+            Err(_) => {
+                let why = no_reply_within(client.timeout);
+                push(
+                    "connect",
+                    ProbeOutcome::Failed(format!("cannot connect to {server}: {why}")),
+                );
+                return steps;
+            }
+        };
     let on_loopback = tcp.peer_addr().is_ok_and(|a| a.ip().is_loopback());
-    push("connect", ProbeOutcome::Ok(format!("connected to {server}")));
+    push(
+        "connect",
+        ProbeOutcome::Ok(format!("connected to {server}")),
+    );
     let tcp = TimedStream::new(tcp, client.timeout);
     let stream: Box<dyn AsyncTokioStream> = match &client.tls {
         Some((TlsMode::Tls, params)) => match implicit_tls(tcp, params.clone()).await {
@@ -678,8 +680,7 @@ pub async fn probe(smtp: &SmtpSettings) -> Vec<ProbeStep> {
         },
         _ => Box::new(tcp),
     };
-    let mut conn = match AsyncSmtpConnection::connect_with_transport(stream, &client.hello).await
-    {
+    let mut conn = match AsyncSmtpConnection::connect_with_transport(stream, &client.hello).await {
         Ok(conn) => conn,
         Err(e) => {
             push(
@@ -690,21 +691,25 @@ pub async fn probe(smtp: &SmtpSettings) -> Vec<ProbeStep> {
         }
     };
     let name = conn.server_info().name().to_string();
-    push("EHLO", ProbeOutcome::Ok(format!("the server calls itself {name}")));
+    push(
+        "EHLO",
+        ProbeOutcome::Ok(format!("the server calls itself {name}")),
+    );
     let proceed = match &client.tls {
-        Some((TlsMode::Starttls, params)) => match conn.starttls(params.clone(), &client.hello).await
-        {
-            Ok(()) => push(
-                "STARTTLS",
-                ProbeOutcome::Ok(format!("the certificate for {} is valid", client.host)),
-            ),
-            Err(e) => {
-                // A failed TLS upgrade leaves lettre's connection without a stream: no QUIT
-                // (lettre panics on a write to it); dropping it closes the socket.
-                push("STARTTLS", ProbeOutcome::Failed(error_text(&e)));
-                return steps;
+        Some((TlsMode::Starttls, params)) => {
+            match conn.starttls(params.clone(), &client.hello).await {
+                Ok(()) => push(
+                    "STARTTLS",
+                    ProbeOutcome::Ok(format!("the certificate for {} is valid", client.host)),
+                ),
+                Err(e) => {
+                    // A failed TLS upgrade leaves lettre's connection without a stream: no QUIT
+                    // (lettre panics on a write to it); dropping it closes the socket.
+                    push("STARTTLS", ProbeOutcome::Failed(error_text(&e)));
+                    return steps;
+                }
             }
-        },
+        }
         Some(_) => true,
         None if on_loopback => push(
             "TLS",
@@ -713,8 +718,7 @@ pub async fn probe(smtp: &SmtpSettings) -> Vec<ProbeStep> {
         None => push(
             "TLS",
             ProbeOutcome::Warning(
-                "smtp.tls = \"none\": mail and any password cross the network unencrypted"
-                    .into(),
+                "smtp.tls = \"none\": mail and any password cross the network unencrypted".into(),
             ),
         ),
     };

@@ -18,8 +18,7 @@ use hickory_resolver::proto::rr::RData;
 
 use super::Check;
 use super::records::{
-    aligned, check_spf, dkim_public_key, is_dmarc, organisational_domain, parse_dmarc,
-    spf_records,
+    aligned, check_spf, dkim_public_key, is_dmarc, organisational_domain, parse_dmarc, spf_records,
 };
 use crate::config::Settings;
 
@@ -137,7 +136,13 @@ async fn check_spf_record(dns: &Dns, domain: &str) -> Check {
     );
     let txts = match dns.txt(domain).await {
         Ok(t) => t,
-        Err(e) => return Check::failed(NAME, e, "check the name server (--nameserver) and the domain"),
+        Err(e) => {
+            return Check::failed(
+                NAME,
+                e,
+                "check the name server (--nameserver) and the domain",
+            );
+        }
     };
     match spf_records(&txts).as_slice() {
         [] => Check::failed(NAME, format!("{domain} has no SPF record"), fix),
@@ -150,7 +155,11 @@ async fn check_spf_record(dns: &Dns, domain: &str) -> Check {
                     "end the record in -all or ~all, after the servers that send for you",
                 ),
             },
-            Err(e) => Check::failed(NAME, format!("{domain}: {one:?} is not valid SPF: {e}"), fix),
+            Err(e) => Check::failed(
+                NAME,
+                format!("{domain}: {one:?} is not valid SPF: {e}"),
+                fix,
+            ),
         },
         many => Check::failed(
             NAME,
@@ -205,11 +214,11 @@ async fn check_dkim(settings: &Settings, dns: &Dns) -> Check {
     let Some(first) = keys.first() else {
         return Check::failed(NAME, format!("no DKIM key record at {name}"), publish);
     };
-    if keys.iter().any(|k| k.as_ref().is_ok_and(|p| same_key(p, &mine))) {
-        return Check::ok(
-            NAME,
-            format!("{name} publishes the public half of {path}"),
-        );
+    if keys
+        .iter()
+        .any(|k| k.as_ref().is_ok_and(|p| same_key(p, &mine)))
+    {
+        return Check::ok(NAME, format!("{name} publishes the public half of {path}"));
     }
     let why = match first {
         Err(e) => format!("the record at {name} is not usable: {e}"),
@@ -334,7 +343,9 @@ async fn check_bounce_mx(dns: &Dns, domain: &str) -> Check {
         Ok(mx) if mx.is_empty() => Check::failed(
             NAME,
             format!("{domain} (bounces.address) has no MX record: bounces cannot come back"),
-            format!("publish an MX record for {domain} pointing at the server that pipes bounces to `tidings bounces ingest`"),
+            format!(
+                "publish an MX record for {domain} pointing at the server that pipes bounces to `tidings bounces ingest`"
+            ),
         ),
         Ok(mx) => Check::ok(NAME, format!("{domain}: MX {}", mx.join(", "))),
         Err(e) => Check::failed(NAME, e, "check the name server and the record"),

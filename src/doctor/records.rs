@@ -105,8 +105,12 @@ pub fn check_spf(record: &str) -> Result<SpfSummary, String> {
                     Some(_) => return Err(format!("{term:?} is not a valid mechanism")),
                 }
             }
-            ("ip4", Some(a)) if a.starts_with(':') => ip_network::<std::net::Ipv4Addr>(term, &a[1..], 32)?,
-            ("ip6", Some(a)) if a.starts_with(':') => ip_network::<std::net::Ipv6Addr>(term, &a[1..], 128)?,
+            ("ip4", Some(a)) if a.starts_with(':') => {
+                ip_network::<std::net::Ipv4Addr>(term, &a[1..], 32)?
+            }
+            ("ip6", Some(a)) if a.starts_with(':') => {
+                ip_network::<std::net::Ipv6Addr>(term, &a[1..], 128)?
+            }
             _ => return Err(format!("{term:?} is not a valid SPF mechanism or modifier")),
         }
     }
@@ -276,7 +280,12 @@ mod tests {
         let ok = check_spf("v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 include:_spf.example.net mx a:mail.example.com/28 -all").unwrap();
         assert_eq!(ok.warning, None);
         assert_eq!(ok.lookups, 3);
-        assert!(check_spf("v=spf1 redirect=_spf.example.com").unwrap().warning.is_none());
+        assert!(
+            check_spf("v=spf1 redirect=_spf.example.com")
+                .unwrap()
+                .warning
+                .is_none()
+        );
         assert!(check_spf("v=spf1 +all").unwrap().warning.is_some());
         assert!(check_spf("v=spf1 mx").unwrap().warning.is_some());
         for bad in [
@@ -326,8 +335,15 @@ mod tests {
 
     #[test]
     fn dkim_key_records() {
-        assert_eq!(dkim_public_key("v=DKIM1; k=rsa; p=MIIB IjAN").unwrap(), "MIIBIjAN");
-        assert!(dkim_public_key("v=DKIM1; p=").unwrap_err().contains("revoked"));
+        assert_eq!(
+            dkim_public_key("v=DKIM1; k=rsa; p=MIIB IjAN").unwrap(),
+            "MIIBIjAN"
+        );
+        assert!(
+            dkim_public_key("v=DKIM1; p=")
+                .unwrap_err()
+                .contains("revoked")
+        );
         assert!(dkim_public_key("v=DKIM1; k=ed25519; p=abc").is_err());
     }
 }

@@ -37,7 +37,10 @@ pub async fn check_database(settings: &Settings) -> Vec<Check> {
         Backend::Sqlite => "SQLite",
         Backend::Postgres => "PostgreSQL",
     };
-    let mut checks = vec![Check::ok("database", format!("{backend} at {shown} answers"))];
+    let mut checks = vec![Check::ok(
+        "database",
+        format!("{backend} at {shown} answers"),
+    )];
     let migrations_ok = match store.migration_state().await {
         Err(e) => {
             checks.push(Check::failed(
@@ -183,17 +186,23 @@ pub async fn check_healthz(settings: &Settings) -> Check {
     match instance {
         None => Check::failed(
             NAME,
-            format!("{url} answered {status} without an X-Tidings-Instance header: base_url reaches some other service"),
+            format!(
+                "{url} answered {status} without an X-Tidings-Instance header: base_url reaches some other service"
+            ),
             serve_fix,
         ),
         Some(id) if id != expected => Check::failed(
             NAME,
-            format!("{url} answered {status} from another tidings (its X-Tidings-Instance is not this configuration's: another newsletter.secret)"),
+            format!(
+                "{url} answered {status} from another tidings (its X-Tidings-Instance is not this configuration's: another newsletter.secret)"
+            ),
             "point newsletter.base_url (or the reverse proxy) at this instance's web.bind",
         ),
         Some(_) if !status.is_success() => Check::failed(
             NAME,
-            format!("{url} reaches this instance but answered {status}: its database is unavailable or read-only"),
+            format!(
+                "{url} reaches this instance but answered {status}: its database is unavailable or read-only"
+            ),
             "check the database that `tidings serve` uses",
         ),
         Some(_) => Check::ok(NAME, format!("{url} answered {status} from this instance")),

@@ -48,7 +48,9 @@ fn weakness(secret: &Secret) -> Option<String> {
     if secret.expose() == PLACEHOLDER_SECRET {
         Some("is the placeholder shipped in config/tidings.toml".into())
     } else if secret.expose().chars().count() < MIN_PUBLIC_SECRET_LEN {
-        Some(format!("is shorter than {MIN_PUBLIC_SECRET_LEN} characters"))
+        Some(format!(
+            "is shorter than {MIN_PUBLIC_SECRET_LEN} characters"
+        ))
     } else {
         None
     }
@@ -61,7 +63,9 @@ fn check_base_url(base_url: &str) -> Check {
         _ => {
             return Check::failed(
                 NAME,
-                format!("{base_url:?} is not an http(s) URL; every link in an email starts with it"),
+                format!(
+                    "{base_url:?} is not an http(s) URL; every link in an email starts with it"
+                ),
                 "set newsletter.base_url to the public https address of the web app, for example https://news.example.com",
             );
         }
@@ -71,7 +75,9 @@ fn check_base_url(base_url: &str) -> Check {
     } else {
         Check::warning(
             NAME,
-            format!("{base_url} is not https: links in emails and the subscribe form travel unencrypted"),
+            format!(
+                "{base_url} is not https: links in emails and the subscribe form travel unencrypted"
+            ),
             "put the web app behind a TLS reverse proxy and set newsletter.base_url to its https address",
         )
     }
@@ -87,7 +93,10 @@ fn check_from(settings: &Settings) -> Check {
     if local {
         Check::warning(
             NAME,
-            format!("{} is not a public domain: receivers refuse or junk its mail", from.email),
+            format!(
+                "{} is not a public domain: receivers refuse or junk its mail",
+                from.email
+            ),
             "set newsletter.from to an address on a domain you control, with SPF, DKIM and DMARC records",
         )
     } else {
@@ -138,8 +147,14 @@ mod tests {
 
     #[test]
     fn base_url_without_https_warns() {
-        assert_eq!(check_base_url("https://news.example.com").status, Status::Ok);
-        assert_eq!(check_base_url("http://news.example.com").status, Status::Warning);
+        assert_eq!(
+            check_base_url("https://news.example.com").status,
+            Status::Ok
+        );
+        assert_eq!(
+            check_base_url("http://news.example.com").status,
+            Status::Warning
+        );
         assert_eq!(check_base_url("news.example.com").status, Status::Failed);
     }
 }

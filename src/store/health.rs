@@ -75,7 +75,9 @@ impl Store {
     pub async fn sqlite_journal_mode(&self) -> StoreResult<Option<String>> {
         match &self.pool {
             Pool::Sqlite(p) => {
-                let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(p).await?;
+                let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                    .fetch_one(p)
+                    .await?;
                 Ok(Some(mode.to_ascii_lowercase()))
             }
             Pool::Postgres(_) => Ok(None),

@@ -591,3 +591,34 @@ async fn a_source_that_does_not_answer_fails() {
     assert_eq!(status, "failed");
     assert!(message.contains("hottest.json"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_implicit_tls_relay_passes_and_dmarc_is_found_at_the_organisational_domain() {
+    let smtp = SmtpServer::start(Faults {
+        tls: Some(ServerTls::Implicit),
+        auth: Some(("news".into(), "right-password".into())),
+        ..Faults::default()
+    })
+    .await;
+    // From a subdomain: DMARC is published only at the organisational domain, DKIM signs
+    // for the organisational domain (relaxed alignment).
+    let (dns, env) = env_with(&good_records(), &smtp, "right-password", true).await;
+    let text = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .replace("tls = \"starttls\"", "tls = \"tls\"")
+        .replace("news@example.test", "news@letters.example.test");
+    std::fs::write(&env.config, text).unwrap();
+    let (_, checks, _) = doctor_json(&env, dns.addr).await;
+    let (status, message) = check(&checks, "smtp.tls");
+    assert_eq!(status, "ok");
+    assert!(message.contains("implicit TLS"), "{message}");
+    assert!(checks.iter().all(|c| c["check"] != "smtp.starttls"));
+    assert_eq!(check(&checks, "smtp.auth").0, "ok");
+    let (status, message) = check(&checks, "dns.dmarc");
+    assert_eq!(status, "ok");
+    assert!(
+        message.starts_with("_dmarc.example.test p=reject"),
+        "{message}"
+    );
+    assert!(smtp.received().is_empty());
+}

@@ -60,6 +60,26 @@ pub enum Command {
     /// Read bounces, complaints and auto-replies
     #[command(subcommand)]
     Bounces(BouncesCommand),
+    /// Check a deployment: configuration, database, SMTP, DNS (SPF, DKIM, DMARC), base_url, sources
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print one JSON array of checks instead of the checklist
+    #[arg(long)]
+    pub json: bool,
+    /// Ask this DNS server (IP or IP:PORT) instead of the system's resolvers
+    #[arg(long, value_name = "IP:PORT", value_parser = parse_nameserver)]
+    pub nameserver: Option<std::net::SocketAddr>,
+}
+
+/// A DNS server on the command line: `IP:PORT`, or an IP alone for port 53.
+fn parse_nameserver(raw: &str) -> Result<std::net::SocketAddr, String> {
+    let raw = raw.trim();
+    raw.parse::<std::net::SocketAddr>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+        .map_err(|_| format!("{raw:?} is not an IP address or IP:PORT"))
 }
 
 #[derive(Debug, Subcommand)]

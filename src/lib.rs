@@ -7,6 +7,7 @@ pub mod cli; // clap command definitions
 pub mod commands; // one handler per CLI command; exit-code mapping
 pub mod config; // typed settings, layered loading, validation naming the key
 pub mod delivery; // outbox workers and transports; the only place that talks SMTP
+pub mod doctor; // `tidings doctor`: checks of a deployment (config, database, SMTP, DNS, base_url)
 pub mod domain; // pure types: SubscriberEmail, TopicSlug, statuses, articles, digests
 pub mod pipeline; // ingest, classify, rank, summarize, compile (pure where possible)
 pub mod render; // askama templates -> complete email messages

@@ -11,6 +11,7 @@ mod browser;
 mod cli;
 mod cli_input;
 mod delivery;
+mod doctor;
 mod e2e;
 mod idn_relay;
 mod layering;

@@ -5,6 +5,7 @@
 mod bounces;
 mod compile;
 mod deliveries;
+mod doctor;
 mod explain;
 mod fetch;
 mod preview;
@@ -122,6 +123,10 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
     if let Command::Bounces(cmd) = cli.command {
         return bounces::run(cmd, cli.config.as_deref()).await;
     }
+    // `doctor` reports a configuration that does not load as one of its checks.
+    if let Command::Doctor(args) = cli.command {
+        return doctor::run(args, cli.config.as_deref()).await;
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     if let Command::Migrate = cli.command {
         // Connect without the migration `Context::open` runs, so the count is this run's.
@@ -158,7 +163,7 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
         Command::Run(a) => run::run(&ctx, a).await,
         Command::Serve => serve::run(&ctx).await,
         Command::Status => status::run(&ctx).await,
-        Command::Bounces(_) => Ok(()), // handled above
+        Command::Bounces(_) | Command::Doctor(_) => Ok(()), // handled above
     };
     ctx.store.close().await;
     result

@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 pub use lease::{current_process, is_gone};
 pub use outcome::{DeliveryOutcome, SendResult};
 pub use retry::RetryPolicy;
+pub use smtp::{ProbeOutcome, ProbeStep, probe as probe_smtp};
 pub use transport::Transport;
 use transport::write_eml;
 pub use worker::{

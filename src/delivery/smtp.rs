@@ -44,6 +44,9 @@ use tokio::net::TcpStream;
 use super::outcome::{DeliveryOutcome, SendResult, classify_error, error_text};
 use crate::config::{SmtpSettings, TlsMode};
 
+mod probe;
+pub use probe::{ProbeOutcome, ProbeStep, probe};
+
 /// A connection unused for this long is closed rather than reused: many servers drop idle
 /// clients after a minute or less.
 const IDLE_LIMIT: Duration = Duration::from_secs(30);

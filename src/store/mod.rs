@@ -9,6 +9,7 @@
 mod articles;
 mod bounces;
 mod deliveries;
+mod health;
 mod issues;
 mod jobs;
 mod subscribers;
@@ -31,6 +32,7 @@ pub use bounces::{
 pub use deliveries::{
     ClaimedDelivery, DeliveryKind, DeliveryRecord, HeldLease, LeaseHolder, Settlement,
 };
+pub use health::MigrationState;
 pub use issues::{IssueOutlook, IssueRecipient, IssueSummary, StoredIssue};
 pub use jobs::{ClaimHolder, JobRunRecord, RunEnd};
 use subscribers::stored_email_hash;

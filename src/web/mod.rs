@@ -12,6 +12,7 @@ mod confirm;
 mod error;
 mod listener;
 mod ops;
+pub use ops::{INSTANCE_HEADER, instance_id};
 mod pages;
 mod preferences;
 mod site;

@@ -1,5 +1,6 @@
 //! Operations endpoints: `GET /healthz` (the database answers and would take a write, within
-//! [`HEALTH_DEADLINE`]), `GET /metrics` (Prometheus text, behind
+//! [`HEALTH_DEADLINE`]; the header `X-Tidings-Instance` names the instance for `tidings
+//! doctor`), `GET /metrics` (Prometheus text, behind
 //! `Authorization: Bearer {[web] metrics_token}` when one is set, else only for loopback and
 //! trusted proxies; subscribers, deliveries and issues as gauges, stored bounce events as the
 //! counter `tidings_bounce_events_total` by kind and source) and the stylesheet.
@@ -46,7 +47,33 @@ pub async fn stylesheet() -> Response {
 
 /// `GET /healthz`: 200 when the database answers and would take a write (a read-only database
 /// fails), 503 otherwise or when it does not answer within [`HEALTH_DEADLINE`].
+/// Every answer carries [`INSTANCE_HEADER`] with [`instance_id`], so `tidings doctor` can tell
+/// that `base_url` reaches a tidings holding the same `newsletter.secret`, not another service.
 pub async fn healthz(State(state): State<AppState>) -> Response {
+    let mut response = healthz_answer(&state).await;
+    if let Ok(id) = HeaderValue::from_str(&instance_id(&state.settings.newsletter.secret)) {
+        response.headers_mut().insert(INSTANCE_HEADER, id);
+    }
+    response
+}
+
+/// The header of `/healthz` that names the instance.
+pub const INSTANCE_HEADER: &str = "x-tidings-instance";
+
+/// A name for the instances that share a `newsletter.secret`: the first 12 bytes of
+/// HMAC-SHA256(secret, "tidings healthz instance v1"), in hex. It reveals nothing that a
+/// signed link in any email does not (both are HMACs under the secret).
+pub fn instance_id(secret: &crate::config::Secret) -> String {
+    use hmac::{Hmac, Mac};
+    // HMAC takes a key of any length; new_from_slice cannot fail for it.
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.expose().as_bytes()) else {
+        return String::new();
+    };
+    mac.update(b"tidings healthz instance v1");
+    hex::encode(&mac.finalize().into_bytes()[..12])
+}
+
+async fn healthz_answer(state: &AppState) -> Response {
     match tokio::time::timeout(HEALTH_DEADLINE, state.store.check_writable()).await {
         Ok(Ok(())) => (StatusCode::OK, "ok\n").into_response(),
         Ok(Err(e)) => {

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod db;
+pub mod dns;
 pub mod feed;
 pub mod scheduler;
 pub mod smtp;

@@ -38,6 +38,7 @@ use tower_http::trace::TraceLayer;
 
 pub use client_ip::ClientIp;
 pub use error::WebError;
+pub use webhooks::SnsCertFetcher;
 
 use crate::config::Settings;
 use crate::render::DkimSigner;
@@ -61,6 +62,9 @@ pub struct AppState {
     pub clock: Clock,
     /// Per-client-IP limit on `POST /subscribe`; `None` when `[web] subscribe_per_minute = 0`.
     pub subscribe_limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    /// Fetches SNS signing certificates for `POST /webhooks/ses` (tests substitute one that
+    /// reaches a loopback server).
+    pub sns: SnsCertFetcher,
 }
 
 impl AppState {
@@ -75,6 +79,7 @@ impl AppState {
                     Quota::per_minute(per_minute).allow_burst(burst),
                 ))
             });
+        let sns = SnsCertFetcher::new()?;
         Ok(AppState {
             settings,
             store,
@@ -82,6 +87,7 @@ impl AppState {
             dkim,
             clock: Arc::new(Utc::now),
             subscribe_limiter,
+            sns,
         })
     }
 
@@ -135,7 +141,11 @@ pub fn router(state: AppState) -> Router {
         // Webhooks: their own body limit, no branded error pages.
         .merge(
             Router::new()
-                .route("/webhooks/generic", post(webhooks::generic))
+                .route("/webhooks/generic", post(webhooks::generic::receive))
+                .route("/webhooks/ses", post(webhooks::ses::receive))
+                .route("/webhooks/postmark", post(webhooks::postmark::receive))
+                .route("/webhooks/sendgrid", post(webhooks::sendgrid::receive))
+                .route("/webhooks/mailgun", post(webhooks::mailgun::receive))
                 .with_state(state)
                 .layer(RequestBodyLimitLayer::new(webhooks::MAX_WEBHOOK_BYTES)),
         )

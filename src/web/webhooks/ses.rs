@@ -58,7 +58,7 @@ pub async fn receive(State(state): State<AppState>, body: Bytes) -> StatusCode {
             return StatusCode::BAD_REQUEST;
         }
     };
-    if !topics.iter().any(|t| *t == message.topic_arn) {
+    if !topics.contains(&message.topic_arn) {
         tracing::warn!(topic = %message.topic_arn, "webhook ses: a topic not in bounces.ses_topic_arns");
         return StatusCode::FORBIDDEN;
     }

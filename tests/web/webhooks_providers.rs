@@ -547,3 +547,47 @@ async fn without_credentials_the_provider_routes_are_not_there() {
     assert_eq!(post_mailgun(s.addr, &mailgun).await, 404);
     assert_eq!(statuses(&s.app).await, BEFORE);
 }
+
+/// Mailgun's `envelope.sender` is our VERP address when `[bounces] address` is set: it names the
+/// exact delivery even when the failed address is another one.
+#[tokio::test]
+async fn mailgun_matches_by_the_verp_envelope_sender() {
+    let db = TestDb::sqlite();
+    let extra = format!(
+        "[bounces]\naddress = \"bounces@news.example.com\"\nmailgun_signing_key = \"{MAILGUN_KEY}\"\n"
+    );
+    let app = db.app(&extra).await;
+    let reader = app.add_confirmed("reader@example.org", &["rust"]).await;
+    let delivery = app
+        .store
+        .enqueue_transactional(
+            tidings::store::DeliveryKind::Confirm,
+            reader,
+            "reader@example.org",
+            "<confirm.1@news.example.com>",
+            b"payload",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let (addr, _stop) = serve(app.state.clone()).await;
+    let base: lettre::Address = "bounces@news.example.com".parse().unwrap();
+    let verp = app.state.tokens.verp_address(&base, delivery);
+    let mut event = mailgun_event(
+        "mg-8",
+        "failed",
+        Some("permanent"),
+        "alias@elsewhere.example",
+    );
+    event["envelope"] = serde_json::json!({"sender": verp, "transport": "smtp"});
+    let body = mailgun_body(MAILGUN_KEY, now(), "t-7", event);
+    assert_eq!(post_mailgun(addr, &body).await, 200);
+    assert_eq!(
+        status(&app, "reader@example.org").await,
+        SubscriberStatus::Bounced
+    );
+    let events = app.store.bounce_events().await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].delivery_id, Some(delivery));
+}

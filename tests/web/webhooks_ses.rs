@@ -170,6 +170,11 @@ impl Sns {
 
 /// An SES notification as SES writes it into the SNS message.
 fn ses_bounce(email: &str, bounce_type: &str, sub_type: &str) -> String {
+    ses_bounce_from(email, bounce_type, sub_type, "news@example.org")
+}
+
+/// [`ses_bounce`] of a message sent with the envelope sender `source`.
+fn ses_bounce_from(email: &str, bounce_type: &str, sub_type: &str, source: &str) -> String {
     serde_json::json!({
         "notificationType": "Bounce",
         "bounce": {
@@ -184,7 +189,7 @@ fn ses_bounce(email: &str, bounce_type: &str, sub_type: &str) -> String {
         },
         "mail": {
             "timestamp": "2026-12-01T18:58:00.000Z",
-            "source": "news@example.org",
+            "source": source,
             "messageId": "0100018c-ses-message-id",
             "destination": [email],
             "commonHeaders": {"messageId": "<not-ours@example.org>"},
@@ -598,4 +603,71 @@ async fn without_topics_the_route_is_not_there() {
         status(&s.app, "gone@example.org").await,
         SubscriberStatus::Confirmed
     );
+}
+
+per_backend!(a_verp_source_names_the_exact_delivery);
+/// With `[bounces] address` set, SES's `mail.source` is our VERP envelope sender: it names the
+/// delivery (and so the subscriber) even when the bounced address is another one; a forged tag
+/// names nothing.
+async fn a_verp_source_names_the_exact_delivery(backend: Backend) {
+    let extra = format!("{}address = \"bounces@news.example.com\"\n", with_topic());
+    let Some(s) = setup(backend, &extra).await else {
+        return;
+    };
+    let label = s.app.label;
+    let reader = s.app.add_confirmed("reader@example.org", &["rust"]).await;
+    let delivery = s
+        .app
+        .store
+        .enqueue_transactional(
+            tidings::store::DeliveryKind::Confirm,
+            reader,
+            "reader@example.org",
+            "<confirm.1@news.example.com>",
+            b"payload",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let base: lettre::Address = "bounces@news.example.com".parse().unwrap();
+    let verp = s.app.state.tokens.verp_address(&base, delivery);
+    let forged = verp.replace("bounces+", "bounces+a");
+    let bounce = |id: &str, source: &str| {
+        Sns::notification(
+            id,
+            &ses_bounce_from(
+                "forwarded@elsewhere.example",
+                "Permanent",
+                "General",
+                source,
+            ),
+        )
+    };
+    assert_eq!(
+        post(s.addr, &bounce("sns-13", &forged).body(&s.signer, "2")).await,
+        200,
+        "{label}"
+    );
+    assert_eq!(
+        status(&s.app, "reader@example.org").await,
+        SubscriberStatus::Confirmed,
+        "{label}: a forged tag matched"
+    );
+    assert_eq!(
+        post(s.addr, &bounce("sns-14", &verp).body(&s.signer, "2")).await,
+        200,
+        "{label}"
+    );
+    assert_eq!(
+        status(&s.app, "reader@example.org").await,
+        SubscriberStatus::Bounced,
+        "{label}"
+    );
+    let rows = bounces_list(&s.db);
+    assert_eq!(rows.len(), 2, "{label}: {rows:#?}");
+    assert!(rows[0]["delivery_id"].is_null(), "{label}: {rows:#?}");
+    assert_eq!(rows[1]["delivery_id"], delivery, "{label}");
+    assert_eq!(rows[1]["subscriber_email"], "reader@example.org", "{label}");
+    assert_eq!(rows[1]["status_change"], "bounced", "{label}");
 }

@@ -6,7 +6,8 @@
 //! the same body again is Mailgun's retry and passes, then changes nothing). `event-data`:
 //! `failed` with severity `permanent` is a hard bounce, `temporary` a soft one; `complained` a
 //! complaint; `delivered` a delivery report; the rest unknown. Keyed by `event-data.id`;
-//! `message.headers.message-id` matches a delivery of ours.
+//! `envelope.sender` (our VERP address) or `message.headers.message-id` matches a delivery of
+//! ours.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -132,6 +133,7 @@ fn translate(data: &Value) -> Event {
         feedback_type: (kind == Kind::Complaint).then(|| "abuse".to_string()),
         message_id: text("/message/headers/message-id")
             .map(|m| m.trim().trim_matches(['<', '>']).to_string()),
+        envelope_sender: text("/envelope/sender"),
         provider_type: Some(provider_type).filter(|t| !t.is_empty()),
         ..Event::new("mailgun", text("/id").unwrap_or_default()).is(kind, effect)
     }

@@ -1,7 +1,8 @@
 //! Webhooks on `serve` that report bounces and complaints: `POST /webhooks/generic` (our own
 //! signed JSON) and one route per provider, `ses` (Amazon SES through SNS), `postmark`,
 //! `sendgrid` and `mailgun`. Each file verifies its provider's signature (or password) and
-//! translates the provider's events into [`Event`]s; [`record`] matches and stores each one
+//! translates the provider's events into [`Event`]s; [`record`] matches each one (the VERP tag
+//! of its envelope sender, our Message-ID, its recipient, in that order) and stores it
 //! through the same store call and policy as `tidings bounces ingest` (source `webhook`), keyed
 //! by `webhook:<provider>:<the provider's event id>`, so a provider's retry changes nothing.
 //!
@@ -58,6 +59,9 @@ struct Event {
     feedback_type: Option<String>,
     /// The Message-ID of the message the event is about, when the provider passes it on.
     message_id: Option<String>,
+    /// The envelope sender (MAIL FROM) the message went out with, when the provider passes it
+    /// on: with `[bounces] address` set, its VERP tag names the exact delivery.
+    envelope_sender: Option<String>,
     /// The provider's own name for the event (`HardBounce`, `blocked`, `failed/permanent`).
     provider_type: Option<String>,
 }
@@ -75,6 +79,7 @@ impl Event {
             reason: None,
             feedback_type: None,
             message_id: None,
+            envelope_sender: None,
             provider_type: None,
         }
     }
@@ -117,10 +122,14 @@ async fn record(state: &AppState, event: &Event, raw: &[u8]) -> anyhow::Result<(
         .as_deref()
         .and_then(|e| SubscriberEmail::parse(e).ok());
     let ours = event.message_id.as_deref().and_then(our_message);
+    let verp = match (&state.settings.bounces.address, &event.envelope_sender) {
+        (Some(base), Some(sender)) => state.tokens.verp_delivery(base, sender),
+        _ => None,
+    };
     let recipients: Vec<SubscriberEmail> = email.into_iter().collect();
     let matched = state
         .store
-        .match_report(None, ours.as_ref(), &recipients)
+        .match_report(verp, ours.as_ref(), &recipients)
         .await?;
     let reason = event.reason.as_deref().map(cap_reason);
     let parsed = serde_json::json!({
@@ -134,6 +143,7 @@ async fn record(state: &AppState, event: &Event, raw: &[u8]) -> anyhow::Result<(
         "reason": reason,
         "feedback_type": event.feedback_type,
         "message_id": event.message_id,
+        "envelope_sender": event.envelope_sender,
         "delivery_id": matched.delivery_id,
     })
     .to_string();

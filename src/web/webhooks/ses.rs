@@ -7,7 +7,9 @@
 //! is read as SES's JSON: `Bounce` with bounceType `Permanent` is a hard bounce, `Transient` or
 //! `Undetermined` a soft one; `Complaint` a complaint with its `complaintFeedbackType`;
 //! `Delivery` a delivery report; anything else is recorded as unknown. One event per recipient,
-//! keyed by the SNS MessageId (and the recipient's place after the first).
+//! keyed by the SNS MessageId (and the recipient's place after the first). `mail.source`, the
+//! envelope sender as submitted (our VERP address), or `mail.commonHeaders.messageId` matches a
+//! delivery of ours.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -154,6 +156,8 @@ fn events(message: &SnsMessage) -> Vec<Event> {
     let kind = text("/notificationType").or_else(|| text("/eventType"));
     let message_id = text("/mail/commonHeaders/messageId")
         .map(|m| m.trim().trim_matches(['<', '>']).to_string());
+    // The envelope sender as submitted: our VERP address when `[bounces] address` is set.
+    let source = text("/mail/source");
     let list = |pointer: &str| -> Vec<Value> {
         ses.pointer(pointer)
             .and_then(Value::as_array)
@@ -181,6 +185,7 @@ fn events(message: &SnsMessage) -> Vec<Event> {
                     status: field("status"),
                     reason: field("diagnosticCode").or_else(|| sub_type.clone()),
                     message_id: message_id.clone(),
+                    envelope_sender: source.clone(),
                     provider_type: Some(provider_type.clone()),
                     ..Event::new("ses", id).is(Kind::Bounce, effect)
                 });
@@ -197,6 +202,7 @@ fn events(message: &SnsMessage) -> Vec<Event> {
                     reason: Some("complaint".into()),
                     feedback_type: Some(feedback.clone().unwrap_or_else(|| "abuse".into())),
                     message_id: message_id.clone(),
+                    envelope_sender: source.clone(),
                     provider_type: Some("Complaint".into()),
                     ..Event::new("ses", id).is(Kind::Complaint, Effect::Complaint)
                 });
@@ -209,6 +215,7 @@ fn events(message: &SnsMessage) -> Vec<Event> {
                     email: r.as_str().map(str::to_string),
                     reason: reply.clone(),
                     message_id: message_id.clone(),
+                    envelope_sender: source.clone(),
                     provider_type: Some("Delivery".into()),
                     ..Event::new("ses", id).is(Kind::DeliveryReport, Effect::None)
                 });
@@ -218,6 +225,7 @@ fn events(message: &SnsMessage) -> Vec<Event> {
             let mut event = Event::new("ses", id);
             event.provider_type = other.map(str::to_string);
             event.message_id = message_id;
+            event.envelope_sender = source;
             return vec![event];
         }
     }

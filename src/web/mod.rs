@@ -138,16 +138,26 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state.clone())
         .layer(RequestBodyLimitLayer::new(body_limit))
-        // Webhooks: their own body limit, no branded error pages.
+        // Webhooks: their own body limits, no branded error pages.
         .merge(
             Router::new()
                 .route("/webhooks/generic", post(webhooks::generic::receive))
-                .route("/webhooks/ses", post(webhooks::ses::receive))
                 .route("/webhooks/postmark", post(webhooks::postmark::receive))
-                .route("/webhooks/sendgrid", post(webhooks::sendgrid::receive))
                 .route("/webhooks/mailgun", post(webhooks::mailgun::receive))
-                .with_state(state)
-                .layer(RequestBodyLimitLayer::new(webhooks::MAX_WEBHOOK_BYTES)),
+                .layer(RequestBodyLimitLayer::new(webhooks::MAX_WEBHOOK_BYTES))
+                .merge(
+                    Router::new()
+                        .route("/webhooks/ses", post(webhooks::ses::receive))
+                        .layer(RequestBodyLimitLayer::new(webhooks::ses::MAX_BODY_BYTES)),
+                )
+                .merge(
+                    Router::new()
+                        .route("/webhooks/sendgrid", post(webhooks::sendgrid::receive))
+                        .layer(RequestBodyLimitLayer::new(
+                            webhooks::sendgrid::MAX_BODY_BYTES,
+                        )),
+                )
+                .with_state(state),
         )
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -270,7 +270,7 @@ async fn sendgrid_bounces_and_complaints(backend: Backend) {
 }
 
 #[tokio::test]
-async fn sendgrid_refuses_forged_signatures() {
+async fn sendgrid_refuses_forged_signatures_and_takes_large_batches() {
     let Some(s) = setup(Backend::Sqlite, true).await else {
         return;
     };
@@ -307,9 +307,10 @@ async fn sendgrid_refuses_forged_signatures() {
         .status()
         .as_u16();
     assert_eq!(code, 401);
+    // SendGrid posts batches of up to 768 KB: over 1 MiB is 413 before anything is read.
     let oversize = serde_json::json!([
         sendgrid_event("sg-5", "bounce", Some("bounce"), "hard@example.org"),
-        {"event": "processed", "padding": "x".repeat(65 * 1024)},
+        {"event": "processed", "padding": "x".repeat(1025 * 1024)},
     ])
     .to_string();
     assert_eq!(
@@ -318,6 +319,30 @@ async fn sendgrid_refuses_forged_signatures() {
     );
     assert_eq!(statuses(&s.app).await, BEFORE);
     assert!(s.app.store.bounce_events().await.unwrap().is_empty());
+    // A batch of 768 KB passes, each event stored.
+    let mut events: Vec<serde_json::Value> = (0..2)
+        .map(|n| {
+            let mut e = sendgrid_event(
+                &format!("sg-big-{n}"),
+                "processed",
+                None,
+                "soft@example.org",
+            );
+            e["padding"] = "x".repeat(384 * 1024 - 1024).into();
+            e
+        })
+        .collect();
+    events.push(sendgrid_event(
+        "sg-big-2",
+        "bounce",
+        Some("blocked"),
+        "soft@example.org",
+    ));
+    let large = serde_json::Value::from(events).to_string();
+    assert!(large.len() > 700 * 1024, "{}", large.len());
+    assert_eq!(post_sendgrid(s.addr, &large, Some(&s.sendgrid)).await, 200);
+    assert_eq!(s.app.store.bounce_events().await.unwrap().len(), 3);
+    assert_eq!(statuses(&s.app).await, BEFORE);
 }
 
 per_backend!(a_database_error_answers_503_and_the_retry_counts_once);

@@ -7,8 +7,9 @@
 //! by `webhook:<provider>:<the provider's event id>`, so a provider's retry changes nothing.
 //!
 //! Shared answers: the route of a provider whose credentials are not configured answers 404; a
-//! bad or missing signature 401 and nothing changes; a body over [`MAX_WEBHOOK_BYTES`] 413 (the
-//! route's `RequestBodyLimitLayer`, `super::router`); an event type we do not know 200, recorded
+//! bad or missing signature 401 and nothing changes; a body over the route's limit 413 (64 KiB,
+//! [`MAX_WEBHOOK_BYTES`]; SES 512 KiB; SendGrid 1 MiB; each route's `RequestBodyLimitLayer`,
+//! `super::router`); an event type we do not know 200, recorded
 //! as kind `unknown`; a database error 503 so the provider retries. Not browser forms, so no
 //! same-site check and no branded error pages.
 
@@ -29,10 +30,10 @@ use crate::store::{NewBounceEvent, Recorded};
 
 pub use sns::SnsCertFetcher;
 
-/// The largest body accepted on every webhook route (its own limit, above `[web]
-/// max_body_bytes`), enforced by the routes' `RequestBodyLimitLayer` before a handler runs.
-/// SendGrid batches events; a batch over this is refused with 413 and SendGrid sends smaller
-/// ones.
+/// The largest body accepted on the generic, Postmark and Mailgun routes (their own limit,
+/// above `[web] max_body_bytes`), enforced by the routes' `RequestBodyLimitLayer` before a
+/// handler runs. SES and SendGrid send more at once and have limits of their own
+/// (`ses::MAX_BODY_BYTES`, `sendgrid::MAX_BODY_BYTES`).
 pub const MAX_WEBHOOK_BYTES: usize = 64 * 1024;
 
 /// The longest event id accepted.

@@ -21,6 +21,10 @@ use crate::bounce::Kind;
 use crate::bounce::policy::Effect;
 use crate::web::AppState;
 
+/// The largest body accepted: SendGrid posts a batch every 30 seconds or once it reaches
+/// 768 KB, whichever comes first.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "x-twilio-email-event-webhook-signature";
 

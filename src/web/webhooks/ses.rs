@@ -23,6 +23,10 @@ use crate::bounce::Kind;
 use crate::bounce::policy::Effect;
 use crate::web::AppState;
 
+/// The largest body accepted: SNS messages carry up to 256 KB, which JSON escaping in the
+/// envelope can grow.
+pub const MAX_BODY_BYTES: usize = 512 * 1024;
+
 /// An SNS message as posted (field names as SNS writes them).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -24,14 +24,14 @@ use crate::support::db::{Backend, per_backend};
 
 const POSTMARK_USER: &str = "postmark-hooks";
 const POSTMARK_PASSWORD: &str = "a-postmark-password-0123456789";
-const MAILGUN_KEY: &str = "key-mailgun-signing-0123456789abcdef";
+pub(super) const MAILGUN_KEY: &str = "key-mailgun-signing-0123456789abcdef";
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// The `[bounces]` keys that turn all three routes on, with SendGrid's key from `sendgrid`.
-fn configured(sendgrid: &EcdsaKeyPair) -> String {
+pub(super) fn configured(sendgrid: &EcdsaKeyPair) -> String {
     let public = sendgrid.public_key().as_der().unwrap();
     format!(
         "[bounces]\npostmark_username = \"{POSTMARK_USER}\"\npostmark_password = \"{POSTMARK_PASSWORD}\"\n\
@@ -204,7 +204,12 @@ async fn postmark_refuses_wrong_credentials() {
 
 // --- SendGrid ---------------------------------------------------------------------------------
 
-fn sendgrid_event(id: &str, event: &str, kind: Option<&str>, email: &str) -> serde_json::Value {
+pub(super) fn sendgrid_event(
+    id: &str,
+    event: &str,
+    kind: Option<&str>,
+    email: &str,
+) -> serde_json::Value {
     let mut value = serde_json::json!({
         "email": email, "timestamp": 1_764_615_600, "event": event, "sg_event_id": id,
         "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0",
@@ -220,7 +225,7 @@ fn sendgrid_event(id: &str, event: &str, kind: Option<&str>, email: &str) -> ser
 
 /// POSTs `body` with SendGrid's headers, signed by `key` over `timestamp` + `body` when `key`
 /// is given.
-async fn post_sendgrid(addr: SocketAddr, body: &str, key: Option<&EcdsaKeyPair>) -> u16 {
+pub(super) async fn post_sendgrid(addr: SocketAddr, body: &str, key: Option<&EcdsaKeyPair>) -> u16 {
     let timestamp = "1764615600";
     let mut request = client()
         .post(url(addr, "/webhooks/sendgrid"))
@@ -394,7 +399,12 @@ async fn a_database_error_answers_503_and_the_retry_counts_once(backend: Backend
 // --- Mailgun ----------------------------------------------------------------------------------
 
 /// A Mailgun webhook body for `event_data`, signed with `key` at `timestamp` with `token`.
-fn mailgun_body(key: &str, timestamp: i64, token: &str, event_data: serde_json::Value) -> String {
+pub(super) fn mailgun_body(
+    key: &str,
+    timestamp: i64,
+    token: &str,
+    event_data: serde_json::Value,
+) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
     mac.update(timestamp.to_string().as_bytes());
     mac.update(token.as_bytes());
@@ -406,7 +416,12 @@ fn mailgun_body(key: &str, timestamp: i64, token: &str, event_data: serde_json::
     .to_string()
 }
 
-fn mailgun_event(id: &str, event: &str, severity: Option<&str>, email: &str) -> serde_json::Value {
+pub(super) fn mailgun_event(
+    id: &str,
+    event: &str,
+    severity: Option<&str>,
+    email: &str,
+) -> serde_json::Value {
     let mut value = serde_json::json!({
         "id": id, "event": event, "recipient": email, "timestamp": 1_764_615_600.5,
         "reason": "bounce", "log-level": "error",
@@ -420,7 +435,7 @@ fn mailgun_event(id: &str, event: &str, severity: Option<&str>, email: &str) -> 
     value
 }
 
-async fn post_mailgun(addr: SocketAddr, body: &str) -> u16 {
+pub(super) async fn post_mailgun(addr: SocketAddr, body: &str) -> u16 {
     client()
         .post(url(addr, "/webhooks/mailgun"))
         .header("content-type", "application/json")
@@ -432,7 +447,7 @@ async fn post_mailgun(addr: SocketAddr, body: &str) -> u16 {
         .as_u16()
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 

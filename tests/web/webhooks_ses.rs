@@ -5,7 +5,10 @@
 //! (2) by a key whose certificate the server hands out. A permanent bounce suppresses, a
 //! complaint marks complained, a transient bounce only counts; a forged or altered message, a
 //! certificate URL off SNS and a topic not configured change nothing; a subscription is
-//! confirmed by fetching its SubscribeURL, only on SNS.
+//! confirmed by fetching its SubscribeURL, only on SNS. With `[bounces] address` the VERP tag of
+//! `mail.source` names the delivery. The whole loop: a digest sent by `tidings send` over real
+//! SMTP, then an SES, a Mailgun and a SendGrid event naming only its Message-ID, matched to
+//! their deliveries.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -682,4 +685,135 @@ async fn a_verp_source_names_the_exact_delivery(backend: Backend) {
     assert_eq!(rows[1]["delivery_id"], delivery, "{label}");
     assert_eq!(rows[1]["subscriber_email"], "reader@example.org", "{label}");
     assert_eq!(rows[1]["status_change"], "bounced", "{label}");
+}
+
+/// A digest's Message-ID, as received.
+fn message_id(raw: &[u8]) -> String {
+    let parsed = mail_parser::MessageParser::default().parse(raw).unwrap();
+    parsed.message_id().unwrap().to_string()
+}
+
+per_backend!(a_digest_sent_over_smtp_is_matched_by_its_message_id_through_each_provider);
+/// The whole loop: `tidings send` mails a digest over real SMTP to three readers; then an SES
+/// permanent bounce, a Mailgun temporary failure and a SendGrid spam report arrive, each naming
+/// only the digest's Message-ID (the address they report is another one). Each event names
+/// its delivery; the readers end bounced, confirmed and complained; `deliveries --issue` shows
+/// the rates the operator watches.
+async fn a_digest_sent_over_smtp_is_matched_by_its_message_id_through_each_provider(
+    backend: Backend,
+) {
+    use super::webhooks_providers::{
+        MAILGUN_KEY, configured, mailgun_body, mailgun_event, now, post_mailgun, post_sendgrid,
+        sendgrid_event,
+    };
+    use crate::operator::{Op, Options, at, issue_in};
+    let Some(db) = TestDb::on(backend).await else {
+        return;
+    };
+    let label = db.label;
+    let op = Op::start(&db.url, Options::default()).await;
+    for email in ["gone@example.org", "full@example.org", "angry@example.net"] {
+        op.subscribe(email).await;
+    }
+    let when = at().to_rfc3339();
+    op.ok(&["fetch", "--at", &when]).await;
+    let sent = op.ok(&["send", "--topic", "rust", "--at", &when]).await;
+    let issue = issue_in(&sent);
+    let received = op.smtp.received();
+    assert_eq!(received.len(), 3, "{label}: {sent}");
+    let id_for = |email: &str| {
+        let m = received
+            .iter()
+            .find(|m| m.to.iter().any(|t| t == email))
+            .unwrap_or_else(|| panic!("{label}: nothing sent to {email}"));
+        message_id(&m.raw)
+    };
+
+    // The webhooks on the same database, every provider configured.
+    let sendgrid = aws_lc_rs::signature::EcdsaKeyPair::generate(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+    )
+    .unwrap();
+    let extra = format!("{}ses_topic_arns = [\"{TOPIC}\"]\n", configured(&sendgrid));
+    let store = tidings::store::Store::open(&db.url, 5).await.unwrap();
+    let app = TestApp::new(label, store, super::settings(&extra));
+    let signer = Signer::new();
+    let sns = FakeSns::start(signer.cert_pem.clone()).await;
+    let mut state = app.state.clone();
+    state.sns = SnsCertFetcher::loopback_for_tests(sns.port, &[SNS_HOST], &sns.ca_der).unwrap();
+    let (addr, _stop) = serve(state).await;
+
+    let mut ses: serde_json::Value = serde_json::from_str(&ses_bounce(
+        "forwarded@elsewhere.example",
+        "Permanent",
+        "General",
+    ))
+    .unwrap();
+    ses["mail"]["commonHeaders"]["messageId"] = format!("<{}>", id_for("gone@example.org")).into();
+    let ses = Sns::notification("sns-loop-1", &ses.to_string());
+    assert_eq!(post(addr, &ses.body(&signer, "1")).await, 200, "{label}");
+
+    let mut failed = mailgun_event(
+        "mg-loop-1",
+        "failed",
+        Some("temporary"),
+        "alias@elsewhere.example",
+    );
+    failed["message"]["headers"]["message-id"] = id_for("full@example.org").into();
+    let failed = mailgun_body(MAILGUN_KEY, now(), "t-loop-1", failed);
+    assert_eq!(post_mailgun(addr, &failed).await, 200, "{label}");
+
+    let mut spam = sendgrid_event("sg-loop-1", "spamreport", None, "someone@elsewhere.example");
+    spam["smtp-id"] = format!("<{}>", id_for("angry@example.net")).into();
+    let batch = serde_json::json!([spam]).to_string();
+    assert_eq!(
+        post_sendgrid(addr, &batch, Some(&sendgrid)).await,
+        200,
+        "{label}"
+    );
+
+    // What the operator sees.
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&op.ok(&["subscribers", "list", "--json"]).await).unwrap();
+    let status_of = |email: &str| {
+        list.iter()
+            .find(|r| r["email"] == email)
+            .map(|r| r["status"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_else(|| panic!("{label}: {email} not listed: {list:?}"))
+    };
+    assert_eq!(status_of("gone@example.org"), "bounced", "{label}");
+    assert_eq!(status_of("full@example.org"), "confirmed", "{label}");
+    assert_eq!(status_of("angry@example.net"), "complained", "{label}");
+    let events: Vec<serde_json::Value> =
+        serde_json::from_str(&op.ok(&["bounces", "list", "--json"]).await).unwrap();
+    let matched: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            assert!(e["delivery_id"].is_i64(), "{label}: no delivery: {e}");
+            (
+                e["subscriber_email"].as_str().unwrap_or_default(),
+                e["effect"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        matched,
+        vec![
+            ("gone@example.org", "hard"),
+            ("full@example.org", "soft"),
+            ("angry@example.net", "complaint"),
+        ],
+        "{label}"
+    );
+    let deliveries = op.ok(&["deliveries", "--issue", &issue.to_string()]).await;
+    assert!(
+        deliveries.contains(&format!(
+            "issue {issue}: 3 sent; bounces 2 (66.67%), complaints 1 (33.33%)"
+        )),
+        "{label}: {deliveries}"
+    );
+    assert!(
+        deliveries.contains("warning: complaint rate"),
+        "{label}: {deliveries}"
+    );
 }

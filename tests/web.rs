@@ -12,6 +12,8 @@ mod races;
 mod server;
 mod subscribe;
 mod webhooks;
+mod webhooks_providers;
+mod webhooks_ses;
 
 use std::net::{IpAddr, SocketAddr};
 

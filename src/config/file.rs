@@ -130,6 +130,12 @@ pub(crate) struct RawBounces {
     pub soft_limit: u32,
     pub soft_window_days: u32,
     pub webhook_secret: Secret,
+    // Provider webhooks (`src/web/webhooks/`).
+    pub ses_topic_arns: Vec<String>,
+    pub postmark_username: String,
+    pub postmark_password: Secret,
+    pub sendgrid_public_key: String,
+    pub mailgun_signing_key: Secret,
 }
 
 impl Default for RawBounces {
@@ -139,6 +145,11 @@ impl Default for RawBounces {
             soft_limit: 3,
             soft_window_days: 30,
             webhook_secret: Secret::default(),
+            ses_topic_arns: Vec::new(),
+            postmark_username: String::new(),
+            postmark_password: Secret::default(),
+            sendgrid_public_key: String::new(),
+            mailgun_signing_key: Secret::default(),
         }
     }
 }

@@ -31,7 +31,8 @@ pub use sections::{
     SourceSettings, SummarizerKind, SummarizerSettings, TlsMode, TransportKind,
 };
 pub use typed::{
-    BouncesSettings, NewsletterSettings, ScheduleSettings, TopicSettings, WebSettings,
+    BasicCredentials, BouncesSettings, NewsletterSettings, ScheduleSettings, TopicSettings,
+    WebSettings,
 };
 
 /// Default location of the configuration file, relative to the working directory.

@@ -117,6 +117,47 @@ fn the_webhook_secret_is_optional_and_never_printed() {
 }
 
 #[test]
+fn provider_webhook_credentials_are_optional_checked_and_never_printed() {
+    let d = Settings::default().bounces;
+    assert!(d.ses_topic_arns.is_empty() && d.postmark.is_none());
+    assert!(d.sendgrid_public_key.is_none() && d.mailgun_signing_key.is_none());
+    let s = Settings::from_toml(
+        "[bounces]\nses_topic_arns = [\"arn:aws:sns:eu-west-1:123456789012:b\"]\n\
+         postmark_username = \"pm\"\npostmark_password = \"pm-secret-777\"\n\
+         mailgun_signing_key = \"mg-secret-888\"\n",
+    )
+    .unwrap();
+    assert_eq!(s.bounces.ses_topic_arns.len(), 1);
+    assert_eq!(s.bounces.postmark.as_ref().unwrap().username, "pm");
+    let printed = format!("{:?}", s.bounces);
+    assert!(
+        !printed.contains("pm-secret") && !printed.contains("mg-secret"),
+        "{printed}"
+    );
+    for (toml, key) in [
+        (
+            "ses_topic_arns = [\"arn:aws:s3:::bucket\"]",
+            "bounces.ses_topic_arns",
+        ),
+        ("postmark_username = \"pm\"", "bounces.postmark_password"),
+        ("postmark_password = \"x\"", "bounces.postmark_username"),
+        (
+            "sendgrid_public_key = \"not base64!\"",
+            "bounces.sendgrid_public_key",
+        ),
+        (
+            "sendgrid_public_key = \"AAAA\"",
+            "bounces.sendgrid_public_key",
+        ),
+    ] {
+        let e = Settings::from_toml(&format!("[bounces]\n{toml}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(key), "{toml}: {e}");
+    }
+}
+
+#[test]
 fn a_bounce_address_is_parsed_once_and_checked_with_its_key() {
     assert!(Settings::default().bounces.address.is_none());
     let s = Settings::from_toml("[bounces]\naddress = \" bounces@news.example.com \"\n").unwrap();

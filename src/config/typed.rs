@@ -85,6 +85,26 @@ pub struct BouncesSettings {
     /// `bounces.webhook_secret`: the key of `POST /webhooks/generic`'s `X-Tidings-Signature`
     /// (HMAC-SHA256 of the raw body); `None` when blank, and the route answers 404.
     pub webhook_secret: Option<Secret>,
+    /// `bounces.ses_topic_arns`: the SNS topics whose notifications `POST /webhooks/ses`
+    /// accepts (each `arn:aws:sns:...` or `arn:aws-cn:sns:...`); empty, and the route answers 404.
+    pub ses_topic_arns: Vec<String>,
+    /// `bounces.postmark_username` and `postmark_password`: the HTTP Basic credentials
+    /// `POST /webhooks/postmark` requires; `None` when blank, and the route answers 404.
+    pub postmark: Option<BasicCredentials>,
+    /// `bounces.sendgrid_public_key`: the Event Webhook's verification key, a P-256
+    /// SubjectPublicKeyInfo (DER, decoded from the base64 SendGrid shows); `None` when blank,
+    /// and `POST /webhooks/sendgrid` answers 404.
+    pub sendgrid_public_key: Option<Vec<u8>>,
+    /// `bounces.mailgun_signing_key`: the HTTP webhook signing key of `POST /webhooks/mailgun`;
+    /// `None` when blank, and the route answers 404.
+    pub mailgun_signing_key: Option<Secret>,
+}
+
+/// A user name and password for HTTP Basic authentication; the password prints `***`.
+#[derive(Clone, Debug)]
+pub struct BasicCredentials {
+    pub username: String,
+    pub password: Secret,
 }
 
 #[derive(Clone, Debug)]

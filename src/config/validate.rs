@@ -9,10 +9,11 @@ use chrono::NaiveTime;
 use chrono_tz::Tz;
 
 use super::file::{RawBounces, RawNewsletter, RawSchedule, RawSettings, RawTopic, RawWeb};
-use super::secret::redact_url;
+use super::secret::{Secret, redact_url};
 use super::sections::{SourceKind, SummarizerKind, TransportKind};
 use super::typed::{
-    BouncesSettings, NewsletterSettings, ScheduleSettings, TopicSettings, WebSettings,
+    BasicCredentials, BouncesSettings, NewsletterSettings, ScheduleSettings, TopicSettings,
+    WebSettings,
 };
 use super::{ConfigError, MAX_BOUNCE_LOCAL_PART, Settings, err};
 use crate::domain::{TopicSlug, parse_mailbox};
@@ -125,13 +126,83 @@ impl RawBounces {
         };
         let webhook_secret =
             (!self.webhook_secret.expose().trim().is_empty()).then_some(self.webhook_secret);
+        let ses_topic_arns = ses_topic_arns(&self.ses_topic_arns)?;
+        let postmark = postmark_credentials(self.postmark_username, self.postmark_password)?;
+        let sendgrid_public_key = sendgrid_public_key(&self.sendgrid_public_key)?;
+        let mailgun_signing_key = (!self.mailgun_signing_key.expose().trim().is_empty())
+            .then_some(self.mailgun_signing_key);
         Ok(BouncesSettings {
             address,
             soft_limit: self.soft_limit,
             soft_window_days: self.soft_window_days,
             webhook_secret,
+            ses_topic_arns,
+            postmark,
+            sendgrid_public_key,
+            mailgun_signing_key,
         })
     }
+}
+
+/// `bounces.ses_topic_arns`: trimmed, blanks dropped, each an SNS topic ARN.
+fn ses_topic_arns(raw: &[String]) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for arn in raw.iter().map(|a| a.trim()).filter(|a| !a.is_empty()) {
+        let parts: Vec<&str> = arn.split(':').collect();
+        let partition_ok =
+            matches!(parts.first().zip(parts.get(1)), Some((&"arn", p)) if p.starts_with("aws"));
+        if parts.len() != 6 || !partition_ok || parts[2] != "sns" || parts[5].is_empty() {
+            return Err(err(format!(
+                "bounces.ses_topic_arns: {arn:?} is not an SNS topic ARN \
+                 (arn:aws:sns:<region>:<account>:<topic>)"
+            )));
+        }
+        out.push(arn.to_string());
+    }
+    Ok(out)
+}
+
+/// `bounces.postmark_username` and `postmark_password`: both or neither.
+fn postmark_credentials(
+    username: String,
+    password: Secret,
+) -> Result<Option<BasicCredentials>, ConfigError> {
+    let username = username.trim().to_string();
+    match (username.is_empty(), password.expose().is_empty()) {
+        (true, true) => Ok(None),
+        (false, false) if username.contains(':') => Err(err(
+            "bounces.postmark_username must not contain ':' (HTTP Basic authentication)",
+        )),
+        (false, false) => Ok(Some(BasicCredentials { username, password })),
+        (false, true) => Err(err(
+            "bounces.postmark_username is set without bounces.postmark_password",
+        )),
+        (true, false) => Err(err(
+            "bounces.postmark_password is set without bounces.postmark_username",
+        )),
+    }
+}
+
+/// `bounces.sendgrid_public_key` (base64 DER SubjectPublicKeyInfo, as SendGrid shows it, PEM
+/// armour allowed): an ECDSA P-256 key, or `None` when blank.
+fn sendgrid_public_key(text: &str) -> Result<Option<Vec<u8>>, ConfigError> {
+    use base64::Engine as _;
+    let body: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("-----"))
+        .flat_map(|l| l.chars())
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    if body.is_empty() {
+        return Ok(None);
+    }
+    let bad = |why: &str| err(format!("bounces.sendgrid_public_key {why}"));
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body.as_bytes())
+        .map_err(|e| bad(&format!("is not base64 ({e})")))?;
+    aws_lc_rs::signature::ParsedPublicKey::new(&aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1, &der)
+        .map_err(|_| bad("is not an ECDSA P-256 public key (base64 DER SubjectPublicKeyInfo)"))?;
+    Ok(Some(der))
 }
 
 /// `bounces.address` (not blank): a plain ASCII address whose local part has room for `+` and

@@ -15,6 +15,7 @@ mod jobs;
 mod subscribers;
 mod transitions;
 mod web;
+mod webhook_tokens;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -39,6 +39,7 @@ use tower_http::trace::TraceLayer;
 
 pub use client_ip::ClientIp;
 pub use error::WebError;
+pub use webhooks::SnsCertFetcher;
 
 use crate::config::Settings;
 use crate::render::DkimSigner;
@@ -62,6 +63,9 @@ pub struct AppState {
     pub clock: Clock,
     /// Per-client-IP limit on `POST /subscribe`; `None` when `[web] subscribe_per_minute = 0`.
     pub subscribe_limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    /// Fetches SNS signing certificates for `POST /webhooks/ses` (tests substitute one that
+    /// reaches a loopback server).
+    pub sns: SnsCertFetcher,
 }
 
 impl AppState {
@@ -76,6 +80,7 @@ impl AppState {
                     Quota::per_minute(per_minute).allow_burst(burst),
                 ))
             });
+        let sns = SnsCertFetcher::new()?;
         Ok(AppState {
             settings,
             store,
@@ -83,6 +88,7 @@ impl AppState {
             dkim,
             clock: Arc::new(Utc::now),
             subscribe_limiter,
+            sns,
         })
     }
 
@@ -133,12 +139,26 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state.clone())
         .layer(RequestBodyLimitLayer::new(body_limit))
-        // Webhooks: their own body limit, no branded error pages.
+        // Webhooks: their own body limits, no branded error pages.
         .merge(
             Router::new()
-                .route("/webhooks/generic", post(webhooks::generic))
-                .with_state(state)
-                .layer(RequestBodyLimitLayer::new(webhooks::MAX_WEBHOOK_BYTES)),
+                .route("/webhooks/generic", post(webhooks::generic::receive))
+                .route("/webhooks/postmark", post(webhooks::postmark::receive))
+                .route("/webhooks/mailgun", post(webhooks::mailgun::receive))
+                .layer(RequestBodyLimitLayer::new(webhooks::MAX_WEBHOOK_BYTES))
+                .merge(
+                    Router::new()
+                        .route("/webhooks/ses", post(webhooks::ses::receive))
+                        .layer(RequestBodyLimitLayer::new(webhooks::ses::MAX_BODY_BYTES)),
+                )
+                .merge(
+                    Router::new()
+                        .route("/webhooks/sendgrid", post(webhooks::sendgrid::receive))
+                        .layer(RequestBodyLimitLayer::new(
+                            webhooks::sendgrid::MAX_BODY_BYTES,
+                        )),
+                )
+                .with_state(state),
         )
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

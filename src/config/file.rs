@@ -130,6 +130,12 @@ pub(crate) struct RawBounces {
     pub soft_limit: u32,
     pub soft_window_days: u32,
     pub webhook_secret: Secret,
+    pub imap_url: String,
+    pub imap_password: Secret,
+    pub imap_ca_file: String,
+    pub poll_secs: u64,
+    pub processed_folder: String,
+    pub unmatched_folder: String,
 }
 
 impl Default for RawBounces {
@@ -139,6 +145,12 @@ impl Default for RawBounces {
             soft_limit: 3,
             soft_window_days: 30,
             webhook_secret: Secret::default(),
+            imap_url: String::new(),
+            imap_password: Secret::default(),
+            imap_ca_file: String::new(),
+            poll_secs: 60,
+            processed_folder: "Processed".into(),
+            unmatched_folder: "Unmatched".into(),
         }
     }
 }

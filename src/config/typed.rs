@@ -85,6 +85,9 @@ pub struct BouncesSettings {
     /// `bounces.webhook_secret`: the key of `POST /webhooks/generic`'s `X-Tidings-Signature`
     /// (HMAC-SHA256 of the raw body); `None` when blank, and the route answers 404.
     pub webhook_secret: Option<Secret>,
+    /// `bounces.imap_url` and the keys beside it: the mailbox `serve` polls; `None` when
+    /// `imap_url` is blank.
+    pub imap: Option<super::ImapSettings>,
 }
 
 #[derive(Clone, Debug)]

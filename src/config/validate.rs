@@ -123,6 +123,7 @@ impl RawBounces {
             "" => None,
             text => Some(bounce_address(text)?),
         };
+        let imap = super::imap::parse(&self)?;
         let webhook_secret =
             (!self.webhook_secret.expose().trim().is_empty()).then_some(self.webhook_secret);
         Ok(BouncesSettings {
@@ -130,6 +131,7 @@ impl RawBounces {
             soft_limit: self.soft_limit,
             soft_window_days: self.soft_window_days,
             webhook_secret,
+            imap,
         })
     }
 }

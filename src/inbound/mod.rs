@@ -3,7 +3,10 @@
 //! parse the message (`crate::bounce`, pure), match it to a delivery (VERP tag, our
 //! Message-ID) or a subscriber (recipient address), and record it through
 //! `Store::record_bounce_event`, which applies the policy in the same transaction. Idempotent
-//! on the message's Message-ID (or a SHA-256 of its bytes when it has none).
+//! on the message's Message-ID (or a SHA-256 of its bytes when it has none). `imap.rs` is the
+//! poller `serve` runs when `[bounces] imap_url` is set.
+
+pub mod imap;
 
 use serde_json::json;
 use sha2::{Digest as _, Sha256};

@@ -6,5 +6,6 @@
 pub mod cli;
 pub mod db;
 pub mod feed;
+pub mod imap;
 pub mod scheduler;
 pub mod smtp;

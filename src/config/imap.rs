@@ -64,10 +64,11 @@ pub(super) fn parse(raw: &RawBounces) -> Result<Option<ImapSettings>, ConfigErro
         Some(url::Host::Ipv6(ip)) => ip.to_string(),
         None => return Err(bad("names no host")),
     };
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        _ => host == "localhost",
+    // An imap(s) URL is not a "special" URL to the url crate, so an IPv4 address arrives as
+    // a domain name: read it back as an address.
+    let loopback = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host == "localhost",
     };
     if !tls && !loopback {
         return Err(bad(
@@ -191,7 +192,7 @@ mod tests {
         assert!(imap.ca_file.is_none());
         assert!(!format!("{imap:?}").contains("pw-secret-123"));
         assert!(!imap.label().contains("pw-secret-123"));
-        let plain = with("imap_url = \"imap://u@127.0.0.1:1143\"\nimap_password = \"p\"")
+        let plain = with("imap_url = \"imap://u@127.0.0.2:1143\"\nimap_password = \"p\"")
             .unwrap()
             .bounces
             .imap
@@ -205,6 +206,10 @@ mod tests {
         for (extra, key) in [
             (
                 "imap_url = \"imap://u@mail.example.com/INBOX\"\nimap_password = \"p\"",
+                "imap_url",
+            ),
+            (
+                "imap_url = \"imap://u@10.0.0.1/INBOX\"\nimap_password = \"p\"",
                 "imap_url",
             ),
             (

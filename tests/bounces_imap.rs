@@ -5,7 +5,8 @@
 //! (creating both), and a second poll changes nothing; on both backends. Also: a server without
 //! MOVE (COPY, `\Deleted`, EXPUNGE), the database down (the message stays in the INBOX and the
 //! next poll stores it once), a wrong password and an untrusted certificate (errors without the
-//! password), and `tidings serve` polling end to end and stopping on SIGTERM.
+//! password), `tidings serve` polling end to end and stopping on SIGTERM, and `serve` refusing
+//! to start on an unreadable `imap_ca_file`.
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -437,4 +438,20 @@ async fn serve_polls_the_bounce_mailbox_and_stops_on_sigterm() {
         !log.contains(&server.password),
         "the password is in the log: {log}"
     );
+}
+
+#[test]
+fn serve_refuses_to_start_when_the_imap_ca_file_cannot_be_read() {
+    let url = db::sqlite_url();
+    let env = TestEnv::new(
+        &url,
+        "[bounces]\nimap_url = \"imaps://bounces@mail.example.com/INBOX\"\n\
+         imap_password = \"pw-never-shown-4b1d\"\nimap_ca_file = \"/nonexistent/ca.pem\"\n\
+         \n[web]\nbind = \"127.0.0.1:0\"\n",
+    );
+    let out = env.run(&["serve"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("bounces.imap_ca_file"), "{err}");
+    assert!(!err.contains("pw-never-shown-4b1d"), "{err}");
 }

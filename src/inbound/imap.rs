@@ -1,7 +1,7 @@
 //! The IMAP poller `serve` runs when `[bounces] imap_url` is set: every `poll_secs` it logs in
 //! (implicit TLS through rustls with aws-lc-rs; plain only on loopback, as the configuration
-//! allows), selects the mailbox, and for each message fetches its bytes (at most
-//! `bounce::MAX_MESSAGE_BYTES`, without setting `\Seen`), stores it through the shared
+//! allows), selects the mailbox, and in batches of 50 fetches the messages' bytes (at most
+//! `bounce::MAX_MESSAGE_BYTES` each, without setting `\Seen`), stores each through the shared
 //! [`Ingester::ingest`] and moves it to `processed_folder` when it matched a delivery or
 //! subscriber, else to `unmatched_folder` (both created when missing). The move is `UID MOVE`;
 //! without MOVE it is `UID COPY`, then `\Deleted` and an expunge, so no message is ever removed
@@ -30,6 +30,9 @@ use crate::config::ImapSettings;
 
 /// The longest any one network step (connect, handshake, one IMAP command) may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Messages fetched, stored and moved together (at most this many times
+/// `bounce::MAX_MESSAGE_BYTES` held at once): one round trip per batch rather than per message.
+const BATCH: usize = 50;
 /// The longest wait between polls after failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
@@ -229,49 +232,87 @@ impl Poller {
             found: uids.len(),
             ..PollSummary::default()
         };
-        let mut expunge = false;
-        for (i, uid) in uids.iter().copied().enumerate() {
-            let Some(bytes) = fetch(session, uid).await? else {
-                continue; // gone since the search (another client moved it)
-            };
-            let done = match self
-                .ingester
-                .ingest(&bytes, Source::Imap, None, chrono::Utc::now())
-                .await
-            {
-                Ok(done) => done,
-                Err(e) => {
-                    summary.left = uids.len() - i;
-                    summary.store_error = Some(e.to_string());
-                    break;
-                }
-            };
-            let folder = if done.matched {
-                summary.processed += 1;
-                &s.processed_folder
-            } else {
-                summary.unmatched += 1;
-                &s.unmatched_folder
-            };
-            let set = uid.to_string();
-            if can_move {
-                imap("UID MOVE", session.uid_mv(&set, folder)).await?;
-            } else {
-                imap("UID COPY", session.uid_copy(&set, folder)).await?;
-                let flagged = session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)");
-                drain("UID STORE", flagged).await?;
-                if uidplus {
-                    drain("UID EXPUNGE", session.uid_expunge(&set)).await?;
-                } else {
-                    expunge = true;
+        for (done_before, batch) in uids
+            .chunks(BATCH)
+            .enumerate()
+            .map(|(n, batch)| (n * BATCH, batch))
+        {
+            let messages = fetch(session, batch).await?;
+            let (mut processed, mut unmatched) = (Vec::new(), Vec::new());
+            for (i, uid) in batch.iter().enumerate() {
+                // A message gone since the search (another client moved it) is skipped.
+                let Some(bytes) = messages.get(uid) else {
+                    continue;
+                };
+                match self
+                    .ingester
+                    .ingest(bytes, Source::Imap, None, chrono::Utc::now())
+                    .await
+                {
+                    Ok(done) if done.matched => processed.push(*uid),
+                    Ok(_) => unmatched.push(*uid),
+                    Err(e) => {
+                        summary.left = uids.len() - done_before - i;
+                        summary.store_error = Some(e.to_string());
+                        break;
+                    }
                 }
             }
-        }
-        if expunge {
-            drain("EXPUNGE", session.expunge()).await?;
+            // What was stored is filed even when the store failed later in the batch.
+            self.file(session, &processed, &s.processed_folder, can_move, uidplus)
+                .await?;
+            self.file(session, &unmatched, &s.unmatched_folder, can_move, uidplus)
+                .await?;
+            summary.processed += processed.len();
+            summary.unmatched += unmatched.len();
+            if summary.store_error.is_some() {
+                break;
+            }
         }
         Ok(summary)
     }
+
+    /// Moves the messages `uids` to `folder`: `UID MOVE`, or without MOVE `UID COPY`, then
+    /// `\Deleted` and `UID EXPUNGE` (a plain `EXPUNGE` without UIDPLUS), so nothing is removed
+    /// before its copy exists.
+    async fn file<T>(
+        &self,
+        session: &mut Session<T>,
+        uids: &[u32],
+        folder: &str,
+        can_move: bool,
+        uidplus: bool,
+    ) -> Result<(), PollError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
+    {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        if can_move {
+            return imap("UID MOVE", session.uid_mv(&set, folder)).await;
+        }
+        imap("UID COPY", session.uid_copy(&set, folder)).await?;
+        drain(
+            "UID STORE",
+            session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)"),
+        )
+        .await?;
+        if uidplus {
+            drain("UID EXPUNGE", session.uid_expunge(&set)).await
+        } else {
+            drain("EXPUNGE", session.expunge()).await
+        }
+    }
+}
+
+/// `uids` as an IMAP sequence set ("3,4,9").
+fn uid_set(uids: &[u32]) -> String {
+    uids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The TLS client configuration: aws-lc-rs, and either the certificates of `imap_ca_file` or
@@ -336,14 +377,18 @@ where
     Ok(())
 }
 
-/// The message `uid`'s bytes (at most [`MAX_MESSAGE_BYTES`]), `None` when it is gone.
-async fn fetch<T>(session: &mut Session<T>, uid: u32) -> Result<Option<Vec<u8>>, PollError>
+/// The bytes of the messages `uids` (at most [`MAX_MESSAGE_BYTES`] of each), by UID; a message
+/// gone since the search is missing.
+async fn fetch<T>(
+    session: &mut Session<T>,
+    uids: &[u32],
+) -> Result<std::collections::HashMap<u32, Vec<u8>>, PollError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
 {
     let query = format!("(UID BODY.PEEK[]<0.{MAX_MESSAGE_BYTES}>)");
     let fetches = {
-        let stream = imap("UID FETCH", session.uid_fetch(uid.to_string(), &query)).await?;
+        let stream = imap("UID FETCH", session.uid_fetch(uid_set(uids), &query)).await?;
         timed("UID FETCH", stream.try_collect::<Vec<_>>())
             .await?
             .map_err(|source| PollError::Imap {
@@ -353,8 +398,8 @@ where
     };
     Ok(fetches
         .iter()
-        .filter(|f| f.uid == Some(uid))
-        .find_map(|f| f.body().map(<[u8]>::to_vec)))
+        .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
+        .collect())
 }
 
 /// One IMAP command, timed.

@@ -1,6 +1,6 @@
 //! The IMAP poller `serve` runs when `[bounces] imap_url` is set: every `poll_secs` it logs in
 //! (implicit TLS through rustls with aws-lc-rs; plain only on loopback, as the configuration
-//! allows), selects the mailbox, and in batches of 50 fetches the messages' bytes (at most
+//! allows), selects the mailbox, and in batches (50 messages, 8 MiB) fetches their bytes (at most
 //! `bounce::MAX_MESSAGE_BYTES` each, without setting `\Seen`), stores each through the shared
 //! [`Ingester::ingest`] and moves it to `processed_folder` when it matched a delivery or
 //! subscriber, else to `unmatched_folder` (both created when missing). The move is `UID MOVE`;
@@ -11,6 +11,7 @@
 //! to 15 minutes. The `stop` signal of `serve` ends the loop at once: a poll cut short leaves
 //! each message either in the mailbox or moved.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,9 +31,12 @@ use crate::config::ImapSettings;
 
 /// The longest any one network step (connect, handshake, one IMAP command) may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
-/// Messages fetched, stored and moved together (at most this many times
-/// `bounce::MAX_MESSAGE_BYTES` held at once): one round trip per batch rather than per message.
+/// Messages fetched, stored and moved together, one round trip per batch rather than per
+/// message: at most this many...
 const BATCH: usize = 50;
+/// ...and at most this many bytes (as the server counts them, each capped at
+/// `bounce::MAX_MESSAGE_BYTES`), unless one message alone is larger.
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 /// The longest wait between polls after failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
@@ -232,11 +236,13 @@ impl Poller {
             found: uids.len(),
             ..PollSummary::default()
         };
-        for (done_before, batch) in uids
-            .chunks(BATCH)
-            .enumerate()
-            .map(|(n, batch)| (n * BATCH, batch))
-        {
+        let sizes = if uids.is_empty() {
+            HashMap::new()
+        } else {
+            sizes(session).await?
+        };
+        let mut done_before = 0;
+        for batch in batches(&uids, &sizes) {
             let messages = fetch(session, batch).await?;
             let (mut processed, mut unmatched) = (Vec::new(), Vec::new());
             for (i, uid) in batch.iter().enumerate() {
@@ -268,6 +274,7 @@ impl Poller {
             if summary.store_error.is_some() {
                 break;
             }
+            done_before += batch.len();
         }
         Ok(summary)
     }
@@ -305,6 +312,44 @@ impl Poller {
             drain("EXPUNGE", session.expunge()).await
         }
     }
+}
+
+/// `uids` (in order) cut into batches of at most [`BATCH`] messages and [`BATCH_BYTES`] bytes by
+/// `sizes` (an unknown size counts as the cap); a batch holds at least one message.
+fn batches<'a>(uids: &'a [u32], sizes: &HashMap<u32, u32>) -> Vec<&'a [u32]> {
+    let cap = MAX_MESSAGE_BYTES as u64;
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, uid) in uids.iter().enumerate() {
+        let size = sizes.get(uid).map_or(cap, |s| u64::from(*s).min(cap));
+        if i > start && (i - start == BATCH || bytes + size > BATCH_BYTES) {
+            out.push(&uids[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < uids.len() {
+        out.push(&uids[start..]);
+    }
+    out
+}
+
+/// The size of every message in the selected mailbox, by UID.
+async fn sizes<T>(session: &mut Session<T>) -> Result<HashMap<u32, u32>, PollError>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
+{
+    let stream = imap("UID FETCH", session.uid_fetch("1:*", "(UID RFC822.SIZE)")).await?;
+    let fetches = timed("UID FETCH", stream.try_collect::<Vec<_>>())
+        .await?
+        .map_err(|source| PollError::Imap {
+            what: "UID FETCH",
+            source,
+        })?;
+    Ok(fetches
+        .iter()
+        .filter_map(|f| Some((f.uid?, f.size?)))
+        .collect())
 }
 
 /// `uids` as an IMAP sequence set ("3,4,9").
@@ -382,7 +427,7 @@ where
 async fn fetch<T>(
     session: &mut Session<T>,
     uids: &[u32],
-) -> Result<std::collections::HashMap<u32, Vec<u8>>, PollError>
+) -> Result<HashMap<u32, Vec<u8>>, PollError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
 {
@@ -429,4 +474,26 @@ async fn timed<F: Future>(what: &'static str, future: F) -> Result<F::Output, Po
     tokio::time::timeout(STEP_TIMEOUT, future)
         .await
         .map_err(|_| PollError::Timeout(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_hold_at_most_fifty_messages_and_eight_mib() {
+        let uids: Vec<u32> = (1..=120).collect();
+        let small: HashMap<u32, u32> = uids.iter().map(|u| (*u, 2_000)).collect();
+        let lens: Vec<usize> = batches(&uids, &small).iter().map(|b| b.len()).collect();
+        assert_eq!(lens, [50, 50, 20]);
+        // 3 MiB each: two fit in 8 MiB, a third does not.
+        let big: HashMap<u32, u32> = uids.iter().map(|u| (*u, 3 << 20)).collect();
+        let cut = batches(&uids[..5], &big);
+        assert_eq!(cut, [&[1, 2][..], &[3, 4][..], &[5][..]]);
+        // A message over the cap alone, counted at the cap; an unknown size counts as the cap.
+        let huge: HashMap<u32, u32> = [(1, u32::MAX), (3, 10)].into_iter().collect();
+        let cut = batches(&uids[..3], &huge);
+        assert_eq!(cut, [&[1, 2][..], &[3][..]]);
+        assert!(batches(&[], &huge).is_empty());
+    }
 }

@@ -9,6 +9,7 @@ pub mod config; // typed settings, layered loading, validation naming the key
 pub mod delivery; // outbox workers and transports; the only place that talks SMTP
 pub mod doctor; // `tidings doctor`: checks of a deployment (config, database, SMTP, DNS, base_url)
 pub mod domain; // pure types: SubscriberEmail, TopicSlug, statuses, articles, digests
+pub mod inbound; // inbound mail into bounce events: the shared ingest path, the IMAP poller
 pub mod pipeline; // ingest, classify, rank, summarize, compile (pure where possible)
 pub mod render; // askama templates -> complete email messages
 pub mod schedule; // pure cron arithmetic in a time zone (next run, latest run)

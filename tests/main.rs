@@ -4,6 +4,7 @@
 mod support;
 
 mod bounces;
+mod bounces_imap;
 mod bounces_ingest;
 mod bounces_loop;
 mod bounces_seen;

@@ -11,18 +11,15 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 
 use super::{CommandError, CommandResult, Context};
-use crate::bounce::policy::{self, SoftLimit};
 use crate::bounce::{self, Report};
 use crate::cli::{
     BouncesCommand, BouncesIngestArgs, BouncesListArgs, BouncesParseArgs, BouncesShowArgs,
 };
 use crate::config::Settings;
-use crate::domain::SubscriberEmail;
-use crate::store::{BounceEventFilter, BounceEventRecord, NewBounceEvent, Recorded, Store};
-use crate::tokens::TokenSigner;
+use crate::inbound::{Ingested, Ingester, Source, report_json};
+use crate::store::{BounceEventFilter, BounceEventRecord, Recorded, Store};
 
 pub async fn run(cmd: BouncesCommand, config: Option<&Path>) -> CommandResult {
     match cmd {
@@ -66,42 +63,6 @@ fn to_json(file: &str, report: &Report) -> serde_json::Value {
     value
 }
 
-/// The parsed fields of a report; `delivery_id` the matched delivery, when known (`parse` opens
-/// no store, so it prints null).
-fn report_json(report: &Report, delivery_id: Option<i64>) -> serde_json::Value {
-    json!({
-        "kind": report.kind.as_str(),
-        "feedback_type": report.feedback_type,
-        "delivery_id": delivery_id,
-        "recipients": report.recipients.iter().map(|r| json!({
-            "email": r.email,
-            "status": r.status,
-            "smtp_code": r.smtp_code,
-            "action": r.action,
-            "hard": r.hard,
-            "reason": r.reason,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-/// Where ingested messages came from, as stored.
-#[derive(Clone, Copy)]
-enum Source {
-    Pipe,
-    Maildir,
-    Mbox,
-}
-
-impl Source {
-    fn as_str(self) -> &'static str {
-        match self {
-            Source::Pipe => "pipe",
-            Source::Maildir => "maildir",
-            Source::Mbox => "mbox",
-        }
-    }
-}
-
 /// Reads the messages first, then opens the configuration and the store: a failure of either is
 /// a temporary failure (exit 75), so an MTA keeps the message.
 async fn ingest(args: BouncesIngestArgs, config: Option<&Path>) -> CommandResult {
@@ -132,20 +93,14 @@ async fn ingest(args: BouncesIngestArgs, config: Option<&Path>) -> CommandResult
     let Context { settings, store } = Context::open(settings, false)
         .await
         .map_err(|e| temp("database", &e))?;
-    let ingester = Ingester {
-        store: &store,
-        signer: TokenSigner::from_settings(&settings.newsletter),
-        verp_base: settings.bounces.address.clone(),
-        rule: SoftLimit {
-            limit: settings.bounces.soft_limit,
-            window_days: settings.bounces.soft_window_days,
-        },
-        recipient: args.recipient.clone(),
-    };
+    let ingester = Ingester::new(&settings, store.clone());
     let mut summary = Summary::default();
     let mut result = Ok(());
     for message in &messages {
-        match ingester.one(message, source).await {
+        match ingester
+            .ingest(message, source, args.recipient.as_deref(), super::now())
+            .await
+        {
             Ok(done) => summary.add(done),
             Err(e) => {
                 result = Err(temp("database", &e));
@@ -161,36 +116,28 @@ async fn ingest(args: BouncesIngestArgs, config: Option<&Path>) -> CommandResult
             // Best effort: once the event is stored the exit code must say so, whatever
             // became of the MTA's end of stdout.
             if let Some(done) = summary.last.as_ref() {
-                let _ = writeln!(out, "{}", done.line());
+                let _ = writeln!(out, "{}", ingested_line(done));
             }
         }
-        Source::Maildir | Source::Mbox => {
+        Source::Maildir | Source::Mbox | Source::Imap => {
             writeln!(out, "{}", summary.line()).map_err(|e| CommandError::Failed(e.into()))?;
         }
     }
     result
 }
 
-/// What ingesting one message did.
-struct Ingested {
-    kind: &'static str,
-    email: Option<String>,
-    recorded: Recorded,
-}
-
-impl Ingested {
-    fn line(&self) -> String {
-        let about = self.email.as_deref().unwrap_or("no recipient");
-        match &self.recorded {
-            Recorded::Duplicate => format!("already stored: {} ({about})", self.kind),
-            Recorded::New { id, status_change } => match status_change {
-                Some(status) => format!(
-                    "stored event {id}: {} ({about}); subscriber now {status}",
-                    self.kind
-                ),
-                None => format!("stored event {id}: {} ({about})", self.kind),
-            },
-        }
+/// One line about what ingesting a message did.
+fn ingested_line(done: &Ingested) -> String {
+    let about = done.email.as_deref().unwrap_or("no recipient");
+    match &done.recorded {
+        Recorded::Duplicate => format!("already stored: {} ({about})", done.kind),
+        Recorded::New { id, status_change } => match status_change {
+            Some(status) => format!(
+                "stored event {id}: {} ({about}); subscriber now {status}",
+                done.kind
+            ),
+            None => format!("stored event {id}: {} ({about})", done.kind),
+        },
     }
 }
 
@@ -240,103 +187,6 @@ impl Summary {
             "{} messages: {} new events, {} already stored; kinds: {kinds}; subscribers now: {changes}",
             self.messages, self.new, self.duplicates
         )
-    }
-}
-
-struct Ingester<'a> {
-    store: &'a Store,
-    signer: TokenSigner,
-    verp_base: Option<lettre::Address>,
-    rule: SoftLimit,
-    recipient: Option<String>,
-}
-
-impl Ingester<'_> {
-    async fn one(
-        &self,
-        bytes: &[u8],
-        source: Source,
-    ) -> Result<Ingested, crate::store::StoreError> {
-        let report = bounce::parse(bytes);
-        let headers = header_fields(bytes);
-        let message_key = headers
-            .iter()
-            .find(|(name, _)| name == "message-id")
-            .map(|(_, v)| {
-                v.trim()
-                    .trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .trim()
-                    .to_string()
-            })
-            .filter(|id| !id.is_empty())
-            .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(bytes))));
-        let verp = self.verp_base.as_ref().and_then(|base| {
-            let from_headers = ["delivered-to", "x-original-to", "to"]
-                .into_iter()
-                .flat_map(|want| {
-                    headers
-                        .iter()
-                        .filter(move |(name, _)| name == want)
-                        .flat_map(|(_, value)| addresses(value))
-                });
-            self.recipient
-                .iter()
-                .cloned()
-                .chain(from_headers)
-                .find_map(|a| self.signer.verp_delivery(base, &a))
-        });
-        let ours = report
-            .original_message_id
-            .as_deref()
-            .and_then(bounce::our_message);
-        let emails: Vec<SubscriberEmail> = report
-            .recipients
-            .iter()
-            .filter_map(|r| SubscriberEmail::parse(&r.email).ok())
-            .collect();
-        let matched = self
-            .store
-            .match_report(verp, ours.as_ref(), &emails)
-            .await?;
-        let key = |e: &str| SubscriberEmail::parse(e).map(|e| e.key()).ok();
-        let index = matched
-            .email
-            .as_deref()
-            .and_then(key)
-            .and_then(|k| {
-                report
-                    .recipients
-                    .iter()
-                    .position(|r| key(&r.email).as_ref() == Some(&k))
-            })
-            .unwrap_or(0);
-        let effect = policy::effect(&report, index);
-        let recipient = report.recipients.get(index);
-        let mut parsed = report_json(&report, matched.delivery_id);
-        parsed["original_message_id"] = json!(report.original_message_id);
-        let parsed = parsed.to_string();
-        let event = NewBounceEvent {
-            message_key: &message_key,
-            source: source.as_str(),
-            kind: report.kind.as_str(),
-            effect,
-            email: recipient.map(|r| r.email.as_str()),
-            status: recipient.and_then(|r| r.status.as_deref()),
-            reason: recipient.map(|r| r.reason.as_str()),
-            parsed: &parsed,
-            raw: bytes,
-            matched,
-        };
-        let recorded = self
-            .store
-            .record_bounce_event(&event, self.rule, super::now())
-            .await?;
-        Ok(Ingested {
-            kind: report.kind.as_str(),
-            email: recipient.map(|r| r.email.clone()),
-            recorded,
-        })
     }
 }
 
@@ -410,44 +260,6 @@ fn split_mbox(bytes: &[u8]) -> Vec<Vec<u8>> {
     }
     messages.extend(current);
     messages
-}
-
-/// The header fields of a message (up to the first blank line), names lower-cased, folded
-/// lines joined.
-fn header_fields(bytes: &[u8]) -> Vec<(String, String)> {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(256 * 1024)]);
-    let mut fields: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        if line.trim().is_empty() {
-            break;
-        }
-        if line.starts_with([' ', '\t']) {
-            if let Some((_, value)) = fields.last_mut() {
-                value.push(' ');
-                value.push_str(line.trim());
-            }
-        } else if let Some((name, value)) = line.split_once(':') {
-            fields.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-        }
-    }
-    fields
-}
-
-/// The addresses in a header value: those in angle brackets, else the comma-separated parts.
-fn addresses(value: &str) -> Vec<String> {
-    if value.contains('<') {
-        value
-            .split('<')
-            .skip(1)
-            .filter_map(|part| part.split_once('>').map(|(a, _)| a.trim().to_string()))
-            .collect()
-    } else {
-        value
-            .split(',')
-            .map(|a| a.trim().to_string())
-            .filter(|a| a.contains('@'))
-            .collect()
-    }
 }
 
 /// The configured store, opened as every command that must not create a database opens it.

@@ -4,6 +4,8 @@
 //! `[web] shutdown_grace_secs` (then closes the connections still open) and sends finish, then
 //! exits; rows a worker had claimed but not sent are retaken when their lease expires. At start
 //! it warns when a loopback `newsletter.base_url` names another port than the one it listens on.
+//! With `[bounces] imap_url` set it also polls that bounce mailbox (`crate::inbound::imap`),
+//! and stops the poller with the rest.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +17,17 @@ use crate::web::Application;
 
 pub async fn run(ctx: &Context) -> CommandResult {
     let settings = Arc::new(ctx.settings.clone());
+    // Before binding: a CA file that cannot be read stops the start, naming the key.
+    let poller = match &settings.bounces.imap {
+        Some(imap) => Some(
+            crate::inbound::imap::Poller::new(
+                imap.clone(),
+                crate::inbound::Ingester::new(&settings, ctx.store.clone()),
+            )
+            .map_err(|e| crate::config::ConfigError(format!("{e:#}")))?,
+        ),
+        None => None,
+    };
     let app = Application::build(settings.clone(), ctx.store.clone()).await?;
     let addr = app.local_addr().context("reading the bound address")?;
     if let Some(warning) = base_url_misses_bind(&settings.newsletter.base_url, addr) {
@@ -35,6 +48,7 @@ pub async fn run(ctx: &Context) -> CommandResult {
     let workers = tokio::spawn(async move {
         crate::delivery::run_workers(&settings, &worker_store, worker_stop).await
     });
+    let poller = poller.map(|p| tokio::spawn(p.run(stop_rx.clone())));
     let mut web_stop = stop_rx;
     let web = tokio::spawn(app.run_until(async move {
         let _ = web_stop.wait_for(|stop| *stop).await;
@@ -49,6 +63,9 @@ pub async fn run(ctx: &Context) -> CommandResult {
     let web_result = web.await.context("the web task panicked")?;
     let worker_result = workers.await.context("the delivery workers panicked")?;
     let scheduler_result = scheduler.await.context("the scheduler panicked")?;
+    if let Some(poller) = poller {
+        poller.await.context("the bounce mailbox poller panicked")?;
+    }
     web_result?;
     worker_result.context("the delivery workers failed")?;
     scheduler_result.context("the scheduler failed")?;

@@ -136,6 +136,12 @@ pub(crate) struct RawBounces {
     pub postmark_password: Secret,
     pub sendgrid_public_key: String,
     pub mailgun_signing_key: Secret,
+    pub imap_url: String,
+    pub imap_password: Secret,
+    pub imap_ca_file: String,
+    pub poll_secs: u64,
+    pub processed_folder: String,
+    pub unmatched_folder: String,
 }
 
 impl Default for RawBounces {
@@ -150,6 +156,12 @@ impl Default for RawBounces {
             postmark_password: Secret::default(),
             sendgrid_public_key: String::new(),
             mailgun_signing_key: Secret::default(),
+            imap_url: String::new(),
+            imap_password: Secret::default(),
+            imap_ca_file: String::new(),
+            poll_secs: 60,
+            processed_folder: "Processed".into(),
+            unmatched_folder: "Unmatched".into(),
         }
     }
 }

@@ -16,6 +16,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 
 mod file;
+mod imap;
 mod secret;
 mod sections;
 mod typed;
@@ -25,6 +26,7 @@ mod validate;
 mod tests;
 
 use file::RawSettings;
+pub use imap::ImapSettings;
 pub use secret::{MIN_PUBLIC_SECRET_LEN, PLACEHOLDER_SECRET, Secret, redact_url};
 pub use sections::{
     DatabaseSettings, DeliverySettings, DkimSettings, FetchSettings, SmtpSettings, SourceKind,

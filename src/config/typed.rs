@@ -98,6 +98,9 @@ pub struct BouncesSettings {
     /// `bounces.mailgun_signing_key`: the HTTP webhook signing key of `POST /webhooks/mailgun`;
     /// `None` when blank, and the route answers 404.
     pub mailgun_signing_key: Option<Secret>,
+    /// `bounces.imap_url` and the keys beside it: the mailbox `serve` polls; `None` when
+    /// `imap_url` is blank.
+    pub imap: Option<super::ImapSettings>,
 }
 
 /// A user name and password for HTTP Basic authentication; the password prints `***`.

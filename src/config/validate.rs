@@ -124,6 +124,7 @@ impl RawBounces {
             "" => None,
             text => Some(bounce_address(text)?),
         };
+        let imap = super::imap::parse(&self)?;
         let webhook_secret =
             (!self.webhook_secret.expose().trim().is_empty()).then_some(self.webhook_secret);
         let ses_topic_arns = ses_topic_arns(&self.ses_topic_arns)?;
@@ -140,6 +141,7 @@ impl RawBounces {
             postmark,
             sendgrid_public_key,
             mailgun_signing_key,
+            imap,
         })
     }
 }

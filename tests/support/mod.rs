@@ -7,5 +7,6 @@ pub mod cli;
 pub mod db;
 pub mod dns;
 pub mod feed;
+pub mod imap;
 pub mod scheduler;
 pub mod smtp;

@@ -15,6 +15,7 @@ mod idn_relay;
 mod layering;
 mod lifecycle;
 mod operator;
+mod operator_kit;
 mod pipeline;
 mod scheduler;
 mod store;

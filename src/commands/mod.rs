@@ -5,8 +5,10 @@
 mod bounces;
 mod compile;
 mod deliveries;
+mod dkim;
 mod explain;
 mod fetch;
+mod init;
 mod preview;
 mod retry;
 mod run;
@@ -122,6 +124,12 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
     if let Command::Bounces(cmd) = cli.command {
         return bounces::run(cmd, cli.config.as_deref()).await;
     }
+    // `init` writes a configuration and `dkim keygen` a key: neither reads one.
+    match cli.command {
+        Command::Init(a) => return init::run(a).await,
+        Command::Dkim(cmd) => return dkim::run(cmd),
+        _ => {}
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     if let Command::Migrate = cli.command {
         // Connect without the migration `Context::open` runs, so the count is this run's.
@@ -158,7 +166,7 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
         Command::Run(a) => run::run(&ctx, a).await,
         Command::Serve => serve::run(&ctx).await,
         Command::Status => status::run(&ctx).await,
-        Command::Bounces(_) => Ok(()), // handled above
+        Command::Bounces(_) | Command::Init(_) | Command::Dkim(_) => Ok(()), // handled above
     };
     ctx.store.close().await;
     result

@@ -31,7 +31,8 @@ pub use sections::{
     SourceSettings, SummarizerKind, SummarizerSettings, TlsMode, TransportKind,
 };
 pub use typed::{
-    BouncesSettings, NewsletterSettings, ScheduleSettings, TopicSettings, WebSettings,
+    AccentColor, BouncesSettings, NewsletterSettings, ScheduleSettings, ThemeSettings,
+    TopicSettings, WebSettings,
 };
 
 /// Default location of the configuration file, relative to the working directory.
@@ -63,6 +64,7 @@ pub struct Settings {
     pub fetch: FetchSettings,
     pub summarizer: SummarizerSettings,
     pub bounces: BouncesSettings,
+    pub theme: ThemeSettings,
     pub sources: Vec<SourceSettings>,
     pub topics: Vec<TopicSettings>,
 }

@@ -106,6 +106,9 @@ pub const COMMANDS: &[&[&str]] = &[
     &["bounces", "ingest"],
     &["bounces", "list"],
     &["bounces", "show"],
+    &["init"],
+    &["dkim"],
+    &["dkim", "keygen"],
 ];
 
 pub fn write(path: &Path, text: &str) {

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "tidings",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TIDINGS_GIT_COMMIT"), ")"),
     about = "A self-hosted newsletter digest bot",
     long_about = None,
     help_expected = true
@@ -62,6 +62,11 @@ pub enum Command {
     Bounces(BouncesCommand),
     /// Check a deployment: configuration, database, SMTP, DNS (SPF, DKIM, DMARC), base_url, sources
     Doctor(DoctorArgs),
+    /// Set up a new installation: write DIR/tidings.toml with a fresh secret, create and migrate the database, print the next steps
+    Init(InitArgs),
+    /// DKIM keys for signing the mail
+    #[command(subcommand)]
+    Dkim(DkimCommand),
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +85,44 @@ fn parse_nameserver(raw: &str) -> Result<std::net::SocketAddr, String> {
     raw.parse::<std::net::SocketAddr>()
         .or_else(|_| raw.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
         .map_err(|_| format!("{raw:?} is not an IP address or IP:PORT"))
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Folder for tidings.toml (and the SQLite database, data/tidings.db); created when missing
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Public address of the web app (newsletter.base_url), for example https://news.example.com
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Sender mailbox (newsletter.from), for example "Example News <news@example.com>"
+    #[arg(long, value_name = "MAILBOX")]
+    pub from: Option<String>,
+    /// Postal address printed in every email footer (newsletter.postal_address)
+    #[arg(long, value_name = "TEXT")]
+    pub postal_address: Option<String>,
+    /// Database URL (database.url); default: SQLite at DIR/data/tidings.db
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DkimCommand {
+    /// Write a new RSA-2048 DKIM private key (PKCS#1 PEM, mode 0600) and print the DNS TXT record to publish
+    Keygen(DkimKeygenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DkimKeygenArgs {
+    /// The signing domain (dkim.domain), usually the domain of newsletter.from
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: String,
+    /// The selector (dkim.selector): the record goes at SELECTOR._domainkey.DOMAIN
+    #[arg(long, value_name = "SELECTOR")]
+    pub selector: String,
+    /// Where to write the private key (never overwritten); default: SELECTOR.DOMAIN.dkim.pem
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,6 +18,7 @@ mod idn_relay;
 mod layering;
 mod lifecycle;
 mod operator;
+mod operator_kit;
 mod pipeline;
 mod scheduler;
 mod store;

@@ -5,9 +5,11 @@
 mod bounces;
 mod compile;
 mod deliveries;
+mod dkim;
 mod doctor;
 mod explain;
 mod fetch;
+mod init;
 mod preview;
 mod retry;
 mod run;
@@ -123,9 +125,13 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
     if let Command::Bounces(cmd) = cli.command {
         return bounces::run(cmd, cli.config.as_deref()).await;
     }
-    // `doctor` reports a configuration that does not load as one of its checks.
-    if let Command::Doctor(args) = cli.command {
-        return doctor::run(args, cli.config.as_deref()).await;
+    // `doctor` reports a configuration that does not load as one of its checks; `init` writes
+    // a configuration and `dkim keygen` a key: neither reads one.
+    match cli.command {
+        Command::Doctor(args) => return doctor::run(args, cli.config.as_deref()).await,
+        Command::Init(a) => return init::run(a).await,
+        Command::Dkim(cmd) => return dkim::run(cmd),
+        _ => {}
     }
     let settings = Settings::load(cli.config.as_deref())?;
     if let Command::Migrate = cli.command {
@@ -163,7 +169,7 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
         Command::Run(a) => run::run(&ctx, a).await,
         Command::Serve => serve::run(&ctx).await,
         Command::Status => status::run(&ctx).await,
-        Command::Bounces(_) | Command::Doctor(_) => Ok(()), // handled above
+        Command::Bounces(_) | Command::Doctor(_) | Command::Init(_) | Command::Dkim(_) => Ok(()), // handled above
     };
     ctx.store.close().await;
     result

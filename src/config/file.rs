@@ -25,6 +25,7 @@ pub(crate) struct RawSettings {
     pub fetch: FetchSettings,
     pub summarizer: SummarizerSettings,
     pub bounces: RawBounces,
+    pub theme: RawTheme,
     #[serde(default)]
     pub sources: Vec<SourceSettings>,
     #[serde(default)]
@@ -164,6 +165,15 @@ impl Default for RawBounces {
             unmatched_folder: "Unmatched".into(),
         }
     }
+}
+
+/// `[theme]`: the newsletter's looks, each key blank for the built-in look.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawTheme {
+    pub accent_color: String,
+    pub logo_url: String,
+    pub footer: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -33,8 +33,8 @@ pub use sections::{
     SourceSettings, SummarizerKind, SummarizerSettings, TlsMode, TransportKind,
 };
 pub use typed::{
-    BasicCredentials, BouncesSettings, NewsletterSettings, ScheduleSettings, TopicSettings,
-    WebSettings,
+    AccentColor, BasicCredentials, BouncesSettings, NewsletterSettings, ScheduleSettings,
+    ThemeSettings, TopicSettings, WebSettings,
 };
 
 /// Default location of the configuration file, relative to the working directory.
@@ -66,6 +66,7 @@ pub struct Settings {
     pub fetch: FetchSettings,
     pub summarizer: SummarizerSettings,
     pub bounces: BouncesSettings,
+    pub theme: ThemeSettings,
     pub sources: Vec<SourceSettings>,
     pub topics: Vec<TopicSettings>,
 }

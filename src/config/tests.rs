@@ -451,3 +451,27 @@ fn only_config_parses_configuration_text() {
         }
     }
 }
+
+#[test]
+fn accent_colours_pick_a_readable_ink_and_decide_the_links() {
+    let dark = AccentColor::parse("#0B5394").unwrap();
+    assert_eq!(dark.hex(), "#0b5394");
+    assert!(dark.readable_on_white());
+    assert_eq!(dark.ink().hex(), "#ffffff");
+    let light = AccentColor::parse("#ffd700").unwrap();
+    assert!(!light.readable_on_white());
+    assert_eq!(light.ink().hex(), "#1a1a1a");
+    assert!(
+        (AccentColor::parse("#000000")
+            .unwrap()
+            .contrast(AccentColor::parse("#ffffff").unwrap())
+            - 21.0)
+            .abs()
+            < 1e-9
+    );
+    for bad in [
+        "0b5394", "#0b539", "#0b53944", "#gggggg", "#0b5394 ", "#ééé",
+    ] {
+        assert!(AccentColor::parse(bad).is_none(), "{bad}");
+    }
+}

@@ -1,8 +1,8 @@
 //! The sections whose values are parsed once, when the settings load: `[newsletter]` holds
 //! lettre mailboxes, `[web]` a socket address and IP addresses, `[schedule]` a time zone and
 //! [`Schedule`]s, `[bounces]` the lettre `Address` of the VERP return path, each `[[topics]]`
-//! entry a [`TopicSlug`], its own [`Schedule`] and a [`NaiveTime`]. Consumers read these values
-//! and never parse configuration text again.
+//! entry a [`TopicSlug`], its own [`Schedule`] and a [`NaiveTime`], `[theme]` an [`AccentColor`]
+//! and an https `Url`. Consumers read these values and never parse configuration text again.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -145,5 +145,95 @@ impl Default for NewsletterSettings {
         RawNewsletter::default()
             .parse()
             .expect("the default [newsletter] parses")
+    }
+}
+
+/// `[theme]`: the newsletter's looks in emails and on the web pages; `None` keeps the built-in
+/// look for that part.
+#[derive(Clone, Debug, Default)]
+pub struct ThemeSettings {
+    /// `theme.accent_color`: the stripe above every email and page, the buttons, and the links
+    /// when it reads well on white.
+    pub accent_color: Option<AccentColor>,
+    /// `theme.logo_url`: an https image shown above every email and in the pages' header.
+    pub logo_url: Option<url::Url>,
+    /// `theme.footer`: one line of plain text at the foot of every email and page.
+    pub footer: Option<String>,
+}
+
+/// A colour given as `#rrggbb`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccentColor {
+    pub red: u8,
+    pub green: u8,
+    pub blue: u8,
+}
+
+/// The dark text the stylesheets use, for text on a light accent.
+const DARK_INK: AccentColor = AccentColor {
+    red: 0x1a,
+    green: 0x1a,
+    blue: 0x1a,
+};
+
+const WHITE: AccentColor = AccentColor {
+    red: 0xff,
+    green: 0xff,
+    blue: 0xff,
+};
+
+impl AccentColor {
+    /// `#rrggbb` (either case) or `None`.
+    pub fn parse(text: &str) -> Option<AccentColor> {
+        let hex = text.strip_prefix('#')?;
+        if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).ok();
+        Some(AccentColor {
+            red: byte(0)?,
+            green: byte(2)?,
+            blue: byte(4)?,
+        })
+    }
+
+    /// `#rrggbb` in lower case.
+    pub fn hex(self) -> String {
+        format!("#{:02x}{:02x}{:02x}", self.red, self.green, self.blue)
+    }
+
+    /// Relative luminance (WCAG 2.x).
+    fn luminance(self) -> f64 {
+        let channel = |c: u8| {
+            let c = f64::from(c) / 255.0;
+            if c <= 0.039_28 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * channel(self.red) + 0.7152 * channel(self.green) + 0.0722 * channel(self.blue)
+    }
+
+    /// The contrast ratio of two colours (WCAG 2.x), from 1 to 21.
+    pub fn contrast(self, other: AccentColor) -> f64 {
+        let (a, b) = (self.luminance(), other.luminance());
+        (a.max(b) + 0.05) / (a.min(b) + 0.05)
+    }
+
+    /// Whether text in this colour reads on white (contrast at least 4.5:1, WCAG AA), so links
+    /// may take it.
+    pub fn readable_on_white(self) -> bool {
+        self.contrast(WHITE) >= 4.5
+    }
+
+    /// The text colour for a button of this colour: white or near-black, whichever contrasts
+    /// more.
+    pub fn ink(self) -> AccentColor {
+        if self.contrast(WHITE) >= self.contrast(DARK_INK) {
+            WHITE
+        } else {
+            DARK_INK
+        }
     }
 }

@@ -8,12 +8,14 @@ use std::net::{IpAddr, SocketAddr};
 use chrono::NaiveTime;
 use chrono_tz::Tz;
 
-use super::file::{RawBounces, RawNewsletter, RawSchedule, RawSettings, RawTopic, RawWeb};
+use super::file::{
+    RawBounces, RawNewsletter, RawSchedule, RawSettings, RawTheme, RawTopic, RawWeb,
+};
 use super::secret::{Secret, redact_url};
 use super::sections::{SourceKind, SummarizerKind, TransportKind};
 use super::typed::{
-    BasicCredentials, BouncesSettings, NewsletterSettings, ScheduleSettings, TopicSettings,
-    WebSettings,
+    AccentColor, BasicCredentials, BouncesSettings, NewsletterSettings, ScheduleSettings,
+    ThemeSettings, TopicSettings, WebSettings,
 };
 use super::{ConfigError, MAX_BOUNCE_LOCAL_PART, Settings, err};
 use crate::domain::{TopicSlug, parse_mailbox};
@@ -26,6 +28,7 @@ impl RawSettings {
         let web = self.web.parse()?;
         let schedule = self.schedule.parse()?;
         let bounces = self.bounces.parse()?;
+        let theme = self.theme.parse()?;
         let timezone = schedule.timezone;
         let topics = self
             .topics
@@ -44,6 +47,7 @@ impl RawSettings {
             fetch: self.fetch,
             summarizer: self.summarizer,
             bounces,
+            theme,
             sources: self.sources,
             topics,
         };
@@ -236,6 +240,69 @@ fn bounce_address(text: &str) -> Result<lettre::Address, ConfigError> {
         )));
     }
     Ok(address)
+}
+
+/// Longest `theme.footer`, in characters.
+const MAX_THEME_FOOTER_CHARS: usize = 300;
+
+/// Longest `theme.logo_url`, in bytes.
+const MAX_LOGO_URL_BYTES: usize = 2048;
+
+impl RawTheme {
+    pub(super) fn parse(self) -> Result<ThemeSettings, ConfigError> {
+        let accent_color = match self.accent_color.trim() {
+            "" => None,
+            text => Some(AccentColor::parse(text).ok_or_else(|| {
+                err(format!(
+                    "theme.accent_color {text:?} is not a colour written #rrggbb (for example \"#0b5394\")"
+                ))
+            })?),
+        };
+        let logo_url = match self.logo_url.trim() {
+            "" => None,
+            text => Some(logo_url(text)?),
+        };
+        let footer = self.footer.trim();
+        if footer.chars().any(char::is_control) {
+            return Err(err(
+                "theme.footer must be one line of plain text (no line breaks or control characters)",
+            ));
+        }
+        if footer.chars().count() > MAX_THEME_FOOTER_CHARS {
+            return Err(err(format!(
+                "theme.footer is longer than {MAX_THEME_FOOTER_CHARS} characters"
+            )));
+        }
+        Ok(ThemeSettings {
+            accent_color,
+            logo_url,
+            footer: (!footer.is_empty()).then(|| footer.to_string()),
+        })
+    }
+}
+
+/// `theme.logo_url` (not blank): an absolute https URL with a host and no credentials, since
+/// mail clients and browsers block or warn about images over plain http.
+fn logo_url(text: &str) -> Result<url::Url, ConfigError> {
+    let bad = |why: &str| err(format!("theme.logo_url {text:?} {why}"));
+    if text.len() > MAX_LOGO_URL_BYTES {
+        return Err(err(format!(
+            "theme.logo_url is longer than {MAX_LOGO_URL_BYTES} bytes"
+        )));
+    }
+    let url = url::Url::parse(text).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+    if url.scheme() != "https" {
+        return Err(bad(
+            "must start with https:// (an http image is blocked or flagged by mail clients)",
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not carry a user name or password"));
+    }
+    Ok(url)
 }
 
 /// A cron of `key` in `tz`; `None` when blank.

@@ -16,7 +16,7 @@ use super::text::{
     ordered_entries, safe_url, source_label, subject_line, window_label,
 };
 use super::{
-    DkimSigner, EMAIL_CSS, Letterhead, OutgoingMessage, Recipient, RenderError, escape_html,
+    DkimSigner, EmailTheme, Letterhead, OutgoingMessage, Recipient, RenderError, escape_html,
     inline_css, qp, url_segment,
 };
 use crate::config::Settings;
@@ -81,6 +81,7 @@ fn entry_views(digest: &Digest) -> Vec<EntryView> {
 struct DigestHtml<'a> {
     subject: &'a str,
     css: &'a str,
+    theme: &'a EmailTheme,
     preheader: &'a str,
     preheader_padding: &'a str,
     newsletter_title: &'a str,
@@ -174,7 +175,8 @@ impl PreparedDigest {
 
         let html = DigestHtml {
             subject: &subject,
-            css: EMAIL_CSS,
+            css: &head.theme.css,
+            theme: &head.theme,
             preheader: &preheader,
             preheader_padding: PREHEADER_PADDING,
             newsletter_title: &head.title,

@@ -11,7 +11,8 @@
 //!   [`transactional_message`], for each [`Transactional`] kind (confirmation, link to the
 //!   preferences page), each a pair of templates under `templates/email/`.
 //!
-//! Both take the sender, title, postal address and base URL from one `Letterhead`, and build
+//! Both take the sender, title, postal address, base URL and `[theme]` (`EmailTheme`: accent
+//! stylesheet rules, logo, footer line, shown by `_layout.html`) from one `Letterhead`, and build
 //! the message with the same lettre glue (`message.rs`: headers, Message-ID, Date, DKIM).
 //! Everything from outside (titles, summaries, source names, topic texts, the newsletter's own
 //! settings) goes through [`text::clean_line`] (no control characters, length caps) and askama's
@@ -26,7 +27,7 @@ mod transactional;
 
 use lettre::message::Mailbox;
 
-use crate::config::Settings;
+use crate::config::{Settings, ThemeSettings};
 use crate::domain::SubscriberEmail;
 
 pub use digest::{PreparedDigest, archive_html, digest_text};
@@ -95,18 +96,65 @@ struct Letterhead {
     postal_address: String,
     /// `newsletter.base_url` without a trailing slash.
     base_url: String,
+    theme: EmailTheme,
 }
+
+/// `[theme]` as the HTML part of every email shows it (`templates/email/_layout.html`).
+#[derive(Clone, Debug)]
+pub(crate) struct EmailTheme {
+    /// The stylesheet to inline: [`EMAIL_CSS`], then the accent colour's rules.
+    pub(crate) css: String,
+    /// `theme.logo_url`, shown above the card with the newsletter's title as its alt text.
+    pub(crate) logo_url: Option<String>,
+    pub(crate) logo_alt: String,
+    /// `theme.footer`, cleaned, as the last line of the card.
+    pub(crate) footer: Option<String>,
+}
+
+impl EmailTheme {
+    fn from_settings(theme: &ThemeSettings, title: &str) -> EmailTheme {
+        let mut css = EMAIL_CSS.to_string();
+        if let Some(accent) = theme.accent_color {
+            let (hex, ink) = (accent.hex(), accent.ink().hex());
+            css.push_str(&format!(
+                "\n.container {{ border-top: 4px solid {hex}; }}\n.button {{ background-color: {hex}; color: {ink}; }}\n"
+            ));
+            // Links take the accent only where it reads on the white card; the dark-mode rules
+            // above keep their own colours (`!important`).
+            if accent.readable_on_white() {
+                css.push_str(&format!(
+                    ".title-link, .footer-link, .long-link {{ color: {hex}; }}\n"
+                ));
+            }
+        }
+        EmailTheme {
+            css,
+            logo_url: theme.logo_url.as_ref().map(|u| u.as_str().to_string()),
+            logo_alt: title.to_string(),
+            footer: theme
+                .footer
+                .as_deref()
+                .map(|f| clean_line(f, MAX_THEME_FOOTER_CHARS))
+                .filter(|f| !f.is_empty()),
+        }
+    }
+}
+
+/// Longest `theme.footer` shown, in characters (the configuration allows no more).
+const MAX_THEME_FOOTER_CHARS: usize = 300;
 
 impl Letterhead {
     fn from_settings(settings: &Settings) -> Letterhead {
         let n = &settings.newsletter;
         let from = config_mailbox(&n.from);
         let reply_to = n.reply_to.as_ref().map(config_mailbox);
+        let title = clean_line(&n.title, MAX_NAME_CHARS);
         Letterhead {
             domain: mailbox_domain(&from),
             from,
             reply_to,
-            title: clean_line(&n.title, MAX_NAME_CHARS),
+            theme: EmailTheme::from_settings(&settings.theme, &title),
+            title,
             postal_address: clean_line(&n.postal_address, MAX_POSTAL_ADDRESS_CHARS),
             base_url: n.base_url.trim().trim_end_matches('/').to_string(),
         }

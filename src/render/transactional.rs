@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use super::message::{Envelope, Parts, build_message};
 use super::text::{MAX_NAME_CHARS, MAX_SUBJECT_CHARS, clean_line};
 use super::{
-    DkimSigner, EMAIL_CSS, Letterhead, OutgoingMessage, Recipient, RenderError, inline_css,
+    DkimSigner, EmailTheme, Letterhead, OutgoingMessage, Recipient, RenderError, inline_css,
 };
 use crate::config::Settings;
 use crate::store::DeliveryKind;
@@ -81,7 +81,8 @@ impl Transactional<'_> {
                 };
                 let html = ConfirmHtml {
                     subject: &subject,
-                    css: EMAIL_CSS,
+                    css: &head.theme.css,
+                    theme: &head.theme,
                     newsletter_title: title,
                     topics: &topics,
                     email: recipient.email.as_str(),
@@ -110,7 +111,8 @@ impl Transactional<'_> {
                 };
                 let html = PreferencesLinkHtml {
                     subject: &subject,
-                    css: EMAIL_CSS,
+                    css: &head.theme.css,
+                    theme: &head.theme,
                     newsletter_title: title,
                     preferences_url: &preferences_url,
                     postal_address,
@@ -195,6 +197,7 @@ fn topics_phrase(names: &[String]) -> String {
 struct ConfirmHtml<'a> {
     subject: &'a str,
     css: &'a str,
+    theme: &'a EmailTheme,
     newsletter_title: &'a str,
     topics: &'a str,
     email: &'a str,
@@ -221,6 +224,7 @@ struct ConfirmText<'a> {
 struct PreferencesLinkHtml<'a> {
     subject: &'a str,
     css: &'a str,
+    theme: &'a EmailTheme,
     newsletter_title: &'a str,
     preferences_url: &'a str,
     postal_address: &'a str,

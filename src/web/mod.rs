@@ -132,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/static/style.css", get(ops::stylesheet))
+        .route("/static/theme.css", get(site::theme_stylesheet))
         .fallback(error::not_found)
         .layer(axum::middleware::map_response_with_state(
             state.clone(),

@@ -107,6 +107,9 @@ pub const COMMANDS: &[&[&str]] = &[
     &["bounces", "list"],
     &["bounces", "show"],
     &["doctor"],
+    &["init"],
+    &["dkim"],
+    &["dkim", "keygen"],
 ];
 
 pub fn write(path: &Path, text: &str) {

@@ -18,6 +18,5 @@ mod operator;
 mod pipeline;
 mod scheduler;
 mod store;
-mod summarizer;
 mod tidy;
 mod web;

@@ -315,14 +315,7 @@ fn choose(
     let content: Vec<Vec<String>> = cands.iter().map(|c| c.content.clone()).collect();
     let scores = rank::centrality(&content);
     let mut order: Vec<usize> = (0..cands.len()).collect();
-    let adjusted = |i: usize| {
-        scores[i]
-            * if opens_mid_thought(&cands[i].text) {
-                0.8
-            } else {
-                1.0
-            }
-    };
+    let adjusted = |i: usize| scores[i] * weight(&cands[i]);
     order.sort_by(|&a, &b| adjusted(b).total_cmp(&adjusted(a)).then(a.cmp(&b)));
     let mut chosen: Vec<usize> = Vec::new();
     let mut total = lead_words;
@@ -350,6 +343,28 @@ fn choose(
         }
     }
     chosen
+}
+
+/// How much a reader gets from a sentence besides its centrality: concrete ones (numbers,
+/// names) a little more, very short ones and ones that lean on the sentence before less.
+fn weight(c: &Candidate) -> f64 {
+    let mut w = 1.0;
+    if opens_mid_thought(&c.text) {
+        w *= 0.8;
+    }
+    if c.words < 8 {
+        w *= 0.7;
+    }
+    let concrete = c.text.chars().any(|ch| ch.is_ascii_digit())
+        || c
+            .text
+            .split_whitespace()
+            .skip(1)
+            .any(|w| w.starts_with(char::is_uppercase));
+    if concrete {
+        w *= 1.15;
+    }
+    w
 }
 
 /// A sentence that leans on the one before it ("However, ...", "This means ...").

@@ -194,7 +194,7 @@ fn is_title_copy(content: &[String], title: &[String]) -> bool {
 /// site's slogan is not), and not boilerplate itself.
 fn real_description(article: &Article, title: &[String], body: &[String]) -> Option<Vec<String>> {
     let d = article.page.as_ref()?.description.as_deref()?.trim();
-    if words(d) < DESCRIPTION_MIN_WORDS || d.ends_with(['…', '…']) || d.ends_with("...") {
+    if words(d) < DESCRIPTION_MIN_WORDS || d.ends_with('…') || d.ends_with("...") {
         return None;
     }
     let content = rank::content_words(d);
@@ -356,8 +356,7 @@ fn weight(c: &Candidate) -> f64 {
         w *= 0.7;
     }
     let concrete = c.text.chars().any(|ch| ch.is_ascii_digit())
-        || c
-            .text
+        || c.text
             .split_whitespace()
             .skip(1)
             .any(|w| w.starts_with(char::is_uppercase));

@@ -5,6 +5,12 @@
 //! (`pipeline::compile`), plus extractive summaries, without the store.
 //!
 //! Run: `taskset -c 0 cargo bench --bench pipeline`
+//!
+//! With `BENCH_SUMMARIES=1` it instead times the extractive summariser
+//! (`pipeline::summarize::summary_with_source`) on each article under
+//! `tests/fixtures/articles/` and on one synthetic article of 100 KB (the most page text
+//! kept), and prints each fixture's summary, its word count and source:
+//! `BENCH_SUMMARIES=1 taskset -c 0 cargo bench --bench pipeline`
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -15,6 +21,7 @@ use tidings::domain::{Article, ArticleSource, PageInfo};
 use tidings::pipeline::classify::Classifier;
 use tidings::pipeline::rank::Weights;
 use tidings::pipeline::select::{Window, compile_all};
+use tidings::pipeline::summarize;
 
 struct Lcg(u64);
 
@@ -100,7 +107,95 @@ fn thread_cpu_time() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
+/// Times the extractive summariser per article (median of `runs`) and prints the summaries.
+fn bench_summaries() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/articles");
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .expect("the article fixtures")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    paths.sort();
+    let mut cases: Vec<(String, Article)> = Vec::new();
+    for path in &paths {
+        let raw = std::fs::read_to_string(path).expect("a fixture");
+        let (head, body) = raw.split_once("\n\n").unwrap_or(("", &raw));
+        let field = |name: &str| {
+            head.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::to_string)
+        };
+        let name = path
+            .file_stem()
+            .map_or("?".into(), |s| s.to_string_lossy().into_owned());
+        let title = field("Title: ").unwrap_or_default();
+        cases.push((name, article(&title, field("Description: "), body)));
+    }
+    // One article of 100 KB: the fixtures' paragraphs over and over.
+    let mut big = String::new();
+    while big.len() < 100_000 {
+        for (_, a) in &cases {
+            big.push_str(
+                a.page
+                    .as_ref()
+                    .and_then(|p| p.text.as_deref())
+                    .unwrap_or(""),
+            );
+            big.push_str("\n\n");
+        }
+    }
+    cases.push((
+        "synthetic-100kb".into(),
+        article("A long article", None, &big),
+    ));
+    for (name, a) in &cases {
+        let text_words = a
+            .page
+            .as_ref()
+            .and_then(|p| p.text.as_deref())
+            .map_or(0, |t| t.split_whitespace().count());
+        let runs = if text_words > 5_000 { 21 } else { 201 };
+        let mut times = Vec::with_capacity(runs);
+        let mut summary = summarize::summary_with_source(a);
+        for _ in 0..runs {
+            let t = Instant::now();
+            summary = std::hint::black_box(summarize::summary_with_source(std::hint::black_box(a)));
+            times.push(t.elapsed());
+        }
+        times.sort();
+        println!(
+            "{name}: {text_words} words of text -> {} words ({}), median {:.2?} per article (min {:.2?}, {runs} runs)",
+            summary.text.split_whitespace().count(),
+            summary.source,
+            times[runs / 2],
+            times[0]
+        );
+        if !name.starts_with("synthetic") {
+            println!("  {}\n", summary.text);
+        }
+    }
+}
+
+fn article(title: &str, description: Option<String>, text: &str) -> Article {
+    Article {
+        id: 1,
+        canonical_url: "https://example.org/a".into(),
+        url: "https://example.org/a".into(),
+        title: title.into(),
+        domain: "example.org".into(),
+        published_at: Utc::now(),
+        sources: vec![],
+        page: Some(PageInfo {
+            description,
+            text: Some(text.to_string()),
+        }),
+    }
+}
+
 fn main() {
+    if std::env::var_os("BENCH_SUMMARIES").is_some() {
+        bench_summaries();
+        return;
+    }
     let articles_n: usize = std::env::var("BENCH_ARTICLES")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -22,6 +22,5 @@ mod operator_kit;
 mod pipeline;
 mod scheduler;
 mod store;
-mod summarizer;
 mod tidy;
 mod web;

@@ -193,6 +193,14 @@ pub struct SummarizerSettings {
     pub model: String,
     pub api_key: Secret,
     pub timeout_secs: u64,
+    /// Summary length bounds in words, for both summarisers (an article under ~300 words may
+    /// give a shorter extractive summary).
+    pub min_words: usize,
+    pub max_words: usize,
+    /// Model requests one compile run may make (cache hits are free); the rest are extractive.
+    pub max_requests_per_run: usize,
+    /// Model requests in flight at a time.
+    pub concurrency: usize,
 }
 
 impl Default for SummarizerSettings {
@@ -203,6 +211,10 @@ impl Default for SummarizerSettings {
             model: String::new(),
             api_key: Secret::default(),
             timeout_secs: 30,
+            min_words: 60,
+            max_words: 130,
+            max_requests_per_run: 50,
+            concurrency: 4,
         }
     }
 }

@@ -500,6 +500,17 @@ impl Settings {
             return Err(err("fetch.user_agent must not be empty"));
         }
         let sm = &self.summarizer;
+        if sm.min_words < 10 || sm.min_words > sm.max_words {
+            return Err(err(
+                "summarizer.min_words must be at least 10 and at most summarizer.max_words",
+            ));
+        }
+        if sm.max_words > 400 {
+            return Err(err("summarizer.max_words must be at most 400"));
+        }
+        if !(1..=32).contains(&sm.concurrency) {
+            return Err(err("summarizer.concurrency must be between 1 and 32"));
+        }
         if sm.kind == SummarizerKind::Openai {
             if sm.base_url.trim().is_empty() {
                 return Err(err(

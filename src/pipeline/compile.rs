@@ -81,21 +81,31 @@ async fn build_digests(
         .collect();
     let weights = Weights::from_sources(&settings.sources);
     let chosen = select::choose_all(&periods, &articles, &weights)?;
+    // One summarizer pass for every topic, so `max_requests_per_run` bounds the whole run.
+    let mut list: Vec<&Article> = chosen.iter().flatten().map(|r| r.article).collect();
+    list.sort_by_key(|a| a.id);
+    list.dedup_by_key(|a| a.id);
+    let by_id = abstractive::summaries(settings, store, &list, now).await;
+    let limits = summarize::Limits::from(&settings.summarizer);
+    let mut written_by: HashMap<String, usize> = HashMap::new();
     let mut digests = Vec::with_capacity(periods.len());
     for (period, chosen) in periods.iter().zip(&chosen) {
-        let list: Vec<&Article> = chosen.iter().map(|r| r.article).collect();
-        let mut by_id: HashMap<i64, String> =
-            abstractive::summaries(settings, store, &list, now).await;
         digests.push(select::build_digest(
             period.topic,
             period.window,
             chosen,
             |a| {
-                by_id
-                    .remove(&a.id)
-                    .unwrap_or_else(|| summarize::extractive_summary(a))
+                let s = by_id
+                    .get(&a.id)
+                    .cloned()
+                    .unwrap_or_else(|| summarize::summarize(a, limits));
+                *written_by.entry(s.source.to_string()).or_default() += 1;
+                s.text
             },
         ));
+    }
+    if !written_by.is_empty() {
+        tracing::info!(summaries = ?written_by, "summaries by summariser");
     }
     Ok(digests)
 }

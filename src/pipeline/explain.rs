@@ -33,6 +33,8 @@ pub struct Explanation {
     pub last_fetch: Option<DateTime<Utc>>,
     /// When no article has the URL: the Hacker News sources' `min_points`, by source name.
     pub min_points: Vec<(String, i64)>,
+    /// The summary compiling would use now and which summariser wrote it.
+    pub summary: Option<super::summarize::Summary>,
 }
 
 impl fmt::Display for Explanation {
@@ -108,6 +110,15 @@ impl fmt::Display for Explanation {
         if let Some(s) = self.score {
             writeln!(f, "score:     {s}")?;
         }
+        if let Some(s) = &self.summary {
+            writeln!(
+                f,
+                "summary:   ({}, {} words) {}",
+                s.source,
+                s.text.split_whitespace().count(),
+                s.text
+            )?;
+        }
         match &self.verdict {
             Some(v) => writeln!(f, "verdict:   {v}"),
             None => writeln!(f, "verdict:   unknown"),
@@ -137,6 +148,7 @@ pub async fn explain(
         dropped: None,
         last_fetch: None,
         min_points: Vec::new(),
+        summary: None,
     };
     let Some(article) = store.article_by_canonical_url(&canonical).await? else {
         out.dropped = store.dropped_item(&canonical).await?;
@@ -168,6 +180,7 @@ pub async fn explain(
         out.matched = matches.get(i).cloned();
     }
     out.verdict = selection.verdicts.get(&article.id).cloned();
+    out.summary = Some(super::abstractive::current_summary(settings, store, &article).await);
     out.article = Some(article);
     Ok(out)
 }

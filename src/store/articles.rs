@@ -121,6 +121,16 @@ pub struct DroppedItem {
     pub seen_at: DateTime<Utc>,
 }
 
+/// What a cached model summary is keyed by: the article's URL, a hash of the text the model
+/// was given, the model and the prompt's version.
+#[derive(Clone, Copy, Debug)]
+pub struct SummaryKey<'a> {
+    pub url: &'a str,
+    pub content_hash: &'a str,
+    pub model: &'a str,
+    pub prompt_version: i32,
+}
+
 impl Store {
     /// Notes that `item.source_name` returned an entry that was not stored, and why (the latest
     /// sighting wins).
@@ -367,35 +377,41 @@ impl Store {
         Ok(())
     }
 
-    /// A cached abstractive summary for (article, model).
-    pub async fn cached_summary(
-        &self,
-        article_id: i64,
-        model: &str,
-    ) -> StoreResult<Option<String>> {
+    /// A cached model summary for (URL, content hash, model, prompt version); `Some("")`
+    /// records an answer that was rejected.
+    pub async fn cached_summary(&self, key: &SummaryKey<'_>) -> StoreResult<Option<String>> {
         with_pool!(self, p => {
-            Ok(sqlx::query_scalar("SELECT summary FROM summaries WHERE article_id = $1 AND model = $2")
-                .bind(article_id)
-                .bind(model)
-                .fetch_optional(p)
-                .await?)
+            Ok(sqlx::query_scalar(
+                "SELECT summary FROM summaries
+                 WHERE url = $1 AND content_hash = $2 AND model = $3 AND prompt_version = $4",
+            )
+            .bind(key.url)
+            .bind(key.content_hash)
+            .bind(key.model)
+            .bind(key.prompt_version)
+            .fetch_optional(p)
+            .await?)
         })
     }
 
+    /// Caches a model summary (empty: the answer was rejected) under `key`.
     pub async fn save_summary(
         &self,
-        article_id: i64,
-        model: &str,
+        key: &SummaryKey<'_>,
         summary: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         with_pool!(self, p => {
             sqlx::query(
-                "INSERT INTO summaries (article_id, model, summary, created_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (article_id, model) DO UPDATE SET summary = excluded.summary, created_at = excluded.created_at",
+                "INSERT INTO summaries (url, content_hash, model, prompt_version, summary, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (url, content_hash, model, prompt_version)
+                 DO UPDATE SET summary = excluded.summary, created_at = excluded.created_at",
             )
-            .bind(article_id)
-            .bind(model)
+            .bind(key.url)
+            .bind(key.content_hash)
+            .bind(key.model)
+            .bind(key.prompt_version)
             .bind(summary)
             .bind(now)
             .execute(p)

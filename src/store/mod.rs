@@ -25,7 +25,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
-pub use articles::{ArticleUpsert, DroppedItem};
+pub use articles::{ArticleUpsert, DroppedItem, SummaryKey};
 pub use bounces::{
     BounceEventDetail, BounceEventFilter, BounceEventRecord, BounceRates, LastBounce,
     MAX_RAW_BYTES, NewBounceEvent, Recorded, ReportMatch,

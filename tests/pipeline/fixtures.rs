@@ -1,6 +1,6 @@
 //! A loopback fixture server for the pipeline tests: the Algolia HN search API (honouring
 //! numericFilters and paging, reporting nbHits like the real API), Lobsters JSON, RSS with ETag,
-//! Atom, JSON Feed, a malformed feed, article pages and a fake chat-completions endpoint.
+//! Atom, JSON Feed, a malformed feed, and article pages.
 
 use std::sync::{Arc, Mutex};
 
@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -51,7 +51,6 @@ struct Inner {
     stories: Vec<Story>,
     queries: Vec<HnQuery>,
     headers: Vec<(String, HeaderMap)>,
-    llm_calls: usize,
 }
 
 #[derive(Clone)]
@@ -179,7 +178,6 @@ impl FixtureServer {
                 }),
             )
             .route("/page/{name}", get(page))
-            .route("/v1/chat/completions", post(chat))
             .with_state(state);
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -196,10 +194,6 @@ impl FixtureServer {
 
     pub fn hn_queries(&self) -> Vec<HnQuery> {
         self.inner.lock().unwrap().queries.clone()
-    }
-
-    pub fn llm_calls(&self) -> usize {
-        self.inner.lock().unwrap().llm_calls
     }
 
     pub fn saw_header(&self, path: &str, name: &str, value: &str) -> bool {
@@ -363,33 +357,4 @@ async fn page(Path(name): Path<String>) -> Response {
         other => format!("<html><head><title>{other}</title></head><body><article><p>Some words about the {other} page for readers.</p></article></body></html>"),
     };
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
-}
-
-async fn chat(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    axum::Json(req): axum::Json<Value>,
-) -> Response {
-    if headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        != Some("Bearer sk-test")
-    {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    if req["model"] == "broken-model" {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "model exploded").into_response();
-    }
-    st.inner.lock().unwrap().llm_calls += 1;
-    let user = req["messages"][1]["content"].as_str().unwrap_or_default();
-    let title = user
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim_start_matches("Title: ");
-    let content = format!(
-        "Model summary of {title}: a concise and factual paragraph that explains what the article covers for readers of the digest."
-    );
-    axum::Json(json!({"choices": [{"message": {"role": "assistant", "content": content}}]}))
-        .into_response()
 }

@@ -27,8 +27,8 @@ mod tests;
 use file::RawSettings;
 pub use secret::{MIN_PUBLIC_SECRET_LEN, PLACEHOLDER_SECRET, Secret, redact_url};
 pub use sections::{
-    DatabaseSettings, DeliverySettings, DkimSettings, FetchSettings, SmtpSettings, SourceKind,
-    SourceSettings, SummarizerKind, SummarizerSettings, TlsMode, TransportKind,
+    DatabaseSettings, DeliverySettings, DkimSettings, FetchSettings, RankingSettings, SmtpSettings,
+    SourceKind, SourceSettings, SummarizerKind, SummarizerSettings, TlsMode, TransportKind,
 };
 pub use typed::{
     BouncesSettings, NewsletterSettings, ScheduleSettings, TopicSettings, WebSettings,
@@ -63,6 +63,7 @@ pub struct Settings {
     pub fetch: FetchSettings,
     pub summarizer: SummarizerSettings,
     pub bounces: BouncesSettings,
+    pub ranking: RankingSettings,
     pub sources: Vec<SourceSettings>,
     pub topics: Vec<TopicSettings>,
 }

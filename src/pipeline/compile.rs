@@ -1,7 +1,8 @@
 //! Compiling digests from the store. Every way to compile or preview an issue (`compile`,
 //! `run`, `send`, the scheduler, `preview`) comes through [`compile_topics`] or
 //! [`preview_digest`], and both build digests the same way ([`build_digests`]): the articles of
-//! every period wanted are loaded once, classified for all topics in one pass with one
+//! every period wanted are loaded once, merged into one entry per story (`story`), ranked
+//! against each source's recent points ([`ranking_weights`]), classified for all topics in one pass with one
 //! classifier (`select::choose_all`, the path `benches/pipeline.rs` measures), then summarised
 //! per topic (abstractive when configured, extractive otherwise) and frozen.
 
@@ -12,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::rank::Weights;
 use super::select::{self, TopicPeriod, Window};
-use super::{abstractive, period, summarize};
+use super::{abstractive, period, story, summarize};
 use crate::config::{Settings, TopicSettings};
 use crate::domain::{Article, Digest};
 use crate::store::{Store, StoredIssue};
@@ -61,14 +62,14 @@ async fn build_digests(
     ) else {
         return Ok(Vec::new());
     };
-    let articles = store.articles_between(start, end).await?;
+    let stories = story::merge_stories(store.articles_between(start, end).await?);
+    let articles = &stories.articles;
     let mut earlier = Vec::with_capacity(wanted.len());
     for (topic, window) in wanted {
-        earlier.push(
-            store
-                .articles_in_earlier_issues(&topic.slug, window.end)
-                .await?,
-        );
+        let carried = store
+            .articles_in_earlier_issues(&topic.slug, window.end)
+            .await?;
+        earlier.push(stories.remap_earlier(&carried));
     }
     let periods: Vec<TopicPeriod<'_>> = wanted
         .iter()
@@ -79,8 +80,8 @@ async fn build_digests(
             earlier,
         })
         .collect();
-    let weights = Weights::from_sources(&settings.sources);
-    let chosen = select::choose_all(&periods, &articles, &weights)?;
+    let weights = ranking_weights(settings, store, start, end).await?;
+    let chosen = select::choose_all(&periods, articles, &weights)?;
     let mut digests = Vec::with_capacity(periods.len());
     for (period, chosen) in periods.iter().zip(&chosen) {
         let list: Vec<&Article> = chosen.iter().map(|r| r.article).collect();
@@ -98,6 +99,23 @@ async fn build_digests(
         ));
     }
     Ok(digests)
+}
+
+/// The ranking inputs for periods ending by `end` and starting at `start`: the sources'
+/// weights, `[ranking] default_percentile`, and every source's points over the trailing
+/// `[ranking] trailing_days` before `end` (at least back to `start`). Compiling and `explain`
+/// read points against the same distributions through this.
+pub async fn ranking_weights(
+    settings: &Settings,
+    store: &Store,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> anyhow::Result<Weights> {
+    let trailing = end - chrono::Duration::days(i64::from(settings.ranking.trailing_days));
+    let points = store.recent_points(trailing.min(start), end).await?;
+    Ok(Weights::from_sources(&settings.sources)
+        .with_default_percentile(settings.ranking.default_percentile)
+        .with_recent_points(points))
 }
 
 /// What compiling a topic needs once its period and frozen issue are known.

@@ -340,9 +340,11 @@ pub fn build_digest(
     }
 }
 
-/// Classify + rank + compile for many topics over one set of in-memory articles, with
-/// extractive summaries: [`choose_all`] (the path production compiles through) and
-/// [`build_digest`], without the store. This is what the benchmark measures.
+/// Merge stories + classify + rank + compile for many topics over one set of in-memory
+/// articles, with extractive summaries: `story::merge_stories`, [`choose_all`] (the path
+/// production compiles through) and [`build_digest`], without the store. This is what the
+/// benchmark measures (including one copy of `articles`, which production does not make: it
+/// merges the vector it loaded).
 pub fn compile_all(
     topics: &[TopicSettings],
     windows: &[Window],
@@ -354,10 +356,14 @@ pub fn compile_all(
         topics.len() == windows.len() && topics.len() == earlier.len(),
         "compile_all needs one window and one earlier-issue map per topic"
     );
+    let stories = super::story::merge_stories(articles.to_vec());
+    let articles = &stories.articles;
+    let earlier: Vec<HashMap<i64, i64>> =
+        earlier.iter().map(|e| stories.remap_earlier(e)).collect();
     let periods: Vec<TopicPeriod<'_>> = topics
         .iter()
         .zip(windows)
-        .zip(earlier)
+        .zip(&earlier)
         .map(|((topic, window), earlier)| TopicPeriod {
             topic,
             window: *window,
@@ -438,7 +444,7 @@ mod tests {
             window,
             earlier,
         };
-        explain_selection(period, articles, &Weights::default())
+        explain_selection(period, articles, &Weights::default().observing(articles))
             .unwrap()
             .0
     }
@@ -455,7 +461,8 @@ mod tests {
             window,
             earlier,
         };
-        let mut chosen = choose_all(&[period], articles, &Weights::default()).unwrap();
+        let mut chosen =
+            choose_all(&[period], articles, &Weights::default().observing(articles)).unwrap();
         assert_eq!(chosen.len(), 1);
         chosen.pop().unwrap()
     }
@@ -521,7 +528,7 @@ mod tests {
             &[w],
             &arts,
             &[HashMap::new()],
-            &Weights::default(),
+            &Weights::default().observing(&arts),
         )
         .unwrap();
         let a: Vec<i64> = ds[0].entries.iter().map(|e| e.article_id).collect();
@@ -627,7 +634,7 @@ mod tests {
                 earlier: &earlier_raft,
             },
         ];
-        let together = choose_all(&periods, &arts, &Weights::default()).unwrap();
+        let together = choose_all(&periods, &arts, &Weights::default().observing(&arts)).unwrap();
         assert_eq!(together.len(), 3);
         for (ti, (p, chosen)) in periods.iter().zip(&together).enumerate() {
             assert!(!chosen.is_empty(), "{}", p.topic.slug);

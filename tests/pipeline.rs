@@ -5,6 +5,7 @@
 mod compile;
 mod fixtures;
 mod hostile;
+mod ranking;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use tidings::config::Settings;
@@ -125,33 +126,36 @@ async fn fetch_merges_sources_and_preview_ranks_the_period(backend: Backend) {
     let titles: Vec<&str> = digest.entries.iter().map(|e| e.title.as_str()).collect();
     assert_eq!(
         titles,
+        // Each source's points as a percentile of its own recent points (HN: 80, 150, 302,
+        // 400, 500; Lobsters: 0, 41), feeds at the default 0.5, times the weight, summed.
         vec![
             "Raft consensus in practice",
-            "Paxos made simple again",
-            "Ask HN: How do you test distributed systems?",
             "<script>alert(1)</script> Raft tips",
             "CRDTs in the wild",
             "Fault-tolerant queues",
+            "Paxos made simple again",
             "Consensus on the edge",
+            "Ask HN: How do you test distributed systems?",
         ],
         "{digest:#?}"
     );
     // Cross-source merge: one article with both sources' points.
     let raft = &digest.entries[0];
     assert_eq!(raft.sources.len(), 2);
-    assert_eq!(raft.score, 343.0);
+    // HN 302 is the middle of five (0.5), Lobsters 41 the top of two (0.75).
+    assert_eq!(raft.score, 1.25);
     // A story without a URL uses its discussion page.
     assert_eq!(
-        digest.entries[2].url,
+        digest.entries[6].url,
         "https://news.ycombinator.com/item?id=300"
     );
     // The page's description leads the summary.
     assert!(
-        digest.entries[1]
+        digest.entries[4]
             .summary
             .starts_with("Paxos, revisited for practitioners."),
         "{}",
-        digest.entries[1].summary
+        digest.entries[4].summary
     );
     for e in &digest.entries {
         let words = e.summary.split_whitespace().count();
@@ -163,9 +167,9 @@ async fn fetch_merges_sources_and_preview_ranks_the_period(backend: Backend) {
         "preview stores no issue"
     );
 
-    let out = tidings::render::digest_text(&digest);
+    let out = tidings::render::digest_text(&digest, &settings.newsletter.title);
     assert!(
-        out.starts_with("Distributed Systems\nConsensus, fault tolerance"),
+        out.starts_with("Tidings\n\nDistributed Systems\n\nConsensus, fault tolerance"),
         "{out}"
     );
     assert!(out.contains("Articles from the last 7 days"));
@@ -620,7 +624,7 @@ async fn cli_fetch_then_preview_prints_the_digest(backend: Backend) {
         String::from_utf8_lossy(&preview.stderr)
     );
     assert!(
-        text.starts_with("Distributed Systems\n"),
+        text.starts_with("Tidings\n\nDistributed Systems\n"),
         "stdout carries the digest alone: {text}"
     );
     let first = text.find("Raft consensus in practice").unwrap();

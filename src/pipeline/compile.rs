@@ -1,10 +1,11 @@
 //! Compiling digests from the store. Every way to compile or preview an issue (`compile`,
 //! `run`, `send`, the scheduler, `preview`) comes through [`compile_topics`] or
 //! [`preview_digest`], and both build digests the same way ([`build_digests`]): the articles of
-//! every period wanted are loaded once, merged into one entry per story (`story`), ranked
-//! against each source's recent points ([`ranking_weights`]), classified for all topics in one pass with one
-//! classifier (`select::choose_all`, the path `benches/pipeline.rs` measures), then summarised
-//! per topic (abstractive when configured, extractive otherwise) and frozen.
+//! every period wanted are loaded once, merged into one entry per story within each distinct
+//! window (`select::stories_by_window`), ranked against each source's recent points
+//! ([`ranking_weights`]), classified for all topics of a window in one pass with one classifier
+//! (`select::choose_all`, the path `benches/pipeline.rs` measures), then summarised per topic
+//! (abstractive when configured, extractive otherwise) and frozen.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 use super::rank::Weights;
 use super::select::{self, TopicPeriod, Window};
-use super::{abstractive, period, story, summarize};
+use super::{abstractive, period, summarize};
 use crate::config::{Settings, TopicSettings};
 use crate::domain::{Article, Digest};
 use crate::store::{Store, StoredIssue};
@@ -62,43 +63,53 @@ async fn build_digests(
     ) else {
         return Ok(Vec::new());
     };
-    let stories = story::merge_stories(store.articles_between(start, end).await?);
-    let articles = &stories.articles;
-    let mut earlier = Vec::with_capacity(wanted.len());
+    let mut carried = Vec::with_capacity(wanted.len());
     for (topic, window) in wanted {
-        let carried = store
-            .articles_in_earlier_issues(&topic.slug, window.end)
-            .await?;
-        earlier.push(stories.remap_earlier(&carried));
+        carried.push(
+            store
+                .articles_in_earlier_issues(&topic.slug, window.end)
+                .await?,
+        );
     }
-    let periods: Vec<TopicPeriod<'_>> = wanted
-        .iter()
-        .zip(&earlier)
-        .map(|((topic, window), earlier)| TopicPeriod {
-            topic,
-            window: *window,
-            earlier,
-        })
-        .collect();
     let weights = ranking_weights(settings, store, start, end).await?;
-    let chosen = select::choose_all(&periods, articles, &weights)?;
-    let mut digests = Vec::with_capacity(periods.len());
-    for (period, chosen) in periods.iter().zip(&chosen) {
-        let list: Vec<&Article> = chosen.iter().map(|r| r.article).collect();
-        let mut by_id: HashMap<i64, String> =
-            abstractive::summaries(settings, store, &list, now).await;
-        digests.push(select::build_digest(
-            period.topic,
-            period.window,
-            chosen,
-            |a| {
-                by_id
-                    .remove(&a.id)
-                    .unwrap_or_else(|| summarize::extractive_summary(a))
-            },
-        ));
+    let windows: Vec<Window> = wanted.iter().map(|(_, w)| *w).collect();
+    let articles = store.articles_between(start, end).await?;
+    let mut digests: Vec<Option<Digest>> = vec![None; wanted.len()];
+    for (members, stories) in select::stories_by_window(&windows, articles) {
+        let earlier: Vec<HashMap<i64, i64>> = members
+            .iter()
+            .map(|&i| stories.remap_earlier(&carried[i]))
+            .collect();
+        let periods: Vec<TopicPeriod<'_>> = members
+            .iter()
+            .zip(&earlier)
+            .map(|(&i, earlier)| TopicPeriod {
+                topic: wanted[i].0,
+                window: wanted[i].1,
+                earlier,
+            })
+            .collect();
+        let chosen = select::choose_all(&periods, &stories.articles, &weights)?;
+        for ((&i, period), chosen) in members.iter().zip(&periods).zip(&chosen) {
+            let list: Vec<&Article> = chosen.iter().map(|r| r.article).collect();
+            let mut by_id: HashMap<i64, String> =
+                abstractive::summaries(settings, store, &list, now).await;
+            digests[i] = Some(select::build_digest(
+                period.topic,
+                period.window,
+                chosen,
+                |a| {
+                    by_id
+                        .remove(&a.id)
+                        .unwrap_or_else(|| summarize::extractive_summary(a))
+                },
+            ));
+        }
     }
-    Ok(digests)
+    digests
+        .into_iter()
+        .map(|d| d.ok_or_else(|| anyhow::anyhow!("no digest was built for a topic")))
+        .collect()
 }
 
 /// The ranking inputs for periods ending by `end` and starting at `start`: the sources'

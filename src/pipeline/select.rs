@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::classify::{ArticleText, Classifier, TopicMatch};
 use super::rank::{self, Decision, RankKey, Weights, walk_ranked};
+use super::story::{Stories, merge_stories};
 use crate::config::TopicSettings;
 use crate::domain::{Article, Digest, DigestEntry, SourceLine};
 
@@ -314,7 +315,9 @@ pub fn build_digest(
             domain: r.article.domain.clone(),
             published_at: r.article.published_at,
             summary: summary(r.article),
-            score: r.score,
+            // Six decimals: frozen issues keep the score as JSON, and a shorter number reads
+            // back as exactly the same f64.
+            score: (r.score * 1e6).round() / 1e6,
             sources: r
                 .article
                 .sources
@@ -340,9 +343,42 @@ pub fn build_digest(
     }
 }
 
+/// The articles of each distinct window among `windows`, merged into one entry per story
+/// (`story::merge_stories`): (the indices of the windows equal to it, its stories). Stories are
+/// merged within each window alone, so a topic's digest never depends on which other topics
+/// are compiled with it. With one window (the usual case: every topic on one schedule) the
+/// articles are moved, not copied.
+pub fn stories_by_window(windows: &[Window], articles: Vec<Article>) -> Vec<(Vec<usize>, Stories)> {
+    let mut distinct: Vec<(Window, Vec<usize>)> = Vec::new();
+    for (i, w) in windows.iter().enumerate() {
+        match distinct.iter_mut().find(|(d, _)| d == w) {
+            Some((_, members)) => members.push(i),
+            None => distinct.push((*w, vec![i])),
+        }
+    }
+    if let [(w, members)] = distinct.as_slice() {
+        let inside = articles
+            .into_iter()
+            .filter(|a| w.contains(a.published_at))
+            .collect();
+        return vec![(members.clone(), merge_stories(inside))];
+    }
+    distinct
+        .into_iter()
+        .map(|(w, members)| {
+            let inside = articles
+                .iter()
+                .filter(|a| w.contains(a.published_at))
+                .cloned()
+                .collect();
+            (members, merge_stories(inside))
+        })
+        .collect()
+}
+
 /// Merge stories + classify + rank + compile for many topics over one set of in-memory
-/// articles, with extractive summaries: `story::merge_stories`, [`choose_all`] (the path
-/// production compiles through) and [`build_digest`], without the store. This is what the
+/// articles, with extractive summaries: [`stories_by_window`], [`choose_all`] per window (the
+/// path production compiles through) and [`build_digest`], without the store. This is what the
 /// benchmark measures (including one copy of `articles`, which production does not make: it
 /// merges the vector it loaded).
 pub fn compile_all(
@@ -356,33 +392,35 @@ pub fn compile_all(
         topics.len() == windows.len() && topics.len() == earlier.len(),
         "compile_all needs one window and one earlier-issue map per topic"
     );
-    let stories = super::story::merge_stories(articles.to_vec());
-    let articles = &stories.articles;
-    let earlier: Vec<HashMap<i64, i64>> =
-        earlier.iter().map(|e| stories.remap_earlier(e)).collect();
-    let periods: Vec<TopicPeriod<'_>> = topics
-        .iter()
-        .zip(windows)
-        .zip(&earlier)
-        .map(|((topic, window), earlier)| TopicPeriod {
-            topic,
-            window: *window,
-            earlier,
-        })
-        .collect();
-    let chosen = choose_all(&periods, articles, weights)?;
-    Ok(periods
-        .iter()
-        .zip(&chosen)
-        .map(|(p, chosen)| {
-            build_digest(
+    let mut digests: Vec<Option<Digest>> = vec![None; topics.len()];
+    for (members, stories) in stories_by_window(windows, articles.to_vec()) {
+        let earlier: Vec<HashMap<i64, i64>> = members
+            .iter()
+            .map(|&i| stories.remap_earlier(&earlier[i]))
+            .collect();
+        let periods: Vec<TopicPeriod<'_>> = members
+            .iter()
+            .zip(&earlier)
+            .map(|(&i, earlier)| TopicPeriod {
+                topic: &topics[i],
+                window: windows[i],
+                earlier,
+            })
+            .collect();
+        let chosen = choose_all(&periods, &stories.articles, weights)?;
+        for ((&i, p), chosen) in members.iter().zip(&periods).zip(&chosen) {
+            digests[i] = Some(build_digest(
                 p.topic,
                 p.window,
                 chosen,
                 super::summarize::extractive_summary,
-            )
-        })
-        .collect())
+            ));
+        }
+    }
+    digests
+        .into_iter()
+        .map(|d| d.ok_or_else(|| anyhow::anyhow!("no digest was built for a topic")))
+        .collect()
 }
 
 #[cfg(test)]

@@ -217,10 +217,10 @@ pub async fn explain(
     };
     let articles = &stories.articles;
     let rep = stories.story_of(article.id);
-    if rep != article.id {
-        if let Some(entry) = articles.iter().find(|a| a.id == rep) {
-            out.merged_into = Some((rep, entry.url.clone(), entry.title.clone()));
-        }
+    if rep != article.id
+        && let Some(entry) = articles.iter().find(|a| a.id == rep)
+    {
+        out.merged_into = Some((rep, entry.url.clone(), entry.title.clone()));
     }
     out.merged = stories.merged.get(&rep).cloned().unwrap_or_default();
     let (selection, matches) = select::explain_selection(period, articles, &weights)?;

@@ -505,9 +505,9 @@ async fn the_same_story_under_two_urls_is_one_entry_with_both_sources(backend: B
         ])
         .await;
     assert!(
-        post.contains(&format!(
+        post.contains(
             "/page/gpu-mirror (\"Async/await on the GPU | VectorWare\"): titles match: 3 shared word(s) (async await gpu), Jaccard 0.75, containment 1.00"
-        )),
+        ),
         "{post}"
     );
     // Both sources count: each one's percentile of its own recent points, summed.

@@ -471,6 +471,24 @@ async fn the_same_story_under_two_urls_is_one_entry_with_both_sources(backend: B
         "{text}"
     );
     assert!(!text.contains("gpu-mirror"), "{text}");
+    // The HTML part says the same in its header: title line, topic, description, period.
+    let html = cli
+        .stdout(&["preview", "--topic", "gpu", "--at", AT, "--format", "html"])
+        .await;
+    let order: Vec<Option<usize>> = [
+        ">Tidings Weekly</p>",
+        ">GPU</h1>",
+        ">Programming graphics processors.</p>",
+        ">Articles from the last 7 days</p>",
+        ">01</span>",
+    ]
+    .iter()
+    .map(|needle| html.find(needle))
+    .collect();
+    assert!(
+        order.iter().all(Option::is_some) && order.is_sorted(),
+        "{order:?}: {html}"
+    );
     // A near miss (another version) stays an entry of its own.
     assert!(text.contains("Rust GPU 1.80 released"), "{text}");
     assert!(text.contains("Rust GPU 1.81 released"), "{text}");

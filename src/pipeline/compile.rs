@@ -75,7 +75,7 @@ async fn build_digests(
     let windows: Vec<Window> = wanted.iter().map(|(_, w)| *w).collect();
     let articles = store.articles_between(start, end).await?;
     let mut digests: Vec<Option<Digest>> = vec![None; wanted.len()];
-    for (members, stories) in select::stories_by_window(&windows, articles) {
+    for (members, stories) in select::stories_by_window(&windows, articles.into()) {
         let earlier: Vec<HashMap<i64, i64>> = members
             .iter()
             .map(|&i| stories.remap_earlier(&carried[i]))

@@ -204,7 +204,7 @@ pub async fn explain(
     } else {
         (
             story::Stories {
-                articles: vec![article.clone()],
+                articles: vec![article.clone()].into(),
                 ..Default::default()
             },
             earlier,

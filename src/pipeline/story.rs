@@ -15,6 +15,7 @@
 //! shorter) is at least [`MIN_CONTAINMENT`] contained in the longer. The thresholds were chosen
 //! on the labelled pairs of this module's unit tests (see `docs/pipeline.md`).
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
@@ -80,13 +81,14 @@ pub struct Merged {
 /// then the lowest id), with every member's sources (one per source name: the one with the
 /// most points), the earliest publication time and the first page found.
 #[derive(Clone, Debug, Default)]
-pub struct Stories {
-    pub articles: Vec<Article>,
+pub struct Stories<'a> {
+    /// Borrowed as given when nothing merged, so no article is copied.
+    pub articles: Cow<'a, [Article]>,
     /// Representative id -> the articles merged into it.
     pub merged: HashMap<i64, Vec<Merged>>,
 }
 
-impl Stories {
+impl Stories<'_> {
     /// The representative id of the story holding `article_id` (itself when not merged).
     pub fn story_of(&self, article_id: i64) -> i64 {
         self.merged
@@ -418,7 +420,13 @@ impl Groups {
 /// from an index of title words probed with each title's rarest words (prefix filtering: a
 /// pair that can match shares one of the shorter title's rarest `n - ceil(0.65 n) + 1` words),
 /// so the work stays near linear in the number of articles.
-pub fn merge_stories(articles: Vec<Article>) -> Stories {
+pub fn merge_stories(articles: Vec<Article>) -> Stories<'static> {
+    merge_stories_of(Cow::Owned(articles))
+}
+
+/// [`merge_stories`] of borrowed or owned articles: borrowed ones are copied only when some
+/// merge.
+pub fn merge_stories_of(articles: Cow<'_, [Article]>) -> Stories<'_> {
     let n = articles.len();
     let words: Vec<TitleWords> = articles.iter().map(|a| title_words(&a.title)).collect();
     let mut groups = Groups::new(&articles);
@@ -474,7 +482,13 @@ pub fn merge_stories(articles: Vec<Article>) -> Stories {
             }
         }
     }
-    assemble_stories(articles, groups, links)
+    if links.is_empty() {
+        return Stories {
+            articles,
+            merged: HashMap::new(),
+        };
+    }
+    assemble_stories(articles.into_owned(), groups, links)
 }
 
 /// Builds one article per group and the merge notes.
@@ -482,7 +496,7 @@ fn assemble_stories(
     articles: Vec<Article>,
     mut groups: Groups,
     links: Vec<(usize, usize, MergeReason)>,
-) -> Stories {
+) -> Stories<'static> {
     let n = articles.len();
     let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
     for i in 0..n {
@@ -491,7 +505,7 @@ fn assemble_stories(
     }
     if members.len() == n {
         return Stories {
-            articles,
+            articles: Cow::Owned(articles),
             merged: HashMap::new(),
         };
     }
@@ -553,7 +567,7 @@ fn assemble_stories(
         out.push(rep);
     }
     Stories {
-        articles: out,
+        articles: Cow::Owned(out),
         merged,
     }
 }

@@ -4,6 +4,7 @@
 use super::*;
 use crate::domain::PageInfo;
 use chrono::TimeZone;
+use std::borrow::Cow;
 
 /// Labelled title pairs: the same story under two titles (true), and near misses or
 /// different stories (false). The thresholds were chosen on these.
@@ -292,7 +293,7 @@ fn stories_never_span_more_than_the_limit() {
         })
         .collect();
     let stories = merge_stories(arts);
-    for a in &stories.articles {
+    for a in stories.articles.iter() {
         let members = stories.merged.get(&a.id).map_or(0, Vec::len);
         assert!(members <= 2, "{a:?}");
     }
@@ -313,5 +314,10 @@ fn many_distinct_titles_stay_distinct() {
             )
         })
         .collect();
+    let borrowed = merge_stories_of(Cow::Borrowed(&arts));
+    assert!(
+        matches!(borrowed.articles, Cow::Borrowed(_)),
+        "nothing merged: nothing copied"
+    );
     assert_eq!(merge_stories(arts).articles.len(), 2000);
 }

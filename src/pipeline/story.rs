@@ -9,7 +9,8 @@
 //!
 //! Titles are lower-cased, stripped of "Show HN:"-style prefixes, trailing "(2019)" and
 //! "[pdf]" tags, apostrophes and stop words, and each word is cut to a rough stem. Two titles
-//! match when their markers (numbers, versions, part numbers, negations) are the same set, they
+//! match when their markers (numbers, versions, part numbers, negations) are the same, in the
+//! same order, they
 //! share at least [`MIN_SHARED_WORDS`] words, and either their Jaccard similarity is at least
 //! [`MIN_JACCARD`] or the shorter (of at least 3 words, at most half the longer's length
 //! shorter) is at least [`MIN_CONTAINMENT`] contained in the longer. The thresholds were chosen
@@ -118,8 +119,9 @@ impl Stories<'_> {
 pub struct TitleWords {
     /// Stemmed words without stop words, markers included.
     pub words: BTreeSet<String>,
-    /// Numbers, versions, part numbers and negations: these must agree exactly.
-    pub markers: BTreeSet<String>,
+    /// Numbers, versions, part numbers and negations, in title order: these must agree
+    /// exactly ("story 2 of round 1" is not "story 1 of round 2").
+    pub markers: Vec<String>,
 }
 
 const STOP_WORDS: &[&str] = &[
@@ -334,7 +336,7 @@ pub fn title_words(title: &str) -> TitleWords {
             roman(&token).map(str::to_string)
         };
         if let Some(m) = marker {
-            out.markers.insert(m.clone());
+            out.markers.push(m.clone());
             out.words.insert(m);
             continue;
         }

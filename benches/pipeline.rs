@@ -292,7 +292,8 @@ fn main() {
     let hwm_after_gen = vm_hwm_kib();
     let windows = vec![Window { start, end }; topics.len()];
     let earlier = vec![HashMap::new(); topics.len()];
-    let weights = Weights::default();
+    // Points read against the articles' own distribution per source, as the store would hand it over.
+    let weights = Weights::default().observing(&articles);
     // How many articles each topic takes in (outside the timed runs), to show the input is
     // neither trivially empty nor all-matching.
     let classifier = Classifier::new(&topics).expect("classifier");

@@ -409,7 +409,10 @@ async fn preview_prints_text_html_and_a_complete_message() {
         "text",
     ]);
     let text = stdout(&text);
-    assert!(text.starts_with("Distributed Systems\n"), "{text}");
+    assert!(
+        text.starts_with("Tidings\n\nDistributed Systems\n"),
+        "{text}"
+    );
     assert!(
         text.contains("01  Sunday, February 8, 2026\nA fault-tolerant queue in Rust"),
         "{text}"

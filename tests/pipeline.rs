@@ -5,6 +5,7 @@
 mod compile;
 mod fixtures;
 mod hostile;
+mod ranking;
 mod summaries;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -126,29 +127,32 @@ async fn fetch_merges_sources_and_preview_ranks_the_period(backend: Backend) {
     let titles: Vec<&str> = digest.entries.iter().map(|e| e.title.as_str()).collect();
     assert_eq!(
         titles,
+        // Each source's points as a percentile of its own recent points (HN: 80, 150, 302,
+        // 400, 500; Lobsters: 0, 41), feeds at the default 0.5, times the weight, summed.
         vec![
             "Raft consensus in practice",
-            "Paxos made simple again",
-            "Ask HN: How do you test distributed systems?",
             "<script>alert(1)</script> Raft tips",
             "CRDTs in the wild",
             "Fault-tolerant queues",
+            "Paxos made simple again",
             "Consensus on the edge",
+            "Ask HN: How do you test distributed systems?",
         ],
         "{digest:#?}"
     );
     // Cross-source merge: one article with both sources' points.
     let raft = &digest.entries[0];
     assert_eq!(raft.sources.len(), 2);
-    assert_eq!(raft.score, 343.0);
+    // HN 302 is the middle of five (0.5), Lobsters 41 the top of two (0.75).
+    assert_eq!(raft.score, 1.25);
     // A story without a URL uses its discussion page.
     assert_eq!(
-        digest.entries[2].url,
+        digest.entries[6].url,
         "https://news.ycombinator.com/item?id=300"
     );
     // A four-word description is a tagline, not a summary: the page's sentences make it,
     // without the cookie banner.
-    let paxos = &digest.entries[1].summary;
+    let paxos = &digest.entries[4].summary;
     assert!(
         paxos.starts_with("The protocol lets a group of machines agree on one value"),
         "{paxos}"
@@ -164,9 +168,9 @@ async fn fetch_merges_sources_and_preview_ranks_the_period(backend: Backend) {
         "preview stores no issue"
     );
 
-    let out = tidings::render::digest_text(&digest);
+    let out = tidings::render::digest_text(&digest, &settings.newsletter.title);
     assert!(
-        out.starts_with("Distributed Systems\nConsensus, fault tolerance"),
+        out.starts_with("Tidings\n\nDistributed Systems\n\nConsensus, fault tolerance"),
         "{out}"
     );
     assert!(out.contains("Articles from the last 7 days"));
@@ -576,7 +580,7 @@ async fn cli_fetch_then_preview_prints_the_digest(backend: Backend) {
         String::from_utf8_lossy(&preview.stderr)
     );
     assert!(
-        text.starts_with("Distributed Systems\n"),
+        text.starts_with("Tidings\n\nDistributed Systems\n"),
         "stdout carries the digest alone: {text}"
     );
     let first = text.find("Raft consensus in practice").unwrap();

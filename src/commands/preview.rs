@@ -16,7 +16,10 @@ pub async fn run(ctx: &Context, args: crate::cli::PreviewArgs) -> CommandResult 
     let at = args.at.unwrap_or_else(now);
     let mut digest = crate::pipeline::preview_digest(&ctx.settings, &ctx.store, topic, at).await?;
     if args.format == PreviewFormat::Text {
-        print!("{}", crate::render::digest_text(&digest));
+        print!(
+            "{}",
+            crate::render::digest_text(&digest, &ctx.settings.newsletter.title)
+        );
         return Ok(());
     }
     if digest.entries.is_empty() {

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::secret::{PLACEHOLDER_SECRET, Secret};
 use super::sections::{
-    DatabaseSettings, DeliverySettings, DkimSettings, FetchSettings, SmtpSettings, SourceSettings,
-    SummarizerSettings,
+    DatabaseSettings, DeliverySettings, DkimSettings, FetchSettings, RankingSettings, SmtpSettings,
+    SourceSettings, SummarizerSettings,
 };
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -26,6 +26,7 @@ pub(crate) struct RawSettings {
     pub summarizer: SummarizerSettings,
     pub bounces: RawBounces,
     pub theme: RawTheme,
+    pub ranking: RankingSettings,
     #[serde(default)]
     pub sources: Vec<SourceSettings>,
     #[serde(default)]

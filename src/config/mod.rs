@@ -29,8 +29,8 @@ use file::RawSettings;
 pub use imap::ImapSettings;
 pub use secret::{MIN_PUBLIC_SECRET_LEN, PLACEHOLDER_SECRET, Secret, redact_url};
 pub use sections::{
-    DatabaseSettings, DeliverySettings, DkimSettings, FetchSettings, SmtpSettings, SourceKind,
-    SourceSettings, SummarizerKind, SummarizerSettings, TlsMode, TransportKind,
+    DatabaseSettings, DeliverySettings, DkimSettings, FetchSettings, RankingSettings, SmtpSettings,
+    SourceKind, SourceSettings, SummarizerKind, SummarizerSettings, TlsMode, TransportKind,
 };
 pub use typed::{
     AccentColor, BasicCredentials, BouncesSettings, NewsletterSettings, ScheduleSettings,
@@ -67,6 +67,7 @@ pub struct Settings {
     pub summarizer: SummarizerSettings,
     pub bounces: BouncesSettings,
     pub theme: ThemeSettings,
+    pub ranking: RankingSettings,
     pub sources: Vec<SourceSettings>,
     pub topics: Vec<TopicSettings>,
 }

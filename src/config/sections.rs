@@ -1,5 +1,5 @@
 //! The sections that are read as they are written, with their defaults: `[database]`,
-//! `[delivery]`, `[smtp]`, `[dkim]`, `[fetch]`, `[summarizer]` and `[[sources]]`. Their values
+//! `[delivery]`, `[smtp]`, `[dkim]`, `[fetch]`, `[summarizer]`, `[ranking]` and `[[sources]]`. Their values
 //! need no parsing beyond serde's; `validate.rs` checks their ranges.
 
 use std::fmt;
@@ -215,6 +215,25 @@ impl Default for SummarizerSettings {
             max_words: 130,
             max_requests_per_run: 50,
             concurrency: 4,
+        }
+    }
+}
+
+/// `[ranking]`: how sources' points are compared. Each source's points are read as a
+/// percentile of its own points over the trailing `trailing_days`; a source without points
+/// (a plain feed) or without history counts as `default_percentile` (0 to 1).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RankingSettings {
+    pub default_percentile: f64,
+    pub trailing_days: u32,
+}
+
+impl Default for RankingSettings {
+    fn default() -> Self {
+        RankingSettings {
+            default_percentile: 0.5,
+            trailing_days: 28,
         }
     }
 }

@@ -475,3 +475,26 @@ fn accent_colours_pick_a_readable_ink_and_decide_the_links() {
         assert!(AccentColor::parse(bad).is_none(), "{bad}");
     }
 }
+
+#[test]
+fn ranking_keys_are_checked_and_named() {
+    let s = Settings::default();
+    assert_eq!(s.ranking.default_percentile, 0.5);
+    assert_eq!(s.ranking.trailing_days, 28);
+    let s =
+        Settings::from_toml("[ranking]\ndefault_percentile = 0.8\ntrailing_days = 14\n").unwrap();
+    assert_eq!(
+        (s.ranking.default_percentile, s.ranking.trailing_days),
+        (0.8, 14)
+    );
+    for (bad, key) in [
+        ("default_percentile = 1.5", "ranking.default_percentile"),
+        ("default_percentile = -0.1", "ranking.default_percentile"),
+        ("trailing_days = 0", "ranking.trailing_days"),
+    ] {
+        let e = Settings::from_toml(&format!("[ranking]\n{bad}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(key), "{bad}: {e}");
+    }
+}

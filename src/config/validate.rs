@@ -48,6 +48,7 @@ impl RawSettings {
             summarizer: self.summarizer,
             bounces,
             theme,
+            ranking: self.ranking,
             sources: self.sources,
             topics,
         };
@@ -522,6 +523,13 @@ impl Settings {
                     "summarizer.model must be set when summarizer.kind = \"openai\"",
                 ));
             }
+        }
+        let r = &self.ranking;
+        if !(0.0..=1.0).contains(&r.default_percentile) {
+            return Err(err("ranking.default_percentile must be between 0 and 1"));
+        }
+        if r.trailing_days == 0 || r.trailing_days > 366 {
+            return Err(err("ranking.trailing_days must be between 1 and 366"));
         }
         let mut names = HashSet::new();
         for (i, src) in self.sources.iter().enumerate() {

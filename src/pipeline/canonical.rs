@@ -1,7 +1,8 @@
 //! Canonical article URLs, the dedupe key: the same story linked from several sources, with
 //! different tracking parameters, `www.`, default ports, fragments or a trailing slash, maps to
 //! one string. Built by ingest from the [`WebLink`]s sources return (sources know nothing of
-//! dedupe). Pure: no I/O.
+//! dedupe). [`link_target`] goes further for story merging (`pipeline::story`): the scheme,
+//! mobile and AMP hosts, `/amp` and `index.html` tails do not make another page. Pure: no I/O.
 
 use crate::domain::WebLink;
 
@@ -60,6 +61,29 @@ pub fn canonicalize(raw: &str) -> Option<String> {
     canonical_link(raw).map(|l| l.canonical)
 }
 
+/// The page a canonical URL points at, for merging stories: the scheme dropped, `m.`,
+/// `mobile.` and `amp.` hosts read as the site itself, and a trailing `/amp`, `/index.html`,
+/// `/index.htm` or `/index.php` dropped. Two articles with one link target are one story.
+pub fn link_target(canonical: &str) -> String {
+    let rest = canonical
+        .split_once("://")
+        .map_or(canonical, |(_, rest)| rest);
+    let (host, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let host = ["m.", "mobile.", "amp."]
+        .iter()
+        .find_map(|p| host.strip_prefix(p))
+        .filter(|h| h.contains('.'))
+        .unwrap_or(host);
+    let (path, query) = path.split_at(path.find('?').unwrap_or(path.len()));
+    let mut path = path;
+    for tail in ["/amp", "/index.html", "/index.htm", "/index.php"] {
+        if let Some(p) = path.strip_suffix(tail) {
+            path = p;
+        }
+    }
+    format!("{host}{}{query}", path.trim_end_matches('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +137,26 @@ mod tests {
         ] {
             assert!(canonical_link(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn link_targets_ignore_scheme_mobile_and_amp_variants() {
+        let t = |u: &str| link_target(&canonicalize(u).unwrap());
+        let base = t("https://example.com/post/1");
+        for v in [
+            "http://example.com/post/1",
+            "https://m.example.com/post/1",
+            "https://amp.example.com/post/1/",
+            "https://example.com/post/1/amp",
+            "https://example.com/post/1/index.html",
+        ] {
+            assert_eq!(t(v), base, "{v}");
+        }
+        assert_eq!(base, "example.com/post/1");
+        assert_ne!(t("https://example.com/post/2"), base);
+        assert_ne!(t("https://other.com/post/1"), base);
+        assert_eq!(t("https://example.com/item?id=5"), "example.com/item?id=5");
+        assert_ne!(t("https://m.com/x"), t("https://com/x"));
     }
 
     #[test]

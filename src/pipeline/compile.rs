@@ -1,9 +1,11 @@
 //! Compiling digests from the store. Every way to compile or preview an issue (`compile`,
 //! `run`, `send`, the scheduler, `preview`) comes through [`compile_topics`] or
 //! [`preview_digest`], and both build digests the same way ([`build_digests`]): the articles of
-//! every period wanted are loaded once, classified for all topics in one pass with one
-//! classifier (`select::choose_all`, the path `benches/pipeline.rs` measures), then summarised
-//! per topic (abstractive when configured, extractive otherwise) and frozen.
+//! every period wanted are loaded once, merged into one entry per story within each distinct
+//! window (`select::stories_by_window`), ranked against each source's recent points
+//! ([`ranking_weights`]), classified for all topics of a window in one pass with one classifier
+//! (`select::choose_all`, the path `benches/pipeline.rs` measures), then summarised per topic
+//! (abstractive when configured, extractive otherwise) and frozen.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -61,36 +63,61 @@ async fn build_digests(
     ) else {
         return Ok(Vec::new());
     };
-    let articles = store.articles_between(start, end).await?;
-    let mut earlier = Vec::with_capacity(wanted.len());
+    let mut carried = Vec::with_capacity(wanted.len());
     for (topic, window) in wanted {
-        earlier.push(
+        carried.push(
             store
                 .articles_in_earlier_issues(&topic.slug, window.end)
                 .await?,
         );
     }
-    let periods: Vec<TopicPeriod<'_>> = wanted
+    let weights = ranking_weights(settings, store, start, end).await?;
+    let windows: Vec<Window> = wanted.iter().map(|(_, w)| *w).collect();
+    let articles = store.articles_between(start, end).await?;
+    // Stories are merged per distinct window; every topic's entries are chosen first ...
+    let groups = select::stories_by_window(&windows, articles.into());
+    let earlier: Vec<Vec<HashMap<i64, i64>>> = groups
         .iter()
-        .zip(&earlier)
-        .map(|((topic, window), earlier)| TopicPeriod {
-            topic,
-            window: *window,
-            earlier,
+        .map(|(members, stories)| {
+            members
+                .iter()
+                .map(|&i| stories.remap_earlier(&carried[i]))
+                .collect()
         })
         .collect();
-    let weights = Weights::from_sources(&settings.sources);
-    let chosen = select::choose_all(&periods, &articles, &weights)?;
-    // One summarizer pass for every topic, so `max_requests_per_run` bounds the whole run.
-    let mut list: Vec<&Article> = chosen.iter().flatten().map(|r| r.article).collect();
+    let mut picked = Vec::with_capacity(wanted.len());
+    for ((members, stories), earlier) in groups.iter().zip(&earlier) {
+        let periods: Vec<TopicPeriod<'_>> = members
+            .iter()
+            .zip(earlier)
+            .map(|(&i, earlier)| TopicPeriod {
+                topic: wanted[i].0,
+                window: wanted[i].1,
+                earlier,
+            })
+            .collect();
+        let chosen = select::choose_all(&periods, &stories.articles, &weights)?;
+        picked.extend(
+            members
+                .iter()
+                .zip(periods)
+                .zip(chosen)
+                .map(|((&i, period), chosen)| (i, period, chosen)),
+        );
+    }
+    // ... then one summarizer pass for every topic, so `max_requests_per_run` bounds the run.
+    let mut list: Vec<&Article> = picked
+        .iter()
+        .flat_map(|(_, _, chosen)| chosen.iter().map(|r| r.article))
+        .collect();
     list.sort_by_key(|a| a.id);
     list.dedup_by_key(|a| a.id);
     let by_id = abstractive::summaries(settings, store, &list, now).await;
     let limits = summarize::Limits::from(&settings.summarizer);
     let mut written_by: HashMap<String, usize> = HashMap::new();
-    let mut digests = Vec::with_capacity(periods.len());
-    for (period, chosen) in periods.iter().zip(&chosen) {
-        digests.push(select::build_digest(
+    let mut digests: Vec<Option<Digest>> = vec![None; wanted.len()];
+    for (i, period, chosen) in &picked {
+        digests[*i] = Some(select::build_digest(
             period.topic,
             period.window,
             chosen,
@@ -107,7 +134,27 @@ async fn build_digests(
     if !written_by.is_empty() {
         tracing::info!(summaries = ?written_by, "summaries by summariser");
     }
-    Ok(digests)
+    digests
+        .into_iter()
+        .map(|d| d.ok_or_else(|| anyhow::anyhow!("no digest was built for a topic")))
+        .collect()
+}
+
+/// The ranking inputs for periods ending by `end` and starting at `start`: the sources'
+/// weights, `[ranking] default_percentile`, and every source's points over the trailing
+/// `[ranking] trailing_days` before `end` (at least back to `start`). Compiling and `explain`
+/// read points against the same distributions through this.
+pub async fn ranking_weights(
+    settings: &Settings,
+    store: &Store,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> anyhow::Result<Weights> {
+    let trailing = end - chrono::Duration::days(i64::from(settings.ranking.trailing_days));
+    let points = store.recent_points(trailing.min(start), end).await?;
+    Ok(Weights::from_sources(&settings.sources)
+        .with_default_percentile(settings.ranking.default_percentile)
+        .with_recent_points(points))
 }
 
 /// What compiling a topic needs once its period and frozen issue are known.

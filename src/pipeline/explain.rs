@@ -1,7 +1,9 @@
 //! `tidings explain`: why one article is or is not in a topic's digest for a period. The
-//! article is screened and ranked by the same rules as compiling (`select::TopicPeriod` and
-//! `select::explain_selection`, which keeps a verdict for every article), and when no article
-//! has the URL, what fetch noted about it.
+//! article is merged with the rest of its story, screened and ranked by the same rules as
+//! compiling (`story::merge_stories`, `compile::ranking_weights`, `select::TopicPeriod` and
+//! `select::explain_selection`, which keeps a verdict for every article); it shows each
+//! source's percentile and the score, which articles were merged into one entry and why, and,
+//! when no article has the URL, what fetch noted about it.
 
 use std::fmt;
 
@@ -9,9 +11,11 @@ use chrono::{DateTime, Utc};
 
 use super::canonical;
 use super::classify::TopicMatch;
+use super::compile::ranking_weights;
 use super::period;
-use super::rank::{self, Weights};
+use super::rank::{self, PercentileBasis, SourceScore};
 use super::select::{self, TopicPeriod, Verdict, Window};
+use super::story::{self, Merged};
 use crate::config::{Settings, SourceKind, TopicSettings};
 use crate::domain::Article;
 use crate::store::{DroppedItem, Store};
@@ -25,6 +29,13 @@ pub struct Explanation {
     pub article: Option<Article>,
     pub matched: Option<TopicMatch>,
     pub score: Option<f64>,
+    /// Each source's part of the score.
+    pub source_scores: Vec<SourceScore>,
+    /// The story's entry when the article was merged into another article's entry: (its id,
+    /// URL and title).
+    pub merged_into: Option<(i64, String, String)>,
+    /// The articles merged into this story's entry, and why.
+    pub merged: Vec<Merged>,
     pub verdict: Option<Verdict>,
     /// When no article has the URL: what fetch noted when it saw the entry and dropped it.
     pub dropped: Option<DroppedItem>,
@@ -88,6 +99,19 @@ impl fmt::Display for Explanation {
                 s.comments.map_or("-".into(), |c| c.to_string())
             )?;
         }
+        if let Some((id, url, title)) = &self.merged_into {
+            writeln!(
+                f,
+                "merged:    into the entry of article #{id} {url} ({title:?}), which ranks for both"
+            )?;
+        }
+        for m in &self.merged {
+            writeln!(
+                f,
+                "merged:    article #{} {} ({:?}): {}",
+                m.article_id, m.url, m.title, m.reason
+            )?;
+        }
         if let Some(m) = &self.matched {
             let list = |v: &[String]| {
                 if v.is_empty() {
@@ -107,8 +131,25 @@ impl fmt::Display for Explanation {
             writeln!(f, "excluded by:    {}", list(&m.excluded_by))?;
             writeln!(f, "relevance:      {}", m.relevance())?;
         }
+        for s in &self.source_scores {
+            let basis = match s.basis {
+                PercentileBasis::Recent { count } => format!(
+                    "{} points among {count} recent points of the source",
+                    s.points.unwrap_or_default()
+                ),
+                PercentileBasis::Default => "no points or history: default_percentile".into(),
+            };
+            writeln!(
+                f,
+                "rank:      {} percentile {:.2} ({basis}) x weight {} = {:.3}",
+                s.source_name, s.percentile, s.weight, s.score
+            )?;
+        }
         if let Some(s) = self.score {
-            writeln!(f, "score:     {s}")?;
+            writeln!(
+                f,
+                "score:     {s:.3} (sum over the entry's sources of percentile x weight)"
+            )?;
         }
         if let Some(s) = &self.summary {
             writeln!(
@@ -144,6 +185,9 @@ pub async fn explain(
         article: None,
         matched: None,
         score: None,
+        source_scores: Vec::new(),
+        merged_into: None,
+        merged: Vec::new(),
         verdict: None,
         dropped: None,
         last_fetch: None,
@@ -160,27 +204,51 @@ pub async fn explain(
             .collect();
         return Ok(out);
     };
-    let weights = Weights::from_sources(&settings.sources);
-    out.score = Some(rank::score(&article, &weights));
+    let weights = ranking_weights(settings, store, window.start, window.end).await?;
     let earlier = store
         .articles_in_earlier_issues(&topic.slug, window.end)
         .await?;
+    // Within the window the article is judged as part of its story, as compiling judges it.
+    let (stories, earlier) = if window.contains(article.published_at) {
+        let stories = story::merge_stories(store.articles_between(window.start, window.end).await?);
+        let earlier = stories.remap_earlier(&earlier);
+        (stories, earlier)
+    } else {
+        (
+            story::Stories {
+                articles: vec![article.clone()].into(),
+                ..Default::default()
+            },
+            earlier,
+        )
+    };
     let period = TopicPeriod {
         topic,
         window,
         earlier: &earlier,
     };
-    let articles = if period.in_window(&article) {
-        store.articles_between(window.start, window.end).await?
-    } else {
-        vec![article.clone()]
-    };
-    let (selection, matches) = select::explain_selection(period, &articles, &weights)?;
-    if let Some(i) = articles.iter().position(|a| a.id == article.id) {
+    let articles = &stories.articles;
+    let rep = stories.story_of(article.id);
+    if rep != article.id
+        && let Some(entry) = articles.iter().find(|a| a.id == rep)
+    {
+        out.merged_into = Some((rep, entry.url.clone(), entry.title.clone()));
+    }
+    out.merged = stories.merged.get(&rep).cloned().unwrap_or_default();
+    let (selection, matches) = select::explain_selection(period, articles, &weights)?;
+    let story = articles.iter().position(|a| a.id == rep);
+    if let Some(i) = story {
         out.matched = matches.get(i).cloned();
     }
-    out.verdict = selection.verdicts.get(&article.id).cloned();
-    out.summary = Some(super::abstractive::current_summary(settings, store, &article).await);
+    let story = story.and_then(|i| articles.get(i)).unwrap_or(&article);
+    out.score = Some(rank::score(story, &weights));
+    out.source_scores = story
+        .sources
+        .iter()
+        .map(|s| weights.source_score(s))
+        .collect();
+    out.verdict = selection.verdicts.get(&rep).cloned();
+    out.summary = Some(super::abstractive::current_summary(settings, store, story).await);
     out.article = Some(article);
     Ok(out)
 }

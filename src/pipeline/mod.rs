@@ -1,6 +1,7 @@
 //! The article pipeline: fetch sources, ingest (canonical URL, dedupe, merge), then per topic
-//! classify, rank, summarise and compile one digest per period. The scoring modules
-//! ([`canonical`], [`matcher`], [`classify`], [`rank`], [`select`], [`summarize`]) are pure;
+//! merge stories, classify, rank, summarise and compile one digest per period. The scoring
+//! modules ([`canonical`], [`story`], [`matcher`], [`classify`], [`rank`], [`select`],
+//! [`summarize`]) are pure;
 //! this module wires fetching and ingest to the store and the sources, [`compile`] compiles and
 //! previews digests from the store, and [`explain`](mod@explain) says why an article is in or out.
 
@@ -12,6 +13,7 @@ pub mod explain;
 pub mod matcher;
 pub mod rank;
 pub mod select;
+pub mod story;
 pub mod summarize;
 
 pub use compile::{

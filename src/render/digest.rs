@@ -191,7 +191,7 @@ impl PreparedDigest {
         }
         .render()?;
         let html = inline_css(&html)?;
-        let body = text::digest_body_text(digest);
+        let body = text::digest_body_text(digest, &head.title);
         let text = DigestText {
             body: &body,
             topic_name: &topic_name,
@@ -339,9 +339,10 @@ fn feedback_field(raw: &str) -> String {
     if out.is_empty() { "-".into() } else { out }
 }
 
-/// The digest body alone in the shared text layout, for `tidings preview --format text`.
-pub fn digest_text(digest: &Digest) -> String {
-    text::digest_body_text(digest)
+/// The digest body alone in the shared text layout (the newsletter's title line first), for
+/// `tidings preview --format text`.
+pub fn digest_text(digest: &Digest, newsletter_title: &str) -> String {
+    text::digest_body_text(digest, newsletter_title)
 }
 
 /// The digest as a web page fragment without personal links (for `/archive/{topic}/{issue}`

@@ -482,9 +482,14 @@ fn digest_text_follows_the_shared_layout() {
     e2.sources[0].name = "Some Feed".into();
     let mut d = digest(vec![e2, e]);
     d.topic_description = "Consensus and fault tolerance.".into();
-    let text = digest_text(&d);
+    let text = digest_text(&d, "Tidings");
+    // As the example digest opens: the newsletter's title line, the topic, its description and
+    // the period, each a paragraph.
     let expected = "\
+Tidings
+
 Distributed Systems
+
 Consensus and fault tolerance.
 
 Articles from the last 7 days

@@ -168,13 +168,21 @@ pub fn subject_line(digest: &Digest) -> String {
     format!("{head}{}{tail}", clean_line(&title, room))
 }
 
-/// The digest body in the shared plain-text layout (no footer).
-pub fn digest_body_text(digest: &Digest) -> String {
+/// The digest body in the shared plain-text layout (no footer). It opens as the example
+/// digest does: the newsletter's title line, the topic, its description and the period, each
+/// a paragraph of its own, then the numbered entries.
+pub fn digest_body_text(digest: &Digest, newsletter_title: &str) -> String {
     let mut out = String::with_capacity(512 + digest.entries.len() * 1600);
+    let title = clean_line(newsletter_title, MAX_NAME_CHARS);
+    if !title.is_empty() {
+        out.push_str(&title);
+        out.push_str("\n\n");
+    }
     out.push_str(&clean_line(&digest.topic_name, MAX_NAME_CHARS));
     out.push('\n');
     let description = clean_line(&digest.topic_description, 1000);
     if !description.is_empty() {
+        out.push('\n');
         out.push_str(&wrap(&description, WRAP_COLUMNS));
         out.push('\n');
     }

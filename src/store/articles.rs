@@ -419,4 +419,24 @@ impl Store {
         });
         Ok(())
     }
+
+    /// The points every source gave its stories published in `[start, end)`, as
+    /// (source name, points) pairs: each source's recent distribution, which ranking reads
+    /// points against (`pipeline::rank`). Sources without points (feeds) give none.
+    pub async fn recent_points(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        with_pool!(self, p => {
+            Ok(sqlx::query_as(
+                "SELECT source_name, points FROM article_sources
+                 WHERE points IS NOT NULL AND published_at >= $1 AND published_at < $2",
+            )
+            .bind(start)
+            .bind(end)
+            .fetch_all(p)
+            .await?)
+        })
+    }
 }

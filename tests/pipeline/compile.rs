@@ -8,7 +8,6 @@ use chrono::{DateTime, Duration, Utc};
 use tidings::config::Settings;
 use tidings::domain::FetchedItem;
 use tidings::pipeline;
-use tidings::pipeline::rank::Weights;
 use tidings::pipeline::select::compile_all;
 use tidings::store::Store;
 
@@ -118,7 +117,9 @@ async fn compile_topics_freezes_what_the_benchmarked_path_chooses(backend: Backe
         &windows,
         &articles,
         &earlier_maps,
-        &Weights::from_sources(&settings.sources),
+        &pipeline::compile::ranking_weights(&settings, &store, start, end)
+            .await
+            .unwrap(),
     )
     .unwrap();
 

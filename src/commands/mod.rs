@@ -2,8 +2,10 @@
 //! values and calling the same library functions the web app and scheduler use. Results go to
 //! stdout, logs and progress to stderr.
 
+mod backup;
 mod bounces;
 mod compile;
+mod db;
 mod deliveries;
 mod explain;
 mod fetch;
@@ -122,7 +124,18 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
     if let Command::Bounces(cmd) = cli.command {
         return bounces::run(cmd, cli.config.as_deref()).await;
     }
+    // `db copy` names both databases on the command line and needs no configuration.
+    if let Command::Db(cmd) = cli.command {
+        return db::run(cmd).await;
+    }
     let settings = Settings::load(cli.config.as_deref())?;
+    // Backup reads the database as it is; restore migrates it to the backup's version first.
+    if let Command::Backup(args) = cli.command {
+        return backup::backup(&settings, args).await;
+    }
+    if let Command::Restore(args) = cli.command {
+        return backup::restore(&settings, args).await;
+    }
     if let Command::Migrate = cli.command {
         // Connect without the migration `Context::open` runs, so the count is this run's.
         let db = &settings.database;
@@ -159,6 +172,7 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
         Command::Serve => serve::run(&ctx).await,
         Command::Status => status::run(&ctx).await,
         Command::Bounces(_) => Ok(()), // handled above
+        Command::Backup(_) | Command::Restore(_) | Command::Db(_) => Ok(()), // handled above
     };
     ctx.store.close().await;
     result

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod backup;
 mod bounces;
 mod bounces_ingest;
 mod bounces_seen;

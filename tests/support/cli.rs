@@ -106,6 +106,10 @@ pub const COMMANDS: &[&[&str]] = &[
     &["bounces", "ingest"],
     &["bounces", "list"],
     &["bounces", "show"],
+    &["backup"],
+    &["restore"],
+    &["db"],
+    &["db", "copy"],
 ];
 
 pub fn write(path: &Path, text: &str) {

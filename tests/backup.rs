@@ -217,13 +217,23 @@ async fn sqlite_copied_to_postgres_and_back_shows_the_same_everything() {
     assert_eq!(seen(&source, issue).await, before, "the source changed");
     assert_eq!(backup_rows(&backup_of(&source).await), rows_before);
 
-    // New rows in the copies get new ids: the sequences moved past the copied ones.
+    // New rows in the copies get ids the source never handed out: past the erased
+    // subscriber 5, not in its place.
     for url in [&pg, &back] {
         ok_on(
             url,
             &["subscribers", "add", "later@example.com", "--topic", "rust"],
         )
         .await;
+        let list: serde_json::Value =
+            serde_json::from_str(&ok_on(url, &["subscribers", "list", "--json"]).await).unwrap();
+        let later = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["email"] == "later@example.com")
+            .expect("later@ listed");
+        assert_eq!(later["id"], 6, "{url}: {list}");
     }
 }
 

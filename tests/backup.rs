@@ -7,7 +7,7 @@
 //! and row counts (times compared to the microsecond, PostgreSQL's precision); the source is
 //! unchanged; a backup taken while a writer runs restores to the
 //! state it captured; a non-empty target is refused with exit 2, naming the table; a damaged
-//! backup file is refused and leaves the target empty.
+//! backup file or one from a newer schema is refused and leaves the target empty.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -337,6 +337,13 @@ async fn a_backup_taken_while_a_writer_runs_restores_to_what_it_captured(backend
         "{label}: {export}"
     );
 
+    // Only its owner may read it: it holds every subscriber's address.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{label}: mode {mode:o}");
+    }
     // A backup never overwrites a file.
     let out = run_on(&url, &["backup", &file.display().to_string()]).await;
     assert_eq!(out.status.code(), Some(2), "{label}: {}", stderr(&out));
@@ -433,18 +440,20 @@ async fn a_truncated_backup_is_refused_and_leaves_the_target_empty(backend: Back
             .unwrap()
             .unwrap()
     };
-    let cut = backup_path();
-    {
+    let write_backup = |header: &str, rows: &[String]| {
         use std::io::Write as _;
+        let path = backup_path();
         let mut gz = flate2::write::GzEncoder::new(
-            std::fs::File::create(&cut).unwrap(),
+            std::fs::File::create(&path).unwrap(),
             flate2::Compression::fast(),
         );
-        for line in std::iter::once(&header).chain(&rows) {
+        for line in std::iter::once(header).chain(rows.iter().map(String::as_str)) {
             writeln!(gz, "{line}").unwrap();
         }
         gz.finish().unwrap();
-    }
+        path
+    };
+    let cut = write_backup(&header, &rows);
     let out = run_on(&target, &["restore", &cut.display().to_string()]).await;
     assert_eq!(out.status.code(), Some(1), "{label}: {}", stderr(&out));
     assert!(
@@ -459,6 +468,24 @@ async fn a_truncated_backup_is_refused_and_leaves_the_target_empty(backend: Back
             .count(),
         1,
         "{label}"
+    );
+    // A backup from a newer tidings (a schema this build does not know) is refused too.
+    let newer = header.replace("\"schema_version\":", "\"schema_version\":99");
+    assert_ne!(newer, header);
+    let full = backup_rows(&file);
+    let out = run_on(
+        &target,
+        &[
+            "restore",
+            &write_backup(&newer, &full).display().to_string(),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{label}: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("newer tidings"),
+        "{label}: {}",
+        stderr(&out)
     );
     // The whole file restores into the same, still empty, database.
     ok_on(&target, &["restore", &file.display().to_string()]).await;

@@ -1,8 +1,9 @@
-//! The backup file: gzip'd JSON lines (see the module comment of `copy` for the layout). The
-//! writer fills a temporary file beside the target and renames it into place only once the last
-//! line is written and synced, so a backup that fails half-way leaves no file that looks whole.
-//! The reader checks the format version, each table's row count and the closing line, so a
-//! truncated or damaged file is refused instead of half-restored.
+//! The backup file: gzip'd JSON lines (see the module comment of `copy` for the layout),
+//! readable by its owner alone (mode 0600). The writer fills a temporary file beside the target
+//! and renames it into place only once the last line is written and synced, so a backup that
+//! fails half-way leaves no file that looks whole. The reader checks the format version, each
+//! table's row count and the closing line, so a truncated or damaged file is refused instead of
+//! half-restored.
 //!
 //! File reads and writes are plain blocking I/O through buffers: these run in a command of their
 //! own, not beside the web app's tasks.
@@ -57,7 +58,12 @@ impl FileSink {
         let mut name = path.file_name().unwrap_or_default().to_os_string();
         name.push(format!(".partial-{}", std::process::id()));
         let partial = path.with_file_name(name);
-        let file = File::create_new(&partial).map_err(io_error(&partial))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        // Only the owner may read it: a backup holds every subscriber's address.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&partial).map_err(io_error(&partial))?;
         Ok(FileSink {
             path: path.to_path_buf(),
             partial,

@@ -67,6 +67,13 @@ pub enum Command {
     /// DKIM keys for signing the mail
     #[command(subcommand)]
     Dkim(DkimCommand),
+    /// Write a consistent backup of the configured database to FILE while `serve` keeps running
+    Backup(BackupArgs),
+    /// Load a backup FILE into the configured database, which must be empty
+    Restore(RestoreArgs),
+    /// Move data between databases
+    #[command(subcommand)]
+    Db(DbCommand),
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +130,36 @@ pub struct DkimKeygenArgs {
     /// Where to write the private key (never overwritten); default: SELECTOR.DOMAIN.dkim.pem
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup file to write (gzip'd JSON lines; an existing file is never overwritten)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A file written by `tidings backup`, from SQLite or PostgreSQL
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy every table from one database into another, empty one (SQLite to PostgreSQL or back); the source is only read
+    Copy(DbCopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DbCopyArgs {
+    /// The database to copy from (sqlite://PATH or postgres://...)
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// The empty database to copy into (sqlite://PATH, created when missing, or postgres://...)
+    #[arg(long, value_name = "URL")]
+    pub to: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod backup;
 mod bounces;
 mod bounces_imap;
 mod bounces_ingest;

@@ -2,8 +2,10 @@
 //! values and calling the same library functions the web app and scheduler use. Results go to
 //! stdout, logs and progress to stderr.
 
+mod backup;
 mod bounces;
 mod compile;
+mod db;
 mod deliveries;
 mod dkim;
 mod doctor;
@@ -126,14 +128,23 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
         return bounces::run(cmd, cli.config.as_deref()).await;
     }
     // `doctor` reports a configuration that does not load as one of its checks; `init` writes
-    // a configuration and `dkim keygen` a key: neither reads one.
+    // a configuration and `dkim keygen` a key: neither reads one; `db copy` names both
+    // databases on the command line.
     match cli.command {
         Command::Doctor(args) => return doctor::run(args, cli.config.as_deref()).await,
+        Command::Db(cmd) => return db::run(cmd).await,
         Command::Init(a) => return init::run(a).await,
         Command::Dkim(cmd) => return dkim::run(cmd),
         _ => {}
     }
     let settings = Settings::load(cli.config.as_deref())?;
+    // Backup reads the database as it is; restore migrates it to the backup's version first.
+    if let Command::Backup(args) = cli.command {
+        return backup::backup(&settings, args).await;
+    }
+    if let Command::Restore(args) = cli.command {
+        return backup::restore(&settings, args).await;
+    }
     if let Command::Migrate = cli.command {
         // Connect without the migration `Context::open` runs, so the count is this run's.
         let db = &settings.database;
@@ -170,6 +181,7 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
         Command::Serve => serve::run(&ctx).await,
         Command::Status => status::run(&ctx).await,
         Command::Bounces(_) | Command::Doctor(_) | Command::Init(_) | Command::Dkim(_) => Ok(()), // handled above
+        Command::Backup(_) | Command::Restore(_) | Command::Db(_) => Ok(()), // handled above
     };
     ctx.store.close().await;
     result

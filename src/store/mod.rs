@@ -8,6 +8,7 @@
 
 mod articles;
 mod bounces;
+pub mod copy;
 mod deliveries;
 mod health;
 mod issues;
@@ -173,6 +174,13 @@ impl Store {
         let store = Store::connect_with(url, max_connections, false).await?;
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Opens an existing database as it is: no migration, and a SQLite file that does not exist
+    /// is an error naming the path. For commands that only read (`backup`, the source of `db
+    /// copy`).
+    pub async fn open_as_is(url: &str, max_connections: u32) -> StoreResult<Store> {
+        Store::connect_with(url, max_connections, false).await
     }
 
     async fn connect_with(url: &str, max_connections: u32, create: bool) -> StoreResult<Store> {

@@ -110,6 +110,10 @@ pub const COMMANDS: &[&[&str]] = &[
     &["init"],
     &["dkim"],
     &["dkim", "keygen"],
+    &["backup"],
+    &["restore"],
+    &["db"],
+    &["db", "copy"],
 ];
 
 pub fn write(path: &Path, text: &str) {

@@ -11,6 +11,7 @@ mod cli;
 mod cli_input;
 mod delivery;
 mod e2e;
+mod extract;
 mod idn_relay;
 mod layering;
 mod lifecycle;

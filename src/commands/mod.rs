@@ -6,6 +6,7 @@ mod bounces;
 mod compile;
 mod deliveries;
 mod explain;
+mod extract;
 mod fetch;
 mod preview;
 mod retry;
@@ -122,6 +123,10 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
     if let Command::Bounces(cmd) = cli.command {
         return bounces::run(cmd, cli.config.as_deref()).await;
     }
+    // `extract` reads one page; it opens no database and needs no configuration file.
+    if let Command::Extract(args) = cli.command {
+        return extract::run(args, cli.config.as_deref()).await;
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     if let Command::Migrate = cli.command {
         // Connect without the migration `Context::open` runs, so the count is this run's.
@@ -159,6 +164,7 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
         Command::Serve => serve::run(&ctx).await,
         Command::Status => status::run(&ctx).await,
         Command::Bounces(_) => Ok(()), // handled above
+        Command::Extract(_) => Ok(()), // handled above
     };
     ctx.store.close().await;
     result

@@ -384,7 +384,11 @@ async fn fetch_pages(
                         .unwrap_or_default()
                         .to_ascii_lowercase();
                     if ct.is_empty() || ct.contains("html") {
-                        Ok(page::extract(&String::from_utf8_lossy(&body.body)))
+                        Ok(page::extract_document(
+                            &body.body,
+                            Some(&ct),
+                            Some(&body.final_url),
+                        ))
                     } else {
                         Err(format!("{url}: not an HTML page ({ct})"))
                     }

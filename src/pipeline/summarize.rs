@@ -202,6 +202,7 @@ mod tests {
                 "Accept all cookies to continue reading this page. {}",
                 long_text(30)
             )),
+            ..Default::default()
         };
         let s = extractive_summary(&article(Some(page), None, None));
         let n = words(&s);
@@ -215,6 +216,7 @@ mod tests {
         let page = PageInfo {
             description: None,
             text: Some(vec!["word"; 500].join(" ")),
+            ..Default::default()
         };
         let s = extractive_summary(&article(Some(page), None, None));
         assert!(words(&s) <= MAX_WORDS);

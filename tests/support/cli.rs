@@ -106,6 +106,7 @@ pub const COMMANDS: &[&[&str]] = &[
     &["bounces", "ingest"],
     &["bounces", "list"],
     &["bounces", "show"],
+    &["extract"],
 ];
 
 pub fn write(path: &Path, text: &str) {

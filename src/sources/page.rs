@@ -68,10 +68,18 @@ pub fn extract_page(html: &str, base: Option<&Url>) -> Page {
     let found = meta::read(&doc, base);
     let deep = text::depth(doc.tree.root()) > MAX_TREE_DEPTH;
     let main = if deep { None } else { main_text(html, base) };
-    let (paragraphs, extractor, extra) = match main {
+    let (mut paragraphs, extractor, extra) = match main {
         Some((p, extra)) if !p.is_empty() => (p, "trafilatura", extra),
         _ => (fallback(&doc), "fallback", meta::Meta::default()),
     };
+    // The headline is metadata, not text: a summary must not repeat it.
+    let titles = [found.title.as_deref(), extra.title.as_deref()];
+    if paragraphs
+        .first()
+        .is_some_and(|p| titles.iter().flatten().any(|t| same_words(p, t)))
+    {
+        paragraphs.remove(0);
+    }
     let text = text::join_capped(&paragraphs, MAX_PAGE_TEXT_BYTES);
     let info = PageInfo {
         description: found.description.or(extra.description),
@@ -123,6 +131,18 @@ fn main_text(html: &str, base: Option<&Url>) -> Option<(Vec<String>, meta::Meta)
         canonical: None,
     };
     Some((paragraphs, extra))
+}
+
+/// Whether two texts have the same words, case and punctuation aside.
+fn same_words(a: &str, b: &str) -> bool {
+    let words = |s: &str| {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+    };
+    let a = words(a);
+    !a.is_empty() && a == words(b)
 }
 
 /// The paragraphs of the page's `article`, else `main`, else `body`, without boilerplate

@@ -19,6 +19,8 @@ fn boilerplate_heavy_page_keeps_the_article_paragraphs_in_order() {
     assert_eq!(page.extractor, "trafilatura");
     let text = page.info.text.expect("main text");
     let paragraphs: Vec<&str> = text.split("\n\n").collect();
+    // The headline is the title, not the text's first paragraph.
+    assert!(text.starts_with("For twenty-six years"), "{text}");
     let first = paragraphs
         .iter()
         .position(|p| p.starts_with("For twenty-six years"))

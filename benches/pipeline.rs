@@ -189,6 +189,7 @@ fn main() {
                 page: Some(PageInfo {
                     description: None,
                     text: Some(text),
+                    ..Default::default()
                 }),
             }
         })

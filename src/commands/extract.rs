@@ -33,10 +33,10 @@ impl Input {
     /// An http(s) URL is fetched; anything else is a file name.
     fn parse(raw: &str) -> Input {
         let lower = raw.trim_start().to_ascii_lowercase();
-        if lower.starts_with("http://") || lower.starts_with("https://") {
-            if let Ok(url) = Url::parse(raw.trim()) {
-                return Input::Web(url);
-            }
+        if (lower.starts_with("http://") || lower.starts_with("https://"))
+            && let Ok(url) = Url::parse(raw.trim())
+        {
+            return Input::Web(url);
         }
         Input::File(PathBuf::from(raw))
     }

@@ -187,6 +187,7 @@ fn article(title: &str, description: Option<String>, text: &str) -> Article {
         page: Some(PageInfo {
             description,
             text: Some(text.to_string()),
+            ..Default::default()
         }),
     }
 }
@@ -284,6 +285,7 @@ fn main() {
                 page: Some(PageInfo {
                     description: None,
                     text: Some(text),
+                    ..Default::default()
                 }),
             }
         })

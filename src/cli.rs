@@ -74,6 +74,8 @@ pub enum Command {
     /// Move data between databases
     #[command(subcommand)]
     Db(DbCommand),
+    /// Print a page's title, metadata, main text and the summary tidings makes of it, from a file or a URL (needs no configuration file or database)
+    Extract(ExtractArgs),
 }
 
 #[derive(Debug, Args)]
@@ -415,6 +417,19 @@ pub struct RunArgs {
     /// Run as if it were this time (RFC 3339; default now)
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// A local HTML file, or an http(s) URL fetched with the same guarded client sources use
+    #[arg(value_name = "FILE|URL")]
+    pub source: String,
+    /// The page's own address, for a local file: resolves its relative links and names it
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Print one JSON object: url, title, description, author, published, text, words, summary, summary_source
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

@@ -99,7 +99,9 @@ fn init_tracing(filter: Option<&str>) {
     let filter = filter
         .map(EnvFilter::new)
         .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("info,sqlx=warn,hyper=warn,reqwest=warn"));
+        .unwrap_or_else(|| {
+            EnvFilter::new("info,sqlx=warn,hyper=warn,reqwest=warn,trafilatura=warn")
+        });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -15,6 +15,7 @@ mod cli_input;
 mod delivery;
 mod doctor;
 mod e2e;
+mod extract;
 mod idn_relay;
 mod layering;
 mod lifecycle;

@@ -10,6 +10,7 @@ mod deliveries;
 mod dkim;
 mod doctor;
 mod explain;
+mod extract;
 mod fetch;
 mod init;
 mod preview;
@@ -129,10 +130,11 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
     }
     // `doctor` reports a configuration that does not load as one of its checks; `init` writes
     // a configuration and `dkim keygen` a key: neither reads one; `db copy` names both
-    // databases on the command line.
+    // databases on the command line; `extract` reads one page.
     match cli.command {
         Command::Doctor(args) => return doctor::run(args, cli.config.as_deref()).await,
         Command::Db(cmd) => return db::run(cmd).await,
+        Command::Extract(args) => return extract::run(args, cli.config.as_deref()).await,
         Command::Init(a) => return init::run(a).await,
         Command::Dkim(cmd) => return dkim::run(cmd),
         _ => {}
@@ -182,6 +184,7 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
         Command::Status => status::run(&ctx).await,
         Command::Bounces(_) | Command::Doctor(_) | Command::Init(_) | Command::Dkim(_) => Ok(()), // handled above
         Command::Backup(_) | Command::Restore(_) | Command::Db(_) => Ok(()), // handled above
+        Command::Extract(_) => Ok(()),                                       // handled above
     };
     ctx.store.close().await;
     result

@@ -39,11 +39,21 @@ pub struct ArticleSource {
     pub published_at: DateTime<Utc>,
 }
 
-/// What was extracted from the linked page, cached in the store.
+/// What was extracted from the linked page. The store caches `description` and `text`; the
+/// metadata (`title`, `author`, `published`) is read from the page each time it is extracted.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PageInfo {
     pub description: Option<String>,
+    /// The article's main text: paragraphs (headings and list items among them) separated by a
+    /// blank line, white space collapsed within each, at most 100 KB.
     pub text: Option<String>,
+    /// The article's own title (JSON-LD headline, Open Graph, `<title>` without the site name).
+    pub title: Option<String>,
+    /// Who wrote it, several authors joined by ", ".
+    pub author: Option<String>,
+    /// When it was published, in UTC (a date alone reads as midnight UTC).
+    pub published: Option<DateTime<Utc>>,
 }
 
 /// An ingested article: one per canonical URL, merging every source that carried it.

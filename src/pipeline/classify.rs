@@ -562,6 +562,7 @@ mod tests {
                 page: Some(crate::domain::PageInfo {
                     description: None,
                     text: Some(body.into()),
+                    ..Default::default()
                 }),
             };
             scanner.members(&article, &mut out);

@@ -386,7 +386,12 @@ async fn fetch_pages(
                         .unwrap_or_default()
                         .to_ascii_lowercase();
                     if ct.is_empty() || ct.contains("html") {
-                        Ok(page::extract(&String::from_utf8_lossy(&body.body)))
+                        // Extraction is CPU work (tens of ms a page): off the async workers.
+                        tokio::task::spawn_blocking(move || {
+                            page::extract_document(&body.body, Some(&ct), Some(&body.final_url))
+                        })
+                        .await
+                        .map_err(|e| format!("{url}: page extraction failed: {e}"))
                     } else {
                         Err(format!("{url}: not an HTML page ({ct})"))
                     }

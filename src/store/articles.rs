@@ -88,6 +88,7 @@ fn assemble(
                 PageInfo {
                     description: p.description,
                     text: p.text,
+                    ..Default::default()
                 },
             )
         })

@@ -114,6 +114,7 @@ pub const COMMANDS: &[&[&str]] = &[
     &["restore"],
     &["db"],
     &["db", "copy"],
+    &["extract"],
 ];
 
 pub fn write(path: &Path, text: &str) {

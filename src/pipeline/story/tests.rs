@@ -202,6 +202,7 @@ fn one_story_under_two_urls_becomes_one_entry_with_every_source() {
     mirror.page = Some(PageInfo {
         description: Some("d".into()),
         text: None,
+        ..PageInfo::default()
     });
     let arts = vec![
         art(

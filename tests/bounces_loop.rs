@@ -93,6 +93,15 @@ async fn reports_for_a_sent_digest_end_in_the_right_status_and_suppression(backe
             Some("<soft-2@mx.example.org>"),
         ),
     ];
+    // `bounces parse` (nothing stored) already names the delivery the hard bounce is about.
+    let file = op.env.path("hard-bounce.eml");
+    std::fs::write(&file, &reports[0].1).expect("write report");
+    let out = op
+        .run(&["bounces", "parse", &file.display().to_string()])
+        .await;
+    assert!(out.status.success(), "{label}: {}", stderr(&out));
+    let parsed: Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON line");
+    assert!(parsed["delivery_id"].is_i64(), "{label}: {parsed}");
     for (verp, text) in &reports {
         let out = pipe(&op.env, &["--recipient", verp], text.as_bytes());
         assert!(out.status.success(), "{label}: {}", stderr(&out));
@@ -105,6 +114,10 @@ async fn reports_for_a_sent_digest_end_in_the_right_status_and_suppression(backe
     assert_eq!(events.len(), 5, "{label}: {events:?}");
     assert!(
         events.iter().all(|e| e["delivery_id"].is_i64()),
+        "{label}: {events:?}"
+    );
+    assert_eq!(
+        events[0]["delivery_id"], parsed["delivery_id"],
         "{label}: {events:?}"
     );
 

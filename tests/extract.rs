@@ -75,11 +75,16 @@ async fn a_file_gives_title_metadata_summary_and_main_text_without_any_configura
         );
     }
     let (head, body) = text.split_once("\ntext:\n").expect("a text section");
+    // The page's description is a real summary, so it leads and the article's sentences follow.
     let summary = head
-        .split_once("\nsummary (extractive):\n")
+        .split_once("\nsummary (description+extractive):\n")
         .expect("a summary section")
         .1
         .trim();
+    assert!(
+        summary.starts_with("A volunteer team moved 48,000 records"),
+        "{summary}"
+    );
     assert!(summary.split_whitespace().count() >= 20, "{summary}");
     assert!(body.contains("The volunteers won. Over nine weeks, a team of eleven people"));
     assert!(body.contains("\n\nKeeping the doors open\n\n"), "{body}");
@@ -143,7 +148,7 @@ async fn json_has_every_field_with_words_counted_and_paragraphs_kept() {
         v["words"]
     );
     assert!(v["summary"].as_str().is_some_and(|s| !s.is_empty()));
-    assert_eq!(v["summary_source"], "extractive");
+    assert_eq!(v["summary_source"], "description+extractive");
 }
 
 #[tokio::test]

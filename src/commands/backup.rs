@@ -5,7 +5,7 @@
 
 use crate::cli::{BackupArgs, RestoreArgs};
 use crate::commands::CommandResult;
-use crate::commands::db::{ProgressBar, copy_error, print_summary};
+use crate::commands::db::{ProgressBar, ROWS, copy_error, print_summary};
 use crate::config::Settings;
 use crate::store::Store;
 
@@ -13,7 +13,7 @@ pub async fn backup(settings: &Settings, args: BackupArgs) -> CommandResult {
     let db = &settings.database;
     // As it is: a backup reads and never migrates.
     let store = Store::open_as_is(&db.url, db.max_connections).await?;
-    let bar = ProgressBar::on_terminal();
+    let bar = ProgressBar::on_terminal(ROWS);
     let result = store.backup_to(&args.file, bar.as_progress()).await;
     store.close().await;
     let summary = result.map_err(copy_error)?;
@@ -32,7 +32,7 @@ pub async fn restore(settings: &Settings, args: RestoreArgs) -> CommandResult {
     let db = &settings.database;
     // A missing SQLite file is created: restoring onto a new machine starts from nothing.
     let store = Store::connect(&db.url, db.max_connections).await?;
-    let bar = ProgressBar::on_terminal();
+    let bar = ProgressBar::on_terminal(ROWS);
     let result = store.restore_from(&args.file, bar.as_progress()).await;
     store.close().await;
     let summary = result.map_err(copy_error)?;

@@ -1,19 +1,21 @@
 //! `tidings bounces`: `parse FILE...` prints what each message file is, one JSON object per
-//! line on stdout, and stores nothing (exit 0 when every file was read, whatever it held, 2 when
-//! one could not be read). `ingest [FILE|-]` stores one message (an MTA's pipe) or a Maildir or
+//! line on stdout, with the delivery it matches when the configured database can be opened, and
+//! stores nothing (exit 0 when every file was read, whatever it held, 2 when one could not be
+//! read). `ingest [FILE|-]` stores one message (an MTA's pipe) or a Maildir or
 //! mbox backlog as bounce events, matched to a delivery by its VERP tag or our Message-ID, else
 //! to a subscriber by address, and applies the policy (`bounce::policy`) in the store; exit 75
 //! (EX_TEMPFAIL) when the configuration or the database is unavailable, so the MTA retries.
 //! `list` shows the stored events (`--since`, `--kind` filter them); `show ID` prints one
 //! event's fields, its parsed report and the raw message (exit 1 for an unknown id).
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 
 use serde_json::json;
 
+use super::db::ProgressBar;
 use super::{CommandError, CommandResult, Context};
-use crate::bounce::{self, Report};
+use crate::bounce;
 use crate::cli::{
     BouncesCommand, BouncesIngestArgs, BouncesListArgs, BouncesParseArgs, BouncesShowArgs,
 };
@@ -21,19 +23,36 @@ use crate::config::Settings;
 use crate::inbound::{Ingested, Ingester, Source, report_json};
 use crate::store::{BounceEventFilter, BounceEventRecord, Recorded, Store};
 
+mod backlog;
+
+use backlog::{Backlog, read_capped};
+
 pub async fn run(cmd: BouncesCommand, config: Option<&Path>) -> CommandResult {
     match cmd {
-        BouncesCommand::Parse(args) => parse(args),
+        BouncesCommand::Parse(args) => parse(args, config).await,
         BouncesCommand::Ingest(args) => ingest(args, config).await,
         BouncesCommand::List(args) => list(args, config).await,
         BouncesCommand::Show(args) => show(args, config).await,
     }
 }
 
-fn parse(args: BouncesParseArgs) -> CommandResult {
-    let mut unreadable = Vec::new();
+/// Prints what each file is. With the configured database at hand (opened, never created or
+/// written), `delivery_id` names the delivery a message matches as `ingest` would match it;
+/// without one it is null and stderr says why, once.
+async fn parse(args: BouncesParseArgs, config: Option<&Path>) -> CommandResult {
+    let opened = match Settings::load(config) {
+        Ok(settings) => Context::open(settings, false)
+            .await
+            .map(|ctx| (Ingester::new(&ctx.settings, ctx.store.clone()), ctx.store))
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let ingester = opened
+        .map_err(|why| eprintln!("delivery_id is null: no database to match against ({why})"))
+        .ok();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    let mut unreadable = Vec::new();
     for file in &args.files {
         let bytes = match std::fs::File::open(file).and_then(|mut f| read_capped(&mut f)) {
             Ok(b) => b,
@@ -43,9 +62,22 @@ fn parse(args: BouncesParseArgs) -> CommandResult {
                 continue;
             }
         };
-        let report = bounce::parse(&bytes);
-        let line = to_json(&file.display().to_string(), &report);
+        let (report, delivery_id) = match &ingester {
+            Some((ingester, _)) => match ingester.match_message(&bytes, None).await {
+                Ok((report, matched)) => (report, matched.delivery_id),
+                Err(e) => {
+                    eprintln!("{}: delivery_id is null: {e}", file.display());
+                    (bounce::parse(&bytes), None)
+                }
+            },
+            None => (bounce::parse(&bytes), None),
+        };
+        let mut line = report_json(&report, delivery_id);
+        line["file"] = json!(file.display().to_string());
         writeln!(out, "{line}").map_err(|e| CommandError::Failed(e.into()))?;
+    }
+    if let Some((_, store)) = ingester {
+        store.close().await;
     }
     if unreadable.is_empty() {
         Ok(())
@@ -57,26 +89,20 @@ fn parse(args: BouncesParseArgs) -> CommandResult {
     }
 }
 
-fn to_json(file: &str, report: &Report) -> serde_json::Value {
-    let mut value = report_json(report, None);
-    value["file"] = json!(file);
-    value
-}
-
-/// Reads the messages first, then opens the configuration and the store: a failure of either is
-/// a temporary failure (exit 75), so an MTA keeps the message.
+/// Lists the backlog (or reads the one message) first, then opens the configuration and the
+/// store: a failure of either is a temporary failure (exit 75), so an MTA keeps the message.
+/// A backlog's messages are read one at a time; one that cannot be read is named on stderr,
+/// the rest are still ingested, and the exit code is 2.
 async fn ingest(args: BouncesIngestArgs, config: Option<&Path>) -> CommandResult {
     let read_err = |path: &Path, e: std::io::Error| {
         CommandError::Usage(format!("cannot read {}: {e}", path.display()))
     };
-    let (source, messages) = if let Some(dir) = &args.maildir {
-        (
-            Source::Maildir,
-            read_maildir(dir).map_err(|e| read_err(dir, e))?,
-        )
+    let (source, backlog, total) = if let Some(dir) = &args.maildir {
+        let (backlog, total) = Backlog::maildir(dir).map_err(|e| read_err(dir, e))?;
+        (Source::Maildir, backlog, total)
     } else if let Some(file) = &args.mbox {
-        let bytes = std::fs::read(file).map_err(|e| read_err(file, e))?;
-        (Source::Mbox, split_mbox(&bytes))
+        let (backlog, total) = Backlog::mbox(file).map_err(|e| read_err(file, e))?;
+        (Source::Mbox, backlog, total)
     } else {
         let bytes = match args.file.as_deref() {
             None => read_capped(&mut std::io::stdin().lock()),
@@ -84,7 +110,7 @@ async fn ingest(args: BouncesIngestArgs, config: Option<&Path>) -> CommandResult
             Some(p) => std::fs::File::open(p).and_then(|mut f| read_capped(&mut f)),
         }
         .map_err(|e| read_err(args.file.as_deref().unwrap_or(Path::new("-")), e))?;
-        (Source::Pipe, vec![bytes])
+        (Source::Pipe, Backlog::One(Some(bytes)), 1)
     };
     let temp = |what: &str, e: &dyn std::fmt::Display| {
         CommandError::TempFail(format!("{what} unavailable, try again later: {e}"))
@@ -94,11 +120,29 @@ async fn ingest(args: BouncesIngestArgs, config: Option<&Path>) -> CommandResult
         .await
         .map_err(|e| temp("database", &e))?;
     let ingester = Ingester::new(&settings, store.clone());
+    let bar = match source {
+        Source::Pipe => ProgressBar::hidden(),
+        Source::Mbox => ProgressBar::on_terminal("{bar:40} {bytes}/{total_bytes} ({eta} left)"),
+        Source::Maildir | Source::Imap => {
+            ProgressBar::on_terminal("{bar:40} {pos}/{len} messages ({per_sec}, {eta} left)")
+        }
+    };
+    let progress = bar.as_progress();
+    progress.start(total);
     let mut summary = Summary::default();
+    let mut unreadable = 0u64;
     let mut result = Ok(());
-    for message in &messages {
+    for item in backlog {
+        let (message, step) = match item {
+            Ok(read) => read,
+            Err(what) => {
+                bar.println(&what);
+                unreadable += 1;
+                continue;
+            }
+        };
         match ingester
-            .ingest(message, source, args.recipient.as_deref(), super::now())
+            .ingest(&message, source, args.recipient.as_deref(), super::now())
             .await
         {
             Ok(done) => summary.add(done),
@@ -107,7 +151,9 @@ async fn ingest(args: BouncesIngestArgs, config: Option<&Path>) -> CommandResult
                 break;
             }
         }
+        progress.advance(step);
     }
+    progress.finish();
     store.close().await;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -122,6 +168,11 @@ async fn ingest(args: BouncesIngestArgs, config: Option<&Path>) -> CommandResult
         Source::Maildir | Source::Mbox | Source::Imap => {
             writeln!(out, "{}", summary.line()).map_err(|e| CommandError::Failed(e.into()))?;
         }
+    }
+    if result.is_ok() && unreadable > 0 {
+        return Err(CommandError::Usage(format!(
+            "{unreadable} message(s) could not be read (named above); the rest were ingested"
+        )));
     }
     result
 }
@@ -188,78 +239,6 @@ impl Summary {
             self.messages, self.new, self.duplicates
         )
     }
-}
-
-/// At most [`bounce::MAX_MESSAGE_BYTES`] of `input`; the rest is read and dropped, so the
-/// writer (an MTA) is not cut off.
-fn read_capped(input: &mut dyn Read) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    input
-        .take(bounce::MAX_MESSAGE_BYTES as u64)
-        .read_to_end(&mut bytes)?;
-    std::io::copy(input, &mut std::io::sink())?;
-    Ok(bytes)
-}
-
-/// The messages of a Maildir: the files of its `new/` and `cur/` folders, by name.
-fn read_maildir(dir: &Path) -> std::io::Result<Vec<Vec<u8>>> {
-    let mut files: Vec<PathBuf> = Vec::new();
-    for sub in ["new", "cur"] {
-        let folder = dir.join(sub);
-        if !folder.is_dir() {
-            continue;
-        }
-        for entry in std::fs::read_dir(&folder)? {
-            let path = entry?.path();
-            if path.is_file() {
-                files.push(path);
-            }
-        }
-    }
-    if files.is_empty() && !dir.join("new").is_dir() && !dir.join("cur").is_dir() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "not a Maildir (no new/ or cur/ folder)",
-        ));
-    }
-    files.sort();
-    files
-        .iter()
-        .map(|p| std::fs::File::open(p).and_then(|mut f| read_capped(&mut f)))
-        .collect()
-}
-
-/// The messages of an mbox file: each starts at a `From ` line at the start of the file or
-/// after a blank line (the line itself is not part of the message); `>From ` lines lose one
-/// `>` (mboxrd). Each message is cut at [`bounce::MAX_MESSAGE_BYTES`].
-fn split_mbox(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut messages: Vec<Vec<u8>> = Vec::new();
-    let mut current: Option<Vec<u8>> = None;
-    let mut after_blank = true;
-    for line in bytes.split_inclusive(|b| *b == b'\n') {
-        if after_blank && line.starts_with(b"From ") {
-            if let Some(done) = current.take() {
-                messages.push(done);
-            }
-            current = Some(Vec::new());
-            after_blank = false;
-            continue;
-        }
-        after_blank = line == b"\n" || line == b"\r\n";
-        let Some(message) = current.as_mut() else {
-            continue;
-        };
-        let quoted = line
-            .iter()
-            .position(|b| *b != b'>')
-            .is_some_and(|i| i > 0 && line[i..].starts_with(b"From "));
-        let line = if quoted { &line[1..] } else { line };
-        if message.len() + line.len() <= bounce::MAX_MESSAGE_BYTES {
-            message.extend_from_slice(line);
-        }
-    }
-    messages.extend(current);
-    messages
 }
 
 /// The configured store, opened as every command that must not create a database opens it.

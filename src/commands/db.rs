@@ -24,7 +24,7 @@ async fn copy(args: DbCopyArgs) -> CommandResult {
     }
     let source = Store::open_as_is(&args.from, 2).await?;
     let target = Store::connect(&args.to, 2).await?;
-    let bar = ProgressBar::on_terminal();
+    let bar = ProgressBar::on_terminal(ROWS);
     let result = source.copy_to(&target, bar.as_progress()).await;
     source.close().await;
     target.close().await;
@@ -59,17 +59,32 @@ pub(super) fn print_summary(summary: &CopySummary) {
 /// An indicatif bar on stderr when it is a terminal; nothing otherwise.
 pub(super) struct ProgressBar(Option<indicatif::ProgressBar>);
 
+/// The bar of `db copy`, `backup` and `restore`.
+pub(super) const ROWS: &str = "{bar:40} {pos}/{len} rows ({per_sec}, {eta} left)";
+
 impl ProgressBar {
-    pub fn on_terminal() -> ProgressBar {
+    /// A bar drawn with indicatif's `template` when stderr is a terminal.
+    pub fn on_terminal(template: &str) -> ProgressBar {
         ProgressBar(std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(0);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} rows ({per_sec}, {eta} left)",
-            ) {
+            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
                 bar.set_style(style);
             }
             bar
         }))
+    }
+
+    /// No bar at all.
+    pub fn hidden() -> ProgressBar {
+        ProgressBar(None)
+    }
+
+    /// `line` on stderr, above the bar when there is one.
+    pub fn println(&self, line: &str) {
+        match &self.0 {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
     }
 
     pub fn as_progress(&self) -> &dyn Progress {

@@ -1,21 +1,23 @@
-//! Inbound mail about mail we sent, on its way into the store: [`Ingester::ingest`] is the one
-//! path every way in takes (the pipe, a Maildir or mbox backlog, the IMAP poller of `serve`):
-//! parse the message (`crate::bounce`, pure), match it to a delivery (VERP tag, our
-//! Message-ID) or a subscriber (recipient address), and record it through
-//! `Store::record_bounce_event`, which applies the policy in the same transaction. Idempotent
-//! on the message's Message-ID (or a SHA-256 of its bytes when it has none). `imap.rs` is the
-//! poller `serve` runs when `[bounces] imap_url` is set.
+//! Reports about mail we sent, on their way into the store. [`Ingester::ingest`] takes a
+//! message (the pipe, a Maildir or mbox backlog, the IMAP poller of `serve`) and parses it
+//! (`crate::bounce`, pure); [`Ingester::record_parsed`] takes an event a provider's webhook has
+//! already parsed (`crate::web::webhooks`). Both then take the one path: match the report to a
+//! delivery (VERP tag, our Message-ID) or a subscriber (recipient address), and record it
+//! through `Store::record_bounce_event`, which applies the policy in the same transaction.
+//! Idempotent on the message's Message-ID (or a SHA-256 of its bytes when it has none), or on
+//! the provider's event id. `imap.rs` is the poller `serve` runs when `[bounces] imap_url` is
+//! set.
 
 pub mod imap;
 
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
-use crate::bounce::policy::{self, SoftLimit};
+use crate::bounce::policy::{self, Effect, SoftLimit};
 use crate::bounce::{self, Report};
 use crate::config::Settings;
 use crate::domain::SubscriberEmail;
-use crate::store::{NewBounceEvent, Recorded, Store, StoreError};
+use crate::store::{NewBounceEvent, Recorded, ReportMatch, Store, StoreError};
 use crate::tokens::TokenSigner;
 
 /// Where an inbound message came from, as stored with its event.
@@ -99,34 +101,7 @@ impl Ingester {
             })
             .filter(|id| !id.is_empty())
             .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(bytes))));
-        let verp = self.verp_base.as_ref().and_then(|base| {
-            let from_headers = ["delivered-to", "x-original-to", "to"]
-                .into_iter()
-                .flat_map(|want| {
-                    headers
-                        .iter()
-                        .filter(move |(name, _)| name == want)
-                        .flat_map(|(_, value)| addresses(value))
-                });
-            recipient
-                .map(str::to_string)
-                .into_iter()
-                .chain(from_headers)
-                .find_map(|a| self.signer.verp_delivery(base, &a))
-        });
-        let ours = report
-            .original_message_id
-            .as_deref()
-            .and_then(bounce::our_message);
-        let emails: Vec<SubscriberEmail> = report
-            .recipients
-            .iter()
-            .filter_map(|r| SubscriberEmail::parse(&r.email).ok())
-            .collect();
-        let matched = self
-            .store
-            .match_report(verp, ours.as_ref(), &emails)
-            .await?;
+        let matched = self.matched(&report, &headers, recipient).await?;
         let key = |e: &str| SubscriberEmail::parse(e).map(|e| e.key()).ok();
         let index = matched
             .email
@@ -168,6 +143,128 @@ impl Ingester {
             recorded,
         })
     }
+
+    /// The delivery and subscriber a message is about, matched as [`Ingester::ingest`] matches
+    /// it, with what it is; nothing is stored (`bounces parse`).
+    pub async fn match_message(
+        &self,
+        bytes: &[u8],
+        recipient: Option<&str>,
+    ) -> Result<(Report, ReportMatch), StoreError> {
+        let bytes = &bytes[..bytes.len().min(bounce::MAX_MESSAGE_BYTES)];
+        let report = bounce::parse(bytes);
+        let matched = self
+            .matched(&report, &header_fields(bytes), recipient)
+            .await?;
+        Ok((report, matched))
+    }
+
+    /// Matches a parsed message: a VERP tag in `recipient` (the envelope recipient, when
+    /// known), then in the `Delivered-To`, `X-Original-To` and `To` headers; our Message-ID in
+    /// the report; the report's recipients.
+    async fn matched(
+        &self,
+        report: &Report,
+        headers: &[(String, String)],
+        recipient: Option<&str>,
+    ) -> Result<ReportMatch, StoreError> {
+        let from_headers = ["delivered-to", "x-original-to", "to"]
+            .into_iter()
+            .flat_map(|want| {
+                headers
+                    .iter()
+                    .filter(move |(name, _)| name == want)
+                    .flat_map(|(_, value)| addresses(value))
+            });
+        let verp = self.verp_delivery(
+            recipient
+                .map(str::to_string)
+                .into_iter()
+                .chain(from_headers),
+        );
+        let emails: Vec<SubscriberEmail> = report
+            .recipients
+            .iter()
+            .filter_map(|r| SubscriberEmail::parse(&r.email).ok())
+            .collect();
+        self.find(verp, report.original_message_id.as_deref(), &emails)
+            .await
+    }
+
+    /// Records an event a provider's webhook reported (source `webhook`), matched as a parsed
+    /// message is: the VERP tag of its envelope sender, our Message-ID, then its recipient.
+    /// `parsed` gains the matched `delivery_id`. Fails only when the store does.
+    pub async fn record_parsed(
+        &self,
+        event: ParsedEvent<'_>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Recorded, StoreError> {
+        let emails: Vec<SubscriberEmail> = event
+            .email
+            .and_then(|e| SubscriberEmail::parse(e).ok())
+            .into_iter()
+            .collect();
+        let verp = self.verp_delivery(event.envelope_sender.map(str::to_string));
+        let matched = self.find(verp, event.message_id, &emails).await?;
+        let mut parsed = event.parsed;
+        parsed["delivery_id"] = json!(matched.delivery_id);
+        let parsed = parsed.to_string();
+        let new = NewBounceEvent {
+            message_key: event.key,
+            source: "webhook",
+            kind: event.kind,
+            effect: event.effect,
+            email: event.email,
+            status: event.status,
+            reason: event.reason,
+            parsed: &parsed,
+            raw: event.raw,
+            matched,
+        };
+        self.store.record_bounce_event(&new, self.rule, now).await
+    }
+
+    /// The delivery the first valid VERP tag among `addresses` names; None without
+    /// `[bounces] address`.
+    fn verp_delivery(&self, addresses: impl IntoIterator<Item = String>) -> Option<i64> {
+        let base = self.verp_base.as_ref()?;
+        addresses
+            .into_iter()
+            .find_map(|a| self.signer.verp_delivery(base, &a))
+    }
+
+    /// The delivery or subscriber a report is about: the delivery `verp` names, the one
+    /// `message_id` names when it is ours, else the first of `emails` that is a subscriber.
+    async fn find(
+        &self,
+        verp: Option<i64>,
+        message_id: Option<&str>,
+        emails: &[SubscriberEmail],
+    ) -> Result<ReportMatch, StoreError> {
+        let ours = message_id.and_then(bounce::our_message);
+        self.store.match_report(verp, ours.as_ref(), emails).await
+    }
+}
+
+/// An event a provider already parsed (a webhook's), for [`Ingester::record_parsed`].
+pub struct ParsedEvent<'a> {
+    /// What makes it unique: `webhook:<provider>:<the provider's event id>`.
+    pub key: &'a str,
+    /// `bounce::Kind::as_str`.
+    pub kind: &'static str,
+    pub effect: Effect,
+    /// The recipient it is about.
+    pub email: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    /// The Message-ID of the message it is about.
+    pub message_id: Option<&'a str>,
+    /// The envelope sender (MAIL FROM) that message went out with.
+    pub envelope_sender: Option<&'a str>,
+    /// The provider's fields, as stored and shown by `bounces show`.
+    pub parsed: serde_json::Value,
+    /// The request body it came in.
+    pub raw: &'a [u8],
 }
 
 /// The parsed fields of a report as `bounces parse` prints them and events store them;

@@ -42,6 +42,7 @@ pub use error::WebError;
 pub use webhooks::SnsCertFetcher;
 
 use crate::config::Settings;
+use crate::inbound::Ingester;
 use crate::render::DkimSigner;
 use crate::store::Store;
 use crate::tokens::TokenSigner;
@@ -66,6 +67,8 @@ pub struct AppState {
     /// Fetches SNS signing certificates for `POST /webhooks/ses` (tests substitute one that
     /// reaches a loopback server).
     pub sns: SnsCertFetcher,
+    /// Matches and records webhook events (the path every bounce and complaint takes).
+    pub ingester: Ingester,
 }
 
 impl AppState {
@@ -81,8 +84,10 @@ impl AppState {
                 ))
             });
         let sns = SnsCertFetcher::new()?;
+        let ingester = Ingester::new(&settings, store.clone());
         Ok(AppState {
             settings,
+            ingester,
             store,
             tokens,
             dkim,

@@ -1,9 +1,10 @@
 //! Webhooks on `serve` that report bounces and complaints: `POST /webhooks/generic` (our own
 //! signed JSON) and one route per provider, `ses` (Amazon SES through SNS), `postmark`,
 //! `sendgrid` and `mailgun`. Each file verifies its provider's signature (or password) and
-//! translates the provider's events into [`Event`]s; [`record`] matches each one (the VERP tag
-//! of its envelope sender, our Message-ID, its recipient, in that order) and stores it
-//! through the same store call and policy as `tidings bounces ingest` (source `webhook`), keyed
+//! translates the provider's events into [`Event`]s; [`record`] hands each one to the same
+//! ingest path as `tidings bounces ingest` (`inbound::Ingester::record_parsed`: matched by the
+//! VERP tag of its envelope sender, our Message-ID, its recipient, in that order, then stored
+//! through the store's policy, source `webhook`), keyed
 //! by `webhook:<provider>:<the provider's event id>`, so a provider's retry changes nothing.
 //!
 //! Shared answers: the route of a provider whose credentials are not configured answers 404; a
@@ -23,10 +24,10 @@ mod sns;
 use axum::http::StatusCode;
 
 use super::AppState;
-use crate::bounce::policy::{Effect, SoftLimit};
-use crate::bounce::{Kind, our_message};
-use crate::domain::SubscriberEmail;
-use crate::store::{NewBounceEvent, Recorded};
+use crate::bounce::Kind;
+use crate::bounce::policy::Effect;
+use crate::inbound::ParsedEvent;
+use crate::store::Recorded;
 
 pub use sns::SnsCertFetcher;
 
@@ -115,23 +116,10 @@ async fn record_all(state: &AppState, events: &[(Event, Vec<u8>)]) -> StatusCode
     StatusCode::OK
 }
 
-/// Matches `event` to a delivery or subscriber and records it through the store's policy.
+/// Records `event` through the one ingest path (`inbound::Ingester::record_parsed`: matching,
+/// then the store's policy).
 async fn record(state: &AppState, event: &Event, raw: &[u8]) -> anyhow::Result<()> {
     let event_id = event.event_id.trim();
-    let email = event
-        .email
-        .as_deref()
-        .and_then(|e| SubscriberEmail::parse(e).ok());
-    let ours = event.message_id.as_deref().and_then(our_message);
-    let verp = match (&state.settings.bounces.address, &event.envelope_sender) {
-        (Some(base), Some(sender)) => state.tokens.verp_delivery(base, sender),
-        _ => None,
-    };
-    let recipients: Vec<SubscriberEmail> = email.into_iter().collect();
-    let matched = state
-        .store
-        .match_report(verp, ours.as_ref(), &recipients)
-        .await?;
     let reason = event.reason.as_deref().map(cap_reason);
     let parsed = serde_json::json!({
         "provider": event.provider,
@@ -145,32 +133,25 @@ async fn record(state: &AppState, event: &Event, raw: &[u8]) -> anyhow::Result<(
         "feedback_type": event.feedback_type,
         "message_id": event.message_id,
         "envelope_sender": event.envelope_sender,
-        "delivery_id": matched.delivery_id,
-    })
-    .to_string();
+    });
     let key = format!("webhook:{}:{event_id}", event.provider);
-    let bounces = &state.settings.bounces;
-    let rule = SoftLimit {
-        limit: bounces.soft_limit,
-        window_days: bounces.soft_window_days,
-    };
     let kind = event.kind.as_str();
-    let new = NewBounceEvent {
-        message_key: &key,
-        source: "webhook",
+    let parsed_event = ParsedEvent {
+        key: &key,
         kind,
         effect: event.effect,
         email: event.email.as_deref(),
         status: event.status.as_deref(),
         reason,
-        parsed: &parsed,
+        message_id: event.message_id.as_deref(),
+        envelope_sender: event.envelope_sender.as_deref(),
+        parsed,
         raw,
-        matched,
     };
     let provider = event.provider;
     match state
-        .store
-        .record_bounce_event(&new, rule, state.now())
+        .ingester
+        .record_parsed(parsed_event, state.now())
         .await?
     {
         Recorded::New { id, status_change } => {

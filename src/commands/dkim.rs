@@ -13,8 +13,7 @@
 //! one key, and a message signed with Ed25519 alone fails at the many receivers that still
 //! verify only RSA; dual signing is left for later.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use aws_lc_rs::encoding::AsDer as _;
@@ -22,7 +21,7 @@ use base64::Engine as _;
 use rsa::pkcs1::EncodeRsaPrivateKey as _;
 use rsa::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _};
 
-use super::{CommandError, CommandResult, usage};
+use super::{CommandError, CommandResult, usage, write_new_private};
 use crate::cli::{DkimCommand, DkimKeygenArgs};
 use crate::render::DkimSigner;
 
@@ -54,7 +53,12 @@ fn keygen(a: DkimKeygenArgs) -> CommandResult {
     DkimSigner::from_pem(&domain, &selector, &key.private_pem).map_err(|reason| {
         CommandError::Failed(anyhow::anyhow!("the new key does not load: {reason}"))
     })?;
-    write_private(&out, &key.private_pem)?;
+    write_new_private(&out, &key.private_pem, || {
+        usage(format!(
+            "{} already exists; tidings dkim keygen never overwrites a key",
+            out.display()
+        ))
+    })?;
     let shown = std::path::absolute(&out).unwrap_or(out);
     println!(
         "Wrote a new RSA-2048 DKIM private key to {} (PKCS#1 PEM, mode 0600). Keep it secret.",
@@ -142,37 +146,6 @@ fn check_name(flag: &str, name: &str, needs_dot: bool) -> Result<(), CommandErro
             "{flag} {name:?} is not a domain name (for example news.example.com)"
         )));
     }
-    Ok(())
-}
-
-/// Writes `pem` to a new file `path` that only its owner may read (mode 0600 from the start,
-/// never a moment readable by others), refusing an existing file.
-fn write_private(path: &Path, pem: &str) -> CommandResult {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = match options.open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(usage(format!(
-                "{} already exists; tidings dkim keygen never overwrites a key",
-                path.display()
-            )));
-        }
-        Err(e) => {
-            return Err(CommandError::Failed(anyhow::anyhow!(
-                "cannot create {}: {e}",
-                path.display()
-            )));
-        }
-    };
-    file.write_all(pem.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

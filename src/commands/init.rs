@@ -9,13 +9,12 @@
 //! `tidings.toml` is never overwritten (exit code 2); the new one is created readable by its
 //! owner alone, since it holds the secret.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
 use base64::Engine as _;
 
-use super::{CommandError, CommandResult, usage};
+use super::{CommandError, CommandResult, usage, write_new_private};
 use crate::cli::InitArgs;
 use crate::config::{Settings, redact_url};
 use crate::store::Store;
@@ -69,7 +68,7 @@ pub async fn run(a: InitArgs) -> CommandResult {
     let applied = store.migrate().await;
     store.close().await;
     let applied = applied?;
-    write_new_private(&config_path, &text)?;
+    write_new_private(&config_path, &text, || already_exists(&config_path))?;
 
     print_next_steps(&settings, &config_path, &database, applied);
     Ok(())
@@ -138,33 +137,6 @@ fn set_value(text: &str, section: &str, key: &str, value: &str) -> Result<String
             "the shipped configuration has no {section}.{key} line to fill in"
         ))
     }
-}
-
-/// Creates `path` (never over an existing file) readable and writable by its owner alone.
-fn write_new_private(path: &Path, text: &str) -> CommandResult {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = match options.open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(already_exists(path));
-        }
-        Err(e) => {
-            return Err(CommandError::Failed(anyhow::anyhow!(
-                "cannot create {}: {e}",
-                path.display()
-            )));
-        }
-    };
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 /// `path` as a shell word: as it is when it needs no quoting, else in single quotes.

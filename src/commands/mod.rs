@@ -75,6 +75,37 @@ pub fn usage(msg: impl Into<String>) -> CommandError {
     CommandError::Usage(msg.into())
 }
 
+/// Writes `text` to a new file `path` that only its owner may read or write (mode 0600 from
+/// the start, never a moment readable by others) and syncs it; an existing file is never
+/// overwritten: `exists` is the error then.
+pub fn write_new_private(
+    path: &std::path::Path,
+    text: &str,
+    exists: impl FnOnce() -> CommandError,
+) -> CommandResult {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = match options.open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists()),
+        Err(e) => {
+            return Err(CommandError::Failed(anyhow::anyhow!(
+                "cannot create {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| CommandError::Failed(anyhow::anyhow!("writing {}: {e}", path.display())))
+}
+
 /// What every command gets: validated settings and an open, migrated store.
 pub struct Context {
     pub settings: Settings,

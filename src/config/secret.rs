@@ -61,24 +61,10 @@ impl Settings {
     /// `newsletter.base_url` is a loopback address (127.0.0.0/8, ::1, localhost). Anyone who
     /// knows the secret can forge unsubscribe and preferences links for every subscriber.
     pub fn check_secret_for_public_links(&self) -> Result<(), ConfigError> {
-        let n = &self.newsletter;
-        if base_url_is_loopback(&n.base_url) {
+        if base_url_is_loopback(&self.newsletter.base_url) {
             return Ok(());
         }
-        let keys = std::iter::once(("newsletter.secret".to_string(), &n.secret)).chain(
-            n.previous_secrets
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (format!("newsletter.previous_secrets[{i}]"), s)),
-        );
-        for (key, secret) in keys {
-            let problem = if secret.expose() == PLACEHOLDER_SECRET {
-                "is the placeholder shipped in config/tidings.toml".to_string()
-            } else if secret.expose().chars().count() < MIN_PUBLIC_SECRET_LEN {
-                format!("is shorter than {MIN_PUBLIC_SECRET_LEN} characters")
-            } else {
-                continue;
-            };
+        if let Some((key, problem)) = self.weak_secret() {
             return Err(err(format!(
                 "{key} {problem}, and newsletter.base_url is public: anyone could forge \
                  unsubscribe and preferences links. Generate one with `openssl rand -base64 32` \
@@ -86,6 +72,30 @@ impl Settings {
             )));
         }
         Ok(())
+    }
+
+    /// The first signing secret (`newsletter.secret`, then each of `previous_secrets`) that is
+    /// the shipped placeholder or shorter than [`MIN_PUBLIC_SECRET_LEN`]: its key and what is
+    /// wrong with it (never the secret itself).
+    pub fn weak_secret(&self) -> Option<(String, String)> {
+        let n = &self.newsletter;
+        std::iter::once(("newsletter.secret".to_string(), &n.secret))
+            .chain(
+                n.previous_secrets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (format!("newsletter.previous_secrets[{i}]"), s)),
+            )
+            .find_map(|(key, secret)| {
+                let problem = if secret.expose() == PLACEHOLDER_SECRET {
+                    "is the placeholder shipped in config/tidings.toml".to_string()
+                } else if secret.expose().chars().count() < MIN_PUBLIC_SECRET_LEN {
+                    format!("is shorter than {MIN_PUBLIC_SECRET_LEN} characters")
+                } else {
+                    return None;
+                };
+                Some((key, problem))
+            })
     }
 }
 

@@ -3,7 +3,7 @@
 //! (not https warns), the sender and the postal address still being the shipped examples.
 
 use super::Check;
-use crate::config::{MIN_PUBLIC_SECRET_LEN, PLACEHOLDER_SECRET, Secret, Settings};
+use crate::config::{MIN_PUBLIC_SECRET_LEN, Settings};
 
 /// The postal address of the shipped `config/tidings.toml`.
 const SHIPPED_POSTAL_ADDRESS: &str = "Tidings, 1 Example Street, 10115 Exampletown";
@@ -22,38 +22,17 @@ fn check_secret(settings: &Settings) -> Check {
     const NAME: &str = "newsletter.secret";
     const FIX: &str = "generate one with `openssl rand -base64 32` and set it as newsletter.secret \
                        or TIDINGS__NEWSLETTER__SECRET";
-    let n = &settings.newsletter;
-    let keys = std::iter::once(("newsletter.secret".to_string(), &n.secret)).chain(
-        n.previous_secrets
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (format!("newsletter.previous_secrets[{i}]"), s)),
-    );
-    for (key, secret) in keys {
-        if let Some(problem) = weakness(secret) {
-            return Check::failed(
-                NAME,
-                format!("{key} {problem}: anyone could forge unsubscribe and preferences links"),
-                FIX,
-            );
-        }
+    if let Some((key, problem)) = settings.weak_secret() {
+        return Check::failed(
+            NAME,
+            format!("{key} {problem}: anyone could forge unsubscribe and preferences links"),
+            FIX,
+        );
     }
     Check::ok(
         NAME,
         format!("set, not the placeholder, at least {MIN_PUBLIC_SECRET_LEN} characters"),
     )
-}
-
-fn weakness(secret: &Secret) -> Option<String> {
-    if secret.expose() == PLACEHOLDER_SECRET {
-        Some("is the placeholder shipped in config/tidings.toml".into())
-    } else if secret.expose().chars().count() < MIN_PUBLIC_SECRET_LEN {
-        Some(format!(
-            "is shorter than {MIN_PUBLIC_SECRET_LEN} characters"
-        ))
-    } else {
-        None
-    }
 }
 
 fn check_base_url(base_url: &str) -> Check {
@@ -121,6 +100,7 @@ fn check_postal_address(postal: &str) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::PLACEHOLDER_SECRET;
     use crate::doctor::Status;
 
     fn settings(extra: &str) -> Settings {

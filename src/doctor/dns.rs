@@ -179,7 +179,10 @@ async fn check_dkim(settings: &Settings, dns: &Dns) -> Check {
         return Check::warning(
             NAME,
             "DKIM signing is off ([dkim] private_key_path is empty); many receivers junk unsigned bulk mail",
-            "create a key (`openssl genrsa -traditional 2048`), set [dkim] domain, selector and private_key_path, and publish its public half",
+            format!(
+                "run `tidings dkim keygen --domain {} --selector tidings --out dkim.pem`, publish the TXT record it prints and copy its [dkim] lines into the config",
+                settings.newsletter.from.email.domain()
+            ),
         );
     }
     let (domain, selector) = (d.domain.trim(), d.selector.trim());

@@ -1,8 +1,11 @@
-//! The whole loop through the pipe, on both backends: a digest goes out over real SMTP with a
+//! The whole loop, on both backends and two ways in: a digest goes out over real SMTP with a
 //! VERP return path per delivery; then a hard bounce, a complaint, an auto-reply and two soft
-//! bounces for it come back as an MTA's pipe hands them over (`bounces ingest -` with the
-//! envelope recipient, the VERP address, in `--recipient`); afterwards each subscriber's status,
-//! last bounce and suppression are what the policy says.
+//! bounces for it come back, either as an MTA's pipe hands them over (`bounces ingest -` with
+//! the envelope recipient, the VERP address, in `--recipient`) or delivered to the bounce
+//! mailbox on a real IMAP server (Dovecot, started by `scripts/test`) with the VERP address in
+//! `Delivered-To`, as an MTA delivers them, and taken by one poll; afterwards each subscriber's
+//! status, last bounce and suppression are what the policy says. (The webhooks' loop over a
+//! sent digest is in `tests/web/webhooks_ses.rs`.)
 
 use serde_json::Value;
 
@@ -12,6 +15,11 @@ use crate::bounces_seen::message_id;
 use crate::operator::{Op, Options, at, issue_in};
 use crate::support::cli::{stderr, stdout};
 use crate::support::db::{Backend, per_backend};
+use crate::support::imap::{self, ImapServer};
+use tidings::config::Settings;
+use tidings::inbound::Ingester;
+use tidings::inbound::imap::Poller;
+use tidings::store::Store;
 
 const READERS: [&str; 5] = [
     "gone@example.org",
@@ -21,14 +29,48 @@ const READERS: [&str; 5] = [
     "fine@example.org",
 ];
 
-per_backend!(reports_for_a_sent_digest_end_in_the_right_status_and_suppression);
-async fn reports_for_a_sent_digest_end_in_the_right_status_and_suppression(backend: Backend) {
+/// How the reports come back.
+enum Way {
+    Pipe,
+    Imap(ImapServer),
+}
+
+per_backend!(reports_for_a_sent_digest_through_the_pipe_end_in_the_right_status_and_suppression);
+async fn reports_for_a_sent_digest_through_the_pipe_end_in_the_right_status_and_suppression(
+    backend: Backend,
+) {
+    the_loop(backend, Way::Pipe).await;
+}
+
+per_backend!(reports_for_a_sent_digest_through_imap_end_in_the_right_status_and_suppression);
+async fn reports_for_a_sent_digest_through_imap_end_in_the_right_status_and_suppression(
+    backend: Backend,
+) {
+    let Some(server) = imap::server() else {
+        return;
+    };
+    the_loop(backend, Way::Imap(server)).await;
+}
+
+async fn the_loop(backend: Backend, way: Way) {
     let Some((label, url)) = backend.url().await else {
         return;
     };
     let op = Op::start(&url, Options::default()).await;
     let mut config = std::fs::read_to_string(&op.env.config).expect("config");
-    config.push_str("\n[bounces]\naddress = \"bounces@news.example.com\"\n");
+    let user = match &way {
+        Way::Pipe => {
+            config.push_str("\n[bounces]\n");
+            None
+        }
+        Way::Imap(server) => {
+            let user = server.new_user();
+            config.push('\n');
+            config.push_str(&server.bounces_config(&user, 60));
+            Some(user)
+        }
+    };
+    config.push_str("address = \"bounces@news.example.com\"\n");
     std::fs::write(&op.env.config, config).expect("write config");
     for email in READERS {
         op.subscribe(email).await;
@@ -102,9 +144,32 @@ async fn reports_for_a_sent_digest_end_in_the_right_status_and_suppression(backe
     assert!(out.status.success(), "{label}: {}", stderr(&out));
     let parsed: Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON line");
     assert!(parsed["delivery_id"].is_i64(), "{label}: {parsed}");
-    for (verp, text) in &reports {
-        let out = pipe(&op.env, &["--recipient", verp], text.as_bytes());
-        assert!(out.status.success(), "{label}: {}", stderr(&out));
+    match &way {
+        Way::Imap(server) => {
+            let user = user.as_deref().expect("an IMAP user");
+            for (verp, text) in &reports {
+                let delivered = format!("Delivered-To: {verp}\r\n{text}");
+                server.append(user, delivered.as_bytes()).await;
+            }
+            let settings = Settings::load(Some(&op.env.config)).expect("load the config");
+            let store = Store::open(&url, 2).await.expect("open the store");
+            let imap = settings.bounces.imap.clone().expect("imap configured");
+            let poller =
+                Poller::new(imap, Ingester::new(&settings, store.clone())).expect("poller");
+            let polled = poller.poll_once().await.expect("poll");
+            assert_eq!(
+                (polled.found, polled.processed, polled.unmatched),
+                (5, 5, 0),
+                "{label}: {polled:?}"
+            );
+            store.close().await;
+        }
+        Way::Pipe => {
+            for (verp, text) in &reports {
+                let out = pipe(&op.env, &["--recipient", verp], text.as_bytes());
+                assert!(out.status.success(), "{label}: {}", stderr(&out));
+            }
+        }
     }
 
     // Every report was matched to its delivery.
@@ -118,6 +183,11 @@ async fn reports_for_a_sent_digest_end_in_the_right_status_and_suppression(backe
     );
     assert_eq!(
         events[0]["delivery_id"], parsed["delivery_id"],
+        "{label}: {events:?}"
+    );
+    let source = if user.is_some() { "imap" } else { "pipe" };
+    assert!(
+        events.iter().all(|e| e["source"] == source),
         "{label}: {events:?}"
     );
 

@@ -16,7 +16,7 @@ use super::live::{TestDb, client, served, url};
 use crate::support::cli::{TestEnv, stderr};
 use crate::support::db::{Backend, per_backend};
 
-const SECRET: &str = "a-webhook-secret-for-the-tests-0123456789";
+pub(super) const SECRET: &str = "a-webhook-secret-for-the-tests-0123456789";
 
 fn with_secret() -> String {
     format!("[bounces]\nwebhook_secret = \"{SECRET}\"\n")
@@ -43,7 +43,7 @@ async fn post(addr: SocketAddr, body: &str, signature: Option<String>) -> u16 {
 }
 
 /// POSTs `body` signed with `SECRET` and returns the status code.
-async fn post_signed(addr: SocketAddr, body: &str) -> u16 {
+pub(super) async fn post_signed(addr: SocketAddr, body: &str) -> u16 {
     post(addr, body, Some(sign(SECRET, body.as_bytes()))).await
 }
 

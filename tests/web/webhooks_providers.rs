@@ -125,7 +125,7 @@ fn expected_rows() -> Vec<(String, String, String, String)> {
 
 // --- Postmark ---------------------------------------------------------------------------------
 
-fn postmark_bounce(id: u64, kind: &str, email: &str) -> String {
+pub(super) fn postmark_bounce(id: u64, kind: &str, email: &str) -> String {
     let record = if kind == "SpamComplaint" {
         "SpamComplaint"
     } else {
@@ -140,7 +140,7 @@ fn postmark_bounce(id: u64, kind: &str, email: &str) -> String {
     .to_string()
 }
 
-async fn post_postmark(addr: SocketAddr, body: &str, user_pass: Option<&str>) -> u16 {
+pub(super) async fn post_postmark(addr: SocketAddr, body: &str, user_pass: Option<&str>) -> u16 {
     let mut request = client()
         .post(url(addr, "/webhooks/postmark"))
         .header("content-type", "application/json")
@@ -154,7 +154,7 @@ async fn post_postmark(addr: SocketAddr, body: &str, user_pass: Option<&str>) ->
     request.send().await.unwrap().status().as_u16()
 }
 
-fn postmark_credentials() -> String {
+pub(super) fn postmark_credentials() -> String {
     format!("{POSTMARK_USER}:{POSTMARK_PASSWORD}")
 }
 

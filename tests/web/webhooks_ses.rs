@@ -693,18 +693,21 @@ fn message_id(raw: &[u8]) -> String {
     parsed.message_id().unwrap().to_string()
 }
 
-per_backend!(a_digest_sent_over_smtp_is_matched_by_its_message_id_through_each_provider);
-/// The whole loop: `tidings send` mails a digest over real SMTP to three readers; then an SES
-/// permanent bounce, a Mailgun temporary failure and a SendGrid spam report arrive, each naming
-/// only the digest's Message-ID (the address they report is another one). Each event names
-/// its delivery; the readers end bounced, confirmed and complained; `deliveries --issue` shows
-/// the rates the operator watches.
-async fn a_digest_sent_over_smtp_is_matched_by_its_message_id_through_each_provider(
+per_backend!(a_digest_sent_over_smtp_then_each_providers_reports_end_in_the_right_status);
+/// The whole loop: `tidings send` mails a digest over real SMTP to six readers; then an SES
+/// permanent bounce, a Mailgun temporary failure, a SendGrid spam report and a generic hard
+/// bounce arrive, each naming only the digest's Message-ID (the address they report is another
+/// one), and a Postmark hard bounce and auto-reply, which name the reader's address (Postmark's
+/// MessageID is its own, not ours). Each event names its delivery, or for Postmark its
+/// subscriber; the readers end bounced, confirmed, complained, bounced, bounced and confirmed;
+/// `deliveries --issue` shows the rates the operator watches.
+async fn a_digest_sent_over_smtp_then_each_providers_reports_end_in_the_right_status(
     backend: Backend,
 ) {
+    use super::webhooks::{SECRET, post_signed};
     use super::webhooks_providers::{
-        MAILGUN_KEY, configured, mailgun_body, mailgun_event, now, post_mailgun, post_sendgrid,
-        sendgrid_event,
+        MAILGUN_KEY, configured, mailgun_body, mailgun_event, now, post_mailgun, post_postmark,
+        post_sendgrid, postmark_bounce, postmark_credentials, sendgrid_event,
     };
     use crate::operator::{Op, Options, at, issue_in};
     let Some(db) = TestDb::on(backend).await else {
@@ -712,7 +715,15 @@ async fn a_digest_sent_over_smtp_is_matched_by_its_message_id_through_each_provi
     };
     let label = db.label;
     let op = Op::start(&db.url, Options::default()).await;
-    for email in ["gone@example.org", "full@example.org", "angry@example.net"] {
+    let readers = [
+        "gone@example.org",
+        "full@example.org",
+        "angry@example.net",
+        "generic@example.org",
+        "postmark@example.org",
+        "away@example.org",
+    ];
+    for email in readers {
         op.subscribe(email).await;
     }
     let when = at().to_rfc3339();
@@ -720,7 +731,7 @@ async fn a_digest_sent_over_smtp_is_matched_by_its_message_id_through_each_provi
     let sent = op.ok(&["send", "--topic", "rust", "--at", &when]).await;
     let issue = issue_in(&sent);
     let received = op.smtp.received();
-    assert_eq!(received.len(), 3, "{label}: {sent}");
+    assert_eq!(received.len(), readers.len(), "{label}: {sent}");
     let id_for = |email: &str| {
         let m = received
             .iter()
@@ -734,7 +745,10 @@ async fn a_digest_sent_over_smtp_is_matched_by_its_message_id_through_each_provi
         &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
     )
     .unwrap();
-    let extra = format!("{}ses_topic_arns = [\"{TOPIC}\"]\n", configured(&sendgrid));
+    let extra = format!(
+        "{}ses_topic_arns = [\"{TOPIC}\"]\nwebhook_secret = \"{SECRET}\"\n",
+        configured(&sendgrid)
+    );
     let store = tidings::store::Store::open(&db.url, 5).await.unwrap();
     let app = TestApp::new(label, store, super::settings(&extra));
     let signer = Signer::new();
@@ -772,6 +786,27 @@ async fn a_digest_sent_over_smtp_is_matched_by_its_message_id_through_each_provi
         "{label}"
     );
 
+    let generic = serde_json::json!({
+        "event_id": "generic-loop-1", "type": "bounce", "email": "old@elsewhere.example",
+        "hard": true, "status": "5.1.1", "reason": "user unknown",
+        "message_id": format!("<{}>", id_for("generic@example.org")),
+    })
+    .to_string();
+    assert_eq!(post_signed(addr, &generic).await, 200, "{label}");
+
+    let credentials = postmark_credentials();
+    for (id, kind, email) in [
+        (9001, "HardBounce", "postmark@example.org"),
+        (9002, "AutoResponder", "away@example.org"),
+    ] {
+        let body = postmark_bounce(id, kind, email);
+        assert_eq!(
+            post_postmark(addr, &body, Some(&credentials)).await,
+            200,
+            "{label}"
+        );
+    }
+
     // What the operator sees.
     let list: Vec<serde_json::Value> =
         serde_json::from_str(&op.ok(&["subscribers", "list", "--json"]).await).unwrap();
@@ -784,31 +819,38 @@ async fn a_digest_sent_over_smtp_is_matched_by_its_message_id_through_each_provi
     assert_eq!(status_of("gone@example.org"), "bounced", "{label}");
     assert_eq!(status_of("full@example.org"), "confirmed", "{label}");
     assert_eq!(status_of("angry@example.net"), "complained", "{label}");
+    assert_eq!(status_of("generic@example.org"), "bounced", "{label}");
+    assert_eq!(status_of("postmark@example.org"), "bounced", "{label}");
+    assert_eq!(status_of("away@example.org"), "confirmed", "{label}");
     let events: Vec<serde_json::Value> =
         serde_json::from_str(&op.ok(&["bounces", "list", "--json"]).await).unwrap();
-    let matched: Vec<(&str, &str)> = events
+    let matched: Vec<(&str, &str, bool)> = events
         .iter()
         .map(|e| {
-            assert!(e["delivery_id"].is_i64(), "{label}: no delivery: {e}");
             (
                 e["subscriber_email"].as_str().unwrap_or_default(),
                 e["effect"].as_str().unwrap_or_default(),
+                e["delivery_id"].is_i64(),
             )
         })
         .collect();
     assert_eq!(
         matched,
         vec![
-            ("gone@example.org", "hard"),
-            ("full@example.org", "soft"),
-            ("angry@example.net", "complaint"),
+            ("gone@example.org", "hard", true),
+            ("full@example.org", "soft", true),
+            ("angry@example.net", "complaint", true),
+            ("generic@example.org", "hard", true),
+            ("postmark@example.org", "hard", false),
+            ("away@example.org", "none", false),
         ],
-        "{label}"
+        "{label}: {events:?}"
     );
     let deliveries = op.ok(&["deliveries", "--issue", &issue.to_string()]).await;
+    // The rates count deliveries a report was matched to; Postmark's name only the address.
     assert!(
         deliveries.contains(&format!(
-            "issue {issue}: 3 sent; bounces 2 (66.67%), complaints 1 (33.33%)"
+            "issue {issue}: 6 sent; bounces 3 (50.00%), complaints 1 (16.67%)"
         )),
         "{label}: {deliveries}"
     );

@@ -124,9 +124,9 @@ pub enum DkimCommand {
 /// The kind of DKIM key `tidings dkim keygen` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DkimAlgorithm {
-    /// RSA-2048, rsa-sha256: the key every receiver verifies ([dkim] private_key_path)
+    // RSA-2048, rsa-sha256: the key every receiver verifies ([dkim] private_key_path).
     Rsa,
-    /// Ed25519, ed25519-sha256 (RFC 8463): a second signature beside RSA ([dkim] ed25519_private_key_path)
+    // Ed25519, ed25519-sha256 (RFC 8463): a second signature beside RSA.
     Ed25519,
 }
 
@@ -141,7 +141,7 @@ pub struct DkimKeygenArgs {
     /// Where to write the private key (never overwritten); default: SELECTOR.DOMAIN.dkim.pem (RSA) or SELECTOR.DOMAIN.dkim.ed25519 (Ed25519)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// The kind of key
+    /// The kind of key: rsa (RSA-2048, for dkim.private_key_path) or ed25519 (RFC 8463, a second signature beside RSA, for dkim.ed25519_private_key_path)
     #[arg(long, value_enum, default_value = "rsa")]
     pub algorithm: DkimAlgorithm,
 }

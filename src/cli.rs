@@ -117,8 +117,17 @@ pub struct InitArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DkimCommand {
-    /// Write a new RSA-2048 DKIM private key (PKCS#1 PEM, mode 0600) and print the DNS TXT record to publish
+    /// Write a new DKIM private key (RSA-2048 in PKCS#1 PEM, or Ed25519; mode 0600) and print the DNS TXT record to publish
     Keygen(DkimKeygenArgs),
+}
+
+/// The kind of DKIM key `tidings dkim keygen` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DkimAlgorithm {
+    // RSA-2048, rsa-sha256: the key every receiver verifies ([dkim] private_key_path).
+    Rsa,
+    // Ed25519, ed25519-sha256 (RFC 8463): a second signature beside RSA.
+    Ed25519,
 }
 
 #[derive(Debug, Args)]
@@ -129,9 +138,12 @@ pub struct DkimKeygenArgs {
     /// The selector (dkim.selector): the record goes at SELECTOR._domainkey.DOMAIN
     #[arg(long, value_name = "SELECTOR")]
     pub selector: String,
-    /// Where to write the private key (never overwritten); default: SELECTOR.DOMAIN.dkim.pem
+    /// Where to write the private key (never overwritten); default: SELECTOR.DOMAIN.dkim.pem (RSA) or SELECTOR.DOMAIN.dkim.ed25519 (Ed25519)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// The kind of key: rsa (RSA-2048, for dkim.private_key_path) or ed25519 (RFC 8463, a second signature beside RSA, for dkim.ed25519_private_key_path)
+    #[arg(long, value_enum, default_value = "rsa")]
+    pub algorithm: DkimAlgorithm,
 }
 
 #[derive(Debug, Args)]

@@ -436,6 +436,75 @@ async fn wrong_dns_records_fail_each_check() {
     assert_eq!(check(&checks, "dns.bounce_mx").0, "ok");
 }
 
+/// RFC 8032 7.1's first Ed25519 test key: its seed as `tidings dkim keygen --algorithm ed25519`
+/// writes it (base64), and its public key; and the second test key's public key.
+const ED25519_SEED: &str = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
+const ED25519_PUBLIC: &str = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+const OTHER_ED25519_PUBLIC: &str = "PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ed25519_key_record_is_checked_when_dual_signing() {
+    let smtp = smtp_server().await;
+    let key = tempfile::tempdir().unwrap().keep().join("ed.key");
+    std::fs::write(&key, format!("{ED25519_SEED}\n")).unwrap();
+    let dual = format!(
+        "selector = \"mail\"\ned25519_selector = \"ed\"\ned25519_private_key_path = \"{}\"\n",
+        key.display()
+    );
+    let name = "ed._domainkey.example.test";
+    for (published, status, expected) in [
+        (
+            Some(format!("v=DKIM1; k=ed25519; p={ED25519_PUBLIC}")),
+            "ok",
+            "publishes the public half",
+        ),
+        (
+            Some(format!("v=DKIM1; k=ed25519; p={OTHER_ED25519_PUBLIC}")),
+            "failed",
+            "is not the public half",
+        ),
+        // Without k=ed25519 the record is an RSA key's.
+        (
+            Some(format!("v=DKIM1; p={ED25519_PUBLIC}")),
+            "failed",
+            "k=rsa",
+        ),
+        (None, "failed", "no DKIM key record at ed._domainkey"),
+    ] {
+        let mut records = good_records();
+        if let Some(record) = &published {
+            records.push((name, Rec::Txt(record.clone())));
+        }
+        let dns = DnsServer::start(ZONE, &records).await;
+        let text = config(closed_port().await, &smtp, "right-password", true, "")
+            .replace("selector = \"mail\"\n", &dual);
+        let env = TestEnv::new(&db::sqlite_url(), &text);
+        let (_, checks, _) = doctor_json(&env, dns.addr).await;
+        let (got, message) = check(&checks, "dns.dkim_ed25519");
+        assert_eq!(got, status, "{published:?}: {message}");
+        assert!(message.contains(expected), "{published:?}: {message}");
+        assert_eq!(check(&checks, "dns.dkim").0, "ok", "{published:?}");
+        if status == "failed" {
+            let c = checks
+                .iter()
+                .find(|c| c["check"] == "dns.dkim_ed25519")
+                .unwrap();
+            let fix = c["fix"].as_str().unwrap();
+            assert!(
+                fix.contains(&format!("v=DKIM1; k=ed25519; p={ED25519_PUBLIC}")),
+                "{fix}"
+            );
+        }
+    }
+    // Without an Ed25519 key there is no such check.
+    let (dns, env) = env_with(&good_records(), &smtp, "right-password", true).await;
+    let (_, checks, _) = doctor_json(&env, dns.addr).await;
+    assert!(
+        !checks.iter().any(|c| c["check"] == "dns.dkim_ed25519"),
+        "{checks:#?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_spf_fails_and_a_monitoring_dmarc_policy_warns() {
     let smtp = smtp_server().await;

@@ -1,7 +1,8 @@
 //! The operator's kit through the built binary: `tidings init` (a complete config that loads
 //! with the real loader, a fresh secret, a migrated database on either backend, never over an
-//! existing file), `tidings dkim keygen` (a key `[dkim]` loads whose signatures verify against
-//! the printed DNS record, checked with mail-auth), `tidings --version` (version and commit),
+//! existing file), `tidings dkim keygen` (an RSA or Ed25519 key `[dkim]` loads whose signatures
+//! verify against the printed DNS record, checked with mail-auth; both keys configured, every
+//! message carries both signatures; a key that cannot be read stops start-up), `tidings --version` (version and commit),
 //! and `[theme]` (accent colour, logo and footer line in the digest that `preview` renders, in
 //! the confirmation that arrives over SMTP and on the web pages; bad values refused at start
 //! with the key named).
@@ -241,19 +242,25 @@ mod dns {
     }
 }
 
-/// The DKIM results of `raw` with `record` (the TXT value) published at `name`.
-async fn verify_dkim(raw: &[u8], name: &str, record: &str) -> Vec<mail_auth::DkimResult> {
+/// The DKIM results of `raw`, each with its signature's selector (`?` for none), with each
+/// `(name, record)` (the TXT value) published.
+async fn verify_dkim(
+    raw: &[u8],
+    published: &[(&str, &str)],
+) -> Vec<(String, mail_auth::DkimResult)> {
     use mail_auth::common::parse::TxtRecordParser;
     use mail_auth::common::verify::DomainKey;
     use mail_auth::{AuthenticatedMessage, MessageAuthenticator, Parameters, Txt};
 
-    let key = DomainKey::parse(record.as_bytes()).expect("the printed record parses");
-    let txt: Txt = key.into();
     let records = dns::Records(Default::default());
-    for name in [format!("{name}."), name.to_string()] {
-        records.0.lock().unwrap().insert(name.into(), txt.clone());
+    for (name, record) in published {
+        let key = DomainKey::parse(record.as_bytes()).expect("the printed record parses");
+        let txt: Txt = key.into();
+        for name in [format!("{name}."), name.to_string()] {
+            records.0.lock().unwrap().insert(name.into(), txt.clone());
+        }
     }
-    // The resolver is never asked: the record is in the cache above.
+    // The resolver is never asked: the records are in the cache above.
     let authenticator = MessageAuthenticator::new_cloudflare().unwrap();
     let message = AuthenticatedMessage::parse(raw).expect("mail-auth parses the message");
     let params = Parameters::new(&message).with_txt_cache(&records);
@@ -261,7 +268,104 @@ async fn verify_dkim(raw: &[u8], name: &str, record: &str) -> Vec<mail_auth::Dki
         .verify_dkim(params)
         .await
         .into_iter()
-        .map(|o| o.result().clone())
+        .map(|o| {
+            let selector = o.signature().map_or("?".into(), |s| s.s.clone());
+            (selector, o.result().clone())
+        })
+        .collect()
+}
+
+/// `tidings dkim keygen --domain DOMAIN --selector SELECTOR --out OUT` with `extra` flags.
+fn run_keygen(dir: &Path, domain: &str, selector: &str, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "dkim",
+        "keygen",
+        "--domain",
+        domain,
+        "--selector",
+        selector,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    tidings_in(dir, &args)
+}
+
+/// A new key for example.com at DIR/FILE; (its path, the TXT value printed on the record line,
+/// stdout).
+fn keygen(dir: &Path, selector: &str, file: &str, extra: &[&str]) -> (PathBuf, String, String) {
+    let key = dir.join(file);
+    let out = run_keygen(dir, "example.com", selector, &key, extra);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    let record = record_line(&printed, &format!("{selector}._domainkey.example.com"))
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .collect::<Vec<_>>()
+        .concat();
+    (key, record, printed)
+}
+
+/// The line of `printed` with the TXT record for `name`.
+fn record_line<'a>(printed: &'a str, name: &str) -> &'a str {
+    printed
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} IN TXT \"")))
+        .unwrap_or_else(|| panic!("no record line in {printed}"))
+}
+
+/// A second `keygen` over `key` is refused (exit code 2) and leaves the key as it was.
+fn keygen_refuses_to_overwrite(dir: &Path, selector: &str, key: &Path, extra: &[&str]) {
+    let before = std::fs::read_to_string(key).unwrap();
+    let again = run_keygen(dir, "example.com", selector, key, extra);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains("already exists"));
+    assert_eq!(std::fs::read_to_string(key).unwrap(), before);
+}
+
+/// The signature with selector `pass` verifies and the one with selector `fail` does not.
+fn passes_and_fails(results: &[(String, mail_auth::DkimResult)], pass: &str, fail: &str) {
+    let of = |selector: &str| {
+        results
+            .iter()
+            .find(|(s, _)| s == selector)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| panic!("no signature with s={selector}: {results:?}"))
+    };
+    assert_eq!(of(pass), mail_auth::DkimResult::Pass, "{results:?}");
+    assert_ne!(of(fail), mail_auth::DkimResult::Pass, "{results:?}");
+}
+
+/// The RSA test key and its record, for the RSA half of dual signing.
+fn rsa_fixture() -> (PathBuf, String) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let public = std::fs::read_to_string(dir.join("dkim-test-key.pub.b64")).unwrap();
+    (
+        dir.join("dkim-test-key.pem"),
+        format!("v=DKIM1; k=rsa; p={}", public.trim()),
+    )
+}
+
+/// `[dkim]` signing for example.com with the RSA key at `rsa` (selector news2026) and the
+/// Ed25519 key at `ed25519` (selector ed2026).
+fn dual_dkim(rsa: &Path, ed25519: &Path) -> String {
+    format!(
+        "[dkim]\ndomain = \"example.com\"\nselector = \"news2026\"\nprivate_key_path = \"{}\"\n\
+         ed25519_selector = \"ed2026\"\ned25519_private_key_path = \"{}\"",
+        rsa.display(),
+        ed25519.display()
+    )
+}
+
+/// The values of the DKIM-Signature headers of `raw`, unfolded.
+fn dkim_signatures(raw: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(raw);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    head.replace("\r\n ", " ")
+        .replace("\r\n\t", " ")
+        .split("\r\n")
+        .filter_map(|l| l.strip_prefix("DKIM-Signature:").map(str::to_string))
         .collect()
 }
 
@@ -307,19 +411,7 @@ async fn dkim_keygen_writes_a_key_whose_signatures_verify_against_the_printed_re
     let dir = temp_dir();
     let key = dir.join("keys/tidings.pem");
     std::fs::create_dir_all(dir.join("keys")).unwrap();
-    let out = tidings_in(
-        &dir,
-        &[
-            "dkim",
-            "keygen",
-            "--domain",
-            "Example.COM",
-            "--selector",
-            "news2026",
-            "--out",
-            key.to_str().unwrap(),
-        ],
-    );
+    let out = run_keygen(&dir, "Example.COM", "news2026", &key, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let printed = stdout(&out);
     let pem = std::fs::read_to_string(&key).unwrap();
@@ -328,10 +420,7 @@ async fn dkim_keygen_writes_a_key_whose_signatures_verify_against_the_printed_re
     assert_eq!(mode(&key), 0o600);
 
     // The record line: `S._domainkey.D IN TXT "..." "..."`, no string over 255 characters.
-    let line = printed
-        .lines()
-        .find(|l| l.starts_with("news2026._domainkey.example.com IN TXT \""))
-        .unwrap_or_else(|| panic!("no record line in {printed}"));
+    let line = record_line(&printed, "news2026._domainkey.example.com");
     let strings: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
     assert!(
         strings.len() >= 2,
@@ -354,26 +443,137 @@ async fn dkim_keygen_writes_a_key_whose_signatures_verify_against_the_printed_re
     let eml = preview(&env, "eml");
     assert!(eml.status.success(), "{}", stderr(&eml));
     assert!(stdout(&eml).contains("DKIM-Signature:"));
-    let results = verify_dkim(&eml.stdout, "news2026._domainkey.example.com", &record).await;
-    assert_eq!(results, vec![mail_auth::DkimResult::Pass]);
+    let results = verify_dkim(
+        &eml.stdout,
+        &[("news2026._domainkey.example.com", record.as_str())],
+    )
+    .await;
+    assert_eq!(
+        results,
+        vec![("news2026".to_string(), mail_auth::DkimResult::Pass)]
+    );
 
     // Never over an existing key.
-    let again = tidings_in(
-        &dir,
-        &[
-            "dkim",
-            "keygen",
-            "--domain",
-            "example.com",
-            "--selector",
-            "news2026",
-            "--out",
-            key.to_str().unwrap(),
-        ],
+    keygen_refuses_to_overwrite(&dir, "news2026", &key, &[]);
+}
+
+#[tokio::test]
+async fn dkim_keygen_ed25519_writes_a_key_whose_signatures_verify_against_the_printed_record() {
+    let dir = temp_dir();
+    let (key, record, printed) = keygen(&dir, "ed2026", "ed.key", &["--algorithm", "ed25519"]);
+    #[cfg(unix)]
+    assert_eq!(mode(&key), 0o600);
+    // The form lettre reads: the base64 of the 32-byte seed.
+    let text = std::fs::read_to_string(&key).unwrap();
+    let seed = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .unwrap();
+    assert_eq!(seed.len(), 32, "{text}");
+    // RFC 8463: k=ed25519 and p= the raw 32-byte public key, one string.
+    let public = record
+        .strip_prefix("v=DKIM1; k=ed25519; p=")
+        .unwrap_or_else(|| panic!("{record}"));
+    let public_key = base64::engine::general_purpose::STANDARD
+        .decode(public)
+        .unwrap();
+    assert_eq!(public_key.len(), 32, "{record}");
+    assert!(
+        !printed.contains(text.trim()),
+        "the key is printed: {printed}"
     );
-    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
-    assert!(stderr(&again).contains("already exists"));
-    assert_eq!(std::fs::read_to_string(&key).unwrap(), pem);
+    for line in [
+        "ed25519_selector = \"ed2026\"".to_string(),
+        format!("ed25519_private_key_path = \"{}\"", key.display()),
+    ] {
+        assert!(printed.contains(&line), "{line} not in {printed}");
+    }
+
+    // Signed through `[dkim]` (beside the RSA test key), the Ed25519 signature verifies
+    // against the printed record alone; the RSA one, whose record is not published, does not.
+    let (rsa, _) = rsa_fixture();
+    let env = digest_env(&dual_dkim(&rsa, &key)).await;
+    let eml = preview(&env, "eml");
+    assert!(eml.status.success(), "{}", stderr(&eml));
+    let results = verify_dkim(&eml.stdout, &[("ed2026._domainkey.example.com", &record)]).await;
+    assert_eq!(results.len(), 2, "{results:?}");
+    passes_and_fails(&results, "ed2026", "news2026");
+
+    // Never over an existing key.
+    keygen_refuses_to_overwrite(&dir, "ed2026", &key, &["--algorithm", "ed25519"]);
+}
+
+#[tokio::test]
+async fn a_dual_signed_message_carries_an_rsa_and_an_ed25519_signature_that_each_verify() {
+    let dir = temp_dir();
+    let (rsa, rsa_key, _) = keygen(&dir, "news2026", "rsa.pem", &[]);
+    let (ed25519, ed25519_key, _) = keygen(&dir, "ed2026", "ed.key", &["--algorithm", "ed25519"]);
+    let env = digest_env(&dual_dkim(&rsa, &ed25519)).await;
+    let eml = preview(&env, "eml");
+    assert!(eml.status.success(), "{}", stderr(&eml));
+
+    let signatures = dkim_signatures(&eml.stdout);
+    assert_eq!(signatures.len(), 2, "{signatures:#?}");
+    let with = |a: &str, s: &str| {
+        signatures
+            .iter()
+            .filter(|v| v.contains(&format!("a={a};")) && v.contains(&format!("s={s};")))
+            .count()
+    };
+    assert_eq!(with("rsa-sha256", "news2026"), 1, "{signatures:#?}");
+    assert_eq!(with("ed25519-sha256", "ed2026"), 1, "{signatures:#?}");
+
+    let published = [
+        ("news2026._domainkey.example.com", rsa_key.as_str()),
+        ("ed2026._domainkey.example.com", ed25519_key.as_str()),
+    ];
+    let mut results = verify_dkim(&eml.stdout, &published).await;
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        results,
+        vec![
+            ("ed2026".to_string(), mail_auth::DkimResult::Pass),
+            ("news2026".to_string(), mail_auth::DkimResult::Pass),
+        ]
+    );
+
+    // Another Ed25519 key published at the Ed25519 selector: that signature fails, RSA's passes.
+    let (_, other_key, _) = keygen(&dir, "ed2026", "other.key", &["--algorithm", "ed25519"]);
+    assert_ne!(other_key, ed25519_key);
+    let published = [
+        published[0],
+        ("ed2026._domainkey.example.com", other_key.as_str()),
+    ];
+    let results = verify_dkim(&eml.stdout, &published).await;
+    passes_and_fails(&results, "news2026", "ed2026");
+}
+
+#[tokio::test]
+async fn a_dkim_key_that_cannot_be_read_stops_start_up_naming_its_setting() {
+    let dir = temp_dir();
+    let (rsa, _) = rsa_fixture();
+    let missing = dir.join("missing.key");
+    let not_a_key = dir.join("not-a-key");
+    std::fs::write(&not_a_key, "hello\n").unwrap();
+    for (rsa, ed25519, setting) in [
+        (
+            rsa.as_path(),
+            missing.as_path(),
+            "dkim.ed25519_private_key_path",
+        ),
+        (
+            rsa.as_path(),
+            not_a_key.as_path(),
+            "dkim.ed25519_private_key_path",
+        ),
+        (missing.as_path(), rsa.as_path(), "dkim.private_key_path"),
+    ] {
+        let env = digest_env(&dual_dkim(rsa, ed25519)).await;
+        let out = preview(&env, "eml");
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(&format!("{setting} ")), "{setting}: {err}");
+        assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    }
 }
 
 #[test]

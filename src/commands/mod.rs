@@ -195,6 +195,15 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
     ) {
         settings.check_secret_for_public_links()?;
     }
+    // Only these sign mail: a DKIM key (RSA, or the Ed25519 one) that is missing, unreadable or
+    // not a key stops them before anything is opened, naming its setting (exit 2).
+    if matches!(
+        cli.command,
+        Command::Serve | Command::Run(_) | Command::Send(_) | Command::Preview(_)
+    ) {
+        crate::render::DkimSigner::from_settings(&settings.dkim)
+            .map_err(|e| ConfigError(e.to_string()))?;
+    }
     // Only the commands that set up or run the service create a missing SQLite database; the
     // others, pointed at a mistyped path, say there is none.
     let create = matches!(cli.command, Command::Serve | Command::Run(_));

@@ -135,11 +135,20 @@ pub struct DkimSettings {
     pub domain: String,
     pub selector: String,
     pub private_key_path: String,
+    /// The selector of the optional second, Ed25519 key (RFC 8463), under the same domain.
+    pub ed25519_selector: String,
+    /// The Ed25519 key (the base64 of its 32-byte seed); set, every message is signed twice.
+    pub ed25519_private_key_path: String,
 }
 
 impl DkimSettings {
     pub fn enabled(&self) -> bool {
         !self.private_key_path.trim().is_empty()
+    }
+
+    /// Whether an Ed25519 key is configured beside the RSA key (dual signing).
+    pub fn ed25519_enabled(&self) -> bool {
+        !self.ed25519_private_key_path.trim().is_empty()
     }
 }
 

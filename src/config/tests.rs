@@ -87,6 +87,21 @@ fn errors_name_the_key() {
     );
     let e = Settings::from_toml("[newsletter]\nbogus = 1\n").unwrap_err();
     assert!(e.to_string().contains("bogus"), "{e}");
+    // An Ed25519 key is a second signature: it needs the RSA key and its own selector.
+    let e = Settings::from_toml(
+        "[dkim]\ndomain = \"example.com\"\ned25519_selector = \"ed\"\ned25519_private_key_path = \"ed.key\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("dkim.ed25519_private_key_path is set without dkim.private_key_path"),
+        "{e}"
+    );
+    let e = Settings::from_toml(
+        "[dkim]\ndomain = \"example.com\"\nselector = \"s\"\nprivate_key_path = \"k.pem\"\ned25519_private_key_path = \"ed.key\"\n",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("dkim.ed25519_selector"), "{e}");
 }
 
 #[test]

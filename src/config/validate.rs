@@ -464,6 +464,16 @@ impl Settings {
                 "dkim.private_key_path is set but dkim.domain or dkim.selector is empty",
             ));
         }
+        if k.ed25519_enabled() && !k.enabled() {
+            return Err(err(
+                "dkim.ed25519_private_key_path is set without dkim.private_key_path: the Ed25519 signature is a second one beside RSA (many receivers verify only RSA)",
+            ));
+        }
+        if k.ed25519_enabled() && k.ed25519_selector.trim().is_empty() {
+            return Err(err(
+                "dkim.ed25519_private_key_path is set but dkim.ed25519_selector is empty",
+            ));
+        }
         let w = &self.web;
         if w.max_body_bytes < 1024 {
             return Err(err("web.max_body_bytes must be at least 1024"));

@@ -1,6 +1,7 @@
 //! The DNS checks of `tidings doctor`, through hickory-resolver: SPF at the From domain, the
 //! DKIM key record at `<selector>._domainkey.<domain>` against the configured key's public
-//! half, DMARC at `_dmarc.<From domain>` (or its organisational domain) and its alignment with
+//! half (and, with `[dkim] ed25519_private_key_path` set, the `k=ed25519` record at
+//! `<ed25519_selector>._domainkey.<domain>` against the Ed25519 key's public key), DMARC at `_dmarc.<From domain>` (or its organisational domain) and its alignment with
 //! From, and MX records for the bounce address's domain.
 //!
 //! The resolver is the system's (`/etc/resolv.conf`) unless `tidings doctor --nameserver
@@ -120,6 +121,9 @@ pub async fn check_dns(settings: &Settings, dns: &Dns) -> Vec<Check> {
     let dkim = check_dkim(settings, dns).await;
     let dkim_domain = (dkim.status == super::Status::Ok).then(|| settings.dkim.domain.trim());
     checks.push(dkim);
+    if settings.dkim.enabled() && settings.dkim.ed25519_enabled() {
+        checks.push(check_dkim_ed25519(settings, dns).await);
+    }
     checks.push(check_dmarc(dns, &from_domain, dkim_domain, &envelope_domain).await);
     if let Some(address) = &settings.bounces.address {
         checks.push(check_bounce_mx(dns, address.domain()).await);
@@ -187,47 +191,97 @@ async fn check_dkim(settings: &Settings, dns: &Dns) -> Check {
     }
     let (domain, selector) = (d.domain.trim(), d.selector.trim());
     let path = d.private_key_path.trim();
-    let mine = match std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {path}: {e}"))
-        .and_then(|pem| public_key_of(&pem))
-    {
+    let setting = (
+        "dkim.private_key_path",
+        "point dkim.private_key_path at an RSA private key in PKCS#1 PEM (BEGIN RSA PRIVATE KEY)",
+    );
+    let mine = match public_key(NAME, setting, path, public_key_of) {
         Ok(k) => k,
-        Err(e) => {
-            return Check::failed(
-                NAME,
-                format!("dkim.private_key_path: {e}"),
-                "point dkim.private_key_path at an RSA private key in PKCS#1 PEM (BEGIN RSA PRIVATE KEY)",
-            );
-        }
+        Err(failed) => return failed,
     };
     let name = format!("{selector}._domainkey.{domain}");
-    let publish = format!(
-        "publish a TXT record at {name}: \"v=DKIM1; k=rsa; p={}\"",
-        spki_base64(&mine)
+    key_record_check(dns, NAME, &name, "rsa", &spki_base64(&mine), path, |p| {
+        same_key(p, &mine)
+    })
+    .await
+}
+
+/// The Ed25519 key's record (RFC 8463): `k=ed25519` and `p=` its 32-byte public key.
+async fn check_dkim_ed25519(settings: &Settings, dns: &Dns) -> Check {
+    const NAME: &str = "dns.dkim_ed25519";
+    let d = &settings.dkim;
+    let (domain, selector) = (d.domain.trim(), d.ed25519_selector.trim());
+    let path = d.ed25519_private_key_path.trim();
+    let setting = (
+        "dkim.ed25519_private_key_path",
+        "point dkim.ed25519_private_key_path at a key written by `tidings dkim keygen --algorithm ed25519`",
     );
-    let txts = match dns.txt(&name).await {
+    let mine = match public_key(NAME, setting, path, crate::render::ed25519_public_key) {
+        Ok(k) => k,
+        Err(failed) => return failed,
+    };
+    let name = format!("{selector}._domainkey.{domain}");
+    let engine = &base64::engine::general_purpose::STANDARD;
+    key_record_check(
+        dns,
+        NAME,
+        &name,
+        "ed25519",
+        &engine.encode(&mine),
+        path,
+        |p| engine.decode(p).is_ok_and(|published| published == mine),
+    )
+    .await
+}
+
+/// The DKIM key records at `name`: ok when one of type `key_type` publishes the key `is_mine`
+/// recognises (the public half of the key file at `path`), else failed with the record to
+/// publish (`p=` `public_b64`) as the fix.
+async fn key_record_check(
+    dns: &Dns,
+    check: &'static str,
+    name: &str,
+    key_type: &str,
+    public_b64: &str,
+    path: &str,
+    is_mine: impl Fn(&str) -> bool,
+) -> Check {
+    let publish =
+        format!("publish a TXT record at {name}: \"v=DKIM1; k={key_type}; p={public_b64}\"");
+    let txts = match dns.txt(name).await {
         Ok(t) => t,
-        Err(e) => return Check::failed(NAME, e, "check the name server and the record"),
+        Err(e) => return Check::failed(check, e, "check the name server and the record"),
     };
     let keys: Vec<Result<String, String>> = txts
         .iter()
         .filter(|t| t.contains("p="))
-        .map(|t| dkim_public_key(t))
+        .map(|t| dkim_public_key(t, key_type))
         .collect();
     let Some(first) = keys.first() else {
-        return Check::failed(NAME, format!("no DKIM key record at {name}"), publish);
+        return Check::failed(check, format!("no DKIM key record at {name}"), publish);
     };
-    if keys
-        .iter()
-        .any(|k| k.as_ref().is_ok_and(|p| same_key(p, &mine)))
-    {
-        return Check::ok(NAME, format!("{name} publishes the public half of {path}"));
+    if keys.iter().any(|k| k.as_ref().is_ok_and(|p| is_mine(p))) {
+        return Check::ok(check, format!("{name} publishes the public half of {path}"));
     }
     let why = match first {
         Err(e) => format!("the record at {name} is not usable: {e}"),
         Ok(_) => format!("the key published at {name} is not the public half of {path}"),
     };
-    Check::failed(NAME, why, publish)
+    Check::failed(check, why, publish)
+}
+
+/// The public half (by `public_of`) of the key file at `path`, the setting `key` names; the
+/// failed check `check` with `fix` when the file cannot be read or holds no such key.
+fn public_key<T>(
+    check: &'static str,
+    (key, fix): (&str, &str),
+    path: &str,
+    public_of: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, Check> {
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {path}: {e}"))
+        .and_then(|text| public_of(&text))
+        .map_err(|e| Check::failed(check, format!("{key}: {e}"), fix))
 }
 
 /// The public half of a PKCS#1 PEM RSA private key.

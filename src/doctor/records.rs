@@ -250,19 +250,22 @@ pub fn aligned(from_domain: &str, other: &str, strict: bool) -> bool {
     }
 }
 
-/// The base64 public key (`p=`) of a DKIM key record; `Err` when the record is not one, or the
-/// key is revoked (empty `p=`).
-pub fn dkim_public_key(record: &str) -> Result<String, String> {
+/// The base64 public key (`p=`) of a DKIM key record for a key of type `key_type` (`rsa`, the
+/// default when `k=` is absent, or `ed25519`, RFC 8463); `Err` when the record is not one, is
+/// for another type of key, or the key is revoked (empty `p=`).
+pub fn dkim_public_key(record: &str, key_type: &str) -> Result<String, String> {
     let all = tags(record);
     if let Some((_, v)) = all.iter().find(|(k, _)| k == "v")
         && v != "DKIM1"
     {
         return Err(format!("v={v} is not DKIM1"));
     }
-    if let Some((_, k)) = all.iter().find(|(k, _)| k == "k")
-        && !k.eq_ignore_ascii_case("rsa")
-    {
-        return Err(format!("k={k}, but the configured key is RSA"));
+    let k = all
+        .iter()
+        .find(|(k, _)| k == "k")
+        .map_or("rsa", |(_, k)| k.as_str());
+    if !k.eq_ignore_ascii_case(key_type) {
+        return Err(format!("k={k}, but the configured key is {key_type}"));
     }
     match all.iter().find(|(k, _)| k == "p") {
         None => Err("it has no p= tag".into()),
@@ -336,14 +339,25 @@ mod tests {
     #[test]
     fn dkim_key_records() {
         assert_eq!(
-            dkim_public_key("v=DKIM1; k=rsa; p=MIIB IjAN").unwrap(),
+            dkim_public_key("v=DKIM1; k=rsa; p=MIIB IjAN", "rsa").unwrap(),
             "MIIBIjAN"
         );
+        assert_eq!(dkim_public_key("v=DKIM1; p=MIIB", "rsa").unwrap(), "MIIB");
         assert!(
-            dkim_public_key("v=DKIM1; p=")
+            dkim_public_key("v=DKIM1; p=", "rsa")
                 .unwrap_err()
                 .contains("revoked")
         );
-        assert!(dkim_public_key("v=DKIM1; k=ed25519; p=abc").is_err());
+        assert!(dkim_public_key("v=DKIM1; k=ed25519; p=abc", "rsa").is_err());
+        assert_eq!(
+            dkim_public_key("v=DKIM1; k=ed25519; p=abc", "ed25519").unwrap(),
+            "abc"
+        );
+        // An Ed25519 record must say so: without k= a record is RSA's.
+        assert!(
+            dkim_public_key("v=DKIM1; p=abc", "ed25519")
+                .unwrap_err()
+                .contains("k=rsa")
+        );
     }
 }

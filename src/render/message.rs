@@ -4,6 +4,10 @@
 //! lettre traps handled here (see STANDARDS.md): display names lose CR/LF/NUL before lettre sees
 //! them (it panics otherwise); Message-ID is always set; DKIM uses relaxed/relaxed and lists the
 //! List-* headers; the folded multipart `Content-Type` is never signed (lettre signs it wrongly).
+//!
+//! With `[dkim] ed25519_private_key_path` set, every message carries two DKIM-Signature headers,
+//! RSA-SHA256 and Ed25519-SHA256 (RFC 8463 recommends both). lettre keeps one header per name,
+//! so each signature is made on its own and the Ed25519 one is written above the message.
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,7 +19,7 @@ use lettre::message::dkim::{
     DkimSigningKey,
 };
 use lettre::message::header::{ContentTransferEncoding, ContentType};
-use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::header::{Header, HeaderName, HeaderValue, Headers};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::{Address, Message};
 
@@ -80,12 +84,16 @@ text_header!(
     "Feedback-ID"
 );
 
-/// Signs outgoing messages with DKIM (RSA-SHA256, relaxed/relaxed). `Debug` never prints the key.
+/// Signs outgoing messages with DKIM (RSA-SHA256, relaxed/relaxed), and also with Ed25519-SHA256
+/// when a second key is configured. `Debug` never prints a key.
 #[derive(Clone)]
 pub struct DkimSigner {
     config: Arc<DkimConfig>,
+    /// The Ed25519 signature's configuration (RFC 8463), same domain, its own selector.
+    ed25519: Option<Arc<DkimConfig>>,
     domain: String,
     selector: String,
+    ed25519_selector: Option<String>,
 }
 
 impl fmt::Debug for DkimSigner {
@@ -93,27 +101,34 @@ impl fmt::Debug for DkimSigner {
         f.debug_struct("DkimSigner")
             .field("domain", &self.domain)
             .field("selector", &self.selector)
+            .field("ed25519_selector", &self.ed25519_selector)
             .field("private_key", &"***")
             .finish()
     }
 }
 
 impl DkimSigner {
-    /// `Ok(None)` when `[dkim] private_key_path` is empty. Reads the key file (RSA, PKCS#1 PEM);
-    /// a missing, unreadable or unparsable key is an error naming `dkim.private_key_path`.
+    /// `Ok(None)` when `[dkim] private_key_path` is empty. Reads the key file (RSA, PKCS#1 PEM),
+    /// and the Ed25519 key file when `dkim.ed25519_private_key_path` is set; a missing,
+    /// unreadable or unparsable key is an error naming its setting.
     pub fn from_settings(d: &DkimSettings) -> Result<Option<DkimSigner>, RenderError> {
         if !d.enabled() {
             return Ok(None);
         }
         let path = d.private_key_path.trim();
-        let pem = std::fs::read_to_string(path).map_err(|e| {
-            RenderError::Dkim(format!(
-                "dkim.private_key_path {path:?} cannot be read: {e}"
-            ))
+        let pem = read_key("dkim.private_key_path", path)?;
+        let signer = DkimSigner::from_pem(&d.domain, &d.selector, &pem).map_err(|reason| {
+            RenderError::Dkim(format!("dkim.private_key_path {path:?}: {reason}"))
         })?;
-        DkimSigner::from_pem(&d.domain, &d.selector, &pem)
+        if !d.ed25519_enabled() {
+            return Ok(Some(signer));
+        }
+        let path = d.ed25519_private_key_path.trim();
+        let text = read_key("dkim.ed25519_private_key_path", path)?;
+        signer
+            .with_ed25519(&d.ed25519_selector, &text)
             .map_err(|reason| {
-                RenderError::Dkim(format!("dkim.private_key_path {path:?}: {reason}"))
+                RenderError::Dkim(format!("dkim.ed25519_private_key_path {path:?}: {reason}"))
             })
             .map(Some)
     }
@@ -128,17 +143,10 @@ impl DkimSigner {
         if selector.is_empty() {
             return Err("dkim.selector must be set when a DKIM key is configured".into());
         }
-        let valid_label = |s: &str| {
-            s.split('.').all(|l| {
-                !l.is_empty()
-                    && l.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            })
-        };
-        if !valid_label(domain) {
+        if !valid_name(domain) {
             return Err(format!("dkim.domain {domain:?} is not a domain name"));
         }
-        if !valid_label(selector) {
+        if !valid_name(selector) {
             return Err(format!("dkim.selector {selector:?} is not a DNS label"));
         }
         if pem.contains("BEGIN PRIVATE KEY") {
@@ -152,30 +160,121 @@ impl DkimSigner {
         }
         let key = DkimSigningKey::new(pem, DkimSigningAlgorithm::Rsa)
             .map_err(|e| format!("the RSA private key cannot be parsed: {e}"))?;
-        let headers = DKIM_SIGNED_HEADERS
-            .iter()
-            .map(|h| HeaderName::new_from_ascii_str(h))
-            .collect();
-        let config = DkimConfig::new(
-            selector.to_string(),
-            domain.to_string(),
-            key,
-            headers,
-            DkimCanonicalization {
-                header: DkimCanonicalizationType::Relaxed,
-                body: DkimCanonicalizationType::Relaxed,
-            },
-        );
         Ok(DkimSigner {
-            config: Arc::new(config),
+            config: Arc::new(dkim_config(domain, selector, key)),
+            ed25519: None,
             domain: domain.to_string(),
             selector: selector.to_string(),
+            ed25519_selector: None,
         })
     }
 
-    pub(crate) fn sign(&self, message: &mut Message) {
-        message.sign(&self.config);
+    /// This signer, also signing with the Ed25519 key `text` (the base64 of its 32-byte seed,
+    /// as `tidings dkim keygen --algorithm ed25519` writes it) under `selector` of the same
+    /// domain. The error names what is wrong, without the key.
+    pub fn with_ed25519(self, selector: &str, text: &str) -> Result<DkimSigner, String> {
+        let selector = selector.trim();
+        if selector.is_empty() {
+            return Err(
+                "dkim.ed25519_selector must be set when an Ed25519 key is configured".into(),
+            );
+        }
+        if !valid_name(selector) {
+            return Err(format!(
+                "dkim.ed25519_selector {selector:?} is not a DNS label"
+            ));
+        }
+        if selector.eq_ignore_ascii_case(&self.selector) {
+            return Err(format!(
+                "dkim.ed25519_selector {selector:?} is dkim.selector too; each key needs its own selector"
+            ));
+        }
+        let (key, _) = ed25519_signing_key(text)?;
+        Ok(DkimSigner {
+            ed25519: Some(Arc::new(dkim_config(&self.domain, selector, key))),
+            ed25519_selector: Some(selector.to_string()),
+            ..self
+        })
     }
+
+    /// Signs `message` and formats it: the Ed25519 signature's header (when configured) first,
+    /// then the message with its RSA signature.
+    pub(crate) fn sign_and_format(&self, mut message: Message) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Some(ed25519) = &self.ed25519 {
+            message.sign(ed25519);
+            if let Some(signature) = message.headers_mut().remove_raw("DKIM-Signature") {
+                let mut headers = Headers::new();
+                headers.insert_raw(signature);
+                out.extend_from_slice(headers.to_string().as_bytes());
+            }
+        }
+        message.sign(&self.config);
+        out.extend_from_slice(&message.formatted());
+        out
+    }
+}
+
+/// The text of the key file at `path`; the error names `key` and the path.
+fn read_key(key: &str, path: &str) -> Result<String, RenderError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| RenderError::Dkim(format!("{key} {path:?} cannot be read: {e}")))
+}
+
+/// A domain or selector: labels of ASCII letters, digits, `-` and `_` between dots.
+fn valid_name(s: &str) -> bool {
+    s.split('.').all(|l| {
+        !l.is_empty()
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
+/// relaxed/relaxed over [`DKIM_SIGNED_HEADERS`].
+fn dkim_config(domain: &str, selector: &str, key: DkimSigningKey) -> DkimConfig {
+    let headers = DKIM_SIGNED_HEADERS
+        .iter()
+        .map(|h| HeaderName::new_from_ascii_str(h))
+        .collect();
+    DkimConfig::new(
+        selector.to_string(),
+        domain.to_string(),
+        key,
+        headers,
+        DkimCanonicalization {
+            header: DkimCanonicalizationType::Relaxed,
+            body: DkimCanonicalizationType::Relaxed,
+        },
+    )
+}
+
+/// The public key of an Ed25519 DKIM private key in the form lettre reads (the base64 of the
+/// 32-byte seed, surrounding whitespace ignored), as the 32 raw bytes an RFC 8463 record's
+/// `p=` carries in base64. The key is also loaded the way `[dkim]` loads it. The error never
+/// contains the key.
+pub fn ed25519_public_key(text: &str) -> Result<Vec<u8>, String> {
+    ed25519_signing_key(text).map(|(_, public)| public)
+}
+
+/// The signing key lettre reads from `text`, and its public key.
+fn ed25519_signing_key(text: &str) -> Result<(DkimSigningKey, Vec<u8>), String> {
+    use aws_lc_rs::signature::KeyPair as _;
+    use base64::Engine as _;
+    let text = text.trim();
+    let seed = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| "the file is not an Ed25519 private key (the base64 of its 32-byte seed)")?;
+    if seed.len() != 32 {
+        return Err(format!(
+            "the file is not an Ed25519 private key: its base64 holds {} bytes, not the 32 of a seed",
+            seed.len()
+        ));
+    }
+    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+        .map_err(|_| "the Ed25519 seed is not usable".to_string())?;
+    let key = DkimSigningKey::new(text, DkimSigningAlgorithm::Ed25519)
+        .map_err(|e| format!("the Ed25519 private key cannot be parsed: {e}"))?;
+    Ok((key, pair.public_key().as_ref().to_vec()))
 }
 
 /// A configured mailbox (`newsletter.from`, `newsletter.reply_to`) with a display name that
@@ -267,11 +366,11 @@ pub(crate) fn build_message(
     if let Some(feedback_id) = env.feedback_id {
         builder = builder.header(FeedbackId(feedback_id.to_string()));
     }
-    let mut message = builder
+    let message = builder
         .multipart(parts.into_multipart())
         .map_err(|e| RenderError::Build(e.to_string()))?;
-    if let Some(signer) = dkim {
-        signer.sign(&mut message);
-    }
-    Ok(message.formatted())
+    Ok(match dkim {
+        Some(signer) => signer.sign_and_format(message),
+        None => message.formatted(),
+    })
 }

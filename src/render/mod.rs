@@ -31,7 +31,7 @@ use crate::config::{Settings, ThemeSettings};
 use crate::domain::SubscriberEmail;
 
 pub use digest::{PreparedDigest, archive_html, digest_text};
-pub use message::{DKIM_SIGNED_HEADERS, DkimSigner};
+pub use message::{DKIM_SIGNED_HEADERS, DkimSigner, ed25519_public_key};
 pub use transactional::{Transactional, transactional_message};
 
 use message::{config_mailbox, mailbox_domain};

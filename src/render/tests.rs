@@ -929,48 +929,75 @@ fn changing_a_signed_list_header_breaks_the_dkim_signature() {
 #[test]
 fn bad_dkim_keys_give_an_error_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
     let missing = dir.path().join("missing.pem");
-    let garbage = dir.path().join("garbage.pem");
-    std::fs::write(
-        &garbage,
+    let garbage = file(
+        "garbage.pem",
         "-----BEGIN RSA PRIVATE KEY-----\nnot base64!\n-----END RSA PRIVATE KEY-----\n",
-    )
-    .unwrap();
-    let pkcs8 = dir.path().join("pkcs8.pem");
-    std::fs::write(&pkcs8, KEY_PKCS8_PEM).unwrap();
-    let text = dir.path().join("text.pem");
-    std::fs::write(&text, "hello").unwrap();
-    for (path, hint) in [
-        (&missing, "cannot be read"),
-        (&garbage, "cannot be parsed"),
-        (&pkcs8, "PKCS#8"),
-        (&text, "PKCS#1"),
+    );
+    let pkcs8 = file("pkcs8.pem", KEY_PKCS8_PEM);
+    let text = file("text.pem", "hello");
+    let good = file("good.pem", KEY_PEM);
+    let seed = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
+    let ed_good = file("ed.key", &format!("{seed}\n"));
+    let short = file("short.key", "AAAA\n");
+    let rsa = |path: &std::path::Path| DkimSettings {
+        domain: "example.com".into(),
+        selector: "tidings2026".into(),
+        private_key_path: path.display().to_string(),
+        ..DkimSettings::default()
+    };
+    // The Ed25519 key beside the good RSA one.
+    let dual = |path: &std::path::Path| DkimSettings {
+        ed25519_selector: "ed2026".into(),
+        ed25519_private_key_path: path.display().to_string(),
+        ..rsa(&good)
+    };
+    let (rsa_key, ed_key) = ("dkim.private_key_path", "dkim.ed25519_private_key_path");
+    for (d, setting, hint) in [
+        (rsa(&missing), rsa_key, "cannot be read"),
+        (rsa(&garbage), rsa_key, "cannot be parsed"),
+        (rsa(&pkcs8), rsa_key, "PKCS#8"),
+        (rsa(&text), rsa_key, "PKCS#1"),
+        (dual(&missing), ed_key, "cannot be read"),
+        (dual(&short), ed_key, "not the 32 of a seed"),
+        (dual(&text), ed_key, "not an Ed25519 private key"),
+        (dual(&good), ed_key, "not an Ed25519 private key"),
+        (
+            DkimSettings {
+                ed25519_selector: "tidings2026".into(),
+                ..dual(&ed_good)
+            },
+            "dkim.ed25519_selector",
+            "its own selector",
+        ),
     ] {
-        let d = DkimSettings {
-            domain: "example.com".into(),
-            selector: "tidings2026".into(),
-            private_key_path: path.display().to_string(),
-        };
         let e = DkimSigner::from_settings(&d).unwrap_err().to_string();
-        assert!(e.contains("dkim.private_key_path"), "{e}");
+        assert!(e.contains(setting), "{e}");
         assert!(e.contains(hint), "{e}");
-        assert!(!e.contains("MII"), "key material in error: {e}");
+        assert!(
+            !e.contains("MII") && !e.contains(seed),
+            "key material in error: {e}"
+        );
     }
     assert!(
         DkimSigner::from_settings(&DkimSettings::default())
             .unwrap()
             .is_none()
     );
-    let good = dir.path().join("good.pem");
-    std::fs::write(&good, KEY_PEM).unwrap();
-    let d = DkimSettings {
-        domain: "example.com".into(),
-        selector: "tidings2026".into(),
-        private_key_path: good.display().to_string(),
-    };
-    let signer = DkimSigner::from_settings(&d).unwrap().unwrap();
+    let signer = DkimSigner::from_settings(&rsa(&good)).unwrap().unwrap();
     let shown = format!("{signer:?}");
     assert!(!shown.contains("MII") && shown.contains("***"), "{shown}");
+    let signer = DkimSigner::from_settings(&dual(&ed_good)).unwrap().unwrap();
+    let shown = format!("{signer:?}");
+    assert!(
+        !shown.contains("MII") && !shown.contains(seed) && shown.contains("ed2026"),
+        "{shown}"
+    );
 }
 
 /// Writes sample messages for checking by hand: set TIDINGS_SAMPLE_EML_DIR to keep them

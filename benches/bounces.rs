@@ -10,36 +10,17 @@
 //!
 //! `BENCH_MESSAGES=N` changes the count (default 10,000).
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use chrono::Utc;
-use tidings::domain::{ConsentSource, SubscriberEmail, SubscriberStatus, TopicSlug};
-use tidings::store::{NewSubscriber, Store};
+use tidings::store::Store;
 
 async fn seed(url: &str, n: usize) -> anyhow::Result<()> {
     let store = Store::open(url, 4).await?;
-    let topic = TopicSlug::parse("rust").map_err(anyhow::Error::msg)?;
-    let mut batch = Vec::with_capacity(1000);
-    for i in 0..n {
-        batch.push(NewSubscriber {
-            email: SubscriberEmail::parse(&format!("reader{i}@example.org"))?,
-            topics: vec![topic.clone()],
-            status: SubscriberStatus::Confirmed,
-            timezone: None,
-            source: ConsentSource::Import,
-            consent_version: "bench".into(),
-            consented_at: None,
-            resubscribe: false,
-            ip: None,
-            user_agent: None,
-        });
-        if batch.len() == 1000 || i + 1 == n {
-            store.add_subscribers(&batch, Utc::now()).await?;
-            batch.clear();
-        }
-    }
+    common::add_confirmed_readers(&store, n).await?;
     Ok(())
 }
 

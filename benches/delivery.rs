@@ -11,15 +11,15 @@
 //! Postfix's smtp-source sending as many messages of the same size at the same concurrency to
 //! the same port, and both rates are printed.
 
+mod common;
+
 use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
 use tidings::config::Settings;
 use tidings::delivery;
-use tidings::domain::{
-    ArticleSource, ConsentSource, Digest, DigestEntry, SubscriberEmail, SubscriberStatus, TopicSlug,
-};
-use tidings::store::{ArticleUpsert, NewSubscriber, Store};
+use tidings::domain::{ArticleSource, Digest, DigestEntry, SubscriberEmail, TopicSlug};
+use tidings::store::{ArticleUpsert, Store};
 
 fn vm_hwm_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -34,27 +34,8 @@ fn vm_hwm_kib() -> u64 {
 
 async fn seed(url: &str, n: usize) -> anyhow::Result<()> {
     let store = Store::open(url, 4).await?;
-    let topic = TopicSlug::parse("rust").map_err(anyhow::Error::msg)?;
     let started = Instant::now();
-    let mut batch = Vec::with_capacity(1000);
-    for i in 0..n {
-        batch.push(NewSubscriber {
-            email: SubscriberEmail::parse(&format!("reader{i}@example.org"))?,
-            topics: vec![topic.clone()],
-            status: SubscriberStatus::Confirmed,
-            timezone: None,
-            source: ConsentSource::Import,
-            consent_version: "bench".into(),
-            consented_at: None,
-            resubscribe: false,
-            ip: None,
-            user_agent: None,
-        });
-        if batch.len() == 1000 || i + 1 == n {
-            store.add_subscribers(&batch, Utc::now()).await?;
-            batch.clear();
-        }
-    }
+    common::add_confirmed_readers(&store, n).await?;
     let t0 = Utc
         .with_ymd_and_hms(2026, 2, 2, 8, 0, 0)
         .single()

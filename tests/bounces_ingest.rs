@@ -297,7 +297,9 @@ async fn a_maildir_and_an_mbox_backlog_are_counted(backend: Backend) {
 }
 
 /// The pipe exits 75 when the SQLite database is missing (a volume not mounted), so the MTA
-/// keeps the message and retries.
+/// keeps the message and retries; once the database is back, the retry is stored, and a
+/// second retry of the same message (an MTA that did not see the first answer) changes
+/// nothing.
 #[test]
 fn the_pipe_asks_for_a_retry_when_the_sqlite_database_is_missing() {
     let dir = tempfile::tempdir().expect("temp dir").keep();
@@ -305,9 +307,36 @@ fn the_pipe_asks_for_a_retry_when_the_sqlite_database_is_missing() {
         &format!("sqlite://{}", dir.join("absent/t.db").display()),
         "",
     );
-    let out = ingest_stdin(&env, fixture_text("tidings-digest-bounce.eml").as_bytes());
+    let message = fixture_text("tidings-digest-bounce.eml");
+    let out = ingest_stdin(&env, message.as_bytes());
     assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
     assert!(stderr(&out).contains("try again later"), "{}", stderr(&out));
+
+    // The volume is back.
+    std::fs::create_dir_all(dir.join("absent")).expect("mkdir");
+    let out = env.run(&["migrate"]);
+    assert!(out.status.success(), "migrate: {}", stderr(&out));
+    let out = env.run(&[
+        "subscribers",
+        "add",
+        "gone@example.org",
+        "--topic",
+        "rust",
+        "--confirmed",
+    ]);
+    assert!(out.status.success(), "add: {}", stderr(&out));
+    let out = ingest_stdin(&env, message.as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("stored event"), "{}", stdout(&out));
+    let out = ingest_stdin(&env, message.as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("already stored"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(events(&env, "sqlite").len(), 1);
+    assert_eq!(status_of(&env, "sqlite", "gone@example.org"), "bounced");
 }
 
 /// The pipe exits 75 when PostgreSQL does not answer: here a port that accepts connections

@@ -11,6 +11,14 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=TIDINGS_GIT_COMMIT");
+    // git is asked only when the package's folder is the top of a git checkout (not a tarball
+    // unpacked inside some other repository); that is settled once, here.
+    let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let in_checkout = run_git(&dir, &["rev-parse", "--show-toplevel"]).is_some_and(|top| {
+        let top = std::fs::canonicalize(top).ok();
+        top.is_some() && top == std::fs::canonicalize(&dir).ok()
+    });
+    let git = |args: &[&str]| in_checkout.then(|| run_git(&dir, args)).flatten();
     let commit = std::env::var("TIDINGS_GIT_COMMIT")
         .ok()
         .filter(|c| !c.trim().is_empty())
@@ -30,17 +38,6 @@ fn main() {
             println!("cargo:rerun-if-changed={}", path.display());
         }
     }
-}
-
-/// The trimmed output of a successful git command run in the package's folder, if that folder
-/// is the top of a git checkout (not a tarball unpacked inside some other repository).
-fn git(args: &[&str]) -> Option<String> {
-    let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR")?);
-    let top = run_git(&dir, &["rev-parse", "--show-toplevel"])?;
-    if std::fs::canonicalize(&top).ok()? != std::fs::canonicalize(&dir).ok()? {
-        return None;
-    }
-    run_git(&dir, args)
 }
 
 fn run_git(dir: &std::path::Path, args: &[&str]) -> Option<String> {

@@ -11,13 +11,13 @@
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tidings::config::Settings;
 use tidings::inbound::Ingester;
 use tidings::inbound::imap::{PollSummary, Poller};
 use tidings::store::Store;
 
-use crate::support::cli::{TestEnv, stderr, stdout};
+use crate::bounces_ingest::{events, status_of};
+use crate::support::cli::{TestEnv, stderr};
 use crate::support::db::{self, Backend, per_backend};
 use crate::support::imap::{self, ImapServer};
 
@@ -78,33 +78,6 @@ async fn poller(env: &TestEnv) -> (Poller, Store) {
     let imap = settings.bounces.imap.clone().expect("imap configured");
     let poller = Poller::new(imap, Ingester::new(&settings, store.clone())).expect("poller");
     (poller, store)
-}
-
-/// The status `subscribers list --json` shows for `email`.
-fn status_of(env: &TestEnv, label: &str, email: &str) -> String {
-    let out = env.run(&["subscribers", "list", "--json"]);
-    assert!(out.status.success(), "{label}: list: {}", stderr(&out));
-    let rows: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
-    rows.as_array()
-        .expect("array")
-        .iter()
-        .find(|r| r["email"] == email)
-        .unwrap_or_else(|| panic!("{label}: {email} not listed: {rows}"))["status"]
-        .as_str()
-        .expect("status")
-        .to_string()
-}
-
-/// `bounces list --json`.
-fn events(env: &TestEnv, label: &str) -> Vec<Value> {
-    let out = env.run(&["bounces", "list", "--json"]);
-    assert!(
-        out.status.success(),
-        "{label}: bounces list: {}",
-        stderr(&out)
-    );
-    let rows: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
-    rows.as_array().expect("array").clone()
 }
 
 fn sorted(ids: &[&str]) -> Vec<String> {

@@ -69,7 +69,7 @@ pub(crate) fn pipe(env: &TestEnv, extra: &[&str], message: &[u8]) -> Output {
 }
 
 /// The status `subscribers list --json` shows for `email`.
-fn status_of(env: &TestEnv, label: &str, email: &str) -> String {
+pub(crate) fn status_of(env: &TestEnv, label: &str, email: &str) -> String {
     let out = env.run(&["subscribers", "list", "--json"]);
     assert!(out.status.success(), "{label}: list: {}", stderr(&out));
     let rows: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
@@ -84,7 +84,7 @@ fn status_of(env: &TestEnv, label: &str, email: &str) -> String {
 }
 
 /// `bounces list --json`.
-fn events(env: &TestEnv, label: &str) -> Vec<Value> {
+pub(crate) fn events(env: &TestEnv, label: &str) -> Vec<Value> {
     let out = env.run(&["bounces", "list", "--json"]);
     assert!(
         out.status.success(),

@@ -14,7 +14,7 @@ pub async fn backup(settings: &Settings, args: BackupArgs) -> CommandResult {
     // As it is: a backup reads and never migrates.
     let store = Store::open_as_is(&db.url, db.max_connections).await?;
     let bar = ProgressBar::on_terminal(ROWS);
-    let result = store.backup_to(&args.file, bar.as_progress()).await;
+    let result = store.backup_to(&args.file, &bar).await;
     store.close().await;
     let summary = result.map_err(copy_error)?;
     print_summary(&summary);
@@ -33,7 +33,7 @@ pub async fn restore(settings: &Settings, args: RestoreArgs) -> CommandResult {
     // A missing SQLite file is created: restoring onto a new machine starts from nothing.
     let store = Store::connect(&db.url, db.max_connections).await?;
     let bar = ProgressBar::on_terminal(ROWS);
-    let result = store.restore_from(&args.file, bar.as_progress()).await;
+    let result = store.restore_from(&args.file, &bar).await;
     store.close().await;
     let summary = result.map_err(copy_error)?;
     print_summary(&summary);

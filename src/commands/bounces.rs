@@ -21,6 +21,7 @@ use crate::cli::{
 };
 use crate::config::Settings;
 use crate::inbound::{Ingested, Ingester, Source, report_json};
+use crate::store::copy::Progress;
 use crate::store::{BounceEventFilter, BounceEventRecord, Recorded, Store};
 
 mod backlog;
@@ -116,7 +117,9 @@ async fn ingest(args: BouncesIngestArgs, config: Option<&Path>) -> CommandResult
         CommandError::TempFail(format!("{what} unavailable, try again later: {e}"))
     };
     let settings = Settings::load(config).map_err(|e| temp("configuration", &e))?;
-    let Context { settings, store } = Context::open(settings, false)
+    let Context {
+        settings, store, ..
+    } = Context::open(settings, false)
         .await
         .map_err(|e| temp("database", &e))?;
     let ingester = Ingester::new(&settings, store.clone());
@@ -127,7 +130,7 @@ async fn ingest(args: BouncesIngestArgs, config: Option<&Path>) -> CommandResult
             ProgressBar::on_terminal("{bar:40} {pos}/{len} messages ({per_sec}, {eta} left)")
         }
     };
-    let progress = bar.as_progress();
+    let progress: &dyn Progress = &bar;
     progress.start(total);
     let mut summary = Summary::default();
     let mut unreadable = 0u64;

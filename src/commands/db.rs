@@ -10,7 +10,7 @@ use crate::cli::{DbCommand, DbCopyArgs};
 use crate::commands::{CommandError, CommandResult, usage};
 use crate::config::redact_url;
 use crate::store::Store;
-use crate::store::copy::{CopyError, CopySummary, NoProgress, Progress};
+use crate::store::copy::{CopyError, CopySummary, Progress};
 
 pub async fn run(cmd: DbCommand) -> CommandResult {
     match cmd {
@@ -25,7 +25,7 @@ async fn copy(args: DbCopyArgs) -> CommandResult {
     let source = Store::open_as_is(&args.from, 2).await?;
     let target = Store::connect(&args.to, 2).await?;
     let bar = ProgressBar::on_terminal(ROWS);
-    let result = source.copy_to(&target, bar.as_progress()).await;
+    let result = source.copy_to(&target, &bar).await;
     source.close().await;
     target.close().await;
     let summary = result.map_err(copy_error)?;
@@ -84,13 +84,6 @@ impl ProgressBar {
         match &self.0 {
             Some(bar) => bar.println(line),
             None => eprintln!("{line}"),
-        }
-    }
-
-    pub fn as_progress(&self) -> &dyn Progress {
-        match &self.0 {
-            Some(_) => self,
-            None => &NoProgress,
         }
     }
 }

@@ -110,6 +110,9 @@ pub fn write_new_private(
 pub struct Context {
     pub settings: Settings,
     pub store: Store,
+    /// The DKIM signer, loaded once by `dispatch` for the commands that sign mail (`None` for
+    /// the others, or without a key).
+    pub dkim: Option<crate::render::DkimSigner>,
 }
 
 impl Context {
@@ -123,7 +126,11 @@ impl Context {
             Store::open_existing(&db.url, db.max_connections).await
         }
         .map_err(|e| CommandError::Failed(e.into()))?;
-        Ok(Context { settings, store })
+        Ok(Context {
+            settings,
+            store,
+            dkim: None,
+        })
     }
 
     /// Checks that a topic slug is configured; the error names it and lists the known ones.
@@ -197,17 +204,22 @@ pub async fn dispatch(cli: Cli) -> CommandResult {
     }
     // Only these sign mail: a DKIM key (RSA, or the Ed25519 one) that is missing, unreadable or
     // not a key stops them before anything is opened, naming its setting (exit 2).
-    if matches!(
+    let dkim = if matches!(
         cli.command,
         Command::Serve | Command::Run(_) | Command::Send(_) | Command::Preview(_)
     ) {
         crate::render::DkimSigner::from_settings(&settings.dkim)
-            .map_err(|e| ConfigError(e.to_string()))?;
-    }
+            .map_err(|e| ConfigError(e.to_string()))?
+    } else {
+        None
+    };
     // Only the commands that set up or run the service create a missing SQLite database; the
     // others, pointed at a mistyped path, say there is none.
     let create = matches!(cli.command, Command::Serve | Command::Run(_));
-    let ctx = Context::open(settings, create).await?;
+    let ctx = Context {
+        dkim,
+        ..Context::open(settings, create).await?
+    };
     let result = match cli.command {
         Command::Subscribers(cmd) => subscribers::run(&ctx, cmd).await,
         Command::Topics => subscribers::topics(&ctx).await,

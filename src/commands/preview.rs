@@ -8,7 +8,7 @@ use std::io::Write;
 use super::{CommandError, CommandResult, Context, now};
 use crate::cli::PreviewFormat;
 use crate::domain::SubscriberEmail;
-use crate::render::{DkimSigner, PreparedDigest, Recipient};
+use crate::render::{PreparedDigest, Recipient};
 use crate::tokens::TokenSigner;
 
 pub async fn run(ctx: &Context, args: crate::cli::PreviewArgs) -> CommandResult {
@@ -32,9 +32,8 @@ pub async fn run(ctx: &Context, args: crate::cli::PreviewArgs) -> CommandResult 
     }
     // Not frozen yet: the preview stands in for the issue with id 0.
     digest.issue_id.get_or_insert(0);
-    let dkim = DkimSigner::from_settings(&ctx.settings.dkim).context("loading the DKIM key")?;
-    let prepared =
-        PreparedDigest::prepare(&ctx.settings, &digest, dkim).context("rendering the digest")?;
+    let prepared = PreparedDigest::prepare(&ctx.settings, &digest, ctx.dkim.clone())
+        .context("rendering the digest")?;
     let tokens = TokenSigner::from_settings(&ctx.settings.newsletter);
     let recipient = Recipient {
         subscriber_id: 0,

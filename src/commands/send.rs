@@ -18,7 +18,7 @@ use crate::cli::SendArgs;
 use crate::delivery::{self, Progress, Transport};
 use crate::domain::{DeliveryStatus, Digest, SubscriberEmail};
 use crate::pipeline::CompiledIssue;
-use crate::render::{DkimSigner, PreparedDigest, Recipient};
+use crate::render::{PreparedDigest, Recipient};
 use crate::scheduler::{IssueToPublish, LocalRelease, Publication, SystemClock, publish};
 use crate::store::IssueRecipient;
 use crate::tokens::TokenSigner;
@@ -243,7 +243,6 @@ async fn dry_run(
 }
 
 fn prepare(ctx: &Context, digest: &Digest) -> Result<PreparedDigest, CommandError> {
-    let dkim = DkimSigner::from_settings(&ctx.settings.dkim)
-        .map_err(|e| CommandError::Failed(e.into()))?;
-    PreparedDigest::prepare(&ctx.settings, digest, dkim).map_err(|e| CommandError::Failed(e.into()))
+    PreparedDigest::prepare(&ctx.settings, digest, ctx.dkim.clone())
+        .map_err(|e| CommandError::Failed(e.into()))
 }

@@ -121,7 +121,7 @@ pub async fn check_dns(settings: &Settings, dns: &Dns) -> Vec<Check> {
     let dkim = check_dkim(settings, dns).await;
     let dkim_domain = (dkim.status == super::Status::Ok).then(|| settings.dkim.domain.trim());
     checks.push(dkim);
-    if settings.dkim.enabled() && settings.dkim.ed25519_enabled() {
+    if settings.dkim.ed25519_enabled() {
         checks.push(check_dkim_ed25519(settings, dns).await);
     }
     checks.push(check_dmarc(dns, &from_domain, dkim_domain, &envelope_domain).await);

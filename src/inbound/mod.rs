@@ -86,9 +86,7 @@ impl Ingester {
         recipient: Option<&str>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Ingested, StoreError> {
-        let bytes = &bytes[..bytes.len().min(bounce::MAX_MESSAGE_BYTES)];
-        let report = bounce::parse(bytes);
-        let headers = header_fields(bytes);
+        let (bytes, report, headers) = read(bytes);
         let message_key = headers
             .iter()
             .find(|(name, _)| name == "message-id")
@@ -151,11 +149,8 @@ impl Ingester {
         bytes: &[u8],
         recipient: Option<&str>,
     ) -> Result<(Report, ReportMatch), StoreError> {
-        let bytes = &bytes[..bytes.len().min(bounce::MAX_MESSAGE_BYTES)];
-        let report = bounce::parse(bytes);
-        let matched = self
-            .matched(&report, &header_fields(bytes), recipient)
-            .await?;
+        let (_, report, headers) = read(bytes);
+        let matched = self.matched(&report, &headers, recipient).await?;
         Ok((report, matched))
     }
 
@@ -265,6 +260,13 @@ pub struct ParsedEvent<'a> {
     pub parsed: serde_json::Value,
     /// The request body it came in.
     pub raw: &'a [u8],
+}
+
+/// The message cut at [`bounce::MAX_MESSAGE_BYTES`], what it is, and its header fields: how
+/// [`Ingester::ingest`] and [`Ingester::match_message`] both read a message.
+fn read(bytes: &[u8]) -> (&[u8], Report, Vec<(String, String)>) {
+    let bytes = &bytes[..bytes.len().min(bounce::MAX_MESSAGE_BYTES)];
+    (bytes, bounce::parse(bytes), header_fields(bytes))
 }
 
 /// The parsed fields of a report as `bounces parse` prints them and events store them;

@@ -112,7 +112,7 @@ async fn build_digests(
         .collect();
     list.sort_by_key(|a| a.id);
     list.dedup_by_key(|a| a.id);
-    let by_id = abstractive::summaries(settings, store, &list, now).await;
+    let mut by_id = abstractive::summaries(settings, store, &list, now).await;
     let limits = summarize::Limits::from(&settings.summarizer);
     let mut written_by: HashMap<String, usize> = HashMap::new();
     let mut digests: Vec<Option<Digest>> = vec![None; wanted.len()];
@@ -122,12 +122,12 @@ async fn build_digests(
             period.window,
             chosen,
             |a| {
+                // Computed once per article, however many topics pick it.
                 let s = by_id
-                    .get(&a.id)
-                    .cloned()
-                    .unwrap_or_else(|| summarize::summarize(a, limits));
+                    .entry(a.id)
+                    .or_insert_with(|| summarize::summarize(a, limits));
                 *written_by.entry(s.source.to_string()).or_default() += 1;
-                s.text
+                s.text.clone()
             },
         ));
     }

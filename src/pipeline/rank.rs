@@ -141,7 +141,7 @@ impl Weights {
 pub fn score(article: &Article, weights: &Weights) -> f64 {
     let mut best: Vec<(&str, f64)> = Vec::with_capacity(article.sources.len());
     for s in &article.sources {
-        let v = weights.source_score(s).score;
+        let v = weights.percentile(&s.source_name, s.points).0 * weights.of(&s.source_name);
         match best.iter_mut().find(|(n, _)| *n == s.source_name) {
             Some((_, b)) => *b = b.max(v),
             None => best.push((&s.source_name, v)),

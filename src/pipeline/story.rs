@@ -505,12 +505,6 @@ fn assemble_stories(
         let root = groups.find(i);
         members.entry(root).or_default().push(i);
     }
-    if members.len() == n {
-        return Stories {
-            articles: Cow::Owned(articles),
-            merged: HashMap::new(),
-        };
-    }
     // Why each article joined its story: the first link that names it (either side), by id.
     let mut reason_of: HashMap<i64, MergeReason> = HashMap::new();
     for (i, j, reason) in links {

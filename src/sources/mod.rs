@@ -45,14 +45,25 @@ pub struct FetchWindow {
     pub end: DateTime<Utc>,
 }
 
+/// White space and control characters collapsed to single spaces, trimmed.
+pub fn collapse(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for word in s
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
 /// Plain text for storage: control characters removed, white space collapsed, at most `max`
 /// characters.
 pub fn clean_text(s: &str, max: usize) -> String {
-    let collapsed = s
-        .split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let collapsed = collapse(s);
     if collapsed.chars().count() <= max {
         collapsed
     } else {

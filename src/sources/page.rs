@@ -117,7 +117,7 @@ fn main_text(html: &str, base: Option<&Url>) -> Option<(Vec<String>, meta::Meta)
     let (paragraphs, _) = text::paragraphs(content.tree.root(), &[]);
     let m = &result.metadata;
     let non_empty = |s: &str| {
-        let s = text::collapse(s);
+        let s = crate::sources::collapse(s);
         (!s.is_empty()).then_some(s)
     };
     let extra = meta::Meta {

@@ -227,7 +227,10 @@ pub fn summarize(article: &Article, limits: Limits) -> Summary {
     let text = article_text(article);
     let (cands, total_words) = candidates(&text, &title);
     let body: Vec<String> = {
-        let mut all: Vec<String> = cands.iter().flat_map(|c| c.content.clone()).collect();
+        let mut all: Vec<String> = cands
+            .iter()
+            .flat_map(|c| c.content.iter().cloned())
+            .collect();
         all.sort();
         all.dedup();
         all
@@ -312,7 +315,7 @@ fn choose(
     if lead_words >= min_words {
         return Vec::new();
     }
-    let content: Vec<Vec<String>> = cands.iter().map(|c| c.content.clone()).collect();
+    let content: Vec<&[String]> = cands.iter().map(|c| c.content.as_slice()).collect();
     let scores = rank::centrality(&content);
     let mut order: Vec<usize> = (0..cands.len()).collect();
     let adjusted = |i: usize| scores[i] * weight(&cands[i]);

@@ -96,7 +96,7 @@ const ITERATIONS: usize = 50;
 const LEAD_BONUS: f64 = 0.2;
 
 /// A centrality score per sentence (same order as `words`), lead bonus included.
-pub fn centrality(words: &[Vec<String>]) -> Vec<f64> {
+pub fn centrality(words: &[&[String]]) -> Vec<f64> {
     let n = words.len();
     if n == 0 {
         return Vec::new();
@@ -104,20 +104,20 @@ pub fn centrality(words: &[Vec<String>]) -> Vec<f64> {
     // Sparse graph through an inverted index: only sentences sharing a word are compared.
     let mut index: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, ws) in words.iter().enumerate() {
-        for w in ws {
+        for w in *ws {
             index.entry(w.as_str()).or_default().push(i);
         }
     }
     let mut edges: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
     let mut seen = vec![usize::MAX; n];
     for i in 0..n {
-        for w in &words[i] {
+        for w in words[i] {
             for &j in index.get(w.as_str()).map(Vec::as_slice).unwrap_or_default() {
                 if j <= i || seen[j] == i {
                     continue;
                 }
                 seen[j] = i;
-                let s = similarity(&words[i], &words[j]);
+                let s = similarity(words[i], words[j]);
                 if s > 0.0 {
                     edges[i].push((j, s));
                     edges[j].push((i, s));

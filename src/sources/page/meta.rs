@@ -12,7 +12,7 @@ use scraper::{ElementRef, Html, Selector};
 use serde_json::Value;
 use url::Url;
 
-use super::text::collapse;
+use crate::sources::collapse;
 
 /// Longest title, author and description kept, in characters.
 pub const MAX_TITLE_CHARS: usize = 300;

@@ -8,6 +8,8 @@ use ego_tree::NodeRef;
 use ego_tree::iter::Edge;
 use scraper::Node;
 
+use crate::sources::collapse;
+
 /// Elements whose start and end break paragraphs.
 const BLOCKS: &[&str] = &[
     "address",
@@ -127,21 +129,6 @@ fn flush(buf: &mut String, out: &mut Vec<String>) {
         out.push(p);
     }
     buf.clear();
-}
-
-/// White space and control characters collapsed to single spaces, trimmed.
-pub fn collapse(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for word in s
-        .split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|w| !w.is_empty())
-    {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-    out
 }
 
 /// `paragraphs` joined by blank lines, at most `max_bytes` bytes: whole paragraphs while they

@@ -325,15 +325,6 @@ impl Store {
         Ok(summary)
     }
 
-    /// The newest migration applied to this database, 0 for a database tidings never migrated;
-    /// nothing is changed.
-    pub async fn schema_version(&self) -> CopyResult<i64> {
-        super::with_pool!(self, p => {
-            let mut conn = p.acquire().await?;
-            Ok(catalog::Catalog::schema_version(&mut *conn).await?)
-        })
-    }
-
     /// Rows per table, in copy order (for comparing two databases).
     pub async fn table_counts(&self) -> CopyResult<Vec<TableCount>> {
         super::with_pool!(self, p => {

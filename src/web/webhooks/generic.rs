@@ -73,7 +73,7 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
             return StatusCode::BAD_REQUEST;
         }
     };
-    record_all(&state, &[(translate(event), body.to_vec())]).await
+    record_all(&state, &[(translate(event), body.clone())]).await
 }
 
 /// The event as the store records it: `type` bounce (hard or soft as `hard` says), complaint,

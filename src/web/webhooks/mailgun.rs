@@ -82,7 +82,7 @@ pub async fn receive(State(state): State<AppState>, body: Bytes) -> StatusCode {
     let Some(data) = request.get("event-data") else {
         return StatusCode::BAD_REQUEST;
     };
-    record_all(&state, &[(translate(data), body.to_vec())]).await
+    record_all(&state, &[(translate(data), body.clone())]).await
 }
 
 /// Whether `signature` (hex) is HMAC-SHA256 of `timestamp` then `token` keyed by `key`.

@@ -21,6 +21,7 @@ pub(super) mod sendgrid;
 pub(super) mod ses;
 mod sns;
 
+use axum::body::Bytes;
 use axum::http::StatusCode;
 
 use super::AppState;
@@ -102,7 +103,7 @@ fn usable_id(id: &str) -> bool {
 /// Records every event in order; 200 when all are stored (or were before), 400 when one has
 /// no usable id, 503 at the first database error (the provider retries the request, and the
 /// events already stored are then duplicates that change nothing).
-async fn record_all(state: &AppState, events: &[(Event, Vec<u8>)]) -> StatusCode {
+async fn record_all(state: &AppState, events: &[(Event, Bytes)]) -> StatusCode {
     if events.iter().any(|(e, _)| !usable_id(&e.event_id)) {
         tracing::warn!("webhook: an event without a usable id");
         return StatusCode::BAD_REQUEST;

@@ -66,7 +66,7 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
             return StatusCode::BAD_REQUEST.into_response();
         }
     };
-    record_all(&state, &[(translate(event), body.to_vec())])
+    record_all(&state, &[(translate(event), body.clone())])
         .await
         .into_response()
 }

@@ -53,9 +53,9 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
             return StatusCode::BAD_REQUEST;
         }
     };
-    let events: Vec<(Event, Vec<u8>)> = batch
+    let events: Vec<(Event, Bytes)> = batch
         .iter()
-        .map(|event| (translate(event), event.to_string().into_bytes()))
+        .map(|event| (translate(event), Bytes::from(event.to_string())))
         .collect();
     record_all(&state, &events).await
 }

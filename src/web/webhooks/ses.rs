@@ -102,9 +102,10 @@ pub async fn receive(State(state): State<AppState>, body: Bytes) -> StatusCode {
             StatusCode::OK
         }
         _ => {
-            let events: Vec<(Event, Vec<u8>)> = events(&message)
+            // One body for every recipient's event: `Bytes` clones share it.
+            let events: Vec<(Event, Bytes)> = events(&message)
                 .into_iter()
-                .map(|e| (e, body.to_vec()))
+                .map(|e| (e, body.clone()))
                 .collect();
             record_all(&state, &events).await
         }
